@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build a virtualenv pinned like the Hugging Face inference container (transformers 4.51.3 +
+# sagemaker-huggingface-inference-toolkit 2.6.0), for the container-parity test.
+# Usage: bash .ci/parity-env.sh VENV_DIR   (idempotent: a working venv there is kept)
+# Then: PARITY_PYTHON=VENV_DIR/bin/python pytest tests/test_serving_parity.py
+set -euo pipefail
+venv="${1:?usage: $0 VENV_DIR}"
+python="${PYTHON:-python3}"
+
+check() {
+    "$venv/bin/python" - <<'PY' 2>/dev/null
+import transformers, torch
+import sagemaker_huggingface_inference_toolkit.handler_service  # noqa: F401
+import mms.context, mms.metrics.metrics_store  # noqa: F401
+assert transformers.__version__ == "4.51.3", transformers.__version__
+PY
+}
+
+if [ -x "$venv/bin/python" ] && check; then
+    echo "parity venv ready: $venv"
+    exit 0
+fi
+rm -rf "$venv"
+"$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+# torch first, so the transformers pin does not pull another build; CPU wheel is enough here.
+"${pip[@]}" "torch==2.13.0"
+"${pip[@]}" "transformers==4.51.3" sagemaker-inference multi-model-server Pillow retrying
+# The toolkit's own dependency pins are for the container image; its code is all we need.
+"${pip[@]}" --no-deps "sagemaker-huggingface-inference-toolkit==2.6.0"
+check || { echo "parity venv at $venv does not import the toolkit" >&2; exit 1; }
+echo "parity venv ready: $venv"

@@ -1,0 +1,197 @@
+"""Validate every cookiecutter answer before a single project file is kept.
+
+All problems are collected and reported in one message, so a user fixes them in one go.
+The answers arrive as JSON (rendered with ``tojson``), never pasted into Python source, so
+quotes, backslashes, Korean, emoji or template braces in an answer cannot break or execute
+anything.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import os
+import re
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
+
+# Names a generated package must not take: importing it would shadow the stdlib module or a
+# dependency the project itself imports.
+DEPENDENCY_MODULES = {
+    "accelerate", "boto3", "botocore", "datasets", "evaluate", "huggingface_hub", "matplotlib",
+    "moto", "numpy", "pandas", "pytest", "safetensors", "sagemaker", "sklearn", "tokenizers",
+    "torch", "tqdm", "transformers", "charset_normalizer", "setuptools", "pip", "tests", "test",
+    "src", "scripts", "benchmarks", "conftest", "cookiecutter",
+}
+STDLIB_MODULES = set(getattr(sys, "stdlib_module_names", ()))
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+HUB_ID_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+INSTANCE_RE = re.compile(r"^ml\.([a-z][a-z0-9-]*)\.(\d*x?large|medium|small|micro|metal)$")
+REGION_RE = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
+S3_RE = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
+DATA_SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".json"}
+BUILTIN_DATASETS = {"nsmc", "nsmc-sample"}
+# Families with an accelerator; anything else trains on CPU.
+GPU_FAMILIES = re.compile(r"^(p\d|g\d|trn\d|dl\d|inf\d)")
+MAX_LENGTH_RANGE = (8, 8192)
+
+
+def user_path(value: str) -> Path:
+    """Resolve a path the way the user meant it: relative to the directory they ran from."""
+    path = Path(os.path.expanduser(value))
+    if path.is_absolute():
+        return path
+    base = os.environ.get("PWD") or ANSWERS.get("_output_dir") or os.getcwd()
+    return Path(base) / path
+
+
+def check_identifier(key: str, value: str, problems: list[str]) -> None:
+    if not PACKAGE_RE.match(value):
+        problems.append(
+            f"{key}={value!r}: must be a valid lowercase Python identifier "
+            "(letters a-z, digits, '_', not starting with a digit)"
+        )
+        return
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        problems.append(f"{key}={value!r}: is a Python keyword; choose another name")
+    if value in STDLIB_MODULES or value in DEPENDENCY_MODULES:
+        problems.append(
+            f"{key}={value!r}: would shadow the module {value!r} (standard library or a "
+            "dependency); choose a more specific name, e.g. 'my_" + value + "'"
+        )
+
+
+def check_labels(value: str, problems: list[str]) -> None:
+    names = [part.strip() for part in value.split(",")]
+    if len(names) < 2:
+        problems.append(
+            f"label_names={value!r}: need at least 2 comma-separated names in label-id order, "
+            "e.g. 'negative,positive'"
+        )
+    if any(not name for name in names):
+        problems.append(f"label_names={value!r}: contains an empty name (check for stray commas)")
+    folded = [name.casefold() for name in names if name]
+    duplicates = sorted({name for name in folded if folded.count(name) > 1})
+    if duplicates:
+        problems.append(
+            f"label_names={value!r}: names must be unique ignoring case and spaces; "
+            f"repeated: {', '.join(duplicates)}"
+        )
+
+
+def check_dataset(value: str, problems: list[str]) -> None:
+    if value in BUILTIN_DATASETS:
+        return
+    if value.startswith("s3://"):
+        if not S3_RE.match(value):
+            problems.append(
+                f"dataset={value!r}: not a well-formed S3 URI; expected s3://bucket-name/prefix "
+                "(bucket: 3-63 lowercase letters, digits, '.', '-')"
+            )
+        return
+    path = user_path(value)
+    if not path.exists():
+        problems.append(
+            f"dataset={value!r}: {path} does not exist; give 'nsmc-sample', 'nsmc', an existing "
+            "CSV/TSV/JSONL file or folder, or an s3:// URI"
+        )
+    elif path.is_file() and path.suffix.lower() not in DATA_SUFFIXES:
+        problems.append(
+            f"dataset={value!r}: unsupported file type {path.suffix!r}; accepted: "
+            + ", ".join(sorted(DATA_SUFFIXES))
+        )
+    elif path.is_dir() and not any(
+        p.suffix.lower() in DATA_SUFFIXES for p in path.iterdir() if p.is_file()
+    ):
+        problems.append(f"dataset={value!r}: folder {path} holds no CSV/TSV/JSONL files")
+
+
+def check_instance(key: str, value: str, problems: list[str], warnings: list[str]) -> None:
+    match = INSTANCE_RE.match(value)
+    if not match:
+        problems.append(
+            f"{key}={value!r}: expected an instance type like 'ml.<family>.<size>', "
+            "e.g. ml.g5.2xlarge"
+        )
+    elif key == "train_instance_type" and not GPU_FAMILIES.match(match.group(1)):
+        warnings.append(
+            f"{key}={value!r} has no GPU: training will work but be slow; "
+            "a GPU type such as ml.g5.2xlarge is recommended"
+        )
+
+
+def check_int(key: str, value: str, low: int, high: int, problems: list[str]) -> None:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        problems.append(f"{key}={value!r}: must be a whole number between {low} and {high}")
+        return
+    if not low <= number <= high:
+        problems.append(f"{key}={value!r}: must be between {low} and {high}")
+
+
+def validate(answers: dict) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not str(answers["project_name"]).strip():
+        problems.append("project_name='': must not be empty")
+    slug = answers["project_slug"]
+    if not SLUG_RE.match(slug):
+        problems.append(
+            f"project_slug={slug!r}: must be lowercase letters and digits separated by single "
+            "'-', starting with a letter, e.g. 'nsmc-classifier'"
+        )
+    check_identifier("package_name", answers["package_name"], problems)
+    for key in ("text_column", "label_column"):
+        if not str(answers[key]).strip():
+            problems.append(f"{key}='': must name a column of the dataset")
+    if answers["text_column"].strip() and answers["text_column"] == answers["label_column"]:
+        problems.append(
+            f"text_column and label_column are both {answers['text_column']!r}: they must differ"
+        )
+    check_labels(answers["label_names"], problems)
+    model = answers["base_model"]
+    if user_path(model).is_dir():
+        pass
+    elif not HUB_ID_RE.match(model) or ".." in model:
+        problems.append(
+            f"base_model={model!r}: neither an existing local folder nor a hub id like "
+            "'organisation/model-name'"
+        )
+    check_int("max_seq_length", answers["max_seq_length"], *MAX_LENGTH_RANGE, problems)
+    check_int("train_instance_count", answers["train_instance_count"], 1, 100, problems)
+    check_instance("train_instance_type", answers["train_instance_type"], problems, warnings)
+    check_instance("inference_instance_type", answers["inference_instance_type"], problems, warnings)
+    if not REGION_RE.match(answers["aws_region"]):
+        problems.append(
+            f"aws_region={answers['aws_region']!r}: expected a region name like 'ap-northeast-2'"
+        )
+    check_dataset(answers["dataset"], problems)
+    return problems, warnings
+
+
+def main() -> int:
+    problems, warnings = validate(ANSWERS)
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if not problems:
+        return 0
+    lines = [f"  - {problem}" for problem in problems]
+    print(
+        f"ERROR: {len(problems)} invalid answer(s); nothing was generated.\n"
+        + "\n".join(lines)
+        + "\n\nRerun without retyping everything:\n"
+        "  cookiecutter --replay-file ~/.cookiecutter_replay/<template>.json <template>"
+        "  (edit the file first), or\n"
+        "  cookiecutter --no-input <template> key=value [key=value ...]",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Command-line entry point: ``<package> <group> <command> [options]``.
+
+Each command group lives in its own ``commands`` module exposing ``register(subparsers)``; groups
+are imported on demand so ``--help`` stays fast and optional extras (SageMaker) stay optional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ConfigError
+from .data.io import DataFormatError
+
+# Modules whose ``register`` adds subcommands; a missing module (e.g. SageMaker parts declined
+# at generation time) is simply skipped.
+COMMAND_MODULES = ("data.commands", "training.commands", "serving.commands", "aws.commands")
+
+
+class UsageError(Exception):
+    """A problem the user can fix from the message alone; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=__package__,
+        description="Prepare data, train, evaluate and serve this project's text classifier.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", help="configuration file to use instead of the package's config.toml"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        full_name = f"{__package__}.{name}"
+        if importlib.util.find_spec(full_name.rsplit(".", 1)[0]) is None:
+            continue
+        importlib.import_module(full_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (ConfigError, DataFormatError, UsageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

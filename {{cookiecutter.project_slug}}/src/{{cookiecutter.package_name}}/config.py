@@ -1,0 +1,187 @@
+"""Load the project's single configuration file (``config.toml`` next to this module).
+
+Each TOML table maps to a frozen dataclass. Unknown keys and wrongly typed values are errors
+that name the file, table and key, because a typo would otherwise silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or holds an invalid value."""
+
+
+@dataclass(frozen=True)
+class ProjectSection:
+    name: str
+    slug: str
+    package: str
+
+
+@dataclass(frozen=True)
+class DataSection:
+    source: str
+    text_column: str
+    label_column: str
+    label_names: tuple[str, ...]
+    prepared_dir: str = "data/prepared"
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 42
+    dev_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    base_model: str
+    max_seq_length: int = 128
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: float = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    mixed_precision: str = "auto"
+    eval_strategy: str = "epoch"
+    eval_steps: int = 500
+    early_stopping_patience: int = 3
+    metric_for_best_model: str = "accuracy"
+    group_by_length: bool = True
+    logging_steps: int = 50
+    checkpoint_dir: str = "checkpoints"
+    save_total_limit: int = 2
+
+
+@dataclass(frozen=True)
+class SageMakerSection:
+    region: str = "ap-northeast-2"
+    train_instance_type: str = "ml.g5.2xlarge"
+    train_instance_count: int = 1
+    inference_instance_type: str = "ml.g4dn.xlarge"
+    role: str = ""
+    bucket: str = ""
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    project: ProjectSection
+    data: DataSection
+    model: ModelSection
+    train: TrainSection = field(default_factory=TrainSection)
+    sagemaker: SageMakerSection = field(default_factory=SageMakerSection)
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON view (tuples as lists), e.g. for writing next to a trained model."""
+        data = dataclasses.asdict(self)
+        data.pop("path", None)
+        return data
+
+
+SECTIONS = {f.name: f.type for f in fields(ProjectConfig) if f.name != "path"}
+
+
+def _coerce(value: Any, expected: Any, where: str) -> Any:
+    """Check a TOML value against a field type; ints are accepted where floats are expected."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected == tuple[str, ...]:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _section(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    hints = get_type_hints(cls)
+    unknown = sorted(set(table) - set(hints))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(hints)}")
+    values = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in table.items()}
+    try:
+        return cls(**values)
+    except TypeError as error:
+        missing = [
+            f.name for f in fields(cls)
+            if f.name not in values
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}") from error
+
+
+def default_config_path() -> Path:
+    """The file used when neither --config nor the environment variable says otherwise."""
+    override = os.environ.get(CONFIG_ENV_VAR)
+    if override:
+        return Path(override)
+    return Path(str(resources.files(__package__).joinpath("config.toml")))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
+    """Read and validate the configuration; ``path`` defaults to :func:`default_config_path`."""
+    config_path = Path(path) if path else default_config_path()
+    try:
+        with open(config_path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise ConfigError(f"configuration file not found: {config_path}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{config_path}: not valid TOML: {error}") from error
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: unknown table(s) [{'], ['.join(unknown)}]; known: {', '.join(SECTIONS)}"
+        )
+    types = get_type_hints(ProjectConfig)
+    sections = {
+        name: _section(types[name], raw[name], f"{config_path} [{name}]")
+        for name in SECTIONS
+        if name in raw
+    }
+    for required in ("project", "data", "model"):
+        if required not in sections:
+            raise ConfigError(f"{config_path}: missing table [{required}]")
+    config = ProjectConfig(**sections, path=str(config_path))
+    _check(config)
+    return config
+
+
+def _check(config: ProjectConfig) -> None:
+    where = f"{config.path} [data]"
+    names = config.data.label_names
+    if len(names) < 2:
+        raise ConfigError(f"{where}.label_names: need at least 2 labels, got {list(names)}")
+    folded = [name.strip().casefold() for name in names]
+    if len(set(folded)) != len(folded) or not all(folded):
+        raise ConfigError(f"{where}.label_names: names must be non-empty and unique: {list(names)}")
+    for key in ("validation_fraction", "test_fraction"):
+        value = getattr(config.data, key)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{where}.{key}: must be in [0, 1), got {value}")
+    if not 0.0 < config.data.dev_fraction <= 1.0:
+        raise ConfigError(f"{where}.dev_fraction: must be in (0, 1], got {config.data.dev_fraction}")

@@ -1,0 +1,90 @@
+"""Write deterministic, stratified train/validation/test splits as SageMaker channel folders.
+
+Layout: ``<out>/<split>/<split>.jsonl`` plus ``<out>/manifest.json``; each folder uploads as the
+channel of the same name, and the training scripts read them with the same readers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..config import DataSection
+from .download import sha256_of
+from .examples import Example, load_examples
+from .io import DataFormatError, write_jsonl
+from .sources import SPLITS, resolve_source
+
+log = logging.getLogger(__name__)
+
+
+def _carve(examples: list[Example], fraction: float, seed: int, name: str) -> tuple[list, list]:
+    """Split off a stratified ``fraction``; deterministic for a given seed and input order."""
+    from sklearn.model_selection import train_test_split
+
+    labels = [example.label for example in examples]
+    try:
+        kept, carved = train_test_split(
+            examples, test_size=fraction, random_state=seed, stratify=labels
+        )
+    except ValueError as error:
+        raise DataFormatError(
+            f"cannot carve a stratified {name} split of {fraction:.0%} from {len(examples)} rows "
+            f"({dict(sorted(Counter(labels).items()))} per label id): {error}. Add data for rare "
+            "labels, change the fraction in config.toml, or provide the split as its own file"
+        ) from None
+    return kept, carved
+
+
+def prepare(config: DataSection, out_dir: str | Path, source: str | None = None) -> dict[str, Any]:
+    """Read the source, split what it lacks, write the channel folders; returns the manifest."""
+    out_dir = Path(out_dir)
+    files = resolve_source(source or config.source)
+    loaded = {
+        split: load_examples(path, config.text_column, config.label_column, config.label_names)
+        for split, path in files.items()
+    }
+    pool = loaded["train"]
+    if "test" not in loaded and config.test_fraction > 0:
+        pool, loaded["test"] = _carve(pool, config.test_fraction, config.seed, "test")
+    if "validation" not in loaded and config.validation_fraction > 0:
+        fraction = config.validation_fraction / (1.0 - (0 if "test" in files else config.test_fraction))
+        pool, loaded["validation"] = _carve(pool, fraction, config.seed, "validation")
+    loaded["train"] = pool
+
+    manifest: dict[str, Any] = {
+        "source": source or config.source,
+        "source_files": {
+            split: {"path": str(path), "sha256": sha256_of(path)} for split, path in files.items()
+        },
+        "seed": config.seed,
+        "text_column": config.text_column,
+        "label_column": config.label_column,
+        "label_names": list(config.label_names),
+        "splits": {},
+    }
+    for split in SPLITS:
+        if split not in loaded:
+            continue
+        # Source order is kept inside each split: it is deterministic and easy to trace back.
+        examples = sorted(loaded[split], key=lambda example: example.line)
+        path = out_dir / split / f"{split}.jsonl"
+        write_jsonl(path, (
+            {config.text_column: example.text, config.label_column: example.label}
+            for example in examples
+        ))
+        counts = Counter(example.label for example in examples)
+        manifest["splits"][split] = {
+            "path": str(path.relative_to(out_dir)),
+            "rows": len(examples),
+            "labels": {name: counts.get(i, 0) for i, name in enumerate(config.label_names)},
+        }
+        log.info("%s: %d rows -> %s", split, len(examples), path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    return manifest
