@@ -78,6 +78,23 @@ class SageMakerSection:
     inference_instance_type: str = "ml.g4dn.xlarge"
     role: str = ""
     bucket: str = ""
+    # Hugging Face DLC versions; the triple must exist in the SageMaker SDK's image table.
+    transformers_version: str = "5.3.0"
+    pytorch_version: str = "2.9.0"
+    py_version: str = "py312"
+    # Empty: the inference DLC closest to the training transformers version (same major).
+    inference_transformers_version: str = ""
+    inference_pytorch_version: str = ""
+    entry_point: str = "train_hf"
+    output_path: str = ""
+    use_spot: bool = False
+    max_run_seconds: int = 86400
+    max_wait_seconds: int = 172800
+    volume_size_gb: int = 50
+    distribution: str = "auto"
+    track_experiments: bool = True
+    experiment_name: str = ""
+    endpoint_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ class LabelMap:
         folded = text.casefold()
         if folded in self._by_folded:
             return self._by_folded[folded]
-        if text.lstrip("-").isdigit():
-            return self.to_id(int(text))
+        if text.isdigit() and int(text) < len(self.names):
+            return int(text)
         raise LabelError(self._message(value))
 
     def _message(self, value: Any) -> str:

@@ -1,0 +1,138 @@
+"""Helpers to bake the template, install the result and run its own tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
+TEMPLATE_KEYS = set(json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")))
+SHARED = REPO.parent / "shared"
+NSMC_DIR = SHARED / "data" / "nsmc"
+JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+CACHE_PARTS = {"__pycache__", ".ruff_cache", ".pytest_cache"}
+
+
+def check_keys(context: dict) -> None:
+    """cookiecutter silently ignores unknown keys: a typo would quietly test the defaults."""
+    unknown = sorted(set(context) - TEMPLATE_KEYS)
+    assert not unknown, f"keys not in cookiecutter.json: {unknown}"
+
+
+def bake(output_dir: Path, **context) -> Path:
+    check_keys(context)
+    return Path(
+        cookiecutter(str(REPO), no_input=True, extra_context=context, output_dir=str(output_dir))
+    )
+
+
+def bake_replay(output_dir: Path, answers: dict) -> Path:
+    """Bake with literal answers, as typed at the prompts (cookiecutter does not render them)."""
+    check_keys(answers)
+    defaults = json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8"))
+    context = {k: v for k, v in defaults.items() if not k.startswith("_")}
+    context["license"] = context["license"][0]
+    context.update(answers)
+    replay = output_dir / "replay.json"
+    replay.write_text(json.dumps({"cookiecutter": context}, ensure_ascii=False), encoding="utf-8")
+    return Path(cookiecutter(str(REPO), replay=str(replay), output_dir=str(output_dir)))
+
+
+def project_files(root: Path) -> set[str]:
+    return {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file() and not CACHE_PARTS & set(path.relative_to(root).parts)
+    }
+
+
+def template_files(package: str, include_sagemaker: bool) -> set[str]:
+    """What a bake must contain: every template file under its rendered name, minus the
+    SageMaker-only ones when declined, plus the stored answers."""
+    files = {
+        name.replace("{{cookiecutter.package_name}}", package)
+        for name in project_files(TEMPLATE_DIR)
+    }
+    if not include_sagemaker:
+        files = {
+            name for name in files
+            if not (
+                name.startswith(f"src/{package}/aws/")
+                or re.match(r"tests/(test_)?aws_", name)
+                or name == "docs/sagemaker.md"
+            )
+        }
+    return files | {".cookiecutter.json"}
+
+
+def leftovers(root: Path, allowed: tuple[str, ...] = ()) -> list[str]:
+    found = []
+    for name in sorted(project_files(root)):
+        if name.startswith(".github/workflows/"):
+            continue  # GitHub Actions' own ${{ }} syntax, copied verbatim
+        path = root / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for value in allowed:
+            text = text.replace(value, "")
+        if JINJA_LEFTOVER.search(text):
+            found.append(name)
+    return found
+
+
+def ruff(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=root,
+        capture_output=True, text=True,
+    )
+
+
+def install(project: Path, target: Path) -> Path:
+    """Build a wheel and install it into ``target`` (no deps: the test environment has them)."""
+    dist = target.parent / f"{target.name}-dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(dist), str(project)],
+        check=True, capture_output=True, text=True,
+    )
+    wheel = next(dist.glob("*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
+        check=True, capture_output=True, text=True,
+    )
+    return target
+
+
+def run_generated_tests(project: Path, site: Path, *args: str, timeout: int = 1800):
+    """Run the generated project's suite against the installed wheel, not the source tree."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PATH": f"{site / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    if NSMC_DIR.exists():
+        env.setdefault("NSMC_DIR", str(NSMC_DIR))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder

@@ -1,0 +1,180 @@
+"""Hugging Face container images and instance types, checked offline before any AWS call.
+
+The image table bundled with the SageMaker SDK is the source of truth: a transformers / PyTorch /
+Python triple that has no image there would only fail minutes later inside AWS, so it is rejected
+here with the list of triples that do exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from ..cli import UsageError
+
+# The instance types accepted by the local-mode containers of the SDK.
+LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
+
+
+@dataclass(frozen=True)
+class Versions:
+    transformers: str
+    pytorch: str
+    py: str
+
+    def describe(self) -> str:
+        return f"transformers {self.transformers} / pytorch {self.pytorch} / {self.py}"
+
+
+@cache
+def _framework_table() -> dict:
+    from sagemaker.core import image_uris
+
+    return image_uris.config_for_framework("huggingface")
+
+
+def supported_versions(scope: str) -> list[tuple[Versions, tuple[str, ...]]]:
+    """Every (versions, processors) combination with an image for ``scope`` (training/inference)."""
+    table = _framework_table()[scope]
+    default_processors = tuple(table.get("processors", ()))
+    found = []
+    for version, frameworks in table["versions"].items():
+        for framework, details in frameworks.items():
+            if not framework.startswith("pytorch") or not isinstance(details, dict):
+                continue
+            processors = tuple(details.get("processors", default_processors))
+            for py in details.get("py_versions", ()):
+                found.append((Versions(version, framework[len("pytorch"):], py), processors))
+    return found
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def check_versions(versions: Versions, scope: str, processor: str | None = None) -> None:
+    """Raise UsageError naming the valid triples when ``versions`` has no ``scope`` image."""
+    available = supported_versions(scope)
+    for candidate, processors in available:
+        if candidate == versions:
+            if processor and processor not in processors:
+                raise UsageError(
+                    f"the Hugging Face {scope} image for {versions.describe()} exists only for "
+                    f"{'/'.join(processors)} instances, not {processor}; choose a "
+                    f"{'/'.join(processors)} instance type or other versions "
+                    f"(see `sagemaker images`)"
+                )
+            return
+    same = [c for c, _ in available if c.transformers == versions.transformers]
+    hint = (
+        f"images for transformers {versions.transformers}: "
+        + ", ".join(c.describe() for c in same)
+        if same
+        else "newest: " + ", ".join(c.describe() for c, _ in available[-3:])
+    )
+    raise UsageError(
+        f"no Hugging Face {scope} image for {versions.describe()} in the SageMaker SDK's image "
+        f"table; {hint}. Set transformers_version / pytorch_version / py_version in [sagemaker] "
+        f"of config.toml (or the matching command-line flags); `sagemaker images` lists all."
+    )
+
+
+def matching_inference_versions(trained: Versions) -> Versions:
+    """The inference image closest to the training versions: same major transformers version,
+    preferring the oldest release not older than the one the model was saved with."""
+    major = _version_key(trained.transformers)[:1]
+    candidates = sorted(
+        {c for c, _ in supported_versions("inference")
+         if _version_key(c.transformers)[:1] == major},
+        key=lambda c: (_version_key(c.transformers), _version_key(c.pytorch)),
+    )
+    if not candidates:
+        raise UsageError(
+            f"no Hugging Face inference image for transformers {trained.transformers} "
+            f"(major version {major[0]}); set inference_transformers_version and "
+            f"inference_pytorch_version in [sagemaker] of config.toml"
+        )
+    wanted = _version_key(trained.transformers)
+    newer = [c for c in candidates if _version_key(c.transformers) >= wanted]
+    return newer[0] if newer else candidates[-1]
+
+
+def processor_for(instance_type: str) -> str:
+    """'gpu' or 'cpu', the way the SDK's image table calls them."""
+    if instance_type == "local_gpu":
+        return "gpu"
+    if instance_type == "local":
+        return "cpu"
+    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
+    gpu_families = ("p", "g")
+    return "gpu" if family.startswith(gpu_families) else "cpu"
+
+
+def image_uri(versions: Versions, scope: str, region: str, instance_type: str) -> str:
+    """The ECR URI of the Hugging Face ``scope`` image (validated first)."""
+    from sagemaker.core import image_uris
+
+    check_versions(versions, scope, processor_for(instance_type))
+    return image_uris.retrieve(
+        "huggingface",
+        region=region,
+        version=versions.transformers,
+        base_framework_version=f"pytorch{versions.pytorch}",
+        py_version=versions.py,
+        instance_type=instance_type,
+        image_scope=scope,
+    )
+
+
+_IMAGE_TAG = re.compile(
+    r":(?P<pytorch>[\d.]+)-transformers(?P<transformers>[\d.]+)-(?:cpu|gpu)-(?P<py>py\d+)"
+)
+
+
+def versions_from_image(uri: str) -> Versions | None:
+    """Read the versions back from a Hugging Face DLC URI (e.g. a finished training job's)."""
+    match = _IMAGE_TAG.search(uri)
+    if not match:
+        return None
+    return Versions(match["transformers"], match["pytorch"], match["py"])
+
+
+@cache
+def _instance_enum(shape: str) -> tuple[str, ...]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return tuple(model.shape_for(shape).enum)
+
+
+# botocore's SageMaker service model lists the instance types each API accepts.
+INSTANCE_SHAPES = {
+    "training": "TrainingInstanceType",
+    "endpoint": "ProductionVariantInstanceType",
+    "transform": "TransformInstanceType",
+}
+
+
+def check_instance_type(instance_type: str, use: str, *, allow_local: bool = False) -> None:
+    """Raise UsageError if ``instance_type`` is not valid for ``use`` (training/endpoint/...)."""
+    if allow_local and instance_type in LOCAL_INSTANCE_TYPES:
+        return
+    known = _instance_enum(INSTANCE_SHAPES[use])
+    if instance_type in known:
+        return
+    family = instance_type.rsplit(".", 1)[0]
+    similar = [name for name in known if name.startswith(family + ".")][:8]
+    hint = f"; e.g. {', '.join(similar)}" if similar else ""
+    raise UsageError(
+        f"unknown {use} instance type {instance_type!r} (not in botocore's SageMaker API model; "
+        f"instance types start with 'ml.'{hint})"
+    )
+
+
+def gpus_per_instance(instance_type: str, region: str) -> int:
+    """GPUs of one instance according to the SDK's bundled table (0 when unknown or CPU)."""
+    from sagemaker.core import instance_types_gpu_info
+
+    info = instance_types_gpu_info.retrieve(region).get(instance_type, {})
+    return int(info.get("Count", 0))

@@ -1,0 +1,144 @@
+"""Where AWS settings come from (CLI > config.toml > environment) and the sessions built on them.
+
+Nothing here has a hard-coded account, role, region or bucket. Settings are validated before any
+client is created, so a missing role or region is reported before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ..cli import UsageError
+from ..config import ProjectConfig
+
+ROLE_ENV = "SAGEMAKER_ROLE"
+BUCKET_ENV = "SAGEMAKER_BUCKET"
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str
+    role: str
+    bucket: str  # empty: the SageMaker session's default bucket
+
+
+def resolve_settings(
+    config: ProjectConfig,
+    *,
+    region: str | None = None,
+    role: str | None = None,
+    bucket: str | None = None,
+    need_role: bool = True,
+) -> AwsSettings:
+    """Pick region, role and bucket from the CLI, then config.toml, then the environment."""
+    section = config.sagemaker
+    region = (
+        region or section.region or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION") or ""
+    )
+    role = role or section.role or os.environ.get(ROLE_ENV, "")
+    bucket = bucket or section.bucket or os.environ.get(BUCKET_ENV, "")
+    if not region:
+        raise UsageError(
+            "no AWS region: set region in [sagemaker] of config.toml, AWS_REGION, or --region"
+        )
+    if not _REGION.match(region):
+        raise UsageError(f"{region!r} is not an AWS region name (e.g. ap-northeast-2)")
+    if need_role and not role:
+        raise UsageError(
+            "no SageMaker execution role: set role in [sagemaker] of config.toml, the "
+            f"{ROLE_ENV} environment variable, or --role to an IAM role ARN "
+            "(arn:aws:iam::<account>:role/<name>) that SageMaker can assume; see docs/sagemaker.md"
+        )
+    if role and not _ROLE_ARN.match(role):
+        raise UsageError(
+            f"{role!r} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>"
+        )
+    if bucket.startswith("s3://"):
+        bucket = bucket[len("s3://"):].strip("/")
+    if bucket and not _BUCKET.match(bucket):
+        raise UsageError(f"{bucket!r} is not a valid S3 bucket name")
+    return AwsSettings(region=region, role=role, bucket=bucket)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``("bucket", "key")``."""
+    if not uri.startswith("s3://") or len(uri) <= len("s3://"):
+        raise UsageError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def timestamp() -> str:
+    """A sortable UTC suffix for names of jobs, models and run prefixes."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def resource_name(base: str, suffix: str = "", max_length: int = 63) -> str:
+    """A SageMaker resource name (letters, digits, hyphens; 63 characters at most)."""
+    clean = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-") or "project"
+    clean = re.sub(r"-{2,}", "-", clean)
+    if suffix:
+        clean = clean[: max_length - len(suffix) - 1].rstrip("-") + "-" + suffix
+    return clean[:max_length].rstrip("-")
+
+
+class Aws:
+    """boto3 and SageMaker SDK sessions for one region, created on first use."""
+
+    def __init__(self, settings: AwsSettings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def boto(self) -> Any:
+        import boto3
+
+        session = boto3.Session(region_name=self.settings.region)
+        if session.get_credentials() is None:
+            raise UsageError(
+                "no AWS credentials found: run `aws configure` / `aws sso login`, or set "
+                "AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        return session
+
+    @cached_property
+    def sagemaker_session(self) -> Any:
+        from sagemaker.core.helper.session_helper import Session
+
+        return Session(boto_session=self.boto, default_bucket=self.settings.bucket or None)
+
+    @cached_property
+    def bucket(self) -> str:
+        """The configured bucket, or the SDK's default one (created when missing)."""
+        return self.settings.bucket or self.sagemaker_session.default_bucket()
+
+    def client(self, service: str) -> Any:
+        return self.boto.client(service)
+
+    def upload(self, local: Path, s3_prefix: str) -> str:
+        """Upload a file or a folder's files under ``s3_prefix``; returns the S3 URI."""
+        bucket, key = split_s3_uri(s3_prefix)
+        key = key.strip("/")
+        s3 = self.client("s3")
+        if local.is_file():
+            target = f"{key}/{local.name}"
+            s3.upload_file(str(local), bucket, target)
+            return f"s3://{bucket}/{target}"
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            s3.upload_file(str(path), bucket, f"{key}/{path.relative_to(local).as_posix()}")
+        return f"s3://{bucket}/{key}"
+
+    def download(self, s3_uri: str, destination: Path) -> Path:
+        bucket, key = split_s3_uri(s3_uri)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self.client("s3").download_file(bucket, key, str(destination))
+        return destination

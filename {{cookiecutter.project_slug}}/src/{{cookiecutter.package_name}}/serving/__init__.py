@@ -1,0 +1,1 @@
+"""Inference: container handlers (``inference.py``), model packaging, local server, batch runs."""

@@ -1,0 +1,57 @@
+"""The command line as a user runs it: installed entry point, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import PACKAGE
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, *args], capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, **(env or {})}, timeout=300,
+    )
+
+
+def test_help_lists_command_groups():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "data" in result.stdout
+
+
+def test_validate_default_source_passes(tmp_path):
+    result = run("data", "validate", "--json", str(tmp_path / "report.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "class balance" in result.stdout
+    assert len(json.loads((tmp_path / "report.json").read_text())) == 2
+
+
+def test_validate_bad_file_exits_non_zero(tmp_path, config):
+    path = tmp_path / "bad.csv"
+    text, label = config.data.text_column, config.data.label_column
+    path.write_text(f"{text},{label}\n좋다,{config.data.label_names[0]}\n별로,unknown\n")
+    result = run("data", "validate", str(path))
+    assert result.returncode == 1
+    assert "'unknown' outside the label names" in result.stdout and "(lines 3)" in result.stdout
+
+
+def test_prepare_writes_channels(tmp_path):
+    result = run("data", "prepare", "--source", "nsmc-sample", "--out", str(tmp_path / "prep"))
+    if result.returncode != 0:
+        # Projects with other columns/labels cannot read NSMC: the error must say why.
+        assert "error:" in result.stderr and ("column" in result.stderr or "label" in result.stderr)
+        return
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "prep" / split / f"{split}.jsonl").exists()
+
+
+def test_bad_config_is_a_clean_error(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[data]\nsource = 1\n")
+    result = run("--config", str(path), "data", "prepare")
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
