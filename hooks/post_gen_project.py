@@ -14,7 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
+# Raw triple-quoted: JSON never holds three unescaped quotes in a row, nor ends in a backslash.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 PROJECT = Path.cwd()
 PACKAGE_DIR = PROJECT / "src" / ANSWERS["package_name"]
 SAMPLE_ROWS = 5000

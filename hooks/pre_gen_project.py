@@ -15,7 +15,8 @@ import re
 import sys
 from pathlib import Path
 
-ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
+# Raw triple-quoted: JSON never holds three unescaped quotes in a row, nor ends in a backslash.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 # Names a generated package must not take: importing it would shadow the stdlib module or a
 # dependency the project itself imports.

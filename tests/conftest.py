@@ -17,7 +17,8 @@ TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
 TEMPLATE_KEYS = set(json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")))
 SHARED = REPO.parent / "shared"
 NSMC_DIR = SHARED / "data" / "nsmc"
-JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+# A Jinja expression, statement or comment, or a reference to the cookiecutter context.
+JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}|cookiecutter\.(?!json)[a-z_]+", re.DOTALL)
 CACHE_PARTS = {"__pycache__", ".ruff_cache", ".pytest_cache"}
 
 

@@ -93,3 +93,9 @@ def test_dataset_missing_column(out, tmp_path, capfd):
 def test_dataset_with_label_names_is_accepted(out, tmp_path):
     data = write(tmp_path, "document,label\n좋다,positive\n나쁘다,Negative\n")
     assert bake(out, dataset=str(data)).exists()
+
+
+def test_unknown_extra_context_key_is_caught(out):
+    """The harness's own guard: a misspelt key must fail the test, not bake the defaults."""
+    with pytest.raises(AssertionError, match="keys not in cookiecutter.json: \\['labelnames'\\]"):
+        bake(out, labelnames="a,b")

@@ -68,7 +68,7 @@ def nsmc_section(config):
 def test_prepare_bundled_sample_is_deterministic_and_stratified(config, tmp_path):
     section = nsmc_section(config)
     first = prepare.prepare(section, tmp_path / "a")
-    second = prepare.prepare(section, tmp_path / "b")
+    prepare.prepare(section, tmp_path / "b")
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     splits = first["splits"]
     assert set(splits) == {"train", "validation", "test"}

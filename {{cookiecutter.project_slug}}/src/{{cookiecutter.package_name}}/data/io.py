@@ -115,7 +115,7 @@ def _read_delimited(
                     f"{path}: line {start}: expected {len(columns)} fields "
                     f"({', '.join(columns)}), found {len(fields)}; check the delimiter and quoting"
                 )
-            rows.append(Row(start, dict(zip(columns, fields))))
+            rows.append(Row(start, dict(zip(columns, fields, strict=True))))
         start = reader.line_num + 1
     return columns, rows
 

@@ -99,6 +99,8 @@ class Classifier:
     labels: list[str]
     device: torch.device
     max_length: int
+    # Texts per forward pass; local batch runs may change it.
+    batch_size: int
     # Sigmoid for multi-label or single-logit heads, softmax otherwise (as the pipeline does).
     multi_label: bool
 
@@ -146,7 +148,7 @@ def model_fn(model_dir: str) -> Classifier:
     max_length = min(_env_int("INFERENCE_MAX_LENGTH", model_limit), model_limit)
     multi_label = config.problem_type == "multi_label_classification" or config.num_labels == 1
     logger.info("loaded %s on %s: labels %s, max_length %d", model_dir, device, labels, max_length)
-    return Classifier(model, tokenizer, labels, device, max_length, multi_label)
+    return Classifier(model, tokenizer, labels, device, max_length, BATCH_SIZE, multi_label)
 
 
 def _load_tokenizer(model_dir: str) -> Any:
@@ -216,8 +218,8 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     left = model.tokenizer.padding_side == "left"
     with torch.inference_mode():
-        for start in range(0, len(order), BATCH_SIZE):
-            chunk = order[start:start + BATCH_SIZE]
+        for start in range(0, len(order), model.batch_size):
+            chunk = order[start:start + model.batch_size]
             ids, mask = _pad([encoded[i] for i in chunk], pad_id, left)
             logits = model.model(
                 input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
@@ -232,7 +234,7 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
 
 def output_fn(prediction: Prediction, accept: str | None) -> str:
     """Encode predictions for the Accept type (missing or ``*/*`` means JSON)."""
-    media_type = _accepted(accept)
+    media_type = response_type(accept)
     request = prediction.request
     if media_type == CSV:
         buffer = io.StringIO()
@@ -280,7 +282,7 @@ def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
-def _accepted(accept: str | None) -> str:
+def response_type(accept: str | None) -> str:
     """The first supported type of an Accept header (a list with optional ;q= parameters)."""
     offered = [_media_type(part) for part in (accept or "").split(",")]
     if not any(offered) or "*/*" in offered:

@@ -1,0 +1,30 @@
+# Template developer commands. `make test` is what CI runs (through .ci/run).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PARITY_VENV ?= .parity-venv
+BASE_MODEL ?=
+DEMO_DIR ?= scratch/demo
+
+.PHONY: setup test lint demo clean
+
+setup: $(VENV)/.installed  ## virtual environment with the pinned tools (CPU PyTorch first)
+
+$(VENV)/.installed: requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements-dev.txt
+	bash .ci/parity-env.sh "$(abspath $(PARITY_VENV))"
+	touch $@
+
+lint: setup  ## ruff over the template, hooks and tests
+	$(PY) -m ruff check --no-cache --config ruff.toml .
+
+test: lint  ## bake answer sets, run the generated suites (offline)
+	PARITY_PYTHON="$(abspath $(PARITY_VENV))/bin/python" HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+demo: setup  ## bake the default project, train on the NSMC sample, evaluate, predict
+	BASE_MODEL="$(BASE_MODEL)" DEMO_DIR="$(DEMO_DIR)" PYTHON="$(abspath $(PY))" bash tools/demo.sh
+
+clean:  ## remove scratch output and caches
+	rm -rf scratch .pytest_cache

@@ -1,0 +1,690 @@
+"""Launch the project's training entry points as SageMaker training jobs.
+
+Four modes share one plan (validated offline before any AWS call) and one staged source folder:
+
+* ``hosted``   a SageMaker training job on ``ml.*`` instances (``ModelTrainer``);
+* ``local`` / ``local_gpu``  SageMaker local mode: the same container on this machine via Docker;
+* ``process``  no Docker, no AWS: the entry point runs in a subprocess with the container's
+  environment (``SM_*`` variables, an ``/opt/ml`` tree under a work folder, hyperparameters as
+  ``--key value`` strings), for fast iteration and tests of the container contract.
+
+The staged source folder holds a copy of this package (with the effective config.toml), a
+``requirements.txt`` with what the Hugging Face DLC lacks, and a two-line launcher script, because
+SageMaker's drivers run a *script* (``python script.py`` or ``torchrun script.py``) while the
+entry points are package modules with relative imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..cli import UsageError
+from ..config import ProjectConfig
+from ..data.io import find_data_files
+from .images import (
+    Versions,
+    check_instance_type,
+    check_versions,
+    gpus_per_instance,
+    image_uri,
+    processor_for,
+)
+from .session import Aws, AwsSettings, resource_name, timestamp
+
+log = logging.getLogger(__name__)
+
+PACKAGE = __package__.rsplit(".", 1)[0]
+ENTRY_POINTS = {"train_hf": "training.train_hf", "train_torch": "training.train_torch"}
+MODES = ("hosted", "local", "local_gpu", "process")
+CHANNELS = ("train", "validation", "test")
+REQUIRED_CHANNELS = ("train", "validation")
+LAUNCHER = "sm_entry.py"
+CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+# The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
+PROVIDED_BY_DLC = {"torch", "transformers"}
+
+# Names the entry points print as ``name=value;``; each becomes a SageMaker metric definition.
+METRIC_NAMES = (
+    "loss", "learning_rate", "grad_norm", "epoch",
+    "eval_loss", "eval_accuracy", "eval_macro_f1",
+    "test_loss", "test_accuracy", "test_macro_f1",
+    "train_runtime", "train_samples_per_second",
+)
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
+_METRIC_PAIR = re.compile(rf"(?<![\w.])([A-Za-z_][\w./-]*)=({_NUMBER});")
+
+
+def metric_definitions(names: Iterable[str] = METRIC_NAMES) -> list[dict[str, str]]:
+    """SageMaker metric definitions matching the entry points' ``name=value;`` log lines."""
+    return [
+        {"Name": name, "Regex": rf"(?:^|[^\w.]){re.escape(name)}=({_NUMBER});"} for name in names
+    ]
+
+
+def parse_metrics(line: str) -> dict[str, float]:
+    """All ``name=value;`` pairs in one log line."""
+    return {name: float(value) for name, value in _METRIC_PAIR.findall(line)}
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything a launch needs, checked before anything touches AWS or Docker."""
+
+    mode: str
+    entry_point: str
+    instance_type: str
+    instance_count: int
+    versions: Versions
+    hyperparameters: dict[str, str]
+    channels: dict[str, str]  # channel name -> local folder or s3:// URI
+    base_job_name: str
+    use_spot: bool
+    max_run_seconds: int
+    max_wait_seconds: int
+    volume_size_gb: int
+    torchrun: bool
+    output_path: str = ""
+    checkpoint_s3_uri: str = ""
+    image: str = ""
+    experiment_name: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        return f"{PACKAGE}.{ENTRY_POINTS[self.entry_point]}"
+
+
+def hyperparameter_names() -> tuple[str, ...]:
+    from ..training.options import OPTIONS
+
+    return tuple(option.name for option in OPTIONS)
+
+
+def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
+    """The entry points' options resolved from config.toml, as the strings SageMaker passes.
+
+    Sending them all makes every run's settings visible in the console and the experiment,
+    although the job would read the same values from the shipped config.toml.
+    """
+    from ..training.options import OPTIONS
+
+    values: dict[str, str] = {}
+    for option in OPTIONS:
+        if option.default is None:
+            continue  # data/model/output folders come from the container environment
+        value = option.default(config)
+        values[option.name] = json.dumps(value) if isinstance(value, bool) else str(value)
+    return values
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """``key=value`` strings from ``--hp`` flags, keys checked against the entry points' options."""
+    known = hyperparameter_names()
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UsageError(f"--hp expects key=value, got {pair!r}")
+        if key not in known:
+            raise UsageError(f"--hp {key}: not a training option; known: {', '.join(known)}")
+        overrides[key] = value.strip()
+    return overrides
+
+
+def detect_local_mode() -> str:
+    """``local_gpu`` when an NVIDIA GPU is visible (as SageMaker's local mode needs), else ``local``."""
+    if shutil.which("nvidia-smi") is None:
+        return "local"
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "local"
+    return "local_gpu" if result.returncode == 0 and "GPU" in result.stdout else "local"
+
+
+def check_channel(name: str, source: str) -> str:
+    """A local channel folder must exist and hold exactly one data file; s3:// is used as is."""
+    if source.startswith("s3://"):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(
+            f"channel {name!r}: {path} does not exist; run `{PACKAGE} data prepare` first, "
+            f"or pass --{name} with a folder or an s3:// URI"
+        )
+    folder = path if path.is_dir() else path.parent
+    if path.is_file():
+        raise UsageError(f"channel {name!r}: {path} is a file; pass the folder that holds it")
+    files = find_data_files(folder)
+    if len(files) != 1:
+        found = ", ".join(p.name for p in files) or "no data file"
+        raise UsageError(
+            f"channel {name!r}: {folder} must hold exactly one CSV/TSV/JSONL file, found {found}"
+        )
+    return str(path.resolve())
+
+
+def plan_training(
+    config: ProjectConfig,
+    *,
+    mode: str = "hosted",
+    entry_point: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    versions: Versions | None = None,
+    channels: Mapping[str, str | None] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    use_spot: bool | None = None,
+    max_run_seconds: int | None = None,
+    max_wait_seconds: int | None = None,
+    distribution: str | None = None,
+    output_path: str | None = None,
+    region: str | None = None,
+) -> TrainingPlan:
+    """Validate a launch completely offline (instance type, image versions, channels...)."""
+    section = config.sagemaker
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    entry_point = entry_point or section.entry_point
+    if entry_point not in ENTRY_POINTS:
+        raise UsageError(
+            f"unknown entry point {entry_point!r}; use one of {', '.join(ENTRY_POINTS)}"
+        )
+    if mode in ("local", "local_gpu"):
+        instance_type, instance_count = mode, 1
+    elif mode == "process":
+        instance_type, instance_count = "local", 1
+    else:
+        instance_type = instance_type or section.train_instance_type
+        instance_count = instance_count or section.train_instance_count
+        check_instance_type(instance_type, "training")
+    if instance_count < 1:
+        raise UsageError(f"instance count must be at least 1, got {instance_count}")
+    versions = versions or Versions(
+        section.transformers_version, section.pytorch_version, section.py_version
+    )
+    if mode != "process":
+        check_versions(versions, "training", processor_for(instance_type))
+
+    prepared = Path(config.data.prepared_dir)
+    given = dict(channels or {})
+    resolved: dict[str, str] = {}
+    for name in CHANNELS:
+        source = given.get(name) or str(prepared / name)
+        if name not in REQUIRED_CHANNELS and not given.get(name) and not Path(source).exists():
+            continue  # the test split is optional
+        resolved[name] = check_channel(name, source)
+    if mode == "process" and any(s.startswith("s3://") for s in resolved.values()):
+        raise UsageError("process mode reads local folders only; download the s3:// channels first")
+
+    hyperparameters = default_hyperparameters(config)
+    hyperparameters.update(overrides or {})
+
+    use_spot = section.use_spot if use_spot is None else use_spot
+    max_run = max_run_seconds or section.max_run_seconds
+    max_wait = max_wait_seconds or section.max_wait_seconds
+    if use_spot and max_wait < max_run:
+        raise UsageError(
+            f"spot training needs max_wait_seconds ({max_wait}) >= max_run_seconds ({max_run})"
+        )
+    if use_spot and mode != "hosted":
+        raise UsageError("spot training applies to hosted jobs only (--mode hosted)")
+
+    distribution = distribution or section.distribution
+    if distribution not in ("auto", "torchrun", "none"):
+        raise UsageError(f"distribution must be auto, torchrun or none, got {distribution!r}")
+    gpus = gpus_per_instance(instance_type, region or section.region) if mode == "hosted" else 0
+    torchrun = distribution == "torchrun" or (
+        distribution == "auto" and (instance_count > 1 or gpus > 1)
+    )
+    if output_path is not None and output_path and not output_path.startswith("s3://"):
+        raise UsageError(f"output path must be an s3:// URI, got {output_path!r}")
+    return TrainingPlan(
+        mode=mode,
+        entry_point=entry_point,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        versions=versions,
+        hyperparameters=hyperparameters,
+        channels=resolved,
+        base_job_name=resource_name(config.project.slug, max_length=38),
+        use_spot=use_spot,
+        max_run_seconds=max_run,
+        max_wait_seconds=max_wait,
+        volume_size_gb=section.volume_size_gb,
+        torchrun=torchrun,
+        output_path=(output_path or section.output_path).rstrip("/"),
+        experiment_name=resource_name(section.experiment_name or config.project.slug),
+    )
+
+
+def _requirements(config: ProjectConfig) -> list[str]:
+    """This project's runtime dependencies minus what the DLC provides."""
+    try:
+        requires = metadata.requires(config.project.slug) or []
+    except metadata.PackageNotFoundError:
+        raise UsageError(
+            f"the project distribution {config.project.slug!r} is not installed; run "
+            "`pip install -e .` in the project folder (its dependencies become the job's "
+            "requirements.txt)"
+        ) from None
+    kept = []
+    for requirement in requires:
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower()
+        if name not in PROVIDED_BY_DLC:
+            kept.append(requirement)
+    return kept
+
+
+def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -> Path:
+    """Write the job's source folder: package copy, effective config, requirements, launcher."""
+    package_dir = Path(__file__).resolve().parents[1]
+    target = destination / PACKAGE
+    shutil.copytree(
+        package_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        dirs_exist_ok=True,
+    )
+    # The job must train with the configuration this launch was validated against.
+    shutil.copyfile(config.path, target / "config.toml")
+    (destination / "requirements.txt").write_text(
+        "\n".join(_requirements(config)) + "\n", encoding="utf-8"
+    )
+    (destination / LAUNCHER).write_text(
+        f'"""Run {plan.module} as the SageMaker entry script (python or torchrun)."""\n'
+        "import runpy\n\n"
+        f"runpy.run_module({plan.module!r}, run_name='__main__', alter_sys=True)\n",
+        encoding="utf-8",
+    )
+    return destination
+
+
+@dataclass
+class TrainingResult:
+    mode: str
+    job_name: str
+    model_location: str  # s3:// URI of model.tar.gz, or a local folder
+    status: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _metric_definition_shapes() -> list[Any]:
+    from sagemaker.core.shapes import MetricDefinition
+
+    return [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in metric_definitions()]
+
+
+def launch_sagemaker(
+    config: ProjectConfig, plan: TrainingPlan, aws: Aws | None, *, wait: bool = True
+) -> TrainingResult:
+    """Hosted job or local-mode container through ``ModelTrainer``."""
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import (
+        CheckpointConfig,
+        Compute,
+        InputData,
+        OutputDataConfig,
+        SourceCode,
+        StoppingCondition,
+    )
+    from sagemaker.train.distributed import Torchrun
+    from sagemaker.train.model_trainer import Mode
+
+    hosted = plan.mode == "hosted"
+    run_id = f"{plan.base_job_name}-{timestamp()}"
+    with tempfile.TemporaryDirectory(prefix="sm-source-") as staging:
+        source_dir = stage_source(config, plan, Path(staging) / "code")
+        compute = Compute(
+            instance_type=plan.instance_type,
+            instance_count=plan.instance_count,
+            volume_size_in_gb=plan.volume_size_gb,
+            enable_managed_spot_training=plan.use_spot or None,
+        )
+        stopping = StoppingCondition(
+            max_runtime_in_seconds=plan.max_run_seconds,
+            max_wait_time_in_seconds=plan.max_wait_seconds if plan.use_spot else None,
+        )
+        options: dict[str, Any] = {}
+        if hosted:
+            assert aws is not None
+            bucket = aws.bucket
+            prefix = f"s3://{bucket}/{plan.base_job_name}"
+            inputs = []
+            for name, source in plan.channels.items():
+                # Local folders go under a per-run prefix; s3:// channels are used as they are.
+                uri = source if source.startswith("s3://") else aws.upload(
+                    Path(source), f"{prefix}/data/{run_id}/{name}"
+                )
+                log.info("channel %s: %s", name, uri)
+                inputs.append(InputData(channel_name=name, data_source=uri))
+            output_path = plan.output_path or f"{prefix}/output"
+            checkpoint_uri = plan.checkpoint_s3_uri or f"{prefix}/checkpoints/{run_id}"
+            options.update(
+                sagemaker_session=aws.sagemaker_session,
+                role=aws.settings.role,
+                output_data_config=OutputDataConfig(s3_output_path=output_path),
+                checkpoint_config=CheckpointConfig(
+                    s3_uri=checkpoint_uri, local_path=CONTAINER_CHECKPOINT_DIR
+                ),
+            )
+        else:
+            from sagemaker.core.local import LocalSession
+
+            check_docker()
+            root = Path(plan.output_path or "sagemaker-local").resolve()
+            root.mkdir(parents=True, exist_ok=True)
+            inputs = [InputData(channel_name=n, data_source=s) for n, s in plan.channels.items()]
+            options.update(
+                training_mode=Mode.LOCAL_CONTAINER,
+                sagemaker_session=LocalSession(),
+                local_container_root=str(root),
+            )
+        trainer = ModelTrainer(
+            training_image=plan.image,
+            source_code=SourceCode(
+                source_dir=str(source_dir), entry_script=LAUNCHER,
+                requirements="requirements.txt",
+            ),
+            distributed=Torchrun() if plan.torchrun else None,
+            compute=compute,
+            stopping_condition=stopping,
+            hyperparameters=dict(plan.hyperparameters),
+            environment=dict(plan.environment),
+            base_job_name=plan.base_job_name,
+            **options,
+        ).with_metric_definitions(_metric_definition_shapes())
+        trainer.train(input_data_config=inputs, wait=wait if hosted else True, logs=wait)
+    if not hosted:
+        # Local mode gathers /opt/ml/model of every container into this tarball.
+        model = Path(options["local_container_root"]) / "compressed_artifacts" / "model.tar.gz"
+        return TrainingResult(plan.mode, run_id, str(model), "Completed")
+    job = trainer._latest_training_job
+    job.refresh()
+    artifacts = getattr(job, "model_artifacts", None)
+    location = getattr(artifacts, "s3_model_artifacts", "") or ""
+    metrics = {
+        m.metric_name: float(m.value)
+        for m in (getattr(job, "final_metric_data_list", None) or [])
+        if hasattr(m, "metric_name")
+    }
+    return TrainingResult("hosted", job.training_job_name, str(location),
+                          str(job.training_job_status), metrics)
+
+
+def check_docker() -> None:
+    """SageMaker local mode runs the training image with Docker; fail early without an engine."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise UsageError(
+            "SageMaker local mode needs Docker (the `docker` command was not found); install "
+            "Docker, or use --mode process to run the entry point without a container"
+        )
+    try:
+        result = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UsageError(f"SageMaker local mode needs a running Docker engine: {error}") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise UsageError(
+            "SageMaker local mode needs a running Docker engine; `docker info` failed: "
+            f"{detail[-1] if detail else 'no output'}. Start Docker, or use --mode process"
+        )
+
+
+def _count_gpus() -> int:
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
+
+
+def container_environment(
+    root: Path, plan: TrainingPlan, job_name: str, num_gpus: int
+) -> dict[str, str]:
+    """The ``SM_*`` variables SageMaker's drivers export, pointing into ``root``/opt/ml."""
+    ml = root / "opt" / "ml"
+    channels = list(plan.channels)
+    hps = {key: _deserialize(value) for key, value in plan.hyperparameters.items()}
+    resource = {
+        "current_host": "algo-1", "current_instance_type": plan.instance_type,
+        "hosts": ["algo-1"], "network_interface_name": "eth0",
+    }
+    input_config = {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+                    for name in channels}
+    values: dict[str, Any] = {
+        "TRAINING_JOB_NAME": job_name,
+        "SM_MODEL_DIR": ml / "model",
+        "SM_INPUT_DIR": ml / "input",
+        "SM_INPUT_DATA_DIR": ml / "input" / "data",
+        "SM_INPUT_CONFIG_DIR": ml / "input" / "config",
+        "SM_OUTPUT_DIR": ml / "output",
+        "SM_OUTPUT_FAILURE": ml / "output" / "failure",
+        "SM_OUTPUT_DATA_DIR": ml / "output" / "data",
+        "SM_LOG_LEVEL": 20,
+        "SM_MASTER_ADDR": "algo-1",
+        "SM_MASTER_PORT": 7777,
+        "SM_SOURCE_DIR": ml / "input" / "data" / "code",
+        "SM_ENTRY_SCRIPT": LAUNCHER,
+        "SM_CHANNELS": channels,
+        "SM_HPS": hps,
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_CURRENT_INSTANCE_TYPE": plan.instance_type,
+        "SM_HOSTS": ["algo-1"],
+        "SM_NETWORK_INTERFACE_NAME": "eth0",
+        "SM_HOST_COUNT": 1,
+        "SM_CURRENT_HOST_RANK": 0,
+        "SM_NUM_CPUS": os.cpu_count() or 1,
+        "SM_NUM_GPUS": num_gpus,
+        "SM_NUM_NEURONS": 0,
+        "SM_RESOURCE_CONFIG": resource,
+        "SM_INPUT_DATA_CONFIG": input_config,
+    }
+    for name in channels:
+        values[f"SM_CHANNEL_{name.upper()}"] = ml / "input" / "data" / name
+    for key, value in hps.items():
+        values[f"SM_HP_{key.replace('-', '_').upper()}"] = value
+    values["SM_TRAINING_ENV"] = {
+        "channel_input_dirs": {n: str(values[f"SM_CHANNEL_{n.upper()}"]) for n in channels},
+        "current_host": "algo-1", "hosts": ["algo-1"], "hyperparameters": hps,
+        "job_name": job_name, "model_dir": str(values["SM_MODEL_DIR"]),
+        "num_gpus": num_gpus, "output_data_dir": str(values["SM_OUTPUT_DATA_DIR"]),
+    }
+    return {key: _serialize(value) for key, value in values.items()}
+
+
+def _serialize(value: Any) -> str:
+    # As SageMaker's environment.py writes them: strings as they are, everything else as JSON.
+    if isinstance(value, Path):
+        return str(value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _deserialize(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        return value
+
+
+def hyperparameter_args(hyperparameters: Mapping[str, str]) -> list[str]:
+    """``--key value`` pairs exactly as SageMaker's script drivers build them."""
+    args: list[str] = []
+    for key, value in hyperparameters.items():
+        args += [f"--{key}", _serialize(_deserialize(value))]
+    return args
+
+
+def run_process(
+    config: ProjectConfig,
+    plan: TrainingPlan,
+    work_dir: Path,
+    *,
+    on_metrics: Callable[[dict[str, float], int], None] | None = None,
+) -> TrainingResult:
+    """Run the entry point like the container would, in a subprocess, under ``work_dir``."""
+    job_name = f"{plan.base_job_name}-{timestamp()}"
+    root = work_dir / job_name
+    ml = root / "opt" / "ml"
+    code = ml / "input" / "data" / "code"
+    for folder in ("model", "output/data", "input/config", "checkpoints"):
+        (ml / folder).mkdir(parents=True, exist_ok=True)
+    stage_source(config, plan, code)
+    for name, source in plan.channels.items():
+        shutil.copytree(source, ml / "input" / "data" / name)
+    # /opt/ml/checkpoints is not writable outside a container; this is its stand-in.
+    hyperparameters = {**plan.hyperparameters, "checkpoint_dir": str(ml / "checkpoints")}
+    plan_here = dataclasses.replace(plan, hyperparameters=hyperparameters)
+    gpus = _count_gpus()
+    env = container_environment(root, plan_here, job_name, gpus)
+    config_dir = ml / "input" / "config"
+    (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
+    (config_dir / "inputdataconfig.json").write_text(env["SM_INPUT_DATA_CONFIG"])
+    (config_dir / "resourceconfig.json").write_text(env["SM_RESOURCE_CONFIG"])
+
+    if plan.torchrun or gpus > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+                   f"--nproc_per_node={max(gpus, 1)}", LAUNCHER]
+    else:
+        command = [sys.executable, LAUNCHER]
+    command += hyperparameter_args(hyperparameters)
+    child_env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    child_env.update(env)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    # The staged copy, not the installed package, must be imported (as in the container).
+    child_env.pop("PYTHONPATH", None)
+    child_env.pop(f"{PACKAGE.upper()}_CONFIG", None)
+    log.info("process mode: %s (cwd %s)", " ".join(command), code)
+    metrics: dict[str, float] = {}
+    step = 0
+    with subprocess.Popen(
+        command, cwd=code, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, encoding="utf-8", errors="replace", bufsize=1,
+    ) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            sys.stdout.write(line)
+            found = {k: v for k, v in parse_metrics(line).items() if k in METRIC_NAMES}
+            if found:
+                step += 1
+                metrics.update(found)
+                if on_metrics is not None:
+                    on_metrics(found, step)
+        status = child.wait()
+    if status != 0:
+        failure = ml / "output" / "failure"
+        reason = failure.read_text(errors="replace").strip() if failure.exists() else ""
+        raise UsageError(
+            f"the entry point failed with exit status {status} (process mode, {root})"
+            + (f": {reason}" if reason else "")
+        )
+    return TrainingResult("process", job_name, str(ml / "model"), "Completed", metrics)
+
+
+@dataclass
+class ExperimentRecorder:
+    """Parameters and metrics of one run in SageMaker Experiments (``sagemaker.core``)."""
+
+    aws: Aws
+    experiment_name: str
+    run_name: str
+    _run: Any = None
+
+    def __enter__(self) -> ExperimentRecorder:
+        from sagemaker.core.experiments import Run
+
+        self._run = Run(
+            experiment_name=self.experiment_name,
+            run_name=resource_name(self.run_name),
+            sagemaker_session=self.aws.sagemaker_session,
+        )
+        self._run.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._run.__exit__(*exc)
+
+    def parameters(self, values: Mapping[str, Any]) -> None:
+        self._run.log_parameters(
+            {k: v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+             for k, v in values.items()}
+        )
+
+    def metrics(self, values: Mapping[str, float], step: int) -> None:
+        for name, value in values.items():
+            # An explicit step keeps the curve ordered (and moto requires one).
+            self._run.log_metric(name=name, value=value, step=step)
+
+
+def run_parameters(plan: TrainingPlan) -> dict[str, Any]:
+    return {
+        **plan.hyperparameters,
+        "entry_point": plan.entry_point,
+        "mode": plan.mode,
+        "instance_type": plan.instance_type,
+        "instance_count": plan.instance_count,
+        "image": plan.image or "(none: process mode)",
+        "transformers_version": plan.versions.transformers,
+        "pytorch_version": plan.versions.pytorch,
+        "py_version": plan.versions.py,
+        "use_spot": str(plan.use_spot),
+        "torchrun": str(plan.torchrun),
+    }
+
+
+def train(
+    config: ProjectConfig,
+    plan: TrainingPlan,
+    settings: AwsSettings | None,
+    *,
+    wait: bool = True,
+    track: bool = False,
+    work_dir: Path | None = None,
+) -> TrainingResult:
+    """Launch ``plan``; with ``track``, record parameters and metrics as an experiment run."""
+    aws = Aws(settings) if settings is not None else None
+    if plan.mode != "process":
+        region = settings.region if settings else config.sagemaker.region
+        plan = dataclasses.replace(
+            plan, image=image_uri(plan.versions, "training", region, plan.instance_type)
+        )
+    if track and aws is None:
+        raise UsageError("experiment tracking needs AWS settings (region, credentials)")
+    if plan.mode == "process":
+        work = work_dir or Path("sagemaker-process")
+        if not track:
+            return run_process(config, plan, work)
+        with ExperimentRecorder(aws, plan.experiment_name, f"process-{timestamp()}") as recorder:
+            recorder.parameters(run_parameters(plan))
+            return run_process(config, plan, work, on_metrics=recorder.metrics)
+    result = launch_sagemaker(config, plan, aws, wait=wait)
+    if track and plan.mode == "hosted":
+        with ExperimentRecorder(aws, plan.experiment_name, result.job_name) as recorder:
+            recorder.parameters({**run_parameters(plan), "training_job": result.job_name,
+                                 "model_data": result.model_location})
+            if result.metrics:
+                recorder.metrics(result.metrics, step=0)
+    return result

@@ -1,0 +1,158 @@
+"""Batch prediction and evaluation on data files, through the container's handler functions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..data.examples import load_examples, require_columns, resolve_data_file
+from ..data.io import DataFormatError, read_table, write_jsonl
+from ..metrics import compute_metrics, save_confusion_matrix_png
+from . import inference
+
+
+class ModelLabelsError(ValueError):
+    """The model's labels do not match the configured label names."""
+
+
+def load_classifier(
+    model_dir: str | os.PathLike[str], batch_size: int | None = None
+) -> inference.Classifier:
+    """``model_fn`` on a local folder, with a clear error when it is not a model folder."""
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise DataFormatError(
+            f"{folder}: not a model folder (no config.json); pass the folder training wrote"
+        )
+    classifier = inference.model_fn(str(folder))
+    if batch_size:
+        classifier.batch_size = batch_size
+    return classifier
+
+
+def classify(
+    classifier: inference.Classifier,
+    texts: Sequence[str],
+    max_length: int | None = None,
+    progress: bool = True,
+    description: str = "predict",
+) -> inference.Prediction:
+    """All label scores for every text, in input order, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
+    with tqdm(total=len(texts), unit="text", desc=description, disable=not progress) as bar:
+        request.progress = bar.update
+        return inference.predict_fn(request, classifier)
+
+
+def prediction_columns(labels: Sequence[str]) -> list[str]:
+    return ["predicted_label", "score", *(f"score_{label}" for label in labels)]
+
+
+def prediction_values(prediction: inference.Prediction, index: int) -> list[Any]:
+    """The predicted label, its score and every label's score for one text."""
+    row = prediction.scores[index]
+    best = max(range(len(row)), key=row.__getitem__)
+    return [prediction.labels[best], round(row[best], 6), *(round(score, 6) for score in row)]
+
+
+def predict_file(
+    classifier: inference.Classifier,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    text_column: str,
+    max_length: int | None = None,
+    progress: bool = True,
+) -> int:
+    """Predict every row of a CSV/TSV/JSONL file; the output keeps the input columns."""
+    source = resolve_data_file(input_path)
+    table = read_table(source)
+    require_columns(table.columns, (text_column,), source)
+    texts = []
+    for row in table.rows:
+        text = row.values[text_column]
+        if not isinstance(text, str):
+            raise DataFormatError(
+                f"{source}: line {row.line}: column {text_column!r} must hold text, got {text!r}"
+            )
+        texts.append(text)
+    prediction = classify(classifier, texts, max_length, progress)
+    added = prediction_columns(prediction.labels)
+    clash = sorted(set(added) & set(table.columns))
+    if clash:
+        raise DataFormatError(f"{source}: input already has output column(s) {clash}; rename them")
+    records = [
+        {**row.values, **dict(zip(added, prediction_values(prediction, i)))}
+        for i, row in enumerate(table.rows)
+    ]
+    write_records(output_path, [*table.columns, *added], records)
+    return len(records)
+
+
+def evaluate_file(
+    classifier: inference.Classifier,
+    data_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    text_column: str,
+    label_column: str,
+    label_names: Sequence[str],
+    max_length: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics."""
+    if list(classifier.labels) != list(label_names):
+        raise ModelLabelsError(
+            f"the model's labels {classifier.labels} differ from the configured label names "
+            f"{list(label_names)}; evaluate with the configuration the model was trained with"
+        )
+    source = resolve_data_file(data_path)
+    examples = load_examples(source, text_column, label_column, label_names)
+    if not examples:
+        raise DataFormatError(f"{source}: no labelled rows to evaluate")
+    prediction = classify(classifier, [e.text for e in examples], max_length, progress, "evaluate")
+    predicted = [max(range(len(row)), key=row.__getitem__) for row in prediction.scores]
+    metrics = compute_metrics([e.label for e in examples], predicted, label_names)
+    metrics["data"] = str(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(
+        json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
+    columns = ["line", text_column, "true_label", *prediction_columns(prediction.labels)]
+    wrong = [
+        dict(zip(columns, [e.line, e.text, label_names[e.label], *prediction_values(prediction, i)]))
+        for i, e in enumerate(examples)
+        if predicted[i] != e.label
+    ]
+    # Most confident mistakes first: those are the likeliest label errors or blind spots.
+    wrong.sort(key=lambda record: -record["score"])
+    write_records(out / "misclassified.csv", columns, wrong)
+    return metrics
+
+
+def write_records(
+    path: str | os.PathLike[str], columns: Sequence[str], records: Sequence[dict[str, Any]]
+) -> None:
+    """Write CSV, TSV (.tsv/.txt) or JSON Lines by the file's extension."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        write_jsonl(path, records)
+        return
+    if suffix not in (".csv", ".tsv", ".txt"):
+        raise DataFormatError(f"{path}: output must end in .csv, .tsv, .txt or .jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=list(columns), delimiter="," if suffix == ".csv" else "\t",
+            extrasaction="ignore", lineterminator="\n",
+        )
+        writer.writeheader()
+        writer.writerows(records)

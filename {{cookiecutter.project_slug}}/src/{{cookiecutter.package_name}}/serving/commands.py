@@ -1,0 +1,154 @@
+"""Commands ``predict``, ``evaluate``, ``serve`` and ``package`` (heavy imports happen on use)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..config import load_config
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    model_help = "model folder written by training (config.json, safetensors weights, tokenizer)"
+
+    predict = subparsers.add_parser(
+        "predict", help="predict labels and scores for every row of a CSV/TSV/JSONL file"
+    )
+    predict.add_argument("file", type=Path, help="data file (or a folder holding one)")
+    predict.add_argument("--model", type=Path, required=True, help=model_help)
+    predict.add_argument(
+        "--out", type=Path,
+        help="output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
+    )
+    predict.add_argument("--text-column", help="column with the texts (default: config [data])")
+    _add_run_options(predict)
+    predict.set_defaults(handler=run_predict)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="metrics, confusion matrix and misclassified rows for a labelled file"
+    )
+    evaluate.add_argument(
+        "file", type=Path, nargs="?",
+        help="labelled data file or folder (default: the prepared test split)",
+    )
+    evaluate.add_argument("--model", type=Path, required=True, help=model_help)
+    evaluate.add_argument(
+        "--out", type=Path, default=Path("reports/evaluation"),
+        help="folder for metrics.json, confusion_matrix.png, misclassified.csv "
+        "(default: %(default)s)",
+    )
+    _add_run_options(evaluate)
+    evaluate.set_defaults(handler=run_evaluate)
+
+    serve = subparsers.add_parser(
+        "serve", help="HTTP server with the SageMaker contract (GET /ping, POST /invocations)"
+    )
+    serve.add_argument("--model", type=Path, required=True, help=model_help)
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to bind (default: %(default)s; 0.0.0.0 exposes the model to the network)",
+    )
+    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--max-body-bytes", type=int,
+        help="largest request body accepted (default: INFERENCE_MAX_BODY_BYTES or 6 MiB)",
+    )
+    serve.add_argument("--batch-size", type=int, help="texts per forward pass")
+    serve.set_defaults(handler=run_serve)
+
+    package = subparsers.add_parser(
+        "package", help="build model.tar.gz for the Hugging Face inference container"
+    )
+    package.add_argument("--model", type=Path, required=True, help=model_help)
+    package.add_argument(
+        "--out", type=Path, default=Path("model.tar.gz"), help="archive to write (default: %(default)s)"
+    )
+    package.set_defaults(handler=run_package)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, help="texts per forward pass (default: 32)")
+    parser.add_argument(
+        "--max-length", type=int,
+        help="truncate texts to this many tokens (default: the model's tokenizer limit)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _usage_error(error: Exception) -> Exception:
+    from ..cli import UsageError
+
+    return UsageError(str(error))
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .batch import load_classifier, predict_file
+
+    config = load_config(args.config)
+    out = args.out or _default_output(args.file)
+    classifier = load_classifier(args.model, args.batch_size)
+    count = predict_file(
+        classifier, args.file, out, args.text_column or config.data.text_column,
+        args.max_length, progress=not args.no_progress,
+    )
+    print(f"wrote {count} predictions to {out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .batch import ModelLabelsError, evaluate_file, load_classifier
+
+    config = load_config(args.config)
+    data = args.file or Path(config.data.prepared_dir) / "test"
+    classifier = load_classifier(args.model, args.batch_size)
+    try:
+        metrics = evaluate_file(
+            classifier, data, args.out, config.data.text_column, config.data.label_column,
+            config.data.label_names, args.max_length, progress=not args.no_progress,
+        )
+    except ModelLabelsError as error:
+        raise _usage_error(error) from None
+    print(
+        f"{metrics['num_examples']} examples: accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f}"
+    )
+    print(f"wrote metrics.json, confusion_matrix.png and misclassified.csv to {args.out}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .server import make_server, serve
+
+    if not (args.model / "config.json").is_file():
+        raise _usage_error(ValueError(f"{args.model}: not a model folder (no config.json)"))
+    try:
+        server = make_server(args.model, args.host, args.port, args.max_body_bytes)
+    except OSError as error:
+        raise _usage_error(ValueError(f"cannot listen on {args.host}:{args.port}: {error}")) from None
+    if args.batch_size:
+        server.classifier.batch_size = args.batch_size
+    serve(server)
+    return 0
+
+
+def run_package(args: argparse.Namespace) -> int:
+    from .package import PackageError, build_model_archive
+
+    try:
+        members = build_model_archive(args.model, args.out)
+    except PackageError as error:
+        raise _usage_error(error) from None
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), layout checked:")
+    for name in members:
+        print(f"  {name}")
+    return 0
+
+
+def _default_output(path: Path) -> Path:
+    suffix = ".tsv" if path.suffix.lower() == ".txt" else path.suffix.lower() or ".csv"
+    if path.is_dir():
+        return path.parent / f"{path.name}.predictions.csv"
+    return path.with_name(f"{path.stem}.predictions{suffix}")

@@ -1,0 +1,66 @@
+"""Checkpoint folders (``checkpoint-<step>``): find the newest complete one, rotate old ones.
+
+On SageMaker the folder is ``/opt/ml/checkpoints``, which the platform syncs to S3; after a spot
+interruption the new instance gets it back and training resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PREFIX = "checkpoint-"
+_NAME = re.compile(rf"^{PREFIX}(\d+)$")
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    match = _NAME.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(folder: str | Path, marker: str) -> list[Path]:
+    """Complete checkpoints, oldest first. ``marker`` is the file each entry point writes last,
+    so a folder cut short by an interruption (or written by the other entry point) is skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [
+        path for path in folder.iterdir()
+        if path.is_dir() and checkpoint_step(path) is not None and (path / marker).is_file()
+    ]
+    return sorted(found, key=lambda path: checkpoint_step(path) or 0)
+
+
+def find_resume_checkpoint(resume: str, folder: str | Path, marker: str) -> Path | None:
+    """``resume``: 'auto' (newest checkpoint, if any), 'no'/'false', or a checkpoint folder."""
+    choice = resume.strip().lower()
+    if choice in {"no", "false", "never", "0", "none"}:
+        return None
+    if choice in {"auto", "yes", "true", "1"}:
+        checkpoints = list_checkpoints(folder, marker)
+        if not checkpoints:
+            return None
+        newest = checkpoints[-1]
+        log.info("resuming from %s (pass --resume no to start over)", newest)
+        return newest
+    path = Path(resume)
+    if not (path / marker).is_file():
+        raise FileNotFoundError(
+            f"--resume {resume}: not a complete checkpoint of this entry point (no {marker})"
+        )
+    return path
+
+
+def rotate(folder: str | Path, marker: str, keep: int, protect: Iterable[str | Path] = ()) -> None:
+    """Delete all but the ``keep`` newest checkpoints; protected ones (the best) always stay."""
+    protected = {Path(path).resolve() for path in protect if path}
+    checkpoints = list_checkpoints(folder, marker)
+    removable = [path for path in checkpoints if path.resolve() not in protected]
+    surplus = len(checkpoints) - keep
+    for path in removable[:max(surplus, 0)]:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,210 @@
+"""Training data: read the channel folders, take the dev subset, tokenise once, batch efficiently.
+
+Texts are tokenised WITHOUT padding; each batch is padded to its own longest text by the collator
+(dynamic padding), and with ``group_by_length`` texts of similar length share batches. NSMC reviews
+average ~35 characters, so padding all of them to the longest review wastes most of the compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..data.examples import Example, load_examples
+from ..data.io import DataFormatError
+from ..data.subset import dev_subset
+from .options import TrainOptions
+
+log = logging.getLogger(__name__)
+
+
+class TokenizedSplit(Dataset):
+    """Token ids per example (unpadded) plus labels; items are dicts the collator pads."""
+
+    def __init__(self, name: str, examples: list[Example], features: list[dict[str, Any]]) -> None:
+        self.name = name
+        self.examples = examples
+        self.features = features
+        self.lengths = [len(feature["input_ids"]) for feature in features]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.features[index]
+
+    @property
+    def labels(self) -> list[int]:
+        return [feature["labels"] for feature in self.features]
+
+
+@dataclass
+class RunData:
+    train: TokenizedSplit
+    validation: TokenizedSplit
+    test: TokenizedSplit | None
+    label_names: tuple[str, ...]
+    max_length: int
+
+    def evaluation_splits(self) -> list[TokenizedSplit]:
+        return [split for split in (self.validation, self.test) if split is not None]
+
+
+def read_split(path: str | None, name: str, options: TrainOptions) -> list[Example]:
+    if path is None:
+        return []
+    if not Path(path).exists():
+        raise DataFormatError(
+            f"{name} data not found at {path}: run `data prepare` first or pass --{name}_dir "
+            f"(on SageMaker: the input channel '{name}')"
+        )
+    examples = load_examples(path, options.text_column, options.label_column, options.label_names)
+    if not examples:
+        raise DataFormatError(f"{path}: the {name} split holds no usable examples")
+    return examples
+
+
+def tokenize(name: str, examples: list[Example], tokenizer: Any, max_length: int) -> TokenizedSplit:
+    """Truncate to ``max_length`` but do not pad: padding is decided per batch."""
+    encoded = tokenizer(
+        [example.text for example in examples], truncation=True, max_length=max_length,
+        padding=False,
+    )
+    keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
+    features = [
+        {**{key: encoded[key][i] for key in keys}, "labels": example.label}
+        for i, example in enumerate(examples)
+    ]
+    return TokenizedSplit(name, examples, features)
+
+
+def effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> int:
+    """``requested``, capped by what the model can take (position embeddings)."""
+    limits = [requested]
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        # RoBERTa-style models reserve two positions for the padding offset.
+        offset = 2 if getattr(model_config, "model_type", "") in {"roberta", "xlm-roberta"} else 0
+        limits.append(positions - offset)
+    length = min(limits)
+    if length < requested:
+        log.warning("max_seq_length %d exceeds what the model takes; using %d", requested, length)
+    return length
+
+
+def load_run_data(options: TrainOptions, tokenizer: Any, model_config: Any) -> RunData:
+    """Read train/validation(/test), apply the dev subset, tokenise."""
+    train = read_split(options.train_dir, "train", options)
+    validation = read_split(options.validation_dir, "validation", options)
+    test = read_split(options.test_dir, "test", options)
+    if options.dev_fraction < 1.0:
+        keep = dev_subset([example.label for example in train], options.dev_fraction, options.seed)
+        log.info("dev subset: training on %d of %d examples (%.0f%%, stratified)",
+                 len(keep), len(train), 100 * options.dev_fraction)
+        train = [train[i] for i in keep]
+    max_length = effective_max_length(options.max_seq_length, tokenizer, model_config)
+    data = RunData(
+        train=tokenize("train", train, tokenizer, max_length),
+        validation=tokenize("validation", validation, tokenizer, max_length),
+        test=tokenize("test", test, tokenizer, max_length) if test else None,
+        label_names=options.label_names,
+        max_length=max_length,
+    )
+    for split in (data.train, *data.evaluation_splits()):
+        lengths = split.lengths
+        log.info("%s: %d examples, %.1f tokens on average, longest %d", split.name, len(split),
+                 sum(lengths) / len(lengths), max(lengths))
+    return data
+
+
+def make_collator(tokenizer: Any, padding: str, data: RunData) -> Callable[[list[dict]], dict]:
+    """Dynamic padding, or (``padding='longest'``) every text padded to the longest text in any
+    split, the old workshop behaviour kept only for comparison."""
+    from transformers import DataCollatorWithPadding
+
+    if padding == "longest":
+        longest = max(max(split.lengths) for split in (data.train, *data.evaluation_splits()))
+        return DataCollatorWithPadding(tokenizer, padding="max_length", max_length=longest)
+    return DataCollatorWithPadding(tokenizer, padding="longest")
+
+
+@dataclass
+class TokenCounter:
+    """Real vs processed (real + padding) tokens of the training batches: the token efficiency."""
+
+    examples: int = 0
+    real_tokens: int = 0
+    processed_tokens: int = 0
+
+    def update(self, batch: dict[str, torch.Tensor]) -> None:
+        mask = batch["attention_mask"]
+        self.examples += int(mask.shape[0])
+        self.real_tokens += int(mask.sum())
+        self.processed_tokens += int(mask.numel())
+
+    def totals(self, reduce: Callable[[list[float]], list[float]]) -> dict[str, float]:
+        examples, real, processed = reduce(
+            [self.examples, self.real_tokens, self.processed_tokens]
+        )
+        return {
+            "train_examples_processed": int(examples),
+            "real_tokens": int(real),
+            "processed_tokens": int(processed),
+            "token_efficiency": real / processed if processed else 0.0,
+        }
+
+
+@dataclass
+class BatchPlan:
+    """The training batches of each epoch for one rank, reproducible from (seed, epoch).
+
+    Being a pure function of the epoch lets a resumed run skip exactly the batches it has
+    already trained on, without loading them.
+    """
+
+    lengths: Sequence[int]
+    batch_size: int
+    group_by_length: bool
+    seed: int
+    rank: int = 0
+    world_size: int = 1
+    _cache: dict[int, list[list[int]]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / (self.batch_size * self.world_size))
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        if epoch not in self._cache:
+            self._cache = {epoch: self._build(epoch)}
+        return self._cache[epoch]
+
+    def _build(self, epoch: int) -> list[list[int]]:
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        global_batch = self.batch_size * self.world_size
+        if self.group_by_length:
+            # The Trainer's own grouping (random mega-batches sorted by length), over the global
+            # batch so every rank gets a slice of similar lengths.
+            order = get_length_grouped_indices(list(self.lengths), global_batch, generator=generator)
+        else:
+            order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        batches = []
+        for start in range(0, len(order), global_batch):
+            chunk = order[start:start + global_batch]
+            # Every rank needs a batch at every step (DDP would hang otherwise): repeat a few
+            # examples in the last, short global batch, as DistributedSampler does.
+            while len(chunk) < self.world_size or len(chunk) % self.world_size:
+                chunk.append(order[len(chunk) % len(order)])
+            batches.append(chunk[self.rank::self.world_size])
+        return batches
