@@ -19,6 +19,9 @@ SHARED = REPO.parent / "shared"
 NSMC_DIR = SHARED / "data" / "nsmc"
 # A Jinja expression, statement or comment, or a reference to the cookiecutter context.
 JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}|cookiecutter\.(?!json)[a-z_]+", re.DOTALL)
+# Python files are copied, not rendered, and may hold braces of their own (e.g. a docker
+# --format string); in them only a reference to the cookiecutter context is a leftover.
+CONTEXT_REFERENCE = re.compile(r"cookiecutter\.(?!json)[a-z_]+")
 CACHE_PARTS = {"__pycache__", ".ruff_cache", ".pytest_cache"}
 
 
@@ -85,8 +88,11 @@ def leftovers(root: Path, allowed: tuple[str, ...] = ()) -> list[str]:
         except UnicodeDecodeError:
             continue
         for value in allowed:
-            text = text.replace(value, "")
-        if JINJA_LEFTOVER.search(text):
+            # The answer itself, and as escaped in JSON/TOML strings, may contain braces.
+            for form in (value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1]):
+                text = text.replace(form, "")
+        pattern = CONTEXT_REFERENCE if name.endswith(".py") else JINJA_LEFTOVER
+        if pattern.search(text):
             found.append(name)
     return found
 

@@ -8,6 +8,7 @@ import pytest
 import tomllib
 from conftest import (
     NSMC_DIR,
+    REPO,
     bake,
     bake_replay,
     install,
@@ -138,3 +139,22 @@ def test_folder_dataset_with_nsmc_files(out):
     project = bake(out, dataset=str(NSMC_DIR))
     config = tomllib.loads(next(project.glob("src/*/config.toml")).read_text(encoding="utf-8"))
     assert config["data"]["source"] == str(NSMC_DIR)
+
+
+def test_typed_answers_are_not_rendered(out):
+    """At the prompts, `{{ 7*7 }}` stays `{{ 7*7 }}`: nothing typed is executed or re-rendered."""
+    import subprocess
+    import sys
+
+    typed = 'My {{ 7*7 }} "App" \\ 🎬'
+    answers = typed + "\n" + "\n" * 40  # every other prompt keeps its default
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "-o", str(out), str(REPO)],
+        input=answers, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (project,) = out.iterdir()
+    assert project.name == "my-7-7-app"
+    config = tomllib.loads(next(project.glob("src/*/config.toml")).read_text(encoding="utf-8"))
+    assert config["project"]["name"] == typed
+    assert typed in (project / "README.md").read_text(encoding="utf-8")

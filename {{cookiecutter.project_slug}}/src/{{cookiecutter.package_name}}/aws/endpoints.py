@@ -1,0 +1,522 @@
+"""Real-time endpoints, batch transform, and listing / deleting what this project created.
+
+Models, endpoint configs and endpoints are created with ``sagemaker.core.resources`` (SDK v3), one
+call per resource, so a failure part-way can remove exactly what was already made. Every name
+starts with the endpoint (or project) name, which is how ``delete`` and ``list`` find them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..cli import UsageError
+from ..config import ProjectConfig
+from ..data.io import DataFormatError, read_table
+from .images import Versions, check_instance_type, image_uri, matching_inference_versions
+from .images import versions_from_image as _versions_from_image
+from .session import Aws, resource_name, split_s3_uri, timestamp
+
+log = logging.getLogger(__name__)
+
+HANDLER = "code/inference.py"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+# Representative CPU type: serverless endpoints run CPU images only.
+SERVERLESS_IMAGE_INSTANCE = "ml.m5.xlarge"
+
+
+def default_endpoint_name(config: ProjectConfig) -> str:
+    return resource_name(config.sagemaker.endpoint_name or config.project.slug)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model.tar.gz on S3 (or local, uploaded on use) and the versions it was trained with."""
+
+    model_data: str
+    versions: Versions
+    origin: str
+
+
+def check_model_archive(path: Path) -> None:
+    """A deployable archive: gzip tar with the model files at the root and code/inference.py."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            names = {name.removeprefix("./") for name in archive.getnames()}
+    except (tarfile.TarError, OSError) as error:
+        raise UsageError(f"{path}: not a readable model.tar.gz ({error})") from None
+    missing = [name for name in (HANDLER, "config.json") if name not in names]
+    if missing:
+        raise UsageError(
+            f"{path}: missing {', '.join(missing)}; build the archive with "
+            f"`{__package__.rsplit('.', 1)[0]} package` (model files at the root plus "
+            f"{HANDLER})"
+        )
+
+
+def configured_versions(config: ProjectConfig) -> Versions:
+    section = config.sagemaker
+    return Versions(section.transformers_version, section.pytorch_version, section.py_version)
+
+
+def inference_versions(config: ProjectConfig, trained: Versions) -> Versions:
+    """Configured inference versions, else the inference image matching the training ones."""
+    section = config.sagemaker
+    if section.inference_transformers_version or section.inference_pytorch_version:
+        if not (section.inference_transformers_version and section.inference_pytorch_version):
+            raise UsageError(
+                "set both inference_transformers_version and inference_pytorch_version in "
+                "[sagemaker] of config.toml, or neither"
+            )
+        return Versions(section.inference_transformers_version,
+                        section.inference_pytorch_version, section.py_version)
+    return matching_inference_versions(trained)
+
+
+def resolve_model_source(
+    config: ProjectConfig, *, job: str | None = None, model_data: str | None = None
+) -> tuple[str, str]:
+    """Offline check of what to deploy; returns (kind, value) with kind 'job', 'local' or 's3'."""
+    if bool(job) == bool(model_data):
+        raise UsageError("give exactly one of --job NAME or --model-data PATH_OR_S3_URI")
+    if job:
+        return "job", job
+    assert model_data is not None
+    if model_data.startswith("s3://"):
+        split_s3_uri(model_data)
+        if not model_data.endswith(".tar.gz"):
+            raise UsageError(f"--model-data {model_data}: expected an s3:// URI of a .tar.gz")
+        return "s3", model_data
+    path = Path(model_data)
+    if not path.is_file():
+        raise UsageError(f"--model-data {path}: no such file (build it with `package`)")
+    check_model_archive(path)
+    return "local", str(path.resolve())
+
+
+def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: str) -> ModelSource:
+    """Turn a checked source into an S3 model.tar.gz (uploading a local archive)."""
+    if kind == "job":
+        from sagemaker.core.resources import TrainingJob
+
+        job = TrainingJob.get(training_job_name=value, session=aws.boto, region=aws.settings.region)
+        if str(job.training_job_status) != "Completed":
+            raise UsageError(f"training job {value} is {job.training_job_status}, not Completed")
+        artifact = job.model_artifacts.s3_model_artifacts
+        versions = _versions_from_image(str(job.algorithm_specification.training_image))
+        source = ModelSource(artifact, versions or configured_versions(config), f"job {value}")
+        return _with_handler(config, aws, source)
+    if kind == "s3":
+        return _with_handler(config, aws, ModelSource(value, configured_versions(config), value))
+    key = f"{resource_name(config.project.slug)}/models/{timestamp()}"
+    uri = aws.upload(Path(value), f"s3://{aws.bucket}/{key}")
+    return ModelSource(uri, configured_versions(config), value)
+
+
+def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> ModelSource:
+    """S3 archives are checked for code/inference.py; one without it cannot serve requests."""
+    with tempfile.TemporaryDirectory(prefix="sm-model-") as tmp:
+        local = aws.download(source.model_data, Path(tmp) / "model.tar.gz")
+        check_model_archive(local)
+    return source
+
+
+@dataclass
+class Deployment:
+    endpoint_name: str
+    endpoint_config_name: str
+    model_name: str
+    image: str
+    model_data: str
+    status: str = ""
+
+
+def create_model(
+    aws: Aws, name: str, image: str, model_data: str, environment: dict[str, str] | None = None
+) -> Any:
+    from sagemaker.core.resources import Model
+    from sagemaker.core.shapes import ContainerDefinition
+
+    env = {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": aws.settings.region,
+        **(environment or {}),
+    }
+    return Model.create(
+        model_name=name,
+        primary_container=ContainerDefinition(
+            image=image, model_data_url=model_data, environment=env
+        ),
+        execution_role_arn=aws.settings.role,
+        session=aws.boto,
+        region=aws.settings.region,
+    )
+
+
+def plan_deploy(
+    config: ProjectConfig,
+    *,
+    instance_type: str | None,
+    serverless_memory_mb: int | None,
+    region: str,
+) -> tuple[str, str]:
+    """Offline checks for deploy; returns (instance type, processor lookup type)."""
+    instance_type = instance_type or config.sagemaker.inference_instance_type
+    if serverless_memory_mb is not None:
+        if serverless_memory_mb not in range(1024, 6145, 1024):
+            raise UsageError("--serverless-memory must be 1024, 2048, ..., 6144 (MB)")
+        return instance_type, SERVERLESS_IMAGE_INSTANCE
+    check_instance_type(instance_type, "endpoint")
+    return instance_type, instance_type
+
+
+def deploy(
+    config: ProjectConfig,
+    aws: Aws,
+    source: ModelSource,
+    *,
+    endpoint_name: str,
+    instance_type: str,
+    instance_count: int = 1,
+    serverless_memory_mb: int | None = None,
+    serverless_max_concurrency: int = 5,
+    wait: bool = True,
+) -> Deployment:
+    """Model -> endpoint config -> endpoint; removes what it made if a later step fails."""
+    from sagemaker.core.resources import Endpoint, EndpointConfig
+    from sagemaker.core.shapes import ProductionVariant, ProductionVariantServerlessConfig
+
+    lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
+    image = image_uri(inference_versions(config, source.versions), "inference",
+                      aws.settings.region, lookup_type)
+    if _endpoint_exists(aws, endpoint_name):
+        raise UsageError(
+            f"endpoint {endpoint_name} already exists; delete it first "
+            f"(`sagemaker delete --endpoint-name {endpoint_name}`) or choose --endpoint-name"
+        )
+    suffix = timestamp()
+    name = resource_name(endpoint_name, suffix)
+    created: list[Any] = []
+    try:
+        created.append(create_model(aws, name, image, source.model_data))
+        if serverless_memory_mb:
+            variant = ProductionVariant(
+                variant_name="AllTraffic", model_name=name,
+                serverless_config=ProductionVariantServerlessConfig(
+                    memory_size_in_mb=serverless_memory_mb,
+                    max_concurrency=serverless_max_concurrency,
+                ),
+            )
+        else:
+            variant = ProductionVariant(
+                variant_name="AllTraffic", model_name=name, instance_type=instance_type,
+                initial_instance_count=instance_count, initial_variant_weight=1.0,
+            )
+        created.append(EndpointConfig.create(
+            endpoint_config_name=name, production_variants=[variant],
+            session=aws.boto, region=aws.settings.region,
+        ))
+        endpoint = Endpoint.create(
+            endpoint_name=endpoint_name, endpoint_config_name=name,
+            session=aws.boto, region=aws.settings.region,
+        )
+        created.append(endpoint)
+        log.info("endpoint %s is being created (model %s, image %s)", endpoint_name, name, image)
+        if wait:
+            endpoint.wait_for_status("InService")
+        endpoint.refresh()
+    except BaseException:
+        for resource in reversed(created):
+            try:
+                resource.delete()
+            except Exception as error:  # report, but keep the original failure
+                log.warning("could not remove %s after a failed deploy: %s", resource, error)
+        raise
+    return Deployment(endpoint_name, name, name, image, source.model_data,
+                      str(endpoint.endpoint_status))
+
+
+def _endpoint_exists(aws: Aws, endpoint_name: str) -> bool:
+    client = aws.client("sagemaker")
+    try:
+        client.describe_endpoint(EndpointName=endpoint_name)
+    except client.exceptions.ClientError as error:
+        if "Could not find" in str(error) or "ValidationException" in str(error):
+            return False
+        raise
+    return True
+
+
+def read_texts(texts: Sequence[str], file: str | None, config: ProjectConfig) -> list[str]:
+    """Texts from the command line, or from a file: .txt (one per line) or a data table."""
+    found = list(texts)
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        if path.suffix.lower() == ".txt":
+            found += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            table = read_table(path)
+            column = config.data.text_column
+            if column not in table.columns and "inputs" in table.columns:
+                column = "inputs"
+            if column not in table.columns:
+                raise DataFormatError(
+                    f"{path}: no {config.data.text_column!r} (or 'inputs') column; has "
+                    f"{', '.join(table.columns)}"
+                )
+            found += [str(row.values[column]) for row in table.rows]
+    if not found:
+        raise UsageError("nothing to classify: give texts as arguments or --file")
+    return found
+
+
+def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """Send texts as one JSON request; returns one {"label", "score"} per text."""
+    runtime = aws.client("sagemaker-runtime")
+    response = runtime.invoke_endpoint(
+        EndpointName=endpoint_name,
+        Body=json.dumps({"inputs": list(texts)}, ensure_ascii=False).encode("utf-8"),
+        ContentType=JSON,
+        Accept=JSON,
+    )
+    answer = json.loads(response["Body"].read().decode("utf-8"))
+    if not isinstance(answer, list) or len(answer) != len(texts):
+        raise UsageError(f"unexpected response from {endpoint_name}: {str(answer)[:300]}")
+    return [item[0] if isinstance(item, list) else item for item in answer]
+
+
+@dataclass
+class Removed:
+    kind: str
+    name: str
+
+
+def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
+    """Remove the endpoint, its endpoint config and models, and leftovers named after it."""
+    client = aws.client("sagemaker")
+    removed: list[Removed] = []
+    config_names: set[str] = set()
+    model_names: set[str] = set()
+    if _endpoint_exists(aws, endpoint_name):
+        description = client.describe_endpoint(EndpointName=endpoint_name)
+        config_names.add(description["EndpointConfigName"])
+        client.delete_endpoint(EndpointName=endpoint_name)
+        removed.append(Removed("endpoint", endpoint_name))
+    # Leftovers of failed or replaced deployments follow the <endpoint>-<timestamp> naming.
+    prefix = f"{endpoint_name}-"
+    in_use = _configs_in_use(client, exclude=endpoint_name)
+    config_names |= {
+        c["EndpointConfigName"] for c in _paged(client, "list_endpoint_configs", "EndpointConfigs",
+                                                NameContains=endpoint_name)
+        if c["EndpointConfigName"].startswith(prefix)
+    }
+    for name in sorted(config_names - in_use):
+        try:
+            described = client.describe_endpoint_config(EndpointConfigName=name)
+        except client.exceptions.ClientError:
+            continue
+        model_names |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
+        client.delete_endpoint_config(EndpointConfigName=name)
+        removed.append(Removed("endpoint config", name))
+    model_names |= {
+        m["ModelName"] for m in _paged(client, "list_models", "Models", NameContains=endpoint_name)
+        if m["ModelName"].startswith(prefix)
+    }
+    models_in_use = _models_in_use(client, in_use)
+    for name in sorted(model_names - models_in_use):
+        try:
+            client.delete_model(ModelName=name)
+        except client.exceptions.ClientError as error:
+            log.warning("model %s: %s", name, error)
+            continue
+        removed.append(Removed("model", name))
+    return removed
+
+
+def _paged(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
+    token = None
+    while True:
+        page = getattr(client, operation)(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
+def _configs_in_use(client: Any, exclude: str) -> set[str]:
+    names = set()
+    for endpoint in _paged(client, "list_endpoints", "Endpoints"):
+        if endpoint["EndpointName"] == exclude:
+            continue
+        names.add(client.describe_endpoint(EndpointName=endpoint["EndpointName"])
+                  ["EndpointConfigName"])
+    return names
+
+
+def _models_in_use(client: Any, config_names: set[str]) -> set[str]:
+    models = set()
+    for name in config_names:
+        described = client.describe_endpoint_config(EndpointConfigName=name)
+        models |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
+    return models
+
+
+@dataclass
+class Listing:
+    endpoints: list[dict[str, str]] = field(default_factory=list)
+    endpoint_configs: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    training_jobs: list[dict[str, str]] = field(default_factory=list)
+    transform_jobs: list[dict[str, str]] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.endpoints or self.endpoint_configs or self.models)
+
+
+def list_resources(aws: Aws, prefix: str) -> Listing:
+    """This project's SageMaker resources (names starting with ``prefix``)."""
+    client = aws.client("sagemaker")
+
+    def named(operation: str, key: str, field_name: str) -> list[dict[str, Any]]:
+        return [item for item in _paged(client, operation, key, NameContains=prefix)
+                if item[field_name].startswith(prefix)]
+
+    return Listing(
+        endpoints=[{"name": e["EndpointName"], "status": str(e.get("EndpointStatus", ""))}
+                   for e in named("list_endpoints", "Endpoints", "EndpointName")],
+        endpoint_configs=[c["EndpointConfigName"] for c in
+                          named("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")],
+        models=[m["ModelName"] for m in named("list_models", "Models", "ModelName")],
+        training_jobs=[{"name": j["TrainingJobName"], "status": str(j.get("TrainingJobStatus"))}
+                       for j in named("list_training_jobs", "TrainingJobSummaries",
+                                      "TrainingJobName")],
+        transform_jobs=[{"name": j["TransformJobName"], "status": str(j.get("TransformJobStatus"))}
+                        for j in named("list_transform_jobs", "TransformJobSummaries",
+                                       "TransformJobName")],
+    )
+
+
+def delete_all(aws: Aws, prefix: str) -> list[Removed]:
+    """Every endpoint, endpoint config and model of this project."""
+    removed: list[Removed] = []
+    listing = list_resources(aws, prefix)
+    for endpoint in listing.endpoints:
+        removed += delete(aws, endpoint["name"])
+    client = aws.client("sagemaker")
+    in_use = _configs_in_use(client, exclude="")
+    for name in listing.endpoint_configs:
+        if name not in in_use and not any(r.name == name for r in removed):
+            client.delete_endpoint_config(EndpointConfigName=name)
+            removed.append(Removed("endpoint config", name))
+    models_in_use = _models_in_use(client, in_use)
+    for name in listing.models:
+        if name not in models_in_use and not any(r.name == name for r in removed):
+            client.delete_model(ModelName=name)
+            removed.append(Removed("model", name))
+    return removed
+
+
+def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) -> Path:
+    """A local data file as JSON Lines request records ``{"inputs": text}``, one per line."""
+    table = read_table(path)
+    column = config.data.text_column if config.data.text_column in table.columns else "inputs"
+    if column not in table.columns:
+        raise DataFormatError(
+            f"{path}: no {config.data.text_column!r} (or 'inputs') column; has "
+            f"{', '.join(table.columns)}"
+        )
+    with open(destination, "w", encoding="utf-8") as handle:
+        for row in table.rows:
+            text = row.values[column]
+            if not isinstance(text, str):
+                raise DataFormatError(f"{path}: line {row.line}: {column!r} must hold text")
+            handle.write(json.dumps({"inputs": text}, ensure_ascii=False) + "\n")
+    return destination
+
+
+@dataclass
+class TransformResult:
+    job_name: str
+    model_name: str
+    input_uri: str
+    output_uri: str
+    status: str
+    model_removed: bool
+
+
+def batch_transform(
+    config: ProjectConfig,
+    aws: Aws,
+    source: ModelSource,
+    input_uri: str,
+    *,
+    output_uri: str | None = None,
+    instance_type: str,
+    instance_count: int = 1,
+    wait: bool = True,
+) -> TransformResult:
+    """JSON Lines in (split by line, several records per request), one prediction line out."""
+    from sagemaker.core.resources import TransformJob
+    from sagemaker.core.shapes import (
+        TransformDataSource,
+        TransformInput,
+        TransformOutput,
+        TransformResources,
+        TransformS3DataSource,
+    )
+
+    image = image_uri(inference_versions(config, source.versions), "inference",
+                      aws.settings.region, instance_type)
+    base = resource_name(config.project.slug, max_length=40)
+    job_name = resource_name(f"{base}-batch", timestamp())
+    prefix = f"s3://{aws.bucket}/{base}/batch/{job_name}"
+    if not input_uri.startswith("s3://"):
+        with tempfile.TemporaryDirectory(prefix="sm-batch-") as tmp:
+            records = jsonl_for_transform(config, Path(input_uri), Path(tmp) / "input.jsonl")
+            input_uri = aws.upload(records, f"{prefix}/input")
+    output_uri = (output_uri or f"{prefix}/output").rstrip("/")
+    model = create_model(aws, job_name, image, source.model_data)
+    try:
+        job = TransformJob.create(
+            transform_job_name=job_name,
+            model_name=job_name,
+            batch_strategy="MultiRecord",
+            max_payload_in_mb=6,
+            transform_input=TransformInput(
+                data_source=TransformDataSource(
+                    s3_data_source=TransformS3DataSource(s3_data_type="S3Prefix", s3_uri=input_uri)
+                ),
+                content_type=JSONLINES,
+                split_type="Line",
+            ),
+            transform_output=TransformOutput(
+                s3_output_path=output_uri, accept=JSONLINES, assemble_with="Line"
+            ),
+            transform_resources=TransformResources(
+                instance_type=instance_type, instance_count=instance_count
+            ),
+            session=aws.boto,
+            region=aws.settings.region,
+        )
+    except BaseException:
+        model.delete()
+        raise
+    removed = False
+    if wait:
+        job.wait(logs=False)
+        # The model only served this job; keeping it would leak a resource.
+        model.delete()
+        removed = True
+    job.refresh()
+    return TransformResult(job_name, job_name, input_uri, output_uri,
+                           str(job.transform_job_status), removed)

@@ -1,0 +1,101 @@
+"""What a training run leaves behind, identical for both entry points.
+
+``model_dir``: ``save_pretrained`` folder (safetensors weights, config with id2label/label2id,
+tokenizer). ``output_data_dir``: ``metrics_<split>.json`` + ``confusion_matrix_<split>.png`` for
+validation and test, ``hyperparameters.json``, ``train_results.json`` (throughput, token
+efficiency, history) and ``learning_curve.png``. Metrics also go to stdout as ``name=value;``
+lines so SageMaker metric definitions (:func:`metric_definitions`) can scrape them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..metrics import save_confusion_matrix_png
+
+# Names printed in metric lines; ``metric_definitions`` turns them into SageMaker regexes.
+LOGGED_METRICS = (
+    "epoch", "train_loss", "learning_rate", "grad_norm",
+    "eval_loss", "eval_accuracy", "eval_macro_f1",
+    "validation_accuracy", "validation_macro_f1", "test_accuracy", "test_macro_f1",
+    "train_samples_per_second", "token_efficiency",
+)
+_NUMBER = r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))"
+
+
+def metric_line(values: Mapping[str, Any]) -> str:
+    """``name=value;`` pairs on one line, numbers only (a regex per name can pick each out)."""
+    parts = []
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        text = str(value) if isinstance(value, int) else f"{value:.6g}"
+        parts.append(f"{name}={text};")
+    return "metrics: " + " ".join(parts)
+
+
+def print_metrics(values: Mapping[str, Any]) -> None:
+    print(metric_line(values), file=sys.stdout, flush=True)
+
+
+def metric_definitions(names: Sequence[str] = LOGGED_METRICS) -> list[dict[str, str]]:
+    """SageMaker ``MetricDefinitions`` for the metric lines (``\\b`` keeps ``loss`` from
+    matching inside ``eval_loss``)."""
+    return [{"Name": name, "Regex": rf"\b{name}={_NUMBER};"} for name in names]
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def write_split_metrics(output_dir: str | os.PathLike[str], split: str,
+                        metrics: Mapping[str, Any]) -> None:
+    write_json(Path(output_dir) / f"metrics_{split}.json", metrics)
+    save_confusion_matrix_png(metrics["confusion_matrix"], metrics["labels"],
+                              Path(output_dir) / f"confusion_matrix_{split}.png")
+
+
+def save_learning_curve(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
+                        metric: str = "accuracy") -> Path:
+    """Loss (train and validation) and the validation metrics against optimizer steps."""
+    from matplotlib.figure import Figure
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        points = [(r["step"], r[key]) for r in history
+                  if key in r and r[key] is not None and math.isfinite(r[key])]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    figure = Figure(figsize=(10, 4))
+    loss_axes, metric_axes = figure.subplots(1, 2)
+    for key, label in (("train_loss", "train loss"), ("eval_loss", "validation loss")):
+        steps, values = series(key)
+        if steps:
+            loss_axes.plot(steps, values, marker="o" if key == "eval_loss" else None, label=label)
+    loss_axes.set_xlabel("optimizer step")
+    loss_axes.set_ylabel("loss")
+    loss_axes.set_title("Loss")
+    for key in ("eval_accuracy", "eval_macro_f1"):
+        steps, values = series(key)
+        if steps:
+            metric_axes.plot(steps, values, marker="o", label=key.removeprefix("eval_"))
+    metric_axes.set_xlabel("optimizer step")
+    metric_axes.set_title(f"Validation metrics (best model by {metric})")
+    for axes in (loss_axes, metric_axes):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend()
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path

@@ -1,0 +1,229 @@
+"""The run both entry points share; only fitting and predicting differ between them.
+
+options -> runtime -> tokenizer/model -> data -> resume point -> backend.fit -> evaluation on
+validation and test -> model folder + metrics + hyperparameters + learning curve (rank 0 only).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..metrics import compute_metrics
+from .artifacts import print_metrics, save_learning_curve, write_json, write_split_metrics
+from .checkpoints import find_resume_checkpoint
+from .data import RunData, TokenizedSplit, load_run_data, make_collator
+from .modeling import load_tokenizer_and_model
+from .options import TrainOptions, log_ignored_channels, parse_options
+from .runtime import Progress, Runtime, init_runtime, setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    batches_per_epoch: int  # per rank
+    steps_per_epoch: int  # optimizer steps
+    total_steps: int
+    warmup_steps: int
+    examples_per_step: int  # across all ranks
+
+
+def make_schedule(options: TrainOptions, train_examples: int, world_size: int) -> Schedule:
+    batches = math.ceil(train_examples / (options.batch_size * world_size))
+    steps_per_epoch = max(1, math.ceil(batches / options.gradient_accumulation_steps))
+    total = (options.max_steps if options.max_steps > 0
+             else max(1, math.ceil(steps_per_epoch * options.epochs)))
+    return Schedule(
+        batches_per_epoch=batches,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total,
+        warmup_steps=math.ceil(total * options.warmup_ratio),
+        examples_per_step=options.batch_size * options.gradient_accumulation_steps * world_size,
+    )
+
+
+class Recorder:
+    """History of train/eval log records, mirrored as metric lines and progress lines."""
+
+    def __init__(self, runtime: Runtime, schedule: Schedule) -> None:
+        self.runtime = runtime
+        self.schedule = schedule
+        self.history: list[dict[str, Any]] = []
+        self.progress = Progress(schedule.total_steps, 0, schedule.examples_per_step)
+
+    def start(self, step: int, total_steps: int, history: Sequence[Mapping[str, Any]]) -> None:
+        self.history = [dict(record) for record in history]
+        self.progress = Progress(total_steps, step, self.schedule.examples_per_step)
+
+    def record(self, values: Mapping[str, Any]) -> None:
+        entry = {key: value for key, value in values.items() if value is not None}
+        self.history.append(entry)
+        if self.runtime.is_main:
+            print_metrics(entry)
+            if "train_loss" in entry:
+                log.info("%s | loss %.4f", self.progress.line(entry["step"]), entry["train_loss"])
+            else:
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
+                                  if k.startswith("eval_") and isinstance(v, float))
+                log.info("evaluation at step %s (epoch %.2f): %s", entry.get("step"),
+                         entry.get("epoch", 0.0), shown)
+
+
+@dataclass
+class FitResult:
+    global_step: int
+    total_steps: int
+    resumed_from_step: int
+    train_seconds: float  # this process's training time, evaluation excluded
+    tokens: dict[str, float]
+    best_checkpoint: str | None = None
+    best_metric: float | None = None
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    options: TrainOptions
+    runtime: Runtime
+    tokenizer: Any
+    model: Any
+    data: RunData
+    collator: Callable[[list[dict]], dict]
+    schedule: Schedule
+    recorder: Recorder
+
+
+class Backend(Protocol):
+    name: str
+    checkpoint_marker: str
+
+    def fit(self, resume_from: Path | None) -> FitResult: ...
+
+    def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
+        """(true labels, predicted labels, mean loss), gathered from all ranks."""
+        ...
+
+    def save_model(self, path: Path) -> None:
+        """Write the trained (best) model; called on every rank, writes on rank 0."""
+        ...
+
+
+def evaluation_metrics(y_true: Sequence[int], y_pred: Sequence[int], loss: float,
+                       label_names: Sequence[str]) -> dict[str, Any]:
+    metrics = compute_metrics(y_true, y_pred, label_names)
+    metrics["loss"] = loss
+    return metrics
+
+
+def best_is_higher(metric: str) -> bool:
+    return metric != "loss"
+
+
+def run(backend_factory: Callable[[RunContext], Backend], entry_point: str,
+        argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Parse options and run one training job end to end."""
+    options = parse_options(argv, environ, prog=f"python -m {__package__}.{entry_point}")
+    return run_with_options(options, backend_factory, entry_point, environ)
+
+
+def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContext], Backend],
+                     entry_point: str, environ: Mapping[str, str] | None = None) -> int:
+    from transformers import set_seed
+
+    runtime = init_runtime(options.mixed_precision, environ)
+    try:
+        setup_logging(runtime)
+        log.info("entry point %s: %d process(es) on %s, precision %s", entry_point,
+                 runtime.world_size, runtime.device, runtime.precision)
+        log_ignored_channels(environ if environ is not None else __import__("os").environ)
+        set_seed(options.seed)
+        tokenizer, model = load_tokenizer_and_model(
+            options.model_name_or_path, options.label_names, options.trust_remote_code)
+        data = load_run_data(options, tokenizer, model.config)
+        schedule = make_schedule(options, len(data.train), runtime.world_size)
+        context = RunContext(options, runtime, tokenizer, model, data,
+                             make_collator(tokenizer, options.padding, data), schedule,
+                             Recorder(runtime, schedule))
+        backend = backend_factory(context)
+        resume_from = runtime.broadcast(
+            find_resume_checkpoint(options.resume, options.checkpoint_dir,
+                                   backend.checkpoint_marker) if runtime.is_main else None)
+        result = backend.fit(resume_from)
+        evaluations = {}
+        for split in data.evaluation_splits():
+            y_true, y_pred, loss = backend.predict(split)
+            evaluations[split.name] = evaluation_metrics(y_true, y_pred, loss, data.label_names)
+        backend.save_model(Path(options.model_dir))
+        if runtime.is_main:
+            write_outputs(context, backend.name, result, evaluations)
+        runtime.barrier()
+    finally:
+        runtime.close()
+    return 0
+
+
+def write_outputs(context: RunContext, entry_point: str, result: FitResult,
+                  evaluations: Mapping[str, Mapping[str, Any]]) -> None:
+    import torch
+    import transformers
+
+    options, runtime = context.options, context.runtime
+    output_dir = Path(options.output_data_dir)
+    context.tokenizer.save_pretrained(options.model_dir)
+    final: dict[str, Any] = {}
+    for split, metrics in evaluations.items():
+        write_split_metrics(output_dir, split, metrics)
+        final[f"{split}_accuracy"] = metrics["accuracy"]
+        final[f"{split}_macro_f1"] = metrics["macro_f1"]
+        final[f"{split}_loss"] = metrics["loss"]
+    samples_per_second = (result.tokens["train_examples_processed"] / result.train_seconds
+                          if result.train_seconds > 0 else 0.0)
+    final["train_samples_per_second"] = samples_per_second
+    final["token_efficiency"] = result.tokens["token_efficiency"]
+    print_metrics(final)
+    write_json(output_dir / "hyperparameters.json", {
+        **options.to_dict(),
+        "entry_point": entry_point,
+        "world_size": runtime.world_size,
+        "device": str(runtime.device),
+        "precision": runtime.precision,
+        "effective_batch_size": context.schedule.examples_per_step,
+        "total_steps": result.total_steps,
+        "warmup_steps": context.schedule.warmup_steps,
+        "max_length": context.data.max_length,
+        "train_examples": len(context.data.train),
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "python_version": sys.version.split()[0],
+    })
+    write_json(output_dir / "train_results.json", {
+        **{key: value for key, value in asdict(result).items() if key not in {"tokens", "extra"}},
+        **result.tokens,
+        **result.extra,
+        "train_samples_per_second": samples_per_second,
+        "final_metrics": final,
+        "history": context.recorder.history,
+    })
+    save_learning_curve(context.recorder.history, output_dir / "learning_curve.png",
+                        options.metric_for_best_model)
+    log.info("model saved to %s; metrics, hyperparameters and plots in %s",
+             options.model_dir, output_dir)
+
+
+def main_for(backend_factory: Callable[[RunContext], Backend], entry_point: str) -> int:
+    """``python -m`` entry: clean one-line errors for problems the user can fix."""
+    from ..config import ConfigError
+    from ..data.io import DataFormatError
+
+    try:
+        return run(backend_factory, entry_point)
+    except (ConfigError, DataFormatError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

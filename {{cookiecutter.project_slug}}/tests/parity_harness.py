@@ -1,0 +1,56 @@
+"""Run requests through the Hugging Face inference toolkit's own handler service, in-process.
+
+Runs under the parity virtualenv's Python (transformers 4.51.3,
+sagemaker-huggingface-inference-toolkit 2.6.0, multi-model-server), never under the project's:
+    python parity_harness.py MODEL_DIR REQUESTS_JSON RESULTS_JSON
+MODEL_DIR is an extracted model.tar.gz. REQUESTS_JSON is a list of
+{"content_type", "accept", "body"} (body as text); RESULTS_JSON receives, per request,
+{"status", "content_type", "body"} the way multi-model-server would answer: the handler's
+response with 200, or the PredictionException's code and message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(model_dir: str, requests_path: str, results_path: str) -> None:
+    from mms.context import Context, RequestProcessor
+    from mms.metrics.metrics_store import MetricsStore
+    from mms.service import PredictionException
+    from sagemaker_huggingface_inference_toolkit.handler_service import HuggingFaceHandlerService
+
+    context = Context(
+        model_name="model", model_dir=model_dir, manifest={}, batch_size=1, gpu=None,
+        mms_version="1.1.11",
+    )
+    context.metrics = MetricsStore({0: "req-0"}, "model")
+    service = HuggingFaceHandlerService()
+    service.initialize(context)
+    with open(requests_path, encoding="utf-8") as handle:
+        requests = json.load(handle)
+    results = []
+    for request in requests:
+        headers = {"Content-Type": request["content_type"]}
+        if request.get("accept") is not None:
+            headers["Accept"] = request["accept"]
+        context.request_processor = [RequestProcessor(headers)]
+        try:
+            (response,) = service.handle([{"body": request["body"].encode("utf-8")}], context)
+        except PredictionException as error:
+            results.append({"status": error.error_code, "content_type": None, "body": error.message})
+            continue
+        if isinstance(response, bytes):
+            response = response.decode("utf-8")
+        results.append({
+            "status": 200,
+            "content_type": context.get_response_content_type(0),
+            "body": response,
+        })
+    with open(results_path, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
