@@ -1,22 +1,29 @@
 """A moto server on 127.0.0.1 that the project's unchanged AWS code talks to over real HTTP.
 
-Used by tests/test_aws_*.py. moto answers ``describe_model`` / ``describe_endpoint_config`` /
-``describe_endpoint`` with ``{}`` for unset nested structures (VpcConfig, DataCaptureConfig...),
-which the SageMaker SDK's pydantic shapes reject although AWS would simply omit them; the server
-side of those three calls is wrapped here (in the process that runs moto) to drop empty values.
+Used by tests/test_aws_*.py; one server per test process, emptied before each test. Two moto
+gaps are closed on the server side (in this process, which runs moto), never in project code:
+
+* ``describe_model`` / ``describe_endpoint_config`` / ``describe_endpoint`` answer ``{}`` for
+  unset nested structures (VpcConfig, DataCaptureConfig...), which the SageMaker SDK's pydantic
+  shapes reject, whereas AWS omits them: empty values are dropped from those responses;
+* a training job's ``MetricDefinitions`` are replaced by a fixed example in moto: the requested
+  ones are kept, so tests can check what the project asked for.
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
+import inspect
 import json
 import socket
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 FAKE_ROLE = "arn:aws:iam::123456789012:role/SageMakerTestRole"
-REGION = "us-east-1"
+BUCKET = "sm-test-bucket"
+
+_server_url: str | None = None
 
 
 def _drop_empty(value: Any) -> Any:
@@ -28,20 +35,32 @@ def _drop_empty(value: Any) -> Any:
     return value
 
 
-def _patch_moto_describe_calls() -> None:
+def _patch_moto() -> None:
     from moto.core.responses import ActionResult
+    from moto.sagemaker.models import FakeTrainingJob
     from moto.sagemaker.responses import SageMakerResponse
 
-    if getattr(SageMakerResponse, "_empty_structs_dropped", False):
-        return
     for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
         original = getattr(SageMakerResponse, name)
 
-        def wrapper(self, _original=original):
+        def without_empty(self, _original=original):
             return ActionResult(_drop_empty(_original(self).result))
 
-        setattr(SageMakerResponse, name, wrapper)
-    SageMakerResponse._empty_structs_dropped = True
+        setattr(SageMakerResponse, name, without_empty)
+
+    original_init = FakeTrainingJob.__init__
+    signature = inspect.signature(original_init)
+
+    def keep_metric_definitions(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        requested = copy.deepcopy(
+            (bound.arguments.get("algorithm_specification") or {}).get("MetricDefinitions")
+        )
+        original_init(self, *args, **kwargs)
+        if requested is not None:
+            self.algorithm_specification["MetricDefinitions"] = requested
+
+    FakeTrainingJob.__init__ = keep_metric_definitions
 
 
 def _free_port() -> int:
@@ -50,40 +69,74 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """Start moto on a free loopback port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+def server_url() -> str:
+    """Start moto once per test process (loopback only) and return its URL."""
+    global _server_url
+    if _server_url is None:
+        from moto.server import ThreadedMotoServer
 
-    _patch_moto_describe_calls()
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-def reset(endpoint_url: str) -> None:
-    """Forget every resource moto holds, so each test starts from an empty account."""
-    request = urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+        _patch_moto()
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        atexit.register(server.stop)
+        _server_url = f"http://127.0.0.1:{port}"
+    return _server_url
 
 
-def queue_endpoint_results(endpoint_url: str, bodies: list[Any]) -> None:
-    """Results the next InvokeEndpoint calls return, in order (moto cannot run a model)."""
-    payload = {
-        "results": [
-            {"Body": json.dumps(body), "ContentType": "application/json"} for body in bodies
-        ]
-    }
+def activate(monkeypatch: Any, tmp_path: Any) -> str:
+    """Point every AWS client of this process (and its children) at a freshly reset moto."""
+    url = server_url()
+    _post(f"{url}/moto-api/reset", None)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "SAGEMAKER_ROLE", "SAGEMAKER_BUCKET", "AWS_ENDPOINT_URL_S3",
+                 "SAGEMAKER_USER_CONFIG_OVERRIDE", "SAGEMAKER_ADMIN_CONFIG_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    # A region the project must not use: config.toml's [sagemaker] region comes first.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    # No real profile or SDK defaults file may leak in from the machine running the tests.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # moto has no iam:SimulatePrincipalPolicy, which the SDK calls to validate roles.
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+    return url
+
+
+def client(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
+def _post(url: str, payload: Any) -> None:
+    data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(
-        f"{endpoint_url}/moto-api/static/sagemaker/endpoint-results",
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
+
+
+def queue_endpoint_results(url: str, region: str, bodies: list[Any]) -> None:
+    """What the next InvokeEndpoint calls in ``region`` return (moto cannot run a model)."""
+    _post(f"{url}/moto-api/static/sagemaker/endpoint-results", {
+        "region": region,
+        "results": [
+            {"Body": json.dumps(body), "ContentType": "application/json"} for body in bodies
+        ]
+    })
+
+
+def sagemaker_leftovers(region: str) -> dict[str, list[str]]:
+    """Endpoints, endpoint configs and models that exist in moto."""
+    sm = client("sagemaker", region)
+    return {
+        "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
+        "endpoint_configs": [
+            c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        ],
+        "models": [m["ModelName"] for m in sm.list_models()["Models"]],
+    }

@@ -39,7 +39,9 @@ def main(model_dir: str, requests_path: str, results_path: str) -> None:
         try:
             (response,) = service.handle([{"body": request["body"].encode("utf-8")}], context)
         except PredictionException as error:
-            results.append({"status": error.error_code, "content_type": None, "body": error.message})
+            results.append(
+                {"status": error.error_code, "content_type": None, "body": error.message}
+            )
             continue
         if isinstance(response, bytes):
             response = response.decode("utf-8")

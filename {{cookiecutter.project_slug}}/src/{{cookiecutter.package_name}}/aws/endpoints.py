@@ -25,6 +25,7 @@ from .session import Aws, resource_name, split_s3_uri, timestamp
 
 log = logging.getLogger(__name__)
 
+PACKAGE = __package__.rsplit(".", 1)[0]
 HANDLER = "code/inference.py"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -33,7 +34,8 @@ SERVERLESS_IMAGE_INSTANCE = "ml.m5.xlarge"
 
 
 def default_endpoint_name(config: ProjectConfig) -> str:
-    return resource_name(config.sagemaker.endpoint_name or config.project.slug)
+    # "-endpoint" keeps the <endpoint>- prefix that delete sweeps apart from batch-job models.
+    return resource_name(config.sagemaker.endpoint_name or f"{config.project.slug}-endpoint")
 
 
 @dataclass(frozen=True)
@@ -46,19 +48,17 @@ class ModelSource:
 
 
 def check_model_archive(path: Path) -> None:
-    """A deployable archive: gzip tar with the model files at the root and code/inference.py."""
+    """The serving package's layout check, as a usage error that says how to fix it."""
+    from ..serving.package import PackageError
+    from ..serving.package import check_model_archive as check
+
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            names = {name.removeprefix("./") for name in archive.getnames()}
-    except (tarfile.TarError, OSError) as error:
-        raise UsageError(f"{path}: not a readable model.tar.gz ({error})") from None
-    missing = [name for name in (HANDLER, "config.json") if name not in names]
-    if missing:
+        check(path)
+    except PackageError as error:
         raise UsageError(
-            f"{path}: missing {', '.join(missing)}; build the archive with "
-            f"`{__package__.rsplit('.', 1)[0]} package` (model files at the root plus "
-            f"{HANDLER})"
-        )
+            f"{error}; build the archive with `{PACKAGE} package` (model files at the root "
+            f"plus {HANDLER})"
+        ) from None
 
 
 def configured_versions(config: ProjectConfig) -> Versions:
@@ -121,11 +121,28 @@ def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: 
 
 
 def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> ModelSource:
-    """S3 archives are checked for code/inference.py; one without it cannot serve requests."""
+    """An S3 archive must serve requests: a training job's model.tar.gz (a plain model folder)
+    is repackaged with code/inference.py; any other archive is checked."""
+    from ..serving.package import build_model_archive
+
     with tempfile.TemporaryDirectory(prefix="sm-model-") as tmp:
         local = aws.download(source.model_data, Path(tmp) / "model.tar.gz")
-        check_model_archive(local)
-    return source
+        if not source.origin.startswith("job "):
+            check_model_archive(local)
+            return source
+        with tarfile.open(local, "r:gz") as archive:
+            names = archive.getnames()
+            if HANDLER in names:
+                check_model_archive(local)
+                return source
+            model_dir = Path(tmp) / "model"
+            archive.extractall(model_dir, filter="data")
+        packaged = Path(tmp) / "packaged" / "model.tar.gz"
+        build_model_archive(model_dir, packaged)
+        key = f"{resource_name(config.project.slug)}/models/{timestamp()}"
+        uri = aws.upload(packaged, f"s3://{aws.bucket}/{key}")
+        log.info("repackaged %s with %s as %s", source.model_data, HANDLER, uri)
+        return ModelSource(uri, source.versions, source.origin)
 
 
 @dataclass
@@ -191,8 +208,7 @@ def deploy(
     wait: bool = True,
 ) -> Deployment:
     """Model -> endpoint config -> endpoint; removes what it made if a later step fails."""
-    from sagemaker.core.resources import Endpoint, EndpointConfig
-    from sagemaker.core.shapes import ProductionVariant, ProductionVariantServerlessConfig
+    from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
     image = image_uri(inference_versions(config, source.versions), "inference",
@@ -204,26 +220,22 @@ def deploy(
         )
     suffix = timestamp()
     name = resource_name(endpoint_name, suffix)
+    client = aws.client("sagemaker")
+    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": name}
+    if serverless_memory_mb:
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": serverless_max_concurrency,
+        }
+    else:
+        variant.update(InstanceType=instance_type, InitialInstanceCount=instance_count,
+                       InitialVariantWeight=1.0)
     created: list[Any] = []
     try:
         created.append(create_model(aws, name, image, source.model_data))
-        if serverless_memory_mb:
-            variant = ProductionVariant(
-                variant_name="AllTraffic", model_name=name,
-                serverless_config=ProductionVariantServerlessConfig(
-                    memory_size_in_mb=serverless_memory_mb,
-                    max_concurrency=serverless_max_concurrency,
-                ),
-            )
-        else:
-            variant = ProductionVariant(
-                variant_name="AllTraffic", model_name=name, instance_type=instance_type,
-                initial_instance_count=instance_count, initial_variant_weight=1.0,
-            )
-        created.append(EndpointConfig.create(
-            endpoint_config_name=name, production_variants=[variant],
-            session=aws.boto, region=aws.settings.region,
-        ))
+        # boto3 here: sagemaker-core 2.27 sends ServerlessConfig.MemorySizeInMb (wrong case),
+        # which the API rejects.
+        client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+        created.append(lambda: client.delete_endpoint_config(EndpointConfigName=name))
         endpoint = Endpoint.create(
             endpoint_name=endpoint_name, endpoint_config_name=name,
             session=aws.boto, region=aws.settings.region,
@@ -236,7 +248,7 @@ def deploy(
     except BaseException:
         for resource in reversed(created):
             try:
-                resource.delete()
+                resource() if callable(resource) else resource.delete()
             except Exception as error:  # report, but keep the original failure
                 log.warning("could not remove %s after a failed deploy: %s", resource, error)
         raise
@@ -263,7 +275,8 @@ def read_texts(texts: Sequence[str], file: str | None, config: ProjectConfig) ->
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
         if path.suffix.lower() == ".txt":
-            found += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines = path.read_text(encoding="utf-8").splitlines()
+            found += [line for line in lines if line.strip()]
         else:
             table = read_table(path)
             column = config.data.text_column
@@ -356,10 +369,13 @@ def _paged(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dic
 def _configs_in_use(client: Any, exclude: str) -> set[str]:
     names = set()
     for endpoint in _paged(client, "list_endpoints", "Endpoints"):
-        if endpoint["EndpointName"] == exclude:
+        if endpoint["EndpointName"] == exclude or endpoint.get("EndpointStatus") == "Deleting":
             continue
-        names.add(client.describe_endpoint(EndpointName=endpoint["EndpointName"])
-                  ["EndpointConfigName"])
+        try:
+            described = client.describe_endpoint(EndpointName=endpoint["EndpointName"])
+        except client.exceptions.ClientError:
+            continue  # deleted meanwhile
+        names.add(described["EndpointConfigName"])
     return names
 
 
@@ -448,6 +464,7 @@ def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) ->
 class TransformResult:
     job_name: str
     model_name: str
+    image: str
     input_uri: str
     output_uri: str
     status: str
@@ -518,5 +535,5 @@ def batch_transform(
         model.delete()
         removed = True
     job.refresh()
-    return TransformResult(job_name, job_name, input_uri, output_uri,
+    return TransformResult(job_name, job_name, image, input_uri, output_uri,
                            str(job.transform_job_status), removed)

@@ -6,6 +6,7 @@ client is created, so a missing role or region is reported before anything is up
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 from ..cli import UsageError
 from ..config import ProjectConfig
+
+log = logging.getLogger(__name__)
 
 ROLE_ENV = "SAGEMAKER_ROLE"
 BUCKET_ENV = "SAGEMAKER_BUCKET"
@@ -70,6 +73,10 @@ def resolve_settings(
     return AwsSettings(region=region, role=role, bucket=bucket)
 
 
+def _error_code(error: Any) -> str:
+    return str(error.response.get("Error", {}).get("Code", error))
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> ``("bucket", "key")``."""
     if not uri.startswith("s3://") or len(uri) <= len("s3://"):
@@ -114,12 +121,47 @@ class Aws:
     def sagemaker_session(self) -> Any:
         from sagemaker.core.helper.session_helper import Session
 
-        return Session(boto_session=self.boto, default_bucket=self.settings.bucket or None)
+        return Session(boto_session=self.boto, default_bucket=self.bucket)
 
     @cached_property
     def bucket(self) -> str:
-        """The configured bucket, or the SDK's default one (created when missing)."""
-        return self.settings.bucket or self.sagemaker_session.default_bucket()
+        """The configured bucket (which must exist), or SageMaker's default bucket
+        ``sagemaker-<region>-<account>``, created when missing.
+
+        The default is resolved here rather than by the SDK, whose lookup calls a hard-coded
+        regional STS URL and so ignores endpoint settings (VPC endpoints, AWS_ENDPOINT_URL).
+        """
+        from botocore.exceptions import ClientError
+
+        s3 = self.client("s3")
+        if self.settings.bucket:
+            try:
+                s3.head_bucket(Bucket=self.settings.bucket)
+            except ClientError as error:
+                raise UsageError(
+                    f"S3 bucket {self.settings.bucket!r} does not exist or is not accessible "
+                    f"({_error_code(error)}); create it, or leave bucket empty to use the "
+                    "SageMaker default bucket"
+                ) from None
+            return self.settings.bucket
+        account = self.client("sts").get_caller_identity()["Account"]
+        region = self.settings.region
+        name = f"sagemaker-{region}-{account}"
+        try:
+            # The name is predictable, so make sure this account owns it (bucket squatting).
+            s3.head_bucket(Bucket=name, ExpectedBucketOwner=account)
+            return name
+        except ClientError as error:
+            if _error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
+                raise UsageError(
+                    f"default bucket {name} is not usable ({_error_code(error)}); it may belong "
+                    "to another account: set bucket in [sagemaker] of config.toml or --bucket"
+                ) from None
+        location = {} if region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=name, **location)
+        log.info("created the SageMaker default bucket %s", name)
+        return name
 
     def client(self, service: str) -> Any:
         return self.boto.client(service)

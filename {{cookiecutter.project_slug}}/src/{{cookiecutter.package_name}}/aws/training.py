@@ -56,27 +56,23 @@ CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
 PROVIDED_BY_DLC = {"torch", "transformers"}
 
-# Names the entry points print as ``name=value;``; each becomes a SageMaker metric definition.
-METRIC_NAMES = (
-    "loss", "learning_rate", "grad_norm", "epoch",
-    "eval_loss", "eval_accuracy", "eval_macro_f1",
-    "test_loss", "test_accuracy", "test_macro_f1",
-    "train_runtime", "train_samples_per_second",
-)
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
-_METRIC_PAIR = re.compile(rf"(?<![\w.])([A-Za-z_][\w./-]*)=({_NUMBER});")
 
 
-def metric_definitions(names: Iterable[str] = METRIC_NAMES) -> list[dict[str, str]]:
-    """SageMaker metric definitions matching the entry points' ``name=value;`` log lines."""
-    return [
-        {"Name": name, "Regex": rf"(?:^|[^\w.]){re.escape(name)}=({_NUMBER});"} for name in names
-    ]
+def metric_definitions() -> list[dict[str, str]]:
+    """SageMaker metric definitions for the entry points' ``name=value;`` log lines."""
+    from ..training.artifacts import metric_definitions as definitions
+
+    return definitions()
 
 
-def parse_metrics(line: str) -> dict[str, float]:
-    """All ``name=value;`` pairs in one log line."""
-    return {name: float(value) for name, value in _METRIC_PAIR.findall(line)}
+def parse_metrics(line: str, definitions: Iterable[Mapping[str, str]]) -> dict[str, float]:
+    """The metrics SageMaker would extract from one log line with ``definitions``."""
+    found = {}
+    for definition in definitions:
+        match = re.search(definition["Regex"], line)
+        if match:
+            found[definition["Name"]] = float(match.group(1))
+    return found
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,6 @@ class TrainingPlan:
     checkpoint_s3_uri: str = ""
     image: str = ""
     experiment_name: str = ""
-    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -146,16 +141,8 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def detect_local_mode() -> str:
-    """``local_gpu`` when an NVIDIA GPU is visible (as SageMaker's local mode needs), else ``local``."""
-    if shutil.which("nvidia-smi") is None:
-        return "local"
-    try:
-        result = subprocess.run(
-            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "local"
-    return "local_gpu" if result.returncode == 0 and "GPU" in result.stdout else "local"
+    """``local_gpu`` when an NVIDIA GPU is visible (GPU containers need it), else ``local``."""
+    return "local_gpu" if count_gpus() > 0 else "local"
 
 
 def check_channel(name: str, source: str) -> str:
@@ -196,6 +183,7 @@ def plan_training(
     distribution: str | None = None,
     output_path: str | None = None,
     region: str | None = None,
+    checkpoint_s3_uri: str | None = None,
 ) -> TrainingPlan:
     """Validate a launch completely offline (instance type, image versions, channels...)."""
     section = config.sagemaker
@@ -253,8 +241,11 @@ def plan_training(
     torchrun = distribution == "torchrun" or (
         distribution == "auto" and (instance_count > 1 or gpus > 1)
     )
-    if output_path is not None and output_path and not output_path.startswith("s3://"):
-        raise UsageError(f"output path must be an s3:// URI, got {output_path!r}")
+    for name, uri in (("output path", output_path), ("checkpoint URI", checkpoint_s3_uri)):
+        if uri and not uri.startswith("s3://"):
+            raise UsageError(f"{name} must be an s3:// URI, got {uri!r}")
+    if checkpoint_s3_uri and mode != "hosted":
+        raise UsageError("--checkpoint-s3-uri applies to hosted jobs only")
     return TrainingPlan(
         mode=mode,
         entry_point=entry_point,
@@ -270,6 +261,7 @@ def plan_training(
         volume_size_gb=section.volume_size_gb,
         torchrun=torchrun,
         output_path=(output_path or section.output_path).rstrip("/"),
+        checkpoint_s3_uri=(checkpoint_s3_uri or "").rstrip("/"),
         experiment_name=resource_name(section.experiment_name or config.project.slug),
     )
 
@@ -364,6 +356,9 @@ def launch_sagemaker(
         options: dict[str, Any] = {}
         if hosted:
             assert aws is not None
+            # The SDK's CloudWatch log streaming (wait with logs) builds its client from the
+            # default credential chain, ignoring the session's region.
+            os.environ.setdefault("AWS_DEFAULT_REGION", aws.settings.region)
             bucket = aws.bucket
             prefix = f"s3://{bucket}/{plan.base_job_name}"
             inputs = []
@@ -391,9 +386,11 @@ def launch_sagemaker(
             root = Path(plan.output_path or "sagemaker-local").resolve()
             root.mkdir(parents=True, exist_ok=True)
             inputs = [InputData(channel_name=n, data_source=s) for n, s in plan.channels.items()]
+            # Credentials are still needed: the DLC is pulled from a private ECR registry.
+            assert aws is not None
             options.update(
                 training_mode=Mode.LOCAL_CONTAINER,
-                sagemaker_session=LocalSession(),
+                sagemaker_session=LocalSession(boto_session=aws.boto),
                 local_container_root=str(root),
             )
         trainer = ModelTrainer(
@@ -406,7 +403,6 @@ def launch_sagemaker(
             compute=compute,
             stopping_condition=stopping,
             hyperparameters=dict(plan.hyperparameters),
-            environment=dict(plan.environment),
             base_job_name=plan.base_job_name,
             **options,
         ).with_metric_definitions(_metric_definition_shapes())
@@ -415,6 +411,7 @@ def launch_sagemaker(
         # Local mode gathers /opt/ml/model of every container into this tarball.
         model = Path(options["local_container_root"]) / "compressed_artifacts" / "model.tar.gz"
         return TrainingResult(plan.mode, run_id, str(model), "Completed")
+    # The SDK's documented way to reach the job it just created.
     job = trainer._latest_training_job
     job.refresh()
     artifacts = getattr(job, "model_artifacts", None)
@@ -446,12 +443,13 @@ def check_docker() -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise UsageError(
-            "SageMaker local mode needs a running Docker engine; `docker info` failed: "
-            f"{detail[-1] if detail else 'no output'}. Start Docker, or use --mode process"
+            "SageMaker local mode needs a running Docker engine; `docker info` failed ("
+            f"{detail[-1] if detail else 'no output'}); start Docker, or use --mode process"
         )
 
 
-def _count_gpus() -> int:
+def count_gpus() -> int:
+    """NVIDIA GPUs visible here, counted the way SageMaker's environment script does."""
     if shutil.which("nvidia-smi") is None:
         return 0
     try:
@@ -547,7 +545,8 @@ def run_process(
 ) -> TrainingResult:
     """Run the entry point like the container would, in a subprocess, under ``work_dir``."""
     job_name = f"{plan.base_job_name}-{timestamp()}"
-    root = work_dir / job_name
+    # Absolute: the entry point runs from the code folder, as in the container.
+    root = (work_dir / job_name).resolve()
     ml = root / "opt" / "ml"
     code = ml / "input" / "data" / "code"
     for folder in ("model", "output/data", "input/config", "checkpoints"):
@@ -558,7 +557,7 @@ def run_process(
     # /opt/ml/checkpoints is not writable outside a container; this is its stand-in.
     hyperparameters = {**plan.hyperparameters, "checkpoint_dir": str(ml / "checkpoints")}
     plan_here = dataclasses.replace(plan, hyperparameters=hyperparameters)
-    gpus = _count_gpus()
+    gpus = count_gpus()
     env = container_environment(root, plan_here, job_name, gpus)
     config_dir = ml / "input" / "config"
     (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
@@ -579,6 +578,7 @@ def run_process(
     child_env.pop(f"{PACKAGE.upper()}_CONFIG", None)
     log.info("process mode: %s (cwd %s)", " ".join(command), code)
     metrics: dict[str, float] = {}
+    definitions = metric_definitions()
     step = 0
     with subprocess.Popen(
         command, cwd=code, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -587,7 +587,7 @@ def run_process(
         assert child.stdout is not None
         for line in child.stdout:
             sys.stdout.write(line)
-            found = {k: v for k, v in parse_metrics(line).items() if k in METRIC_NAMES}
+            found = parse_metrics(line, definitions)
             if found:
                 step += 1
                 metrics.update(found)
@@ -681,7 +681,8 @@ def train(
             recorder.parameters(run_parameters(plan))
             return run_process(config, plan, work, on_metrics=recorder.metrics)
     result = launch_sagemaker(config, plan, aws, wait=wait)
-    if track and plan.mode == "hosted":
+    if track:
+        assert aws is not None
         with ExperimentRecorder(aws, plan.experiment_name, result.job_name) as recorder:
             recorder.parameters({**run_parameters(plan), "training_job": result.job_name,
                                  "model_data": result.model_location})

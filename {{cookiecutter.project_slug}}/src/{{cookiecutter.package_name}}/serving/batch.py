@@ -26,7 +26,8 @@ def load_classifier(
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
         raise DataFormatError(
-            f"{folder}: not a model folder (no config.json); pass the folder training wrote"
+            f"{folder}: not a model folder (no config.json); train first or pass --model with "
+            "the folder training wrote"
         )
     classifier = inference.model_fn(str(folder))
     if batch_size:
@@ -87,7 +88,7 @@ def predict_file(
     if clash:
         raise DataFormatError(f"{source}: input already has output column(s) {clash}; rename them")
     records = [
-        {**row.values, **dict(zip(added, prediction_values(prediction, i)))}
+        {**row.values, **dict(zip(added, prediction_values(prediction, i), strict=True))}
         for i, row in enumerate(table.rows)
     ]
     write_records(output_path, [*table.columns, *added], records)
@@ -123,10 +124,13 @@ def evaluate_file(
     (out / "metrics.json").write_text(
         json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
+    save_confusion_matrix_png(
+        metrics["confusion_matrix"], label_names, out / "confusion_matrix.png"
+    )
     columns = ["line", text_column, "true_label", *prediction_columns(prediction.labels)]
     wrong = [
-        dict(zip(columns, [e.line, e.text, label_names[e.label], *prediction_values(prediction, i)]))
+        dict(zip(columns, [e.line, e.text, label_names[e.label], *prediction_values(prediction, i)],
+                 strict=True))
         for i, e in enumerate(examples)
         if predicted[i] != e.label
     ]

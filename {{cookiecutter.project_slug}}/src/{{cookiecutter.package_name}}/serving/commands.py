@@ -7,18 +7,22 @@ import logging
 from pathlib import Path
 
 from ..config import load_config
+from ..training.options import LOCAL_MODEL_DIR
 
 logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    model_help = "model folder written by training (config.json, safetensors weights, tokenizer)"
+    model_help = (
+        "model folder written by training: config.json, safetensors weights, tokenizer "
+        f"(default: {LOCAL_MODEL_DIR})"
+    )
 
     predict = subparsers.add_parser(
         "predict", help="predict labels and scores for every row of a CSV/TSV/JSONL file"
     )
     predict.add_argument("file", type=Path, help="data file (or a folder holding one)")
-    predict.add_argument("--model", type=Path, required=True, help=model_help)
+    predict.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
     predict.add_argument(
         "--out", type=Path,
         help="output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
@@ -34,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "file", type=Path, nargs="?",
         help="labelled data file or folder (default: the prepared test split)",
     )
-    evaluate.add_argument("--model", type=Path, required=True, help=model_help)
+    evaluate.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
     evaluate.add_argument(
         "--out", type=Path, default=Path("reports/evaluation"),
         help="folder for metrics.json, confusion_matrix.png, misclassified.csv "
@@ -46,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
         "serve", help="HTTP server with the SageMaker contract (GET /ping, POST /invocations)"
     )
-    serve.add_argument("--model", type=Path, required=True, help=model_help)
+    serve.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
     serve.add_argument(
         "--host", default="127.0.0.1",
         help="address to bind (default: %(default)s; 0.0.0.0 exposes the model to the network)",
@@ -62,15 +66,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     package = subparsers.add_parser(
         "package", help="build model.tar.gz for the Hugging Face inference container"
     )
-    package.add_argument("--model", type=Path, required=True, help=model_help)
+    package.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
     package.add_argument(
-        "--out", type=Path, default=Path("model.tar.gz"), help="archive to write (default: %(default)s)"
+        "--out", type=Path, default=Path("model.tar.gz"),
+        help="archive to write (default: %(default)s)",
     )
     package.set_defaults(handler=run_package)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=int, help="texts per forward pass (default: 32)")
+    parser.add_argument(
+        "--batch-size", type=int, help="texts per forward pass (default: config eval_batch_size)"
+    )
     parser.add_argument(
         "--max-length", type=int,
         help="truncate texts to this many tokens (default: the model's tokenizer limit)",
@@ -89,7 +96,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     out = args.out or _default_output(args.file)
-    classifier = load_classifier(args.model, args.batch_size)
+    classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size)
     count = predict_file(
         classifier, args.file, out, args.text_column or config.data.text_column,
         args.max_length, progress=not args.no_progress,
@@ -103,7 +110,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     data = args.file or Path(config.data.prepared_dir) / "test"
-    classifier = load_classifier(args.model, args.batch_size)
+    classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size)
     try:
         metrics = evaluate_file(
             classifier, data, args.out, config.data.text_column, config.data.label_column,
@@ -123,11 +130,14 @@ def run_serve(args: argparse.Namespace) -> int:
     from .server import make_server, serve
 
     if not (args.model / "config.json").is_file():
-        raise _usage_error(ValueError(f"{args.model}: not a model folder (no config.json)"))
+        raise _usage_error(ValueError(
+            f"{args.model}: not a model folder (no config.json); train first or pass --model"
+        ))
     try:
         server = make_server(args.model, args.host, args.port, args.max_body_bytes)
     except OSError as error:
-        raise _usage_error(ValueError(f"cannot listen on {args.host}:{args.port}: {error}")) from None
+        message = f"cannot listen on {args.host}:{args.port}: {error}"
+        raise _usage_error(ValueError(message)) from None
     if args.batch_size:
         server.classifier.batch_size = args.batch_size
     serve(server)

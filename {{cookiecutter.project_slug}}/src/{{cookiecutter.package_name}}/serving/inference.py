@@ -12,7 +12,8 @@ Every exception raised here becomes an HTTP 400 in the container; the local serv
 
 Requests:
   application/json       {"inputs": "text" | ["t1", ...], "parameters": {...}}
-  text/csv               a header with an ``inputs`` column, one text per row (other columns ignored)
+  text/csv               a header with an ``inputs`` column, one text per row (other columns
+                         are ignored)
   application/jsonlines  one record per line: {"inputs": "text"} (or a bare JSON string)
   text/plain             the whole body is one text
 Parameters: ``top_k`` (int, or null for all labels), ``return_all_scores`` (legacy pipeline
@@ -48,7 +49,9 @@ JSONLINES = "application/jsonlines"
 CSV = "text/csv"
 TEXT = "text/plain"
 # Spellings of JSON Lines seen in SageMaker batch transform and client libraries.
-JSONLINES_TYPES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "application/json-lines"}
+JSONLINES_TYPES = {
+    JSONLINES, "application/x-jsonlines", "application/jsonl", "application/json-lines"
+}
 REQUEST_TYPES = (JSON, CSV, JSONLINES, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 PARAMETERS = ("top_k", "return_all_scores", "truncation", "max_length")
@@ -58,12 +61,13 @@ def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     if not value:
         return default
+    message = f"environment variable {name} must be a positive integer, got {value!r}"
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be a positive integer, got {value!r}") from None
+        raise ValueError(message) from None
     if number < 1:
-        raise ValueError(f"environment variable {name} must be a positive integer, got {value!r}")
+        raise ValueError(message)
     return number
 
 
@@ -142,7 +146,10 @@ def model_fn(model_dir: str) -> Classifier:
     model.eval()
     config = model.config
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
-    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and config.model_type in ("roberta", "xlm-roberta"):
+        positions -= 2  # RoBERTa-style position ids start after the padding index
+    limits = [positions, tokenizer.model_max_length]
     # Tokenizers without a known limit report a huge sentinel value; positions are the hard cap.
     model_limit = min(value for value in limits if isinstance(value, int) and 0 < value < 1_000_000)
     max_length = min(_env_int("INFERENCE_MAX_LENGTH", model_limit), model_limit)
@@ -171,6 +178,12 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> Request:
     if size > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body of {size} bytes exceeds the limit of {MAX_BODY_BYTES}")
     media_type = _media_type(content_type) or JSON
+    if media_type in JSONLINES_TYPES:
+        media_type = JSONLINES
+    if media_type not in REQUEST_TYPES:
+        raise UnsupportedContentType(
+            f"unsupported content type {content_type!r}; use one of {', '.join(REQUEST_TYPES)}"
+        )
     if isinstance(input_data, bytes | bytearray):
         try:
             text = bytes(input_data).decode("utf-8-sig")
@@ -182,15 +195,11 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> Request:
         return _from_json(text)
     if media_type == CSV:
         return _from_csv(text)
-    if media_type in JSONLINES_TYPES:
+    if media_type == JSONLINES:
         return _from_jsonlines(text)
-    if media_type == TEXT:
-        if not text.strip():
-            raise RequestError("text/plain request body is empty")
-        return Request([text.rstrip("\r\n")], single=True)
-    raise UnsupportedContentType(
-        f"unsupported content type {content_type!r}; use one of {', '.join(REQUEST_TYPES)}"
-    )
+    if not text.strip():
+        raise RequestError("text/plain request body is empty")
+    return Request([text.rstrip("\r\n")], single=True)
 
 
 def predict_fn(data: Request, model: Classifier) -> Prediction:
@@ -199,7 +208,8 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
     max_length = data.max_length or model.max_length
     if max_length > model.max_length:
         raise RequestError(
-            f"parameters.max_length={max_length} exceeds the model's limit of {model.max_length} tokens"
+            f"parameters.max_length={max_length} exceeds the model's limit of "
+            f"{model.max_length} tokens"
         )
     encoded = model.tokenizer(
         texts, truncation=data.truncation, max_length=max_length if data.truncation else None,
@@ -209,9 +219,11 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
     if not data.truncation:
         too_long = [i for i, ids in enumerate(encoded) if len(ids) > max_length]
         if too_long:
+            first = too_long[0]
             raise RequestError(
-                f"text #{too_long[0]} has {len(encoded[too_long[0]])} tokens, more than the limit of "
-                f"{max_length} ({len(too_long)} such text(s)); send truncation=true or shorter texts"
+                f"text #{first} has {len(encoded[first])} tokens, more than the limit of "
+                f"{max_length} ({len(too_long)} such text(s)); send truncation=true or shorter "
+                "texts"
             )
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
     scores: list[list[float]] = [[] for _ in texts]
@@ -225,7 +237,7 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
                 input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
             ).logits.float()
             probs = logits.sigmoid() if model.multi_label else logits.softmax(dim=-1)
-            for index, row in zip(chunk, probs.cpu().tolist()):
+            for index, row in zip(chunk, probs.cpu().tolist(), strict=True):
                 scores[index] = row
             if data.progress is not None:
                 data.progress(len(chunk))
@@ -307,7 +319,9 @@ def _from_json(text: str) -> Request:
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     if not isinstance(body, dict) or "inputs" not in body:
-        raise RequestError('JSON body must be an object with "inputs": a string or a list of strings')
+        raise RequestError(
+            'JSON body must be an object with "inputs": a string or a list of strings'
+        )
     unknown = sorted(set(body) - {"inputs", "parameters"})
     if unknown:
         raise RequestError(f'unknown JSON key(s) {unknown}; expected "inputs" and "parameters"')
@@ -317,7 +331,9 @@ def _from_json(text: str) -> Request:
     elif isinstance(inputs, list):
         texts, single = inputs, False
     else:
-        raise RequestError(f'"inputs" must be a string or a list of strings, got {type(inputs).__name__}')
+        raise RequestError(
+            f'"inputs" must be a string or a list of strings, got {type(inputs).__name__}'
+        )
     return _request(texts, body.get("parameters"), single, '"inputs"')
 
 
@@ -326,7 +342,9 @@ def _from_csv(text: str) -> Request:
     try:
         header = reader.fieldnames
         if not header or "inputs" not in [name.strip() for name in header]:
-            raise RequestError(f"CSV body needs a header line with an 'inputs' column; got {header}")
+            raise RequestError(
+                f"CSV body needs a header line with an 'inputs' column; got {header}"
+            )
         column = next(name for name in header if name.strip() == "inputs")
         texts = [row[column] for row in reader]
     except csv.Error as error:
@@ -334,6 +352,9 @@ def _from_csv(text: str) -> Request:
     if any(text is None for text in texts):
         raise RequestError("malformed CSV: a row has fewer fields than the header")
     return _request(texts, None, False, "CSV rows")
+
+
+DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
 
 
 def _from_jsonlines(text: str) -> Request:
@@ -352,12 +373,12 @@ def _from_jsonlines(text: str) -> Request:
             line_parameters = record.get("parameters")
             # One forward pass serves all lines, so they must agree on the parameters.
             if texts and line_parameters != parameters:
-                raise RequestError(f"JSON Lines line {number}: parameters differ from earlier lines")
+                raise RequestError(f"JSON Lines line {number}: {DIFFERENT_PARAMETERS}")
             parameters = line_parameters
             texts.append(record["inputs"])
         elif isinstance(record, str):
             if texts and parameters is not None:
-                raise RequestError(f"JSON Lines line {number}: parameters differ from earlier lines")
+                raise RequestError(f"JSON Lines line {number}: {DIFFERENT_PARAMETERS}")
             texts.append(record)
         else:
             raise RequestError(
@@ -370,7 +391,9 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     if not texts:
         raise RequestError(f"{what}: no texts to classify")
     if len(texts) > MAX_TEXTS:
-        raise PayloadTooLarge(f"{what}: {len(texts)} texts exceed the limit of {MAX_TEXTS} per request")
+        raise PayloadTooLarge(
+            f"{what}: {len(texts)} texts exceed the limit of {MAX_TEXTS} per request"
+        )
     bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
     if bad is not None:
         raise RequestError(f"{what}: item #{bad} is {type(texts[bad]).__name__}, expected a string")
@@ -384,8 +407,10 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
         raise RequestError(f"unknown parameter(s) {unknown}; supported: {', '.join(PARAMETERS)}")
     if "top_k" in parameters:
         top_k = parameters["top_k"]
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise RequestError(f"parameters.top_k must be a positive integer or null, got {top_k!r}")
+        if top_k is not None and not _is_int(top_k, 1):
+            raise RequestError(
+                f"parameters.top_k must be a positive integer or null, got {top_k!r}"
+            )
         request.top_k, request.legacy = top_k, False
     if parameters.get("return_all_scores") is not None:
         flag = parameters["return_all_scores"]
@@ -398,9 +423,11 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
         raise RequestError(f"parameters.truncation must be true or false, got {truncation!r}")
     request.truncation = truncation
     max_length = parameters.get("max_length")
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
-    ):
+    if max_length is not None and not _is_int(max_length, 2):
         raise RequestError(f"parameters.max_length must be an integer >= 2, got {max_length!r}")
     request.max_length = max_length
     return request
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

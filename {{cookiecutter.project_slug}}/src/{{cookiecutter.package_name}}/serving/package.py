@@ -22,7 +22,9 @@ from . import inference
 MODEL_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
 # Training state that can sit next to a model but is no use to the endpoint.
 SKIPPED_FILES = ("trainer_state.json", "training_args.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model"
+)
 # Everything inference.py imports ships with the container (torch, transformers, safetensors).
 REQUIREMENTS = """\
 # Installed with pip when the inference container starts. code/inference.py needs only
@@ -46,7 +48,9 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
     )
     names = {path.name for path in files}
     if "config.json" not in names:
-        raise PackageError(f"{folder}: no config.json; expected a folder written by save_pretrained")
+        raise PackageError(
+            f"{folder}: no config.json; expected a folder written by save_pretrained"
+        )
     if not any(name.endswith(".safetensors") for name in names):
         pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth"))
         raise PackageError(
@@ -98,8 +102,9 @@ def check_model_archive(path: str | os.PathLike[str]) -> list[str]:
         with tarfile.open(path, "r:gz") as archive:
             members = archive.getmembers()
             names = [member.name for member in members]
-            handler = archive.extractfile("code/inference.py") if "code/inference.py" in names else None
-            handler_source = handler.read() if handler else b""
+            handler_source = b""
+            if "code/inference.py" in names:
+                handler_source = archive.extractfile("code/inference.py").read()
     except (tarfile.TarError, OSError) as error:
         raise PackageError(f"{path}: not a readable .tar.gz archive: {error}") from error
     problems = []

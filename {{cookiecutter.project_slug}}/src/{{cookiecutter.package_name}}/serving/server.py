@@ -2,7 +2,9 @@
 
 Requests go through the very handlers the container uses (``inference.py``), so a request that
 works here works on an endpoint. Standard library only (``ThreadingHTTPServer``): a thread per
-connection, model calls serialised by a lock.
+connection; one model thread runs ``predict_fn`` for all of them, merging the requests that
+wait at the same time into one call (micro-batching), which is how concurrent clients get
+more throughput from the same cores.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import queue
 import signal
 import socket
 import threading
@@ -21,6 +24,92 @@ from typing import Any
 from . import inference
 
 logger = logging.getLogger(__name__)
+
+
+class _Job:
+    def __init__(self, request: inference.Request) -> None:
+        self.request = request
+        self.done = threading.Event()
+        self.prediction: inference.Prediction | None = None
+        self.error: BaseException | None = None
+
+
+class MicroBatcher:
+    """Runs ``predict_fn`` on one thread, for all requests waiting at that moment at once.
+
+    One thread: parallel forward passes only oversubscribe the cores, and a fast tokenizer
+    shared between threads can fail with "Already borrowed". A lone request is never delayed:
+    merging only takes what is already queued while the previous call ran.
+    """
+
+    def __init__(self, classifier: inference.Classifier, max_texts: int) -> None:
+        self.classifier = classifier
+        self.max_texts = max_texts
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="model", daemon=True)
+        self._thread.start()
+
+    def predict(self, request: inference.Request) -> inference.Prediction:
+        job = _Job(request)
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.prediction is not None
+        return job.prediction
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs, texts = [job], len(job.request.texts)
+            while texts < self.max_texts:
+                try:
+                    waiting = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                jobs.append(waiting)
+                texts += len(waiting.request.texts)
+            groups: dict[tuple[bool, int | None], list[_Job]] = {}
+            for waiting in jobs:
+                options = (waiting.request.truncation, waiting.request.max_length)
+                groups.setdefault(options, []).append(waiting)
+            for group in groups.values():
+                self._predict_group(group)
+
+    def _predict_group(self, jobs: list[_Job]) -> None:
+        first = jobs[0].request
+        merged = inference.Request(
+            [text for job in jobs for text in job.request.texts],
+            truncation=first.truncation, max_length=first.max_length,
+        )
+        try:
+            prediction = inference.predict_fn(merged, self.classifier)
+        except BaseException as error:
+            if len(jobs) > 1:
+                # Run them one by one so that only the request at fault gets the error.
+                for job in jobs:
+                    self._predict_group([job])
+                return
+            jobs[0].error = error
+            jobs[0].done.set()
+            return
+        start = 0
+        for job in jobs:
+            end = start + len(job.request.texts)
+            job.prediction = inference.Prediction(
+                job.request, prediction.labels, prediction.scores[start:end]
+            )
+            start = end
+            job.done.set()
 
 
 class InferenceServer(ThreadingHTTPServer):
@@ -36,9 +125,7 @@ class InferenceServer(ThreadingHTTPServer):
         super().__init__(address, InvocationHandler)
         self.classifier = classifier
         self.max_body_bytes = max_body_bytes
-        # One forward pass at a time: parallel passes only oversubscribe the CPU cores, and a
-        # fast tokenizer shared between threads can fail with "Already borrowed".
-        self.model_lock = threading.Lock()
+        self.batcher = MicroBatcher(classifier, inference.MAX_TEXTS)
         # Keep-alive connections waiting for their next request, closed at shutdown so that
         # joining their threads does not wait for the read timeout.
         self._idle: set[socket.socket] = set()
@@ -85,7 +172,9 @@ class InvocationHandler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] == "/ping":
             self._send(HTTPStatus.OK, b'{"status": "healthy"}', inference.JSON)
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}; use /ping or /invocations")
+            self._error(
+                HTTPStatus.NOT_FOUND, f"no such path {self.path!r}; use /ping or /invocations"
+            )
 
     def do_POST(self) -> None:  # noqa: N802
         if self.path.split("?", 1)[0] != "/invocations":
@@ -111,8 +200,7 @@ class InvocationHandler(BaseHTTPRequestHandler):
             # Fail on a bad Accept before spending model time.
             accept = self.headers.get("Accept")
             inference.response_type(accept)
-            with self.server.model_lock:
-                prediction = inference.predict_fn(request, self.server.classifier)
+            prediction = self.server.batcher.predict(request)
             payload = inference.output_fn(prediction, accept)
         except inference.RequestError as error:
             self._error(HTTPStatus(error.status), str(error))
@@ -121,7 +209,8 @@ class InvocationHandler(BaseHTTPRequestHandler):
             logger.exception("request failed")
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
             return
-        logger.debug("%d texts in %.1f ms", len(request.texts), 1000 * (time.perf_counter() - started))
+        elapsed_ms = 1000 * (time.perf_counter() - started)
+        logger.debug("%d texts in %.1f ms", len(request.texts), elapsed_ms)
         self._send(HTTPStatus.OK, payload.encode("utf-8"), inference.response_type(accept))
 
     def _error(self, status: HTTPStatus, message: str) -> None:
@@ -167,6 +256,7 @@ def serve(server: InferenceServer) -> None:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        server.batcher.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     logger.info("server stopped")

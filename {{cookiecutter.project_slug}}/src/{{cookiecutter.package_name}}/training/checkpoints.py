@@ -12,6 +12,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from .options import OptionError
+
 log = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
@@ -50,7 +52,7 @@ def find_resume_checkpoint(resume: str, folder: str | Path, marker: str) -> Path
         return newest
     path = Path(resume)
     if not (path / marker).is_file():
-        raise FileNotFoundError(
+        raise OptionError(
             f"--resume {resume}: not a complete checkpoint of this entry point (no {marker})"
         )
     return path
@@ -60,7 +62,7 @@ def rotate(folder: str | Path, marker: str, keep: int, protect: Iterable[str | P
     """Delete all but the ``keep`` newest checkpoints; protected ones (the best) always stay."""
     protected = {Path(path).resolve() for path in protect if path}
     checkpoints = list_checkpoints(folder, marker)
-    removable = [path for path in checkpoints if path.resolve() not in protected]
-    surplus = len(checkpoints) - keep
-    for path in removable[:max(surplus, 0)]:
-        shutil.rmtree(path, ignore_errors=True)
+    newest = {path.resolve() for path in checkpoints[-keep:]} if keep > 0 else set()
+    for path in checkpoints:
+        if path.resolve() not in newest | protected:
+            shutil.rmtree(path, ignore_errors=True)

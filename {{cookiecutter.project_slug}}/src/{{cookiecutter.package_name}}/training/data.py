@@ -181,7 +181,7 @@ class BatchPlan:
     _cache: dict[int, list[list[int]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / (self.batch_size * self.world_size))
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)
 
     def epoch(self, epoch: int) -> list[list[int]]:
         if epoch not in self._cache:
@@ -192,19 +192,15 @@ class BatchPlan:
         from transformers.trainer_pt_utils import get_length_grouped_indices
 
         generator = torch.Generator().manual_seed(self.seed + epoch)
-        global_batch = self.batch_size * self.world_size
         if self.group_by_length:
-            # The Trainer's own grouping (random mega-batches sorted by length), over the global
-            # batch so every rank gets a slice of similar lengths.
-            order = get_length_grouped_indices(list(self.lengths), global_batch, generator=generator)
+            # The Trainer's own grouping: random mega-batches, each sorted by length.
+            order = get_length_grouped_indices(list(self.lengths), self.batch_size,
+                                               generator=generator)
         else:
             order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        batches = []
-        for start in range(0, len(order), global_batch):
-            chunk = order[start:start + global_batch]
-            # Every rank needs a batch at every step (DDP would hang otherwise): repeat a few
-            # examples in the last, short global batch, as DistributedSampler does.
-            while len(chunk) < self.world_size or len(chunk) % self.world_size:
-                chunk.append(order[len(chunk) % len(order)])
-            batches.append(chunk[self.rank::self.world_size])
-        return batches
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        # Consecutive batches go to different ranks (as accelerate shards the Trainer's batches),
+        # and every rank needs a batch at every step or DDP hangs: top up with repeated batches.
+        while len(batches) % self.world_size:
+            batches.append(batches[len(batches) % self.world_size])
+        return batches[self.rank::self.world_size]

@@ -17,7 +17,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
         # Decoder-style tokenizers ship without one; dynamic padding needs some id.
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
-            raise ValueError(f"{name_or_path}: the tokenizer has no pad, eos or unk token to pad with")
+            raise ValueError(f"{name_or_path}: the tokenizer has no pad, eos or unk token")
         tokenizer.pad_token = fallback
     return tokenizer
 

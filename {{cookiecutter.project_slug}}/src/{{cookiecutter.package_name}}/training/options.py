@@ -95,7 +95,7 @@ def _choice(*choices: str) -> Callable[[Any], str]:
             raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}, got {value!r}")
         return text
 
-    parse.__name__ = "choice"
+    parse.__name__ = "{" + ",".join(choices) + "}"  # shown as the metavar in --help
     return parse
 
 
@@ -160,18 +160,20 @@ OPTIONS: tuple[_Option, ...] = (
             lambda c: c.model.base_model),
     _Option("train_dir", parse_str, "training data: a file or a folder holding one data file"),
     _Option("validation_dir", parse_str, "validation data (file or folder)"),
-    _Option("test_dir", parse_str, "test data (file or folder); optional"),
+    _Option("test_dir", parse_str, "test data (file or folder); optional, 'none' to skip"),
     _Option("model_dir", parse_str, "where the trained model is saved"),
     _Option("output_data_dir", parse_str, "where metrics, hyperparameters and plots are written"),
     _Option("checkpoint_dir", parse_str, "checkpoint folder (resumed from automatically)"),
     _Option("resume", parse_str,
-            "'auto' resumes from the newest checkpoint if any, 'no' starts over, or a checkpoint path",
+            "'auto': newest checkpoint if any; 'no': start over; or a checkpoint folder",
             lambda c: "auto"),
-    _Option("epochs", parse_float, "number of epochs (may be fractional)", lambda c: c.train.epochs),
+    _Option("epochs", parse_float, "number of epochs (may be fractional)",
+            lambda c: c.train.epochs),
     _Option("max_steps", parse_int, "stop after this many optimizer steps (-1: use epochs)",
             lambda c: -1),
     _Option("learning_rate", parse_float, "peak learning rate", lambda c: c.train.learning_rate),
-    _Option("batch_size", parse_int, "training batch size per device", lambda c: c.train.batch_size),
+    _Option("batch_size", parse_int, "training batch size per device",
+            lambda c: c.train.batch_size),
     _Option("eval_batch_size", parse_int, "evaluation batch size per device",
             lambda c: c.train.eval_batch_size),
     _Option("weight_decay", parse_float, "AdamW weight decay", lambda c: c.train.weight_decay),
@@ -216,7 +218,9 @@ OPTIONS: tuple[_Option, ...] = (
 _BY_NAME = {option.name: option for option in OPTIONS}
 
 
-def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    prog: str | None = None, description: str | None = None
+) -> argparse.ArgumentParser:
     """The shared parser; every option defaults to None so later layers can tell what was set."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -228,15 +232,29 @@ def build_parser(prog: str | None = None, description: str | None = None) -> arg
     return parser
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config`` and every hyperparameter (``--learning_rate`` or ``--learning-rate``)."""
-    parser.add_argument("--config", help="configuration file (default: the package's config.toml)")
+def add_training_arguments(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
+    """Add every hyperparameter (``--learning_rate`` or ``--learning-rate``) and ``--config``
+    (left out where a parent parser already has it)."""
+    if with_config:
+        parser.add_argument("--config",
+                            help="configuration file (default: the package's config.toml)")
     for option in OPTIONS:
         flags = [f"--{option.name}"]
         if "_" in option.name:
             flags.append(f"--{option.name.replace('_', '-')}")
         parser.add_argument(*flags, dest=option.name, type=option.parse, default=None,
-                            help=option.help, metavar=option.parse.__name__.replace("parse_", ""))
+                            help=option.help, metavar=option.parse.__name__.removeprefix("parse_"))
+
+
+def to_argv(args: argparse.Namespace) -> list[str]:
+    """The ``--key value`` flags that were given, to hand to a child process (torchrun)."""
+    argv = []
+    for option in OPTIONS:
+        value = getattr(args, option.name, None)
+        if value is not None:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            argv += [f"--{option.name}", text]
+    return argv
 
 
 def _sagemaker_hyperparameters(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -282,7 +300,8 @@ def resolve_options(
     """Combine config, SageMaker environment and flags into checked :class:`TrainOptions`."""
     environ = os.environ if environ is None else environ
     config = load_config(getattr(args, "config", None))
-    given = {name: getattr(args, name) for name in _BY_NAME if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in _BY_NAME
+             if getattr(args, name, None) is not None}
     values: dict[str, Any] = {}
     for option in OPTIONS:
         if option.default is not None:
@@ -300,8 +319,9 @@ def resolve_options(
     )
     values.update(given)
 
-    # A missing test split is fine unless it was asked for explicitly.
-    if "test_dir" not in given and not Path(values["test_dir"]).exists():
+    # A missing test split is fine unless it was asked for explicitly; "none" skips it.
+    skip = str(values["test_dir"]).strip().lower() in {"", "none"}
+    if skip or ("test_dir" not in given and not Path(values["test_dir"]).exists()):
         values["test_dir"] = None
 
     options = TrainOptions(

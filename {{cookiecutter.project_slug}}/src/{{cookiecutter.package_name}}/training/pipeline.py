@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,8 @@ class Schedule:
 
 
 def make_schedule(options: TrainOptions, train_examples: int, world_size: int) -> Schedule:
-    batches = math.ceil(train_examples / (options.batch_size * world_size))
+    # Per rank, as BatchPlan and accelerate shard them: whole batches dealt out to ranks.
+    batches = math.ceil(math.ceil(train_examples / options.batch_size) / world_size)
     steps_per_epoch = max(1, math.ceil(batches / options.gradient_accumulation_steps))
     total = (options.max_steps if options.max_steps > 0
              else max(1, math.ceil(steps_per_epoch * options.epochs)))
@@ -104,14 +106,12 @@ class Backend(Protocol):
     name: str
     checkpoint_marker: str
 
-    def fit(self, resume_from: Path | None) -> FitResult: ...
+    def fit(self, resume_from: Path | None) -> FitResult:
+        """Train; afterwards ``RunContext.model`` holds the best weights (updated in place)."""
+        ...
 
     def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
         """(true labels, predicted labels, mean loss), gathered from all ranks."""
-        ...
-
-    def save_model(self, path: Path) -> None:
-        """Write the trained (best) model; called on every rank, writes on rank 0."""
         ...
 
 
@@ -142,7 +142,7 @@ def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContex
         setup_logging(runtime)
         log.info("entry point %s: %d process(es) on %s, precision %s", entry_point,
                  runtime.world_size, runtime.device, runtime.precision)
-        log_ignored_channels(environ if environ is not None else __import__("os").environ)
+        log_ignored_channels(os.environ if environ is None else environ)
         set_seed(options.seed)
         tokenizer, model = load_tokenizer_and_model(
             options.model_name_or_path, options.label_names, options.trust_remote_code)
@@ -160,7 +160,6 @@ def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContex
         for split in data.evaluation_splits():
             y_true, y_pred, loss = backend.predict(split)
             evaluations[split.name] = evaluation_metrics(y_true, y_pred, loss, data.label_names)
-        backend.save_model(Path(options.model_dir))
         if runtime.is_main:
             write_outputs(context, backend.name, result, evaluations)
         runtime.barrier()
@@ -176,6 +175,8 @@ def write_outputs(context: RunContext, entry_point: str, result: FitResult,
 
     options, runtime = context.options, context.runtime
     output_dir = Path(options.output_data_dir)
+    # save_pretrained writes safetensors; config.json carries id2label/label2id.
+    context.model.save_pretrained(options.model_dir)
     context.tokenizer.save_pretrained(options.model_dir)
     final: dict[str, Any] = {}
     for split, metrics in evaluations.items():
@@ -187,6 +188,8 @@ def write_outputs(context: RunContext, entry_point: str, result: FitResult,
                           if result.train_seconds > 0 else 0.0)
     final["train_samples_per_second"] = samples_per_second
     final["token_efficiency"] = result.tokens["token_efficiency"]
+    if runtime.device.type == "cuda":
+        final["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(runtime.device) / 2**30
     print_metrics(final)
     write_json(output_dir / "hyperparameters.json", {
         **options.to_dict(),
@@ -224,6 +227,6 @@ def main_for(backend_factory: Callable[[RunContext], Backend], entry_point: str)
 
     try:
         return run(backend_factory, entry_point)
-    except (ConfigError, DataFormatError, FileNotFoundError) as error:
+    except (ConfigError, DataFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -63,7 +63,7 @@ class Runtime:
     def sum(self, values: list[float]) -> list[float]:
         if not self.distributed:
             return list(values)
-        return [sum(column) for column in zip(*self.gather(list(values)))]
+        return [sum(column) for column in zip(*self.gather(list(values)), strict=True)]
 
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
@@ -118,8 +118,12 @@ def setup_logging(runtime: Runtime) -> None:
     )
     import transformers
 
-    transformers.logging.set_verbosity_warning() if runtime.is_main else (
-        transformers.logging.set_verbosity_error())
+    # Our own progress lines replace the per-file tqdm bars of loading and saving.
+    transformers.utils.logging.disable_progress_bar()
+    if runtime.is_main:
+        transformers.logging.set_verbosity_warning()
+    else:
+        transformers.logging.set_verbosity_error()
 
 
 def _clock(seconds: float) -> str:

@@ -1,0 +1,344 @@
+"""``sagemaker`` command group: train, deploy, invoke, batch-transform, list, delete, images.
+
+The SageMaker SDK is imported only when a command runs, so ``--help`` works without the
+``sagemaker`` extra and a missing extra is a one-line error naming the install command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..cli import UsageError
+from ..config import ProjectConfig, load_config
+
+log = logging.getLogger(__name__)
+
+
+def _require_sdk() -> None:
+    for module in ("sagemaker", "boto3"):
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(
+                f"the SageMaker commands need the optional extra: pip install -e '.[sagemaker]' "
+                f"({module} is not installed)"
+            )
+
+
+def _aws_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("AWS (default: [sagemaker] of config.toml, then environment)")
+    group.add_argument("--region", help="AWS region (else config, AWS_REGION, AWS_DEFAULT_REGION)")
+    group.add_argument("--role", help="SageMaker execution role ARN (else config, SAGEMAKER_ROLE)")
+    group.add_argument("--bucket", help="S3 bucket (else config, SAGEMAKER_BUCKET, SDK default)")
+
+
+def _settings(args: argparse.Namespace, config: ProjectConfig, need_role: bool) -> Any:
+    from .session import resolve_settings
+
+    return resolve_settings(config, region=args.region, role=args.role, bucket=args.bucket,
+                            need_role=need_role)
+
+
+def _model_source_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--job", help="name of a completed training job whose model to use")
+    source.add_argument("--model-data",
+                        help="model.tar.gz (local file or s3:// URI) with code/inference.py")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser(
+        "sagemaker",
+        help="train on SageMaker, deploy endpoints, batch transform, clean up",
+        description="Amazon SageMaker launchers (needs the 'sagemaker' extra and AWS "
+        "credentials, except `train --mode process` and `images`). See docs/sagemaker.md.",
+    )
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="run a training entry point as a SageMaker job (or locally)",
+        description="Launch training. Modes: hosted (ml.* instances), local (SageMaker local "
+        "mode with Docker; local_gpu is picked when a GPU is visible), local_gpu, process "
+        "(no Docker: the entry point in a subprocess with the container's environment).",
+    )
+    train.add_argument("--mode", default="hosted", choices=("hosted", "local", "local_gpu",
+                                                             "process"))
+    train.add_argument("--entry-point", choices=("train_hf", "train_torch"),
+                       help="Hugging Face Trainer or plain PyTorch loop (default: config)")
+    train.add_argument("--instance-type", help="e.g. ml.g5.2xlarge (default: config)")
+    train.add_argument("--instance-count", type=int, help="instances (default: config)")
+    train.add_argument("--transformers-version", help="training image version (default: config)")
+    train.add_argument("--pytorch-version", help="training image version (default: config)")
+    train.add_argument("--py-version", help="e.g. py312 (default: config)")
+    for channel in ("train", "validation", "test"):
+        train.add_argument(f"--{channel}", metavar="FOLDER_OR_S3",
+                           help=f"{channel} channel (default: <prepared_dir>/{channel})")
+    train.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a hyperparameter (repeatable), e.g. --hp epochs=1")
+    train.add_argument("--spot", action=argparse.BooleanOptionalAction, default=None,
+                       help="managed spot training (default: config use_spot)")
+    train.add_argument("--max-run", type=int, metavar="SECONDS", help="maximum training time")
+    train.add_argument("--max-wait", type=int, metavar="SECONDS",
+                       help="spot only: maximum time including waits for capacity")
+    train.add_argument("--distribution", choices=("auto", "torchrun", "none"))
+    train.add_argument("--output-path", help="s3:// prefix for model.tar.gz (hosted); "
+                       "local folder for local mode")
+    train.add_argument("--checkpoint-s3-uri",
+                       help="hosted: checkpoint location synced with /opt/ml/checkpoints; reuse "
+                       "an earlier job's to resume from it (default: a new per-run prefix)")
+    train.add_argument("--work-dir", default="sagemaker-process",
+                       help="process mode: folder for the /opt/ml tree (default: %(default)s)")
+    train.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                       help="record the run in SageMaker Experiments (default: config "
+                       "track_experiments for hosted jobs, off for other modes)")
+    train.add_argument("--no-wait", action="store_true", help="return once the job is created")
+    train.add_argument("--dry-run", action="store_true",
+                       help="validate and print the plan; touch neither AWS nor Docker")
+    _aws_arguments(train)
+    train.set_defaults(handler=_train)
+
+    deploy = commands.add_parser("deploy", help="deploy a model as a real-time endpoint")
+    _model_source_arguments(deploy)
+    deploy.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
+    deploy.add_argument("--instance-type", help="default: config inference_instance_type")
+    deploy.add_argument("--instance-count", type=int, default=1)
+    deploy.add_argument("--serverless-memory", type=int, metavar="MB",
+                        help="serverless endpoint with this memory (1024-6144 MB), no instances")
+    deploy.add_argument("--serverless-concurrency", type=int, default=5)
+    deploy.add_argument("--no-wait", action="store_true", help="do not wait for InService")
+    _aws_arguments(deploy)
+    deploy.set_defaults(handler=_deploy)
+
+    invoke = commands.add_parser("invoke", help="classify texts with the endpoint")
+    invoke.add_argument("texts", nargs="*", help="texts to classify")
+    invoke.add_argument("--file", help="a .txt file (one text per line) or a data file")
+    invoke.add_argument("--endpoint-name")
+    invoke.add_argument("--json", action="store_true", help="print the raw JSON answers")
+    _aws_arguments(invoke)
+    invoke.set_defaults(handler=_invoke)
+
+    batch = commands.add_parser(
+        "batch-transform", help="predict a JSON Lines file with a batch transform job",
+        description="Input: an s3:// JSON Lines file or prefix with {\"inputs\": text} records, "
+        "or a local data file (converted from the configured text column and uploaded). "
+        "Output: one JSON line per input record.",
+    )
+    _model_source_arguments(batch)
+    batch.add_argument("--input", required=True, help="s3:// URI or local data file")
+    batch.add_argument("--output", help="s3:// prefix for the predictions")
+    batch.add_argument("--instance-type", help="default: config inference_instance_type")
+    batch.add_argument("--instance-count", type=int, default=1)
+    batch.add_argument("--no-wait", action="store_true")
+    _aws_arguments(batch)
+    batch.set_defaults(handler=_batch_transform)
+
+    listing = commands.add_parser("list", help="list this project's SageMaker resources")
+    _aws_arguments(listing)
+    listing.set_defaults(handler=_list)
+
+    delete = commands.add_parser("delete", help="delete an endpoint with its config and model")
+    target = delete.add_mutually_exclusive_group()
+    target.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
+    target.add_argument("--all", action="store_true",
+                        help="every endpoint, endpoint config and model of this project")
+    _aws_arguments(delete)
+    delete.set_defaults(handler=_delete)
+
+    images = commands.add_parser("images", help="list the Hugging Face image versions (offline)")
+    images.add_argument("--scope", choices=("training", "inference"), default="training")
+    images.set_defaults(handler=_images)
+
+
+def _train(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .images import Versions
+    from .training import detect_local_mode, parse_overrides, plan_training, train
+
+    config = load_config(args.config)
+    section = config.sagemaker
+    mode = detect_local_mode() if args.mode == "local" else args.mode
+    if args.mode == "local":
+        log.info("local mode: using %s", mode)
+    versions = Versions(
+        args.transformers_version or section.transformers_version,
+        args.pytorch_version or section.pytorch_version,
+        args.py_version or section.py_version,
+    )
+    hosted = mode == "hosted"
+    track = args.track if args.track is not None else (section.track_experiments and hosted)
+    plan = plan_training(
+        config, mode=mode, entry_point=args.entry_point, instance_type=args.instance_type,
+        instance_count=args.instance_count, versions=versions,
+        channels={"train": args.train, "validation": args.validation, "test": args.test},
+        overrides=parse_overrides(args.hp), use_spot=args.spot, max_run_seconds=args.max_run,
+        max_wait_seconds=args.max_wait, distribution=args.distribution,
+        output_path=args.output_path if hosted else None, region=args.region,
+        checkpoint_s3_uri=args.checkpoint_s3_uri,
+    )
+    if not hosted and args.output_path:
+        import dataclasses
+
+        plan = dataclasses.replace(plan, output_path=args.output_path)
+    settings = None
+    if hosted or track:
+        settings = _settings(args, config, need_role=hosted)
+    elif mode != "process":
+        from .session import resolve_settings
+
+        settings = resolve_settings(config, region=args.region, need_role=False)
+    if args.dry_run:
+        from dataclasses import asdict
+
+        summary = asdict(plan)
+        if settings is not None:
+            from .images import image_uri
+
+            summary["image"] = image_uri(plan.versions, "training", settings.region,
+                                         plan.instance_type)
+            summary["region"], summary["role"] = settings.region, settings.role
+        summary["track_experiments"] = track
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        return 0
+    result = train(config, plan, settings, wait=not args.no_wait, track=track,
+                   work_dir=Path(args.work_dir))
+    print(f"{result.mode} training {result.job_name}: {result.status or 'created'}")
+    print(f"model: {result.model_location}")
+    for name, value in sorted(result.metrics.items()):
+        print(f"  {name}={value:g}")
+    return 0
+
+
+def _source(args: argparse.Namespace, config: ProjectConfig) -> tuple[str, str]:
+    from .endpoints import resolve_model_source
+
+    return resolve_model_source(config, job=args.job, model_data=args.model_data)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .endpoints import default_endpoint_name, deploy, materialise_model_source, plan_deploy
+    from .session import Aws
+
+    config = load_config(args.config)
+    settings = _settings(args, config, need_role=True)
+    kind, value = _source(args, config)
+    instance_type, _ = plan_deploy(config, instance_type=args.instance_type,
+                                   serverless_memory_mb=args.serverless_memory,
+                                   region=settings.region)
+    if args.instance_count < 1:
+        raise UsageError("--instance-count must be at least 1")
+    aws = Aws(settings)
+    source = materialise_model_source(config, aws, kind, value)
+    result = deploy(
+        config, aws, source, endpoint_name=args.endpoint_name or default_endpoint_name(config),
+        instance_type=instance_type, instance_count=args.instance_count,
+        serverless_memory_mb=args.serverless_memory,
+        serverless_max_concurrency=args.serverless_concurrency, wait=not args.no_wait,
+    )
+    print(f"endpoint {result.endpoint_name}: {result.status}")
+    print(f"  endpoint config: {result.endpoint_config_name}")
+    print(f"  model: {result.model_name} ({result.model_data})")
+    print(f"  image: {result.image}")
+    print("It is billed while it exists: remove it with `sagemaker delete`.")
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .endpoints import default_endpoint_name, invoke, read_texts
+    from .session import Aws
+
+    config = load_config(args.config)
+    texts = read_texts(args.texts, args.file, config)
+    aws = Aws(_settings(args, config, need_role=False))
+    answers = invoke(aws, args.endpoint_name or default_endpoint_name(config), texts)
+    if args.json:
+        print(json.dumps(answers, ensure_ascii=False, indent=2))
+        return 0
+    for text, answer in zip(texts, answers, strict=True):
+        print(f"{answer.get('label')}\t{float(answer.get('score', 0.0)):.4f}\t{text}")
+    return 0
+
+
+def _batch_transform(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .endpoints import batch_transform, materialise_model_source
+    from .images import check_instance_type
+    from .session import Aws
+
+    config = load_config(args.config)
+    settings = _settings(args, config, need_role=True)
+    kind, value = _source(args, config)
+    instance_type = args.instance_type or config.sagemaker.inference_instance_type
+    check_instance_type(instance_type, "transform")
+    if not args.input.startswith("s3://") and not Path(args.input).is_file():
+        raise UsageError(f"--input {args.input}: no such file (or give an s3:// URI)")
+    if args.output and not args.output.startswith("s3://"):
+        raise UsageError(f"--output must be an s3:// prefix, got {args.output!r}")
+    aws = Aws(settings)
+    source = materialise_model_source(config, aws, kind, value)
+    result = batch_transform(
+        config, aws, source, args.input, output_uri=args.output, instance_type=instance_type,
+        instance_count=args.instance_count, wait=not args.no_wait,
+    )
+    print(f"batch transform {result.job_name}: {result.status}")
+    print(f"  image: {result.image}")
+    print(f"  input: {result.input_uri}")
+    print(f"  output: {result.output_uri} (one JSON line per input record)")
+    if not result.model_removed:
+        print(f"  model {result.model_name} stays until `sagemaker delete --all`")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .endpoints import list_resources
+    from .session import Aws, resource_name
+
+    config = load_config(args.config)
+    aws = Aws(_settings(args, config, need_role=False))
+    listing = list_resources(aws, resource_name(config.project.slug))
+    for endpoint in listing.endpoints:
+        print(f"endpoint         {endpoint['name']}  {endpoint['status']}")
+    for name in listing.endpoint_configs:
+        print(f"endpoint config  {name}")
+    for name in listing.models:
+        print(f"model            {name}")
+    for job in listing.training_jobs:
+        print(f"training job     {job['name']}  {job['status']}")
+    for job in listing.transform_jobs:
+        print(f"transform job    {job['name']}  {job['status']}")
+    if listing.is_empty():
+        print("no endpoints, endpoint configs or models of this project")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .endpoints import default_endpoint_name, delete, delete_all
+    from .session import Aws, resource_name
+
+    config = load_config(args.config)
+    aws = Aws(_settings(args, config, need_role=False))
+    if args.all:
+        removed = delete_all(aws, resource_name(config.project.slug))
+    else:
+        removed = delete(aws, args.endpoint_name or default_endpoint_name(config))
+    for item in removed:
+        print(f"deleted {item.kind}: {item.name}")
+    if not removed:
+        print("nothing to delete")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    _require_sdk()
+    from .images import supported_versions
+
+    for versions, processors in supported_versions(args.scope):
+        print(f"{versions.transformers:10} pytorch {versions.pytorch:8} {versions.py:6} "
+              f"{'/'.join(processors)}")
+    return 0

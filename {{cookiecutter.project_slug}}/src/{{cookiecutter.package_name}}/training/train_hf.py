@@ -1,0 +1,200 @@
+"""Hugging Face Trainer entry point: ``python -m <package>.training.train_hf [--key value ...]``.
+
+Same options, data, batching, checkpoints folder and artefacts as the plain loop (``train_torch``);
+the Trainer brings its own loop, DDP handling (under ``torchrun``), mixed precision and resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
+
+from ..metrics import compute_metrics
+from .checkpoints import checkpoint_step
+from .data import TokenCounter, TokenizedSplit
+from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.json"  # the Trainer writes it last into each checkpoint
+
+
+def _history_entry(logs: dict[str, Any], step: int) -> dict[str, Any] | None:
+    """Trainer log records in the plain loop's vocabulary (``loss`` -> ``train_loss``)."""
+    if "train_runtime" in logs:  # the end-of-training summary, not a point on the curve
+        return None
+    entry: dict[str, Any] = {"step": logs.get("step", step), "epoch": logs.get("epoch")}
+    if "loss" in logs:
+        entry.update(train_loss=logs["loss"], learning_rate=logs.get("learning_rate"),
+                     grad_norm=logs.get("grad_norm"))
+    elif "eval_loss" in logs:
+        entry.update({key: logs[key] for key in ("eval_loss", "eval_accuracy", "eval_macro_f1")
+                      if key in logs})
+    else:
+        return None
+    return entry
+
+
+class _RecorderCallback(TrainerCallback):
+    """Feeds the shared recorder (metric lines, progress with ETA) and times evaluations."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.started = False
+        self.eval_seconds = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer API
+        if not self.started:  # after a resume the restored state is only known from here on
+            self.started = True
+            previous = [entry for record in state.log_history
+                        if (entry := _history_entry(record, record.get("step", 0)))]
+            self.recorder.start(state.global_step, state.max_steps, previous)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        entry = _history_entry(dict(logs or {}), state.global_step)
+        if entry is not None:
+            self.recorder.record(entry)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
+        self.eval_seconds += float((metrics or {}).get("eval_runtime", 0.0))
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        # Evaluate (and checkpoint) at the last step too, as the plain loop does, so the final
+        # weights compete for "best model" even when the last interval is incomplete.
+        if state.global_step >= state.max_steps and args.eval_strategy == "steps":
+            control.should_evaluate = True
+            control.should_save = True
+
+
+class _CountingTrainer(Trainer):
+    """Counts real vs padded tokens of the training batches (token efficiency)."""
+
+    token_counter: TokenCounter
+
+    def training_step(self, model, inputs, *args, **kwargs):  # noqa: ANN001 - Trainer API
+        self.token_counter.update(inputs)
+        return super().training_step(model, inputs, *args, **kwargs)
+
+
+def training_arguments(context: RunContext) -> TrainingArguments:
+    options, runtime = context.options, context.runtime
+    kwargs: dict[str, Any] = dict(
+        output_dir=options.checkpoint_dir,
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.eval_batch_size,
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps if options.max_steps > 0 else -1,
+        learning_rate=options.learning_rate,
+        weight_decay=options.weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=context.schedule.warmup_steps,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        max_grad_norm=options.max_grad_norm,
+        seed=options.seed,
+        data_seed=options.seed,
+        bf16=runtime.precision == "bf16",
+        fp16=runtime.precision == "fp16",
+        eval_strategy=options.eval_strategy,
+        eval_steps=options.eval_steps,
+        save_strategy=options.eval_strategy,
+        save_steps=options.eval_steps,
+        save_total_limit=options.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model=options.metric_for_best_model,
+        greater_is_better=best_is_higher(options.metric_for_best_model),
+        logging_strategy="steps",
+        logging_steps=options.logging_steps,
+        report_to="none",
+        disable_tqdm=True,  # the shared recorder logs progress with rate and ETA
+        dataloader_num_workers=options.num_workers,
+        remove_unused_columns=False,
+        use_cpu=runtime.device.type != "cuda",
+    )
+    if runtime.distributed:
+        kwargs["ddp_backend"] = "nccl" if runtime.device.type == "cuda" else "gloo"
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # transformers 5 replaced the group_by_length flag with train_sampling_strategy.
+    if "train_sampling_strategy" in known:
+        kwargs["train_sampling_strategy"] = (
+            "group_by_length" if options.group_by_length else "random")
+    else:
+        kwargs["group_by_length"] = options.group_by_length
+    return TrainingArguments(**{key: value for key, value in kwargs.items() if key in known})
+
+
+class HFTrainer:
+    name = "hf"
+    checkpoint_marker = STATE_FILE
+
+    def __init__(self, context: RunContext) -> None:
+        self.ctx = context
+        self.callback = _RecorderCallback(context.recorder)
+        callbacks: list[TrainerCallback] = [self.callback]
+        if context.options.early_stopping_patience > 0:
+            callbacks.append(EarlyStoppingCallback(context.options.early_stopping_patience))
+        names = context.data.label_names
+
+        def trainer_metrics(prediction: Any) -> dict[str, float]:
+            logits = prediction.predictions
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            metrics = compute_metrics(prediction.label_ids, np.argmax(logits, -1), names)
+            return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+        self.trainer = _CountingTrainer(
+            model=context.model,
+            args=training_arguments(context),
+            train_dataset=context.data.train,
+            eval_dataset=context.data.validation,
+            data_collator=context.collator,
+            processing_class=context.tokenizer,
+            compute_metrics=trainer_metrics,
+            callbacks=callbacks,
+        )
+        self.trainer.token_counter = TokenCounter()
+        # The recorder prints progress and metric lines; the Trainer's raw dict printing would
+        # only duplicate them.
+        self.trainer.remove_callback(PrinterCallback)
+        # Classification heads average their loss per batch and ignore ``num_items_in_batch``;
+        # left on, transformers 5 would still multiply the loss by the number of processes
+        # under DDP (doubling gradients and logged loss with 2 processes).
+        self.trainer.model_accepts_loss_kwargs = False
+
+    def fit(self, resume_from: Path | None) -> FitResult:
+        started = time.monotonic()
+        self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        train_seconds = time.monotonic() - started - self.callback.eval_seconds
+        state = self.trainer.state
+        resumed_from = checkpoint_step(resume_from) if resume_from else 0
+        return FitResult(
+            global_step=state.global_step,
+            total_steps=state.max_steps,
+            resumed_from_step=resumed_from,
+            train_seconds=train_seconds,
+            tokens=self.trainer.token_counter.totals(self.ctx.runtime.sum),
+            best_checkpoint=state.best_model_checkpoint,
+            best_metric=state.best_metric,
+            stopped_early=state.global_step < state.max_steps,
+            extra={"best_step": getattr(state, "best_global_step", None)},
+        )
+
+    def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
+        output = self.trainer.predict(split, metric_key_prefix=split.name)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else (
+            output.predictions)
+        return (np.asarray(output.label_ids).tolist(), np.argmax(logits, -1).tolist(),
+                float(output.metrics.get(f"{split.name}_loss", float("nan"))))
+
+
+def main() -> int:
+    return main_for(HFTrainer, "train_hf")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""Plain PyTorch training loop: ``python -m <package>.training.train_torch [--key value ...]``.
+
+AdamW with linear warm-up/decay, gradient accumulation and clipping, bf16/fp16 autocast on GPUs,
+evaluation + checkpoint every epoch or every N steps, early stopping and best-model selection.
+Under ``torchrun`` it wraps the model in DDP and gives every rank its own slice of each batch.
+Options, data, checkpoints and artefacts are shared with the Trainer entry point (``train_hf``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from .checkpoints import PREFIX, checkpoint_step, rotate
+from .data import BatchPlan, TokenCounter, TokenizedSplit
+from .pipeline import FitResult, RunContext, best_is_higher, evaluation_metrics, main_for
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "loop_state.json"  # written last: marks a complete checkpoint of this entry point
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class LoopState:
+    global_step: int = 0
+    epoch: int = 0
+    batches_done: int = 0  # in the current epoch
+    best_metric: float | None = None
+    best_checkpoint: str | None = None
+    evals_without_improvement: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TorchLoop:
+    name = "torch"
+    checkpoint_marker = STATE_FILE
+
+    def __init__(self, context: RunContext) -> None:
+        self.ctx = context
+        options, runtime = context.options, context.runtime
+        self.model = context.model.to(runtime.device)
+        self.wrapped: torch.nn.Module = self.model
+        if runtime.distributed:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
+            )
+        self.optimizer = torch.optim.AdamW(
+            self._parameter_groups(options.weight_decay), lr=options.learning_rate,
+            fused=runtime.device.type == "cuda",
+        )
+        from transformers import get_linear_schedule_with_warmup
+
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, context.schedule.warmup_steps, context.schedule.total_steps)
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision)
+        self.scaler = torch.amp.GradScaler(runtime.device.type,
+                                           enabled=runtime.precision == "fp16")
+        self.plan = BatchPlan(context.data.train.lengths, options.batch_size,
+                              options.group_by_length, options.seed, runtime.rank,
+                              runtime.world_size)
+        self.state = LoopState()
+        self.tokens = TokenCounter()
+        self.eval_seconds = 0.0
+        self.stopped_early = False
+
+    def _parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        # As in the Trainer: no weight decay on biases and normalisation weights.
+        from transformers.trainer_pt_utils import get_parameter_names
+
+        decay = set(get_parameter_names(self.model, [torch.nn.LayerNorm],
+                                        ["bias", "layernorm", "rmsnorm"]))
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        return [
+            {"params": [p for n, p in named if n in decay], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+        ]
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.runtime.device.type, dtype=self.autocast_dtype)
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.to(self.ctx.runtime.device, non_blocking=True)
+                for key, value in batch.items()}
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> Path:
+        options, runtime = self.ctx.options, self.ctx.runtime
+        folder = Path(options.checkpoint_dir)
+        final = folder / f"{PREFIX}{self.state.global_step}"
+        if runtime.is_main:
+            from safetensors.torch import save_model
+
+            staging = folder / f".{final.name}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            save_model(self.model, str(staging / WEIGHTS_FILE))
+            torch.save(self.optimizer.state_dict(), staging / "optimizer.pt")
+            torch.save(self.scheduler.state_dict(), staging / "scheduler.pt")
+            torch.save(self.scaler.state_dict(), staging / "scaler.pt")
+            (staging / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1),
+                                              encoding="utf-8")
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)  # atomic: a checkpoint is either complete or absent
+            rotate(folder, STATE_FILE, options.save_total_limit,
+                   protect=[self.state.best_checkpoint])
+        runtime.barrier()
+        return final
+
+    def _load_checkpoint(self, path: Path) -> None:
+        from safetensors.torch import load_model
+
+        load_model(self.model, str(path / WEIGHTS_FILE), device=str(self.ctx.runtime.device))
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True,
+                                                  map_location=self.ctx.runtime.device))
+        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
+        self.state = LoopState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
+        # Data order is a function of (seed, epoch), restored exactly; dropout is re-seeded.
+        from transformers import set_seed
+
+        set_seed(self.ctx.options.seed + self.state.global_step)
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
+        runtime, options = self.ctx.runtime, self.ctx.options
+        self.model.eval()
+        # Each rank takes every world_size-th example, longest first so batches pad little.
+        mine = sorted(range(runtime.rank, len(split), runtime.world_size),
+                      key=lambda i: split.lengths[i], reverse=True)
+        batches = [mine[i:i + options.eval_batch_size]
+                   for i in range(0, len(mine), options.eval_batch_size)]
+        loader = DataLoader(split, batch_sampler=batches, collate_fn=self.ctx.collator,
+                            num_workers=options.num_workers)
+        predictions: dict[int, int] = {}
+        loss_sum = 0.0
+        for indices, batch in zip(batches, loader, strict=True):
+            batch = self._to_device(batch)
+            with self._autocast():
+                output = self.model(**batch)
+            loss_sum += float(output.loss) * len(indices)
+            predictions.update(zip(indices, output.logits.argmax(-1).tolist(), strict=True))
+        self.model.train()
+        merged: dict[int, int] = {}
+        for part in runtime.gather(predictions):
+            merged.update(part)
+        (total_loss,) = runtime.sum([loss_sum])
+        y_pred = [merged[i] for i in range(len(split))]
+        return split.labels, y_pred, total_loss / max(len(split), 1)
+
+    def _evaluate(self, epoch: float) -> bool:
+        """Evaluate, checkpoint, track the best model; returns True to stop early."""
+        options = self.ctx.options
+        started = time.monotonic()
+        y_true, y_pred, loss = self.predict(self.ctx.data.validation)
+        metrics = evaluation_metrics(y_true, y_pred, loss, self.ctx.data.label_names)
+        record = {"step": self.state.global_step, "epoch": round(epoch, 4), "eval_loss": loss,
+                  "eval_accuracy": metrics["accuracy"], "eval_macro_f1": metrics["macro_f1"]}
+        self.ctx.recorder.record(record)
+        value = metrics[options.metric_for_best_model]
+        best = self.state.best_metric
+        improved = best is None or (value > best if best_is_higher(options.metric_for_best_model)
+                                    else value < best)
+        final = Path(options.checkpoint_dir) / f"{PREFIX}{self.state.global_step}"
+        if improved:
+            self.state.best_metric = value
+            self.state.best_checkpoint = str(final)
+            self.state.evals_without_improvement = 0
+        else:
+            self.state.evals_without_improvement += 1
+        self.state.history = self.ctx.recorder.history
+        self._save_checkpoint()
+        self.eval_seconds += time.monotonic() - started
+        patience = options.early_stopping_patience
+        if patience and self.state.evals_without_improvement >= patience:
+            log.info("early stopping: no improvement of %s in %d evaluations",
+                     options.metric_for_best_model, patience)
+            return True
+        return False
+
+    # -- training ------------------------------------------------------------------------------
+
+    def fit(self, resume_from: Path | None) -> FitResult:
+        options, runtime, schedule = self.ctx.options, self.ctx.runtime, self.ctx.schedule
+        if resume_from is not None:
+            self._load_checkpoint(resume_from)
+            log.info("resumed at step %d (epoch %d, batch %d)", self.state.global_step,
+                     self.state.epoch, self.state.batches_done)
+        resumed_from = self.state.global_step
+        self.ctx.recorder.start(resumed_from, schedule.total_steps, self.state.history)
+        self.eval_seconds = 0.0
+        started = time.monotonic()
+        accumulate = options.gradient_accumulation_steps
+        window_loss, window_batches = 0.0, 0
+        stop = self.state.global_step >= schedule.total_steps
+        self.wrapped.train()
+        while not stop:
+            batches = self.plan.epoch(self.state.epoch)
+            loader = DataLoader(
+                self.ctx.data.train, batch_sampler=batches[self.state.batches_done:],
+                collate_fn=self.ctx.collator, num_workers=options.num_workers,
+                pin_memory=runtime.device.type == "cuda")
+            for batch in loader:
+                position = self.state.batches_done
+                group_start = position - position % accumulate
+                group_size = min(accumulate, len(batches) - group_start)
+                update = position + 1 == group_start + group_size
+                self.tokens.update(batch)
+                batch = self._to_device(batch)
+                sync = contextlib.nullcontext() if update or not runtime.distributed else (
+                    self.wrapped.no_sync())
+                with sync:
+                    with self._autocast():
+                        loss = self.wrapped(**batch).loss / group_size
+                    self.scaler.scale(loss).backward()
+                window_loss += float(loss.detach()) * group_size
+                window_batches += 1
+                self.state.batches_done += 1
+                if not update:
+                    continue
+                self._optimizer_step()
+                epoch_progress = self.state.epoch + self.state.batches_done / len(batches)
+                if self.state.global_step % options.logging_steps == 0 or (
+                        self.state.global_step == schedule.total_steps):
+                    (loss_sum, count) = runtime.sum([window_loss, window_batches])
+                    self.ctx.recorder.record({
+                        "step": self.state.global_step, "epoch": round(epoch_progress, 4),
+                        "train_loss": loss_sum / max(count, 1),
+                        "learning_rate": self.scheduler.get_last_lr()[0],
+                    })
+                    window_loss, window_batches = 0.0, 0
+                last = self.state.global_step >= schedule.total_steps
+                end_of_epoch = self.state.batches_done == len(batches)
+                if end_of_epoch:
+                    self.state.epoch += 1
+                    self.state.batches_done = 0
+                due = (options.eval_strategy == "steps"
+                       and self.state.global_step % options.eval_steps == 0)
+                due = due or (options.eval_strategy == "epoch" and end_of_epoch) or last
+                if due and self._evaluate(epoch_progress):
+                    self.stopped_early = True
+                    stop = True
+                if last or stop:
+                    stop = True
+                    break
+        train_seconds = time.monotonic() - started - self.eval_seconds
+        if self.state.best_checkpoint and Path(self.state.best_checkpoint).is_dir():
+            log.info("loading the best model (%s = %.4f) from %s", options.metric_for_best_model,
+                     self.state.best_metric, self.state.best_checkpoint)
+            from safetensors.torch import load_model
+
+            load_model(self.model, str(Path(self.state.best_checkpoint) / WEIGHTS_FILE),
+                       device=str(runtime.device))
+        return FitResult(
+            global_step=self.state.global_step,
+            total_steps=schedule.total_steps,
+            resumed_from_step=resumed_from,
+            train_seconds=train_seconds,
+            tokens=self.tokens.totals(runtime.sum),
+            best_checkpoint=self.state.best_checkpoint,
+            best_metric=self.state.best_metric,
+            stopped_early=self.stopped_early,
+            extra={"best_step": checkpoint_step(self.state.best_checkpoint or "")},
+        )
+
+    def _optimizer_step(self) -> None:
+        max_norm = self.ctx.options.max_grad_norm
+        if max_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.global_step += 1
+
+
+def main() -> int:
+    return main_for(TorchLoop, "train_torch")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

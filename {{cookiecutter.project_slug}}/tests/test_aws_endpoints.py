@@ -1,0 +1,244 @@
+"""SageMaker endpoints and batch transform against a local moto server (no AWS).
+
+moto cannot run the model: InvokeEndpoint answers come from moto's result queue, so these tests
+check what is created, sent and removed. tests/test_serving_*.py cover the handlers themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+pytest.importorskip("sagemaker", reason="the 'sagemaker' extra is not installed")
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
+
+import aws_moto  # noqa: E402
+
+REGION = "ap-northeast-2"
+INFERENCE_IMAGE = (
+    f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"
+    "2.6.0-transformers5.5.3-gpu-py312-cu124-ubuntu22.04"
+)
+
+
+@pytest.fixture
+def moto_url(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    return aws_moto.activate(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def cli(pkg):
+    return importlib.import_module(f"{pkg.__name__}.cli")
+
+
+@pytest.fixture(scope="module")
+def model_archive(pkg, tiny_model_dir, tmp_path_factory):
+    package = importlib.import_module(f"{pkg.__name__}.serving.package")
+    archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
+    package.build_model_archive(tiny_model_dir, archive)
+    return archive
+
+
+def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archive, capsys):
+    endpoint = f"{config.project.slug}-endpoint"
+    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
+                     "--role", aws_moto.FAKE_ROLE])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    sm = aws_moto.client("sagemaker", REGION)
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "InService"
+    endpoint_config = sm.describe_endpoint_config(
+        EndpointConfigName=described["EndpointConfigName"])
+    [variant] = endpoint_config["ProductionVariants"]
+    assert variant["InstanceType"] == config.sagemaker.inference_instance_type
+    assert variant["InitialInstanceCount"] == 1
+    model = sm.describe_model(ModelName=variant["ModelName"])
+    container = model["PrimaryContainer"]
+    # Trained with transformers 5.3.0 -> the closest inference image of the same major version.
+    assert container["Image"] == INFERENCE_IMAGE
+    assert container["ModelDataUrl"].endswith("/model.tar.gz")
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert model["ExecutionRoleArn"] == aws_moto.FAKE_ROLE
+    # The uploaded archive is the local one, byte for byte.
+    bucket, key = container["ModelDataUrl"][len("s3://"):].split("/", 1)
+    body = aws_moto.client("s3", REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == model_archive.read_bytes()
+
+    assert cli.main(["sagemaker", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"endpoint         {endpoint}  InService" in listed
+    assert f"model            {variant['ModelName']}" in listed
+
+    aws_moto.queue_endpoint_results(moto_url, REGION, [[
+        {"label": config.data.label_names[1], "score": 0.91},
+        {"label": config.data.label_names[0], "score": 0.77},
+    ]])
+    code = cli.main(["sagemaker", "invoke", "정말 재밌어요", "지루했다"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines() == [
+        f"{config.data.label_names[1]}\t0.9100\t정말 재밌어요",
+        f"{config.data.label_names[0]}\t0.7700\t지루했다",
+    ]
+
+    code = cli.main(["sagemaker", "delete"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"deleted endpoint: {endpoint}" in out
+    assert f"deleted endpoint config: {described['EndpointConfigName']}" in out
+    assert f"deleted model: {variant['ModelName']}" in out
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}
+
+
+def test_deploy_from_training_job_repackages_with_handler(
+    moto_url, cli, config, tiny_model_dir, tmp_path, capsys
+):
+    """A training job's model.tar.gz holds the bare model; deploy adds code/inference.py."""
+    import tarfile
+
+    sm = aws_moto.client("sagemaker", REGION)
+    s3 = aws_moto.client("s3", REGION)
+    s3.create_bucket(Bucket="job-bucket",
+                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    sm.create_training_job(
+        TrainingJobName="finished-job",
+        AlgorithmSpecification={
+            "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-"
+                             "training:2.8.0-transformers4.56.2-gpu-py312-cu129-ubuntu22.04",
+            "TrainingInputMode": "File",
+        },
+        RoleArn=aws_moto.FAKE_ROLE,
+        OutputDataConfig={"S3OutputPath": "s3://job-bucket/output"},
+        ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    artifact = sm.describe_training_job(TrainingJobName="finished-job")["ModelArtifacts"][
+        "S3ModelArtifacts"]
+    bare = tmp_path / "bare.tar.gz"
+    with tarfile.open(bare, "w:gz") as archive:
+        for path in tiny_model_dir.iterdir():
+            archive.add(path, arcname=path.name)
+    bucket, key = artifact[len("s3://"):].split("/", 1)
+    s3.upload_file(str(bare), bucket, key)
+
+    code = cli.main(["sagemaker", "deploy", "--job", "finished-job", "--role", aws_moto.FAKE_ROLE,
+                     "--endpoint-name", "from-job", "--no-wait"])
+    assert code == 0, capsys.readouterr()
+    config_name = sm.describe_endpoint(EndpointName="from-job")["EndpointConfigName"]
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    # transformers 4.56.2 training image -> the newest 4.x inference image (4.51.3).
+    assert "huggingface-pytorch-inference:2.6.0-transformers4.51.3-gpu-py312" in container["Image"]
+    repackaged = tmp_path / "repackaged.tar.gz"
+    bucket, key = container["ModelDataUrl"][len("s3://"):].split("/", 1)
+    s3.download_file(bucket, key, str(repackaged))
+    with tarfile.open(repackaged) as archive:
+        names = archive.getnames()
+    assert "code/inference.py" in names and "config.json" in names
+
+    assert cli.main(["sagemaker", "delete", "--endpoint-name", "from-job"]) == 0
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}
+
+
+def test_deploy_refuses_bad_input_before_creating_anything(
+    moto_url, cli, model_archive, tmp_path, capsys
+):
+    not_archive = tmp_path / "model.tar.gz"
+    not_archive.write_bytes(b"not a tarball")
+    cases = [
+        (["--model-data", str(not_archive)], "model.tar.gz"),
+        (["--model-data", str(tmp_path / "absent.tar.gz")], "no such file"),
+        (["--model-data", str(model_archive), "--instance-type", "ml.tiny.huge"],
+         "unknown endpoint instance type 'ml.tiny.huge'"),
+        (["--model-data", str(model_archive), "--instance-count", "0"],
+         "--instance-count must be at least 1"),
+    ]
+    for args, message in cases:
+        code = cli.main(["sagemaker", "deploy", "--role", aws_moto.FAKE_ROLE, *args])
+        assert code == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(["sagemaker", "deploy", "--model-data", str(not_archive)]) == 2
+    assert "no SageMaker execution role" in capsys.readouterr().err
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.client("s3", REGION).list_buckets()["Buckets"] == []
+
+
+def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_path, capsys):
+    texts = ["최고의 영화", "시간 낭비", "그럭저럭"]
+    source = tmp_path / "to_score.jsonl"
+    source.write_text("".join(
+        json.dumps({config.data.text_column: text, "id": i}, ensure_ascii=False) + "\n"
+        for i, text in enumerate(texts)), encoding="utf-8")
+    code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
+                     "--input", str(source), "--role", aws_moto.FAKE_ROLE,
+                     "--instance-type", "ml.m5.xlarge"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    sm = aws_moto.client("sagemaker", REGION)
+    [summary] = sm.list_transform_jobs()["TransformJobSummaries"]
+    job = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])
+    assert job["TransformInput"]["ContentType"] == "application/jsonlines"
+    assert job["TransformInput"]["SplitType"] == "Line"
+    assert job["BatchStrategy"] == "MultiRecord"
+    assert job["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert job["TransformOutput"]["AssembleWith"] == "Line"
+    assert job["TransformResources"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}
+    input_uri = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    bucket, key = input_uri[len("s3://"):].split("/", 1)
+    uploaded = aws_moto.client("s3", REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert [json.loads(line) for line in uploaded.decode().splitlines()] == [
+        {"inputs": text} for text in texts]
+    assert job["TransformOutput"]["S3OutputPath"] in out
+    # A CPU instance gets the CPU image; the model made for the job is removed after it.
+    assert "huggingface-pytorch-inference:2.6.0-transformers5.5.3-cpu-py312" in out
+    assert aws_moto.sagemaker_leftovers(REGION)["models"] == []
+
+
+def test_batch_transform_without_waiting_keeps_model_until_delete_all(
+    moto_url, cli, config, model_archive, capsys
+):
+    s3 = aws_moto.client("s3", REGION)
+    s3.create_bucket(Bucket="inputs", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="inputs", Key="texts.jsonl", Body=b'{"inputs": "good"}\n')
+    code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
+                     "--input", "s3://inputs/texts.jsonl", "--output", "s3://inputs/out",
+                     "--role", aws_moto.FAKE_ROLE, "--no-wait"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    job = aws_moto.client("sagemaker", REGION).describe_transform_job(
+        TransformJobName=out.split()[2].rstrip(":"))
+    # s3:// input is used as it is.
+    assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://inputs/texts.jsonl"
+    assert job["TransformOutput"]["S3OutputPath"] == "s3://inputs/out"
+    [model] = aws_moto.sagemaker_leftovers(REGION)["models"]
+    assert cli.main(["sagemaker", "delete", "--all"]) == 0
+    assert f"deleted model: {model}" in capsys.readouterr().out
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}
+
+
+def test_serverless_deploy_uses_cpu_image_and_no_instances(
+    moto_url, cli, config, model_archive, capsys
+):
+    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
+                     "--role", aws_moto.FAKE_ROLE, "--serverless-memory", "2048",
+                     "--endpoint-name", f"{config.project.slug}-serverless"])
+    assert code == 0, capsys.readouterr()
+    sm = aws_moto.client("sagemaker", REGION)
+    name = sm.describe_endpoint(EndpointName=f"{config.project.slug}-serverless")[
+        "EndpointConfigName"]
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant
+    image = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"]
+    assert "-transformers5.5.3-cpu-py312" in image
+    assert cli.main(["sagemaker", "delete", "--all"]) == 0
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}

@@ -1,0 +1,77 @@
+"""``package``: model.tar.gz layout for the inference container, checked after writing."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import PACKAGE
+
+package = importlib.import_module(f"{PACKAGE}.serving.package")
+inference = importlib.import_module(f"{PACKAGE}.serving.inference")
+cli = importlib.import_module(f"{PACKAGE}.cli")
+
+
+@pytest.fixture()
+def model_with_training_leftovers(tiny_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "training_args.bin").write_bytes(b"pickle")
+    (folder / "optimizer.pt").write_bytes(b"pickle")
+    (folder / "trainer_state.json").write_text("{}")
+    (folder / "checkpoint-10").mkdir()
+    (folder / "checkpoint-10" / "model.safetensors").write_bytes(b"x")
+    return folder
+
+
+def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, capsys):
+    out = tmp_path / "dist" / "model.tar.gz"
+    model = str(model_with_training_leftovers)
+    assert cli.main(["package", "--model", model, "--out", str(out)]) == 0
+    assert "layout checked" in capsys.readouterr().out
+    with tarfile.open(out, "r:gz") as archive:
+        names = archive.getnames()
+        handler = archive.extractfile("code/inference.py").read()
+        requirements = archive.extractfile("code/requirements.txt").read().decode()
+        archive.extractall(tmp_path / "extracted", filter="data")
+    assert sorted(names) == sorted([
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+        "code/inference.py", "code/requirements.txt",
+    ])
+    assert handler == Path(inference.__file__).read_bytes()
+    # Only comments: everything the handlers import is in the container already.
+    assert all(not line.strip() or line.startswith("#") for line in requirements.splitlines())
+    assert oct(out.stat().st_mode & 0o777) == "0o644"
+
+    extracted = inference.model_fn(str(tmp_path / "extracted"))
+    original = inference.model_fn(str(model_with_training_leftovers))
+    request = inference.Request(["재밌다", "노잼"])
+    assert inference.predict_fn(request, extracted).scores == (
+        inference.predict_fn(request, original).scores
+    )
+
+
+def test_package_refuses_pickled_weights(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    out = tmp_path / "model.tar.gz"
+    assert cli.main(["package", "--model", str(folder), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "no .safetensors weights (found pytorch_model.bin)" in error
+    assert "safe_serialization" in error
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_check_rejects_a_nested_layout(tiny_model_dir, tmp_path):
+    bad = tmp_path / "nested.tar.gz"
+    with tarfile.open(bad, "w:gz") as archive:
+        archive.add(tiny_model_dir, arcname="model")
+    with pytest.raises(package.PackageError) as caught:
+        package.check_model_archive(bad)
+    message = str(caught.value)
+    assert "missing config.json" in message and "missing code/inference.py" in message
+    assert "files outside the root" in message

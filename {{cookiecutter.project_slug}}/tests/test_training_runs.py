@@ -1,0 +1,247 @@
+"""End-to-end training runs with the tiny model: artefacts, learning, resume, DDP, CLI.
+
+Entry points run as real subprocesses (``python -m`` / ``torchrun``) with the SageMaker container
+environment, as a training job would start them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import PACKAGE
+
+pytestmark = pytest.mark.slow
+
+ENTRY_POINTS = ["train_hf", "train_torch"]
+# Small but enough for the tiny model to learn something within seconds on a CPU.
+FAST = ["--max_seq_length", "64", "--batch_size", "32", "--eval_batch_size", "128",
+        "--learning_rate", "1e-3", "--warmup_ratio", "0.1", "--logging_steps", "10",
+        "--mixed_precision", "auto", "--early_stopping_patience", "0"]
+
+
+@pytest.fixture(scope="session")
+def channels(tmp_path_factory, sample_dir) -> Path:
+    """Prepared-style channel folders from the bundled sample (JSONL, label ids)."""
+    io = importlib.import_module(f"{PACKAGE}.data.io")
+    rows = [r.values for r in io.read_table(sample_dir / "train.tsv").rows]
+    random.Random(0).shuffle(rows)
+    records = [{"document": r["document"], "label": int(r["label"])} for r in rows]
+    test = [{"document": r.values["document"], "label": int(r.values["label"])}
+            for r in io.read_table(sample_dir / "test.tsv").rows[:300]]
+    root = tmp_path_factory.mktemp("channels")
+    io.write_jsonl(root / "train" / "train.jsonl", records[:3000])
+    io.write_jsonl(root / "validation" / "validation.jsonl", records[3000:3500])
+    io.write_jsonl(root / "test" / "test.jsonl", test)
+    (root / "code").mkdir()
+    (root / "code" / "train.py").write_text("# SDK v3 uploads the source here\n")
+    (root / "sm_drivers").mkdir()
+    (root / "sm_drivers" / "sm_train.sh").write_text("#!/bin/sh\n")
+    return root
+
+
+def container_env(channels: Path, job: Path) -> dict[str, str]:
+    """The variables the SageMaker training toolkit sets, with extra SDK v3 channels."""
+    env = dict(os.environ)
+    env.update({
+        "SM_MODEL_DIR": str(job / "model"),
+        "SM_OUTPUT_DATA_DIR": str(job / "output" / "data"),
+        "SM_NUM_GPUS": "0",
+        "SM_CHANNEL_TRAIN": str(channels / "train"),
+        "SM_CHANNEL_VALIDATION": str(channels / "validation"),
+        "SM_CHANNEL_TEST": str(channels / "test"),
+        "SM_CHANNEL_CODE": str(channels / "code"),
+        "SM_CHANNEL_SM_DRIVERS": str(channels / "sm_drivers"),
+        "SM_CHANNELS": json.dumps(["code", "sm_drivers", "test", "train", "validation"]),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        # One thread per process: tiny models gain nothing from more, and a busy CI machine
+        # makes spinning OpenMP threads very slow.
+        "OMP_NUM_THREADS": "1",
+    })
+    return env
+
+
+def module_command(entry: str) -> list[str]:
+    return [sys.executable, "-m", f"{PACKAGE}.training.{entry}"]
+
+
+def torchrun_command(entry: str, nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", "-m", f"{PACKAGE}.training.{entry}"]
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> str:
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output
+
+
+def logged_metrics(output: str) -> list[dict[str, float]]:
+    return [
+        {name: float(value) for name, value in re.findall(r"(\w+)=([^;]+);", line)}
+        for line in output.splitlines() if line.startswith("metrics: ")
+    ]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_container_run_writes_all_artefacts_and_beats_majority(
+        entry, channels, tiny_model_dir, config, tmp_path):
+    job = tmp_path / "job"
+    # Hyperparameters as the container passes them: strings, some quoted or capitalised.
+    output = run(module_command(entry) + FAST + [
+        "--model_name_or_path", str(tiny_model_dir), "--epochs", "2.0",
+        "--group_by_length", "True", "--trust_remote_code", "false",
+        "--checkpoint_dir", str(job / "checkpoints"), "--seed", '"7"',
+    ], container_env(channels, job), tmp_path)
+
+    assert "ignoring input channel(s) that hold no training data: code, sm_drivers" in output
+    model_dir, data_dir = job / "model", job / "output" / "data"
+    names = list(config.data.label_names)
+
+    # The model folder loads with from_pretrained and carries the label names.
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    assert (model_dir / "model.safetensors").is_file()
+    assert not list(model_dir.glob("*.bin")), "no pickled files in the model folder"
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    assert model.config.id2label == dict(enumerate(names))
+    assert model.config.label2id == {name: i for i, name in enumerate(names)}
+    AutoTokenizer.from_pretrained(model_dir)
+
+    for split in ("validation", "test"):
+        metrics = json.loads((data_dir / f"metrics_{split}.json").read_text(encoding="utf-8"))
+        assert set(metrics) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "loss"}
+        assert set(metrics["per_class"]) == set(names)
+        assert set(metrics["per_class"][names[0]]) == {"precision", "recall", "f1", "support"}
+        assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_examples"]
+        assert (data_dir / f"confusion_matrix_{split}.png").stat().st_size > 0
+    assert (data_dir / "learning_curve.png").stat().st_size > 0
+
+    hyper = json.loads((data_dir / "hyperparameters.json").read_text(encoding="utf-8"))
+    assert hyper["entry_point"] == entry.removeprefix("train_")
+    assert (hyper["epochs"], hyper["seed"], hyper["group_by_length"]) == (2.0, 7, True)
+    assert hyper["learning_rate"] == pytest.approx(1e-3)
+    assert hyper["train_dir"] == str(channels / "train")
+    assert hyper["world_size"] == 1
+
+    results = json.loads((data_dir / "train_results.json").read_text(encoding="utf-8"))
+    assert results["global_step"] == results["total_steps"] == 2 * 94  # ceil(3000/32) per epoch
+    assert results["train_examples_processed"] == 2 * 3000
+    assert 0.8 < results["token_efficiency"] <= 1.0
+    assert any("eval_accuracy" in record for record in results["history"])
+
+    # Metric lines are there for the SageMaker metric regexes.
+    lines = logged_metrics(output)
+    assert any("train_loss" in line for line in lines)
+    assert any("eval_accuracy" in line for line in lines)
+    final = next(line for line in lines if "validation_accuracy" in line)
+
+    # Learned something: better than always answering the majority class of validation.
+    validation = [json.loads(line)["label"] for line in
+                  (channels / "validation" / "validation.jsonl").read_text("utf-8").splitlines()]
+    majority = Counter(validation).most_common(1)[0][1] / len(validation)
+    assert final["validation_accuracy"] > majority + 0.05, (final, majority)
+
+
+def _wait_for_checkpoint(process: subprocess.Popen, folder: Path, marker: str,
+                         timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"training ended before it could be interrupted:\n"
+                                 f"{process.stdout.read()[-4000:]}")
+        if any((path / marker).is_file() for path in folder.glob("checkpoint-*")):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared in time")
+
+
+@pytest.mark.parametrize("entry,marker", [("train_hf", "trainer_state.json"),
+                                          ("train_torch", "loop_state.json")])
+def test_killed_run_resumes_from_newest_checkpoint(
+        entry, marker, channels, tiny_model_dir, tmp_path):
+    job = tmp_path / "job"
+    checkpoint_dir = job / "checkpoints"
+    args = module_command(entry) + FAST + [
+        "--model_name_or_path", str(tiny_model_dir), "--max_steps", "120",
+        "--eval_strategy", "steps", "--eval_steps", "20", "--save_total_limit", "2",
+        "--dev_fraction", "0.5", "--checkpoint_dir", str(checkpoint_dir),
+    ]
+    env = container_env(channels, job)
+
+    # Kill -9 as soon as the first checkpoint is complete: nothing gets to clean up.
+    first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_checkpoint(first, checkpoint_dir, marker)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    saved = max(int(path.name.split("-")[1]) for path in checkpoint_dir.glob("checkpoint-*")
+                if (path / marker).is_file())
+    assert 20 <= saved < 120
+    assert not (job / "model").exists()
+
+    output = run(args, env, tmp_path)
+    assert f"checkpoint-{saved}" in output
+    results = json.loads((job / "output" / "data" / "train_results.json").read_text("utf-8"))
+    assert results["resumed_from_step"] == saved
+    assert results["global_step"] == 120
+    # The restarted process trained only the remaining steps...
+    train_steps = [int(line["step"]) for line in logged_metrics(output) if "train_loss" in line]
+    assert train_steps and min(train_steps) > saved
+    assert results["train_examples_processed"] <= (120 - saved) * 32
+    # ...and the history still holds the points logged before the interruption.
+    assert any(r["step"] <= saved and "train_loss" in r for r in results["history"])
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_torchrun_two_processes_gloo(entry, channels, tiny_model_dir, tmp_path):
+    job = tmp_path / "job"
+    env = container_env(channels, job)
+    output = run(torchrun_command(entry, 2) + FAST + [
+        "--model_name_or_path", str(tiny_model_dir), "--epochs", "1", "--dev_fraction", "0.5",
+        "--checkpoint_dir", str(job / "checkpoints"),
+    ], env, tmp_path)
+    data_dir = job / "output" / "data"
+    hyper = json.loads((data_dir / "hyperparameters.json").read_text(encoding="utf-8"))
+    results = json.loads((data_dir / "train_results.json").read_text(encoding="utf-8"))
+    assert hyper["world_size"] == 2
+    # Each rank saw its own half: ceil(1500 / 32) = 47 batches dealt out to 2 ranks -> 24 steps.
+    assert results["global_step"] == 24
+    assert 1500 <= results["train_examples_processed"] < 1500 + 2 * 32
+    # Only rank 0 reports: one final metric line, not two.
+    assert sum("validation_accuracy" in line for line in logged_metrics(output)) == 1
+    assert (job / "model" / "model.safetensors").is_file()
+    assert json.loads((data_dir / "metrics_test.json").read_text("utf-8"))["num_examples"] == 300
+
+
+def test_cli_train_command_runs_in_process(channels, tiny_model_dir, tmp_path, monkeypatch):
+    cli = importlib.import_module(f"{PACKAGE}.cli")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main([
+        "train", "--entry", "torch", "--model_name_or_path", str(tiny_model_dir),
+        "--train_dir", str(channels / "train"), "--validation_dir", str(channels / "validation"),
+        "--max_steps", "4", "--batch_size", "8", "--dev_fraction", "0.05",
+        "--model_dir", "out/model", "--output_data_dir", "out",
+    ])
+    assert code == 0
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
+    assert (tmp_path / "out" / "metrics_validation.json").is_file()
+    assert not (tmp_path / "out" / "metrics_test.json").exists()  # no test split given
+    assert (tmp_path / "checkpoints" / "checkpoint-4" / "loop_state.json").is_file()
+    # A bad option is a one-line error, not a traceback.
+    assert cli.main(["train", "--batch_size", "0"]) == 2
