@@ -78,13 +78,14 @@ def check_dataset(path: Path) -> list[str]:
     return problems
 
 
-def pin_dataset_path(resolved: Path) -> None:
-    """Store an absolute dataset path: a relative one meant the user's folder, not the project's."""
+def pin_path(key: str, resolved: Path) -> None:
+    """Store an absolute path in config.toml: a relative one meant the user's folder, not the
+    project's, and the project's commands run from elsewhere."""
     config = PACKAGE_DIR / "config.toml"
     text = config.read_text(encoding="utf-8")
+    value = json.dumps(str(resolved), ensure_ascii=False).replace("\x7f", "\\u007f")
     text = re.sub(
-        r"^source = .*$", lambda _: "source = " + json.dumps(str(resolved), ensure_ascii=False),
-        text, count=1, flags=re.MULTILINE,
+        rf"^{key} = .*$", lambda _: f"{key} = {value}", text, count=1, flags=re.MULTILINE
     )
     config.write_text(text, encoding="utf-8")
 
@@ -122,7 +123,10 @@ def main() -> int:
             )
             return 1
         if str(path) != dataset:
-            pin_dataset_path(path)
+            pin_path("source", path)
+    model = user_path(ANSWERS["base_model"])
+    if model.is_dir() and str(model) != ANSWERS["base_model"]:
+        pin_path("base_model", model)
     if not ANSWERS["include_sagemaker"]:
         remove_sagemaker_parts()
     save_answers()

@@ -93,16 +93,18 @@ def test_three_labels_custom_csv_without_sagemaker(out, tmp_path):
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
 
 
-def test_relative_dataset_path_is_pinned(out, tmp_path, monkeypatch):
+def test_relative_paths_are_pinned(out, tmp_path, monkeypatch):
     data = write_three_label_csv(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PWD", str(tmp_path))
+    (tmp_path / "my-model").mkdir()
     project = bake(
         out, dataset="comments.csv", text_column="comment", label_column="hate",
-        label_names="none,offensive,hate",
+        label_names="none,offensive,hate", base_model="my-model",
     )
     config = tomllib.loads(next(project.glob("src/*/config.toml")).read_text(encoding="utf-8"))
     assert config["data"]["source"] == str(data)
+    assert config["model"]["base_model"] == str(tmp_path / "my-model")
 
 
 AWKWARD = {

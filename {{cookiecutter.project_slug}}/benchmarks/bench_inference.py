@@ -44,8 +44,14 @@ def main() -> None:
                         help="most requests per server scenario")
     parser.add_argument("--server-seconds", type=float, default=30.0,
                         help="most seconds per server scenario")
+    parser.add_argument("--threads", type=int,
+                        help="torch threads for the batch runs and the server (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     io_module = importlib.import_module(f"{PACKAGE}.data.io")
     config = importlib.import_module(f"{PACKAGE}.config").load_config()
@@ -140,6 +146,8 @@ def pipeline_runner(classifier, batch_size: int):
 def server_scenarios(args: argparse.Namespace, texts: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC),
                                                                      os.environ.get("PYTHONPATH")]))}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)  # torch's default thread count follows it
     process = subprocess.Popen(
         [sys.executable, "-m", PACKAGE, "serve", "--model", str(args.model), "--port", "0",
          "--batch-size", str(args.batch_size)],

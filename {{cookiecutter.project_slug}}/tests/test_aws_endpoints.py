@@ -68,6 +68,15 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     body = aws_moto.client("s3", REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == model_archive.read_bytes()
 
+    # A second deploy to the same name is refused before it uploads or creates anything.
+    before = aws_moto.sagemaker_leftovers(REGION)
+    objects = aws_moto.client("s3", REGION).list_objects_v2(Bucket=bucket)["KeyCount"]
+    assert cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
+                     "--role", aws_moto.FAKE_ROLE]) == 2
+    assert f"endpoint {endpoint} already exists" in capsys.readouterr().err
+    assert aws_moto.sagemaker_leftovers(REGION) == before
+    assert aws_moto.client("s3", REGION).list_objects_v2(Bucket=bucket)["KeyCount"] == objects
+
     assert cli.main(["sagemaker", "list"]) == 0
     listed = capsys.readouterr().out
     assert f"endpoint         {endpoint}  InService" in listed
@@ -158,6 +167,7 @@ def test_deploy_refuses_bad_input_before_creating_anything(
          "unknown endpoint instance type 'ml.tiny.huge'"),
         (["--model-data", str(model_archive), "--instance-count", "0"],
          "--instance-count must be at least 1"),
+        (["--job", "no-such-job"], "training job 'no-such-job' in ap-northeast-2: Could not find"),
     ]
     for args, message in cases:
         code = cli.main(["sagemaker", "deploy", "--role", aws_moto.FAKE_ROLE, *args])
@@ -171,6 +181,14 @@ def test_deploy_refuses_bad_input_before_creating_anything(
 
 
 def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_path, capsys):
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text('{"text_typo": "x"}\n', encoding="utf-8")
+    code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
+                     "--input", str(wrong), "--role", aws_moto.FAKE_ROLE])
+    assert code == 2
+    assert f"{wrong}: no '{config.data.text_column}'" in capsys.readouterr().err
+    assert aws_moto.client("s3", REGION).list_buckets()["Buckets"] == []
+
     texts = ["최고의 영화", "시간 낭비", "그럭저럭"]
     source = tmp_path / "to_score.jsonl"
     source.write_text("".join(
@@ -192,6 +210,7 @@ def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_
     assert job["TransformResources"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}
     input_uri = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     bucket, key = input_uri[len("s3://"):].split("/", 1)
+    assert key.endswith("/input/to_score.jsonl")
     uploaded = aws_moto.client("s3", REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
     assert [json.loads(line) for line in uploaded.decode().splitlines()] == [
         {"inputs": text} for text in texts]
@@ -240,5 +259,47 @@ def test_serverless_deploy_uses_cpu_image_and_no_instances(
     image = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"]
     assert "-transformers5.5.3-cpu-py312" in image
     assert cli.main(["sagemaker", "delete", "--all"]) == 0
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}
+
+
+def test_autoscaling_is_registered_and_removed_with_the_endpoint(
+    moto_url, cli, config, model_archive, capsys
+):
+    endpoint = f"{config.project.slug}-endpoint"
+    resource = f"endpoint/{endpoint}/variant/AllTraffic"
+    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
+                     "--role", aws_moto.FAKE_ROLE, "--autoscale", "1:3",
+                     "--target-invocations", "50"])
+    assert code == 0, capsys.readouterr()
+    scaling = aws_moto.client("application-autoscaling", REGION)
+    [target] = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (resource, 1, 3)
+    [policy] = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 50.0
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance")
+
+    assert cli.main(["sagemaker", "delete"]) == 0
+    assert f"deleted autoscaling target: {resource}" in capsys.readouterr().out
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [], "endpoint_configs": [], "models": []}
+
+    assert cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
+                     "--role", aws_moto.FAKE_ROLE, "--autoscale", "2:4"]) == 2
+    assert "--instance-count 1 is outside --autoscale 2:4" in capsys.readouterr().err
+
+
+def test_failed_deploy_removes_what_it_created(moto_url, cli, model_archive, capsys):
+    """moto 5.2 refuses ml.g5.* for endpoints (an outdated list; AWS accepts them): the endpoint
+    config fails after the model was created, which must then be removed again."""
+    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
+                     "--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.g5.xlarge"])
+    if code == 0:
+        pytest.skip("this moto accepts ml.g5 endpoints; no failure to roll back")
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: AWS: ")
     assert aws_moto.sagemaker_leftovers(REGION) == {
         "endpoints": [], "endpoint_configs": [], "models": []}

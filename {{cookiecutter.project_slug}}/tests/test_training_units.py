@@ -109,6 +109,11 @@ def test_batch_plan_covers_every_example_with_little_padding(world_size):
     assert seen == set(range(len(lengths)))
     assert len(counts) == 1  # same number of steps on every rank, or DDP would hang
     assert real / processed > 0.9
+    # The Trainer gets the plan as a flat index stream and re-cuts it into batches: same batches.
+    single = training_data.BatchPlan(lengths, 16, True, seed=1)
+    flat = list(training_data.PlanSampler(single))
+    assert [flat[i:i + 16] for i in range(0, len(flat), 16)] == single.epoch(0)
+    assert max(lengths[i] for i in single.epoch(0)[0]) == max(lengths)  # longest batch first
     # Reproducible per epoch (what resume relies on), different between epochs.
     again = training_data.BatchPlan(lengths, 16, True, seed=1, world_size=1)
     assert again.epoch(3) == training_data.BatchPlan(lengths, 16, True, seed=1).epoch(3)

@@ -7,9 +7,12 @@ The SageMaker SDK is imported only when a command runs, so ``--help`` works with
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import logging
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,24 @@ def _require_sdk() -> None:
                 f"the SageMaker commands need the optional extra: pip install -e '.[sagemaker]' "
                 f"({module} is not installed)"
             )
+
+
+def _aws_command(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """Run a handler with the SDK present; AWS refusals and failed jobs become one-line errors
+    (e.g. ResourceLimitExceeded names the quota to raise) instead of tracebacks."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        _require_sdk()
+        from botocore.exceptions import BotoCoreError, ClientError
+        from sagemaker.core.utils.exceptions import WaiterError
+
+        try:
+            return handler(args)
+        except (ClientError, BotoCoreError, WaiterError) as error:
+            raise UsageError(f"AWS: {error}") from error
+
+    return run
 
 
 def _aws_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--serverless-memory", type=int, metavar="MB",
                         help="serverless endpoint with this memory (1024-6144 MB), no instances")
     deploy.add_argument("--serverless-concurrency", type=int, default=5)
+    deploy.add_argument("--autoscale", metavar="MIN:MAX",
+                        help="scale the instance count between MIN and MAX on invocations")
+    deploy.add_argument("--target-invocations", type=int, default=100, metavar="N",
+                        help="--autoscale target: invocations per instance per minute")
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for InService")
     _aws_arguments(deploy)
     deploy.set_defaults(handler=_deploy)
@@ -152,8 +177,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     images.set_defaults(handler=_images)
 
 
+@_aws_command
 def _train(args: argparse.Namespace) -> int:
-    _require_sdk()
     from .images import Versions
     from .training import detect_local_mode, parse_overrides, plan_training, train
 
@@ -217,9 +242,17 @@ def _source(args: argparse.Namespace, config: ProjectConfig) -> tuple[str, str]:
     return resolve_model_source(config, job=args.job, model_data=args.model_data)
 
 
+@_aws_command
 def _deploy(args: argparse.Namespace) -> int:
-    _require_sdk()
-    from .endpoints import default_endpoint_name, deploy, materialise_model_source, plan_deploy
+    from .endpoints import (
+        check_autoscaling,
+        check_endpoint_free,
+        default_endpoint_name,
+        deploy,
+        materialise_model_source,
+        parse_autoscaling,
+        plan_deploy,
+    )
     from .session import Aws
 
     config = load_config(args.config)
@@ -230,15 +263,24 @@ def _deploy(args: argparse.Namespace) -> int:
                                    region=settings.region)
     if args.instance_count < 1:
         raise UsageError("--instance-count must be at least 1")
+    scaling = parse_autoscaling(args.autoscale, args.target_invocations) if args.autoscale else None
+    check_autoscaling(scaling, serverless=bool(args.serverless_memory), wait=not args.no_wait,
+                      instance_count=args.instance_count)
     aws = Aws(settings)
+    endpoint_name = args.endpoint_name or default_endpoint_name(config)
+    check_endpoint_free(aws, endpoint_name)  # before uploading anything
     source = materialise_model_source(config, aws, kind, value)
     result = deploy(
-        config, aws, source, endpoint_name=args.endpoint_name or default_endpoint_name(config),
+        config, aws, source, endpoint_name=endpoint_name,
         instance_type=instance_type, instance_count=args.instance_count,
         serverless_memory_mb=args.serverless_memory,
-        serverless_max_concurrency=args.serverless_concurrency, wait=not args.no_wait,
+        serverless_max_concurrency=args.serverless_concurrency, autoscaling=scaling,
+        wait=not args.no_wait,
     )
     print(f"endpoint {result.endpoint_name}: {result.status}")
+    if result.autoscaling:
+        print(f"  autoscaling: {result.autoscaling} "
+              f"({scaling.minimum}-{scaling.maximum} instances)")
     print(f"  endpoint config: {result.endpoint_config_name}")
     print(f"  model: {result.model_name} ({result.model_data})")
     print(f"  image: {result.image}")
@@ -246,8 +288,8 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_command
 def _invoke(args: argparse.Namespace) -> int:
-    _require_sdk()
     from .endpoints import default_endpoint_name, invoke, read_texts
     from .session import Aws
 
@@ -263,9 +305,9 @@ def _invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_command
 def _batch_transform(args: argparse.Namespace) -> int:
-    _require_sdk()
-    from .endpoints import batch_transform, materialise_model_source
+    from .endpoints import batch_transform, jsonl_for_transform, materialise_model_source
     from .images import check_instance_type
     from .session import Aws
 
@@ -278,12 +320,18 @@ def _batch_transform(args: argparse.Namespace) -> int:
         raise UsageError(f"--input {args.input}: no such file (or give an s3:// URI)")
     if args.output and not args.output.startswith("s3://"):
         raise UsageError(f"--output must be an s3:// prefix, got {args.output!r}")
-    aws = Aws(settings)
-    source = materialise_model_source(config, aws, kind, value)
-    result = batch_transform(
-        config, aws, source, args.input, output_uri=args.output, instance_type=instance_type,
-        instance_count=args.instance_count, wait=not args.no_wait,
-    )
+    with tempfile.TemporaryDirectory(prefix="sm-batch-") as tmp:
+        records = args.input
+        if not records.startswith("s3://"):
+            # Converted before any AWS call, so a bad file fails without side effects.
+            name = Path(args.input).with_suffix(".jsonl").name
+            records = str(jsonl_for_transform(config, Path(args.input), Path(tmp) / name))
+        aws = Aws(settings)
+        source = materialise_model_source(config, aws, kind, value)
+        result = batch_transform(
+            config, aws, source, records, output_uri=args.output, instance_type=instance_type,
+            instance_count=args.instance_count, wait=not args.no_wait,
+        )
     print(f"batch transform {result.job_name}: {result.status}")
     print(f"  image: {result.image}")
     print(f"  input: {result.input_uri}")
@@ -293,8 +341,8 @@ def _batch_transform(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_command
 def _list(args: argparse.Namespace) -> int:
-    _require_sdk()
     from .endpoints import list_resources
     from .session import Aws, resource_name
 
@@ -316,8 +364,8 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_command
 def _delete(args: argparse.Namespace) -> int:
-    _require_sdk()
     from .endpoints import default_endpoint_name, delete, delete_all
     from .session import Aws, resource_name
 
@@ -334,8 +382,8 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_command
 def _images(args: argparse.Namespace) -> int:
-    _require_sdk()
     from .images import supported_versions
 
     for versions, processors in supported_versions(args.scope):

@@ -11,7 +11,7 @@ import json
 import logging
 import tarfile
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,12 @@ class ModelSource:
     model_data: str
     versions: Versions
     origin: str
+
+
+@dataclass
+class Removed:
+    kind: str
+    name: str
 
 
 def check_model_archive(path: Path) -> None:
@@ -104,9 +110,17 @@ def resolve_model_source(
 def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: str) -> ModelSource:
     """Turn a checked source into an S3 model.tar.gz (uploading a local archive)."""
     if kind == "job":
+        from botocore.exceptions import ClientError
         from sagemaker.core.resources import TrainingJob
 
-        job = TrainingJob.get(training_job_name=value, session=aws.boto, region=aws.settings.region)
+        try:
+            job = TrainingJob.get(training_job_name=value, session=aws.boto,
+                                  region=aws.settings.region)
+        except ClientError as error:
+            raise UsageError(
+                f"training job {value!r} in {aws.settings.region}: "
+                f"{error.response.get('Error', {}).get('Message', error)}"
+            ) from None
         if str(job.training_job_status) != "Completed":
             raise UsageError(f"training job {value} is {job.training_job_status}, not Completed")
         artifact = job.model_artifacts.s3_model_artifacts
@@ -153,6 +167,91 @@ class Deployment:
     image: str
     model_data: str
     status: str = ""
+    autoscaling: str = ""
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Target tracking on invocations per instance, between ``minimum`` and ``maximum``."""
+
+    minimum: int
+    maximum: int
+    invocations_per_instance: int = 100
+
+
+VARIANT = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+def _scaling_resource(endpoint_name: str) -> str:
+    return f"endpoint/{endpoint_name}/variant/{VARIANT}"
+
+
+def parse_autoscaling(text: str, invocations: int) -> Autoscaling:
+    """``MIN:MAX`` instances, e.g. ``1:4``."""
+    low, sep, high = text.partition(":")
+    try:
+        minimum, maximum = int(low), int(high)
+    except ValueError:
+        raise UsageError(f"--autoscale expects MIN:MAX instance counts, got {text!r}") from None
+    if not sep or minimum < 1 or maximum < minimum:
+        raise UsageError(f"--autoscale needs 1 <= MIN <= MAX, got {text!r}")
+    if invocations < 1:
+        raise UsageError("--target-invocations must be at least 1")
+    return Autoscaling(minimum, maximum, invocations)
+
+
+def check_autoscaling(
+    scaling: Autoscaling | None, *, serverless: bool, wait: bool, instance_count: int
+) -> None:
+    if scaling is None:
+        return
+    if serverless or not wait:
+        raise UsageError("--autoscale needs an instance endpoint and waiting for InService "
+                         "(no --serverless-memory, no --no-wait)")
+    if not scaling.minimum <= instance_count <= scaling.maximum:
+        raise UsageError(f"--instance-count {instance_count} is outside --autoscale "
+                         f"{scaling.minimum}:{scaling.maximum}")
+
+
+def enable_autoscaling(aws: Aws, endpoint_name: str, scaling: Autoscaling) -> str:
+    """Register the variant with Application Auto Scaling (endpoint must be InService)."""
+    client = aws.client("application-autoscaling")
+    resource = _scaling_resource(endpoint_name)
+    client.register_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
+        MinCapacity=scaling.minimum, MaxCapacity=scaling.maximum,
+    )
+    client.put_scaling_policy(
+        PolicyName=f"{endpoint_name}-invocations",
+        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": float(scaling.invocations_per_instance),
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+            # Scale out quickly, scale in cautiously (instances take minutes to start).
+            "ScaleOutCooldown": 60,
+            "ScaleInCooldown": 300,
+        },
+    )
+    return resource
+
+
+def _disable_autoscaling(aws: Aws, endpoint_name: str) -> list[Removed]:
+    client = aws.client("application-autoscaling")
+    resource = _scaling_resource(endpoint_name)
+    targets = client.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
+    if not targets:
+        return []
+    # Deregistering the target also deletes its scaling policies.
+    client.deregister_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+    )
+    return [Removed("autoscaling target", resource)]
 
 
 def create_model(
@@ -205,23 +304,23 @@ def deploy(
     instance_count: int = 1,
     serverless_memory_mb: int | None = None,
     serverless_max_concurrency: int = 5,
+    autoscaling: Autoscaling | None = None,
     wait: bool = True,
 ) -> Deployment:
-    """Model -> endpoint config -> endpoint; removes what it made if a later step fails."""
+    """Model -> endpoint config -> endpoint (-> autoscaling); removes what it made if a later
+    step fails."""
+    check_autoscaling(autoscaling, serverless=bool(serverless_memory_mb), wait=wait,
+                      instance_count=instance_count)
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
     image = image_uri(inference_versions(config, source.versions), "inference",
                       aws.settings.region, lookup_type)
-    if _endpoint_exists(aws, endpoint_name):
-        raise UsageError(
-            f"endpoint {endpoint_name} already exists; delete it first "
-            f"(`sagemaker delete --endpoint-name {endpoint_name}`) or choose --endpoint-name"
-        )
+    check_endpoint_free(aws, endpoint_name)
     suffix = timestamp()
     name = resource_name(endpoint_name, suffix)
     client = aws.client("sagemaker")
-    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": name}
+    variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
     if serverless_memory_mb:
         variant["ServerlessConfig"] = {
             "MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": serverless_max_concurrency,
@@ -229,9 +328,9 @@ def deploy(
     else:
         variant.update(InstanceType=instance_type, InitialInstanceCount=instance_count,
                        InitialVariantWeight=1.0)
-    created: list[Any] = []
+    created: list[Callable[[], Any]] = []  # how to remove each resource made so far
     try:
-        created.append(create_model(aws, name, image, source.model_data))
+        created.append(create_model(aws, name, image, source.model_data).delete)
         # boto3 here: sagemaker-core 2.27 sends ServerlessConfig.MemorySizeInMb (wrong case),
         # which the API rejects.
         client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
@@ -240,20 +339,32 @@ def deploy(
             endpoint_name=endpoint_name, endpoint_config_name=name,
             session=aws.boto, region=aws.settings.region,
         )
-        created.append(endpoint)
+        created.append(endpoint.delete)
         log.info("endpoint %s is being created (model %s, image %s)", endpoint_name, name, image)
+        scaling = ""
         if wait:
             endpoint.wait_for_status("InService")
+        if autoscaling:
+            scaling = enable_autoscaling(aws, endpoint_name, autoscaling)
+            created.append(lambda: _disable_autoscaling(aws, endpoint_name))
         endpoint.refresh()
     except BaseException:
-        for resource in reversed(created):
+        for remove in reversed(created):
             try:
-                resource() if callable(resource) else resource.delete()
+                remove()
             except Exception as error:  # report, but keep the original failure
-                log.warning("could not remove %s after a failed deploy: %s", resource, error)
+                log.warning("could not clean up after a failed deploy: %s", error)
         raise
     return Deployment(endpoint_name, name, name, image, source.model_data,
-                      str(endpoint.endpoint_status))
+                      str(endpoint.endpoint_status), scaling)
+
+
+def check_endpoint_free(aws: Aws, endpoint_name: str) -> None:
+    if _endpoint_exists(aws, endpoint_name):
+        raise UsageError(
+            f"endpoint {endpoint_name} already exists; delete it first "
+            f"(`sagemaker delete --endpoint-name {endpoint_name}`) or choose --endpoint-name"
+        )
 
 
 def _endpoint_exists(aws: Aws, endpoint_name: str) -> bool:
@@ -308,12 +419,6 @@ def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str]) -> list[dict[str,
     return [item[0] if isinstance(item, list) else item for item in answer]
 
 
-@dataclass
-class Removed:
-    kind: str
-    name: str
-
-
 def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
     """Remove the endpoint, its endpoint config and models, and leftovers named after it."""
     client = aws.client("sagemaker")
@@ -323,6 +428,7 @@ def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
     if _endpoint_exists(aws, endpoint_name):
         description = client.describe_endpoint(EndpointName=endpoint_name)
         config_names.add(description["EndpointConfigName"])
+        removed += _disable_autoscaling(aws, endpoint_name)
         client.delete_endpoint(EndpointName=endpoint_name)
         removed.append(Removed("endpoint", endpoint_name))
     # Leftovers of failed or replaced deployments follow the <endpoint>-<timestamp> naming.
@@ -482,7 +588,10 @@ def batch_transform(
     instance_count: int = 1,
     wait: bool = True,
 ) -> TransformResult:
-    """JSON Lines in (split by line, several records per request), one prediction line out."""
+    """JSON Lines in (split by line, several records per request), one prediction line out.
+
+    ``input_uri`` is an s3:// file or prefix, or a local file from :func:`jsonl_for_transform`.
+    """
     from sagemaker.core.resources import TransformJob
     from sagemaker.core.shapes import (
         TransformDataSource,
@@ -498,9 +607,7 @@ def batch_transform(
     job_name = resource_name(f"{base}-batch", timestamp())
     prefix = f"s3://{aws.bucket}/{base}/batch/{job_name}"
     if not input_uri.startswith("s3://"):
-        with tempfile.TemporaryDirectory(prefix="sm-batch-") as tmp:
-            records = jsonl_for_transform(config, Path(input_uri), Path(tmp) / "input.jsonl")
-            input_uri = aws.upload(records, f"{prefix}/input")
+        input_uri = aws.upload(Path(input_uri), f"{prefix}/input")
     output_uri = (output_uri or f"{prefix}/output").rstrip("/")
     model = create_model(aws, job_name, image, source.model_data)
     try:

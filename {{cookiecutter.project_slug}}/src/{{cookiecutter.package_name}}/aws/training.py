@@ -57,7 +57,6 @@ CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 PROVIDED_BY_DLC = {"torch", "transformers"}
 
 
-
 def metric_definitions() -> list[dict[str, str]]:
     """SageMaker metric definitions for the entry points' ``name=value;`` log lines."""
     from ..training.artifacts import metric_definitions as definitions
@@ -155,14 +154,13 @@ def check_channel(name: str, source: str) -> str:
             f"channel {name!r}: {path} does not exist; run `{PACKAGE} data prepare` first, "
             f"or pass --{name} with a folder or an s3:// URI"
         )
-    folder = path if path.is_dir() else path.parent
     if path.is_file():
         raise UsageError(f"channel {name!r}: {path} is a file; pass the folder that holds it")
-    files = find_data_files(folder)
+    files = find_data_files(path)
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "no data file"
         raise UsageError(
-            f"channel {name!r}: {folder} must hold exactly one CSV/TSV/JSONL file, found {found}"
+            f"channel {name!r}: {path} must hold exactly one CSV/TSV/JSONL file, found {found}"
         )
     return str(path.resolve())
 

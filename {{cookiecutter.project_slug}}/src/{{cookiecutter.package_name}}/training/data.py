@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from ..data.examples import Example, load_examples
 from ..data.io import DataFormatError
@@ -189,18 +189,62 @@ class BatchPlan:
         return self._cache[epoch]
 
     def _build(self, epoch: int) -> list[list[int]]:
-        from transformers.trainer_pt_utils import get_length_grouped_indices
-
         generator = torch.Generator().manual_seed(self.seed + epoch)
         if self.group_by_length:
-            # The Trainer's own grouping: random mega-batches, each sorted by length.
-            order = get_length_grouped_indices(list(self.lengths), self.batch_size,
-                                               generator=generator)
+            batches = length_grouped_batches(self.lengths, self.batch_size, generator)
         else:
             order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            batches = [order[i:i + self.batch_size]
+                       for i in range(0, len(order), self.batch_size)]
         # Consecutive batches go to different ranks (as accelerate shards the Trainer's batches),
         # and every rank needs a batch at every step or DDP hangs: top up with repeated batches.
         while len(batches) % self.world_size:
             batches.append(batches[len(batches) % self.world_size])
         return batches[self.rank::self.world_size]
+
+
+# Batches per mega-batch. transformers' LengthGroupedSampler uses at most 50 (and fewer on small
+# data sets), which leaves ~5% padding on NSMC; 100 brings it to ~3% (measured on NSMC lengths).
+MEGA_BATCH_MULT = 100
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator,
+                           mega_batch_mult: int = MEGA_BATCH_MULT) -> list[list[int]]:
+    """Random mega-batches, each sorted by length and cut into batches; then the batch order is
+    shuffled, except that the batch holding the longest text comes first (an out-of-memory
+    error then shows up at the first step, not hours in) and the one short batch comes last
+    (so the order also survives being flattened and re-cut into ``batch_size`` chunks)."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    size = batch_size * mega_batch_mult
+    batches = []
+    for start in range(0, len(order), size):
+        mega = sorted(order[start:start + size], key=lambda i: lengths[i], reverse=True)
+        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
+    batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: only moves the short one
+    full = [b for b in range(len(batches)) if len(batches[b]) == batch_size]
+    if full:
+        longest = max(full, key=lambda b: lengths[batches[b][0]])
+        batches[0], batches[longest] = batches[longest], batches[0]
+    return batches
+
+
+class PlanSampler(Sampler):
+    """The single-process :class:`BatchPlan` as a flat index sampler, for the Trainer: its
+    DataLoader cuts the stream back into the same batches, and accelerate deals whole batches
+    out to the ranks. ``set_epoch`` (called by the Trainer) keeps resumed epochs identical."""
+
+    def __init__(self, plan: BatchPlan) -> None:
+        self.plan = plan
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.plan.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        batches = self.plan.epoch(self.epoch)
+        self.epoch += 1  # in case nobody calls set_epoch
+        return (index for batch in batches for index in batch)

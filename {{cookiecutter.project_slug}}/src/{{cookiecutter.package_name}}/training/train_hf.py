@@ -18,7 +18,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from ..metrics import compute_metrics
 from .checkpoints import checkpoint_step
-from .data import TokenCounter, TokenizedSplit
+from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
 from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,14 @@ class _RecorderCallback(TrainerCallback):
 
 
 class _CountingTrainer(Trainer):
-    """Counts real vs padded tokens of the training batches (token efficiency)."""
+    """Uses the project's batch plan (same batches as the plain loop) and counts real vs padded
+    tokens of the training batches (token efficiency)."""
 
     token_counter: TokenCounter
+    batch_plan: BatchPlan
+
+    def _get_train_sampler(self, *args, **kwargs):  # noqa: ANN002, ANN003 - differs by version
+        return PlanSampler(self.batch_plan)
 
     def training_step(self, model, inputs, *args, **kwargs):  # noqa: ANN001 - Trainer API
         self.token_counter.update(inputs)
@@ -120,12 +125,6 @@ def training_arguments(context: RunContext) -> TrainingArguments:
     if runtime.distributed:
         kwargs["ddp_backend"] = "nccl" if runtime.device.type == "cuda" else "gloo"
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
-    # transformers 5 replaced the group_by_length flag with train_sampling_strategy.
-    if "train_sampling_strategy" in known:
-        kwargs["train_sampling_strategy"] = (
-            "group_by_length" if options.group_by_length else "random")
-    else:
-        kwargs["group_by_length"] = options.group_by_length
     return TrainingArguments(**{key: value for key, value in kwargs.items() if key in known})
 
 
@@ -158,6 +157,9 @@ class HFTrainer:
             callbacks=callbacks,
         )
         self.trainer.token_counter = TokenCounter()
+        options = context.options
+        self.trainer.batch_plan = BatchPlan(context.data.train.lengths, options.batch_size,
+                                            options.group_by_length, options.seed)
         # The recorder prints progress and metric lines; the Trainer's raw dict printing would
         # only duplicate them.
         self.trainer.remove_callback(PrinterCallback)

@@ -206,7 +206,9 @@ class TorchLoop:
         self.eval_seconds = 0.0
         started = time.monotonic()
         accumulate = options.gradient_accumulation_steps
-        window_loss, window_batches = 0.0, 0
+        # Summed on the device: reading the loss every micro-batch would stall a GPU pipeline.
+        window_loss = torch.zeros((), device=runtime.device)
+        window_batches = 0
         stop = self.state.global_step >= schedule.total_steps
         self.wrapped.train()
         while not stop:
@@ -228,7 +230,7 @@ class TorchLoop:
                     with self._autocast():
                         loss = self.wrapped(**batch).loss / group_size
                     self.scaler.scale(loss).backward()
-                window_loss += float(loss.detach()) * group_size
+                window_loss += loss.detach().float() * group_size
                 window_batches += 1
                 self.state.batches_done += 1
                 if not update:
@@ -237,13 +239,14 @@ class TorchLoop:
                 epoch_progress = self.state.epoch + self.state.batches_done / len(batches)
                 if self.state.global_step % options.logging_steps == 0 or (
                         self.state.global_step == schedule.total_steps):
-                    (loss_sum, count) = runtime.sum([window_loss, window_batches])
+                    (loss_sum, count) = runtime.sum([float(window_loss), window_batches])
                     self.ctx.recorder.record({
                         "step": self.state.global_step, "epoch": round(epoch_progress, 4),
                         "train_loss": loss_sum / max(count, 1),
                         "learning_rate": self.scheduler.get_last_lr()[0],
                     })
-                    window_loss, window_batches = 0.0, 0
+                    window_loss.zero_()
+                    window_batches = 0
                 last = self.state.global_step >= schedule.total_steps
                 end_of_epoch = self.state.batches_done == len(batches)
                 if end_of_epoch:
