@@ -20,6 +20,10 @@ if [ -x "$venv/bin/python" ] && check; then
     echo "parity venv ready: $venv"
     exit 0
 fi
+if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv" 2>/dev/null)" ]; then
+    echo "$venv exists and is not a virtualenv; refusing to replace it" >&2
+    exit 1
+fi
 rm -rf "$venv"
 "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)

@@ -59,7 +59,7 @@ def test_container_contract_paths_and_hyperparameters(tmp_path, config):
     assert parsed.train_dir == environ["SM_CHANNEL_TRAIN"]
     assert parsed.validation_dir == environ["SM_CHANNEL_VALIDATION"]
     assert parsed.test_dir is None  # no test channel: optional
-    assert parsed.checkpoint_dir == options.SAGEMAKER_CHECKPOINT_DIR
+    assert parsed.checkpoint_dir in (config.train.checkpoint_dir, options.SAGEMAKER_CHECKPOINT_DIR)
     assert (parsed.epochs, parsed.group_by_length, parsed.batch_size) == (2.0, False, 16)
     assert parsed.learning_rate == pytest.approx(1e-3)
     assert parsed.warmup_ratio == pytest.approx(0.2)  # from SM_HPS

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         full_name = f"{__package__}.{name}"
         if importlib.util.find_spec(full_name.rsplit(".", 1)[0]) is None:
             continue
+        if importlib.util.find_spec(full_name) is None:
+            continue
         importlib.import_module(full_name).register(subparsers)
     return parser
 

@@ -168,6 +168,10 @@ class InvocationHandler(BaseHTTPRequestHandler):
         self.server.set_idle(self.connection, False)
         return super().parse_request()
 
+    def finish(self) -> None:
+        self.server.set_idle(self.connection, False)  # the connection is done; forget it
+        super().finish()
+
     def do_GET(self) -> None:  # noqa: N802 (name fixed by BaseHTTPRequestHandler)
         if self.path.split("?", 1)[0] == "/ping":
             self._send(HTTPStatus.OK, b'{"status": "healthy"}', inference.JSON)

@@ -313,9 +313,11 @@ def resolve_options(
         values[f"{split}_dir"] = _channel(environ, split) or str(prepared / split)
     values["model_dir"] = environ.get("SM_MODEL_DIR") or LOCAL_MODEL_DIR
     values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or LOCAL_OUTPUT_DIR
-    in_container = "SM_MODEL_DIR" in environ or Path(SAGEMAKER_CHECKPOINT_DIR).is_dir()
+    # SageMaker creates /opt/ml/checkpoints (synced to S3) when the job has a checkpoint
+    # location; without one, checkpoints there would not survive the instance anyway.
     values["checkpoint_dir"] = (
-        SAGEMAKER_CHECKPOINT_DIR if in_container else config.train.checkpoint_dir
+        SAGEMAKER_CHECKPOINT_DIR if Path(SAGEMAKER_CHECKPOINT_DIR).is_dir()
+        else config.train.checkpoint_dir
     )
     values.update(given)
 
