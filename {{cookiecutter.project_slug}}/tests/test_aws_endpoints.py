@@ -208,6 +208,9 @@ def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_
     assert job["TransformOutput"]["Accept"] == "application/jsonlines"
     assert job["TransformOutput"]["AssembleWith"] == "Line"
     assert job["TransformResources"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}
+    # Many lines per request: a bounded payload, a long deadline, a raised text limit.
+    assert job["MaxPayloadInMB"] == 1
+    assert job["ModelClientConfig"]["InvocationsTimeoutInSeconds"] == 3600
     input_uri = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     bucket, key = input_uri[len("s3://"):].split("/", 1)
     assert key.endswith("/input/to_score.jsonl")
@@ -237,6 +240,9 @@ def test_batch_transform_without_waiting_keeps_model_until_delete_all(
     assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://inputs/texts.jsonl"
     assert job["TransformOutput"]["S3OutputPath"] == "s3://inputs/out"
     [model] = aws_moto.sagemaker_leftovers(REGION)["models"]
+    environment = aws_moto.client("sagemaker", REGION).describe_model(ModelName=model)[
+        "PrimaryContainer"]["Environment"]
+    assert int(environment["INFERENCE_MAX_TEXTS"]) > 4096
     assert cli.main(["sagemaker", "delete", "--all"]) == 0
     assert f"deleted model: {model}" in capsys.readouterr().out
     assert aws_moto.sagemaker_leftovers(REGION) == {

@@ -566,6 +566,12 @@ def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) ->
     return destination
 
 
+# 1 MB of JSON Lines is at most ~10,000 short reviews; the timeout is the service maximum.
+BATCH_MAX_PAYLOAD_MB = 1
+BATCH_MAX_TEXTS = 20_000
+BATCH_INVOCATION_TIMEOUT_S = 3600
+
+
 @dataclass
 class TransformResult:
     job_name: str
@@ -594,6 +600,7 @@ def batch_transform(
     """
     from sagemaker.core.resources import TransformJob
     from sagemaker.core.shapes import (
+        ModelClientConfig,
         TransformDataSource,
         TransformInput,
         TransformOutput,
@@ -609,13 +616,22 @@ def batch_transform(
     if not input_uri.startswith("s3://"):
         input_uri = aws.upload(Path(input_uri), f"{prefix}/input")
     output_uri = (output_uri or f"{prefix}/output").rstrip("/")
-    model = create_model(aws, job_name, image, source.model_data)
+    # A MultiRecord request holds as many lines as fit in the payload: far more texts than the
+    # real-time limit allows, and more work than the 60 s real-time deadline.
+    model = create_model(
+        aws, job_name, image, source.model_data,
+        environment={"INFERENCE_MAX_TEXTS": str(BATCH_MAX_TEXTS)},
+    )
     try:
         job = TransformJob.create(
             transform_job_name=job_name,
             model_name=job_name,
             batch_strategy="MultiRecord",
-            max_payload_in_mb=6,
+            max_payload_in_mb=BATCH_MAX_PAYLOAD_MB,
+            model_client_config=ModelClientConfig(
+                invocations_timeout_in_seconds=BATCH_INVOCATION_TIMEOUT_S,
+                invocations_max_retries=1,
+            ),
             transform_input=TransformInput(
                 data_source=TransformDataSource(
                     s3_data_source=TransformS3DataSource(s3_data_type="S3Prefix", s3_uri=input_uri)
