@@ -119,7 +119,8 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     assert model.config.id2label == dict(enumerate(names))
     assert model.config.label2id == {name: i for i, name in enumerate(names)}
-    AutoTokenizer.from_pretrained(model_dir)
+    # Inference truncates where training did (FAST trains with --max_seq_length 64).
+    assert AutoTokenizer.from_pretrained(model_dir).model_max_length == 64
 
     for split in ("validation", "test"):
         metrics = json.loads((data_dir / f"metrics_{split}.json").read_text(encoding="utf-8"))

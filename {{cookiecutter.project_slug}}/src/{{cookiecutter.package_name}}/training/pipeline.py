@@ -152,9 +152,10 @@ def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContex
                              make_collator(tokenizer, options.padding, data), schedule,
                              Recorder(runtime, schedule))
         backend = backend_factory(context)
-        resume_from = runtime.broadcast(
-            find_resume_checkpoint(options.resume, options.checkpoint_dir,
-                                   backend.checkpoint_marker) if runtime.is_main else None)
+        # Every rank checks (a bad --resume fails everywhere, not just on rank 0), then all
+        # take rank 0's answer in case a checkpoint was being written meanwhile.
+        resume_from = runtime.broadcast(find_resume_checkpoint(
+            options.resume, options.checkpoint_dir, backend.checkpoint_marker))
         result = backend.fit(resume_from)
         evaluations = {}
         for split in data.evaluation_splits():
@@ -162,9 +163,10 @@ def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContex
             evaluations[split.name] = evaluation_metrics(y_true, y_pred, loss, data.label_names)
         if runtime.is_main:
             write_outputs(context, backend.name, result, evaluations)
-        runtime.barrier()
-    finally:
-        runtime.close()
+    except BaseException:
+        runtime.close(wait=False)  # the other ranks may never reach a barrier now
+        raise
+    runtime.close()
     return 0
 
 
@@ -177,6 +179,8 @@ def write_outputs(context: RunContext, entry_point: str, result: FitResult,
     output_dir = Path(options.output_data_dir)
     # save_pretrained writes safetensors; config.json carries id2label/label2id.
     context.model.save_pretrained(options.model_dir)
+    # Inference truncates at the tokenizer's limit: make it the length the model was trained on.
+    context.tokenizer.model_max_length = options.max_seq_length
     context.tokenizer.save_pretrained(options.model_dir)
     final: dict[str, Any] = {}
     for split, metrics in evaluations.items():

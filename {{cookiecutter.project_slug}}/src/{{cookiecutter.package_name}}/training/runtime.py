@@ -65,9 +65,10 @@ class Runtime:
             return list(values)
         return [sum(column) for column in zip(*self.gather(list(values)), strict=True)]
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self.distributed and dist.is_initialized():
-            dist.barrier()
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
@@ -86,6 +87,14 @@ class _CountingTrainer(Trainer):
     def training_step(self, model, inputs, *args, **kwargs):  # noqa: ANN001 - Trainer API
         self.token_counter.update(inputs)
         return super().training_step(model, inputs, *args, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        # transformers 4.5x checks on every rank, right after this call, whether the best
+        # checkpoint folder exists; ranks that look before rank 0 has written it disagree and
+        # then hang at the end of training. Waiting here makes them agree (5.x waits itself).
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
 
 
 def training_arguments(context: RunContext) -> TrainingArguments:
