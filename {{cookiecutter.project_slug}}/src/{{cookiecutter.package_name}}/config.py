@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_type_hints
-
-import tomllib
 
 CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
 
