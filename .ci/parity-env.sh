@@ -29,7 +29,8 @@ rm -rf "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 # torch first, so the transformers pin does not pull another build; CPU wheel is enough here.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" "transformers==4.51.3" sagemaker-inference multi-model-server Pillow retrying
+"${pip[@]}" "transformers==4.51.3" "sagemaker-inference==1.10.1" "multi-model-server==1.1.11" \
+    "Pillow==13.0.0" "retrying==1.3.7"
 # The toolkit's own dependency pins are for the container image; its code is all we need.
 "${pip[@]}" --no-deps "sagemaker-huggingface-inference-toolkit==2.6.0"
 check || { echo "parity venv at $venv does not import the toolkit" >&2; exit 1; }

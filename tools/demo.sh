@@ -28,7 +28,7 @@ step "validating and preparing the bundled NSMC sample"
 
 step "fine-tuning (1 epoch on a quarter of the sample: quick, not the best model)"
 "$PYTHON" -m "$PACKAGE" train --entry torch --epochs 1 --dev_fraction 0.25 --max_seq_length 64 \
-  --batch_size 16 --eval_strategy epoch
+  --batch_size 16 --eval_strategy epoch --logging_steps 5
 
 step "evaluating on the prepared test split"
 "$PYTHON" -m "$PACKAGE" evaluate
