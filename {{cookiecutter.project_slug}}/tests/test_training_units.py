@@ -170,3 +170,13 @@ def test_compute_metrics_and_confusion_matrix_png(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="outside"):
         metrics_module.compute_metrics([0, 3], [0, 0], names)
+
+
+def test_container_without_train_channel_is_a_clear_error(tmp_path, monkeypatch):
+    """A local data/prepared folder must not stand in for a channel SageMaker did not mount."""
+    (tmp_path / "data" / "prepared" / "train").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    environ = {"SM_MODEL_DIR": str(tmp_path / "model"),
+               "SM_CHANNEL_VALIDATION": str(tmp_path / "validation")}
+    with pytest.raises(options.OptionError, match="no train data: the SageMaker job has no 'train'"):
+        options.parse_options([], environ)

@@ -309,8 +309,12 @@ def resolve_options(
     values.update(_sagemaker_hyperparameters(environ))
 
     prepared = Path(config.data.prepared_dir)
+    # Under the container contract only the channels SageMaker mounted exist; a local
+    # data/prepared folder in the working directory must not stand in for a missing one.
+    in_container = "SM_MODEL_DIR" in environ or any(k.startswith("SM_CHANNEL_") for k in environ)
     for split in SPLITS:
-        values[f"{split}_dir"] = _channel(environ, split) or str(prepared / split)
+        local = "none" if in_container else str(prepared / split)
+        values[f"{split}_dir"] = _channel(environ, split) or local
     values["model_dir"] = environ.get("SM_MODEL_DIR") or LOCAL_MODEL_DIR
     values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or LOCAL_OUTPUT_DIR
     # SageMaker creates /opt/ml/checkpoints (synced to S3) when the job has a checkpoint
@@ -345,6 +349,12 @@ def check_options(options: TrainOptions) -> None:
     problems = []
     positive = ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_seq_length",
                 "logging_steps", "eval_steps")
+    for split in ("train", "validation"):
+        if getattr(options, f"{split}_dir") == "none":
+            problems.append(
+                f"no {split} data: the SageMaker job has no '{split}' channel "
+                f"(SM_CHANNEL_{split.upper()} is not set) and --{split}_dir was not given"
+            )
     for name in positive:
         if getattr(options, name) < 1:
             problems.append(f"--{name} must be at least 1, got {getattr(options, name)}")
