@@ -18,7 +18,7 @@ from typing import Any
 
 from ..cli import UsageError
 from ..config import ProjectConfig
-from ..data.io import DataFormatError, read_table
+from ..data.io import DataFormatError, read_table, write_jsonl
 from .images import Versions, check_instance_type, image_uri, matching_inference_versions
 from .images import versions_from_image as _versions_from_image
 from .session import Aws, resource_name, split_s3_uri, timestamp
@@ -389,16 +389,7 @@ def read_texts(texts: Sequence[str], file: str | None, config: ProjectConfig) ->
             lines = path.read_text(encoding="utf-8").splitlines()
             found += [line for line in lines if line.strip()]
         else:
-            table = read_table(path)
-            column = config.data.text_column
-            if column not in table.columns and "inputs" in table.columns:
-                column = "inputs"
-            if column not in table.columns:
-                raise DataFormatError(
-                    f"{path}: no {config.data.text_column!r} (or 'inputs') column; has "
-                    f"{', '.join(table.columns)}"
-                )
-            found += [str(row.values[column]) for row in table.rows]
+            found += texts_from_table(path, config)
     if not found:
         raise UsageError("nothing to classify: give texts as arguments or --file")
     return found
@@ -548,8 +539,8 @@ def delete_all(aws: Aws, prefix: str) -> list[Removed]:
     return removed
 
 
-def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) -> Path:
-    """A local data file as JSON Lines request records ``{"inputs": text}``, one per line."""
+def texts_from_table(path: Path, config: ProjectConfig) -> list[str]:
+    """The texts of a data file: its configured text column, else an ``inputs`` column."""
     table = read_table(path)
     column = config.data.text_column if config.data.text_column in table.columns else "inputs"
     if column not in table.columns:
@@ -557,12 +548,18 @@ def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) ->
             f"{path}: no {config.data.text_column!r} (or 'inputs') column; has "
             f"{', '.join(table.columns)}"
         )
-    with open(destination, "w", encoding="utf-8") as handle:
-        for row in table.rows:
-            text = row.values[column]
-            if not isinstance(text, str):
-                raise DataFormatError(f"{path}: line {row.line}: {column!r} must hold text")
-            handle.write(json.dumps({"inputs": text}, ensure_ascii=False) + "\n")
+    texts = []
+    for row in table.rows:
+        text = row.values[column]
+        if not isinstance(text, str):
+            raise DataFormatError(f"{path}: line {row.line}: {column!r} must hold text")
+        texts.append(text)
+    return texts
+
+
+def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) -> Path:
+    """A local data file as JSON Lines request records ``{"inputs": text}``, one per line."""
+    write_jsonl(destination, ({"inputs": text} for text in texts_from_table(path, config)))
     return destination
 
 
