@@ -42,7 +42,8 @@ def model_archive(pkg, tiny_model_dir, tmp_path_factory):
     return archive
 
 
-def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archive, capsys):
+def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archive, capsys,
+                                           tmp_path):
     endpoint = f"{config.project.slug}-endpoint"
     code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
                      "--role", aws_moto.FAKE_ROLE])
@@ -93,6 +94,16 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
         f"{config.data.label_names[1]}\t0.9100\t정말 재밌어요",
         f"{config.data.label_names[0]}\t0.7700\t지루했다",
     ]
+
+    # Texts from a data file: its configured text column, read by the project's readers.
+    table = tmp_path / "to_invoke.csv"
+    table.write_text(f'{config.data.text_column},id\n"최고, 정말",1\n', encoding="utf-8")
+    aws_moto.queue_endpoint_results(moto_url, REGION, [[
+        {"label": config.data.label_names[1], "score": 0.88},
+    ]])
+    assert cli.main(["sagemaker", "invoke", "--file", str(table)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{config.data.label_names[1]}\t0.8800\t최고, 정말"]
 
     code = cli.main(["sagemaker", "delete"])
     out = capsys.readouterr().out
