@@ -1,8 +1,10 @@
-"""Finish the generated project: check a local dataset against the answers, drop declined
-parts, pin the dataset path and keep the answers for later regeneration.
+"""Finish the generated project: pin the dataset's label format and paths, drop declined parts,
+point tests at the real package name and keep the answers for later regeneration.
 
-Runs inside the new project folder. A failure here makes cookiecutter delete that folder, so a
-mismatch between dataset and answers never leaves a half-usable project behind.
+Runs inside the new project folder. The dataset was checked by the pre-generation hook, before
+any file was written, so a mismatch never leaves a half-written (or, with ``-f``, a
+half-updated) project behind; this hook only repeats that check where the pre-generation hook
+could not reach the template's readers (see ``needs_check``).
 """
 
 from __future__ import annotations
@@ -17,18 +19,14 @@ from pathlib import Path
 # Raw triple-quoted: JSON never holds three unescaped quotes in a row, nor ends in a backslash.
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 PROJECT = Path.cwd()
-PACKAGE_DIR = PROJECT / "src" / ANSWERS["package_name"]
-SAMPLE_ROWS = 5000
+PACKAGE = ANSWERS["package_name"]
+CONFIG = PROJECT / "config.toml"
 SAGEMAKER_ONLY = ("src/{package}/aws", "tests/test_aws_*.py", "tests/aws_*.py", "docs/sagemaker.md")
-
-
-def data_modules():
-    """The generated package's own stdlib-only readers: the hook checks what training will read."""
-    sys.path.insert(0, str(PROJECT / "src"))
-    from importlib import import_module
-
-    package = ANSWERS["package_name"]
-    return import_module(f"{package}.data.io"), import_module(f"{package}.data.labels")
+# The template's tests and benchmarks import the package under the default answer's name, so
+# they stay plain Python that linters read in place; here they get the project's real name.
+TEMPLATE_PACKAGE = "nsmc_sentiment_classifier"
+RENAMED_FOLDERS = ("tests", "benchmarks")
+BUILTIN_DATASETS = ("nsmc", "nsmc-sample")
 
 
 def user_path(value: str) -> Path:
@@ -38,61 +36,46 @@ def user_path(value: str) -> Path:
     return Path(os.environ.get("PWD") or ANSWERS.get("_output_dir") or os.getcwd()) / path
 
 
-def check_dataset(path: Path) -> list[str]:
-    io, labels_module = data_modules()
-    files = [path] if path.is_file() else io.find_data_files(path)
-    text_column, label_column = ANSWERS["text_column"], ANSWERS["label_column"]
-    names = [name.strip() for name in ANSWERS["label_names"].split(",")]
-    labels = labels_module.LabelMap(names)
-    problems = []
-    for file in files:
-        try:
-            table = io.read_table(file, limit=SAMPLE_ROWS)
-        except io.DataFormatError as error:
-            problems.append(str(error))
-            continue
-        missing = [c for c in (text_column, label_column) if c not in table.columns]
-        if missing:
-            problems.append(
-                f"{file}: column(s) {', '.join(map(repr, missing))} not found; the file has "
-                f"{', '.join(map(repr, table.columns))} (answers text_column/label_column)"
-            )
-            continue
-        found: dict[str, int] = {}
-        bad: dict[str, int] = {}
-        for row in table.rows:
-            value = str(row.values[label_column]).strip()
-            found.setdefault(value, row.line)
-            try:
-                labels.to_id(row.values[label_column])
-            except labels_module.LabelError:
-                bad.setdefault(value, row.line)
-        if bad:
-            expected = ", ".join(f"{i} or {n!r}" for i, n in enumerate(names))
-            first = ", ".join(f"{value!r} (line {line})" for value, line in bad.items())
-            problems.append(
-                f"{file}: label values {first} match no label name. Labels found: "
-                f"{', '.join(map(repr, sorted(found)))}; expected (label_names in id order): "
-                f"{expected}"
-            )
-    return problems
-
-
-def pin_path(key: str, resolved: Path) -> None:
-    """Store an absolute path in config.toml: a relative one meant the user's folder, not the
-    project's, and the project's commands run from elsewhere."""
-    config = PACKAGE_DIR / "config.toml"
-    text = config.read_text(encoding="utf-8")
-    value = json.dumps(str(resolved), ensure_ascii=False).replace("\x7f", "\\u007f")
-    text = re.sub(
-        rf"^{key} = .*$", lambda _: f"{key} = {value}", text, count=1, flags=re.MULTILINE
+def set_config_value(table: str, key: str, value: str) -> None:
+    """Replace ``key = ...`` inside ``[table]`` of config.toml with a TOML-escaped string."""
+    text = CONFIG.read_text(encoding="utf-8")
+    start = text.index(f"[{table}]\n")
+    end = text.find("\n[", start + 1)
+    end = len(text) if end < 0 else end
+    encoded = json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    section = re.sub(
+        rf"^{key} = .*$", lambda _: f"{key} = {encoded}", text[start:end], count=1, flags=re.MULTILINE
     )
-    config.write_text(text, encoding="utf-8")
+    CONFIG.write_text(text[:start] + section + text[end:], encoding="utf-8")
+
+
+def needs_check(names: list[str]) -> bool:
+    """The pre-generation hook checked the dataset when it could load the template's readers;
+    numeric label names also need the decided label format, which only a check yields."""
+    return not ANSWERS.get("_repo_dir") or any(name.strip().isdigit() for name in names)
+
+
+def check_dataset(path: Path) -> str | None:
+    """Check the dataset with the generated package's readers; returns the label format to pin."""
+    sys.path.insert(0, str(PROJECT / "src"))
+    from importlib import import_module
+
+    check = import_module(f"{PACKAGE}.data.check")
+    names = [name.strip() for name in ANSWERS["label_names"].split(",")]
+    result = check.check_dataset(path, ANSWERS["text_column"], ANSWERS["label_column"], names)
+    if result.problems:
+        print(
+            "ERROR: the dataset does not match the answers; the project is removed.\n"
+            + "\n".join(f"  - {p}" for p in result.problems),
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    return result.label_format
 
 
 def remove_sagemaker_parts() -> None:
     for pattern in SAGEMAKER_ONLY:
-        for path in PROJECT.glob(pattern.format(package=ANSWERS["package_name"])):
+        for path in PROJECT.glob(pattern.format(package=PACKAGE)):
             if path.is_dir():
                 shutil.rmtree(path)
             else:
@@ -102,34 +85,51 @@ def remove_sagemaker_parts() -> None:
         docs.rmdir()
 
 
-def save_answers() -> None:
-    answers = {k: v for k, v in ANSWERS.items() if not k.startswith("_") or k == "_template"}
+def rename_package_in_tests() -> None:
+    if PACKAGE == TEMPLATE_PACKAGE:
+        return
+    pattern = re.compile(rf"\b{TEMPLATE_PACKAGE}\b")
+    for folder in RENAMED_FOLDERS:
+        for path in (PROJECT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            renamed = pattern.sub(PACKAGE, text)
+            if renamed != text:
+                path.write_text(renamed, encoding="utf-8")
+
+
+def save_answers(pinned: dict[str, str]) -> None:
+    """``.cookiecutter.json`` in cookiecutter's replay format, so it re-bakes as it is:
+    ``cookiecutter --replay-file .cookiecutter.json <template>``."""
+    answers = {k: v for k, v in ANSWERS.items() if not k.startswith("_")}
+    answers.update(pinned)
+    answers["_template"] = ANSWERS.get("_template", "")
     (PROJECT / ".cookiecutter.json").write_text(
-        json.dumps(answers, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        json.dumps({"cookiecutter": answers}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
 
 
 def main() -> int:
+    pinned: dict[str, str] = {}
     dataset = ANSWERS["dataset"]
-    if dataset not in ("nsmc", "nsmc-sample") and not dataset.startswith("s3://"):
+    names = [name.strip() for name in ANSWERS["label_names"].split(",")]
+    if dataset not in BUILTIN_DATASETS and not dataset.startswith("s3://"):
+        # Stored absolute: a relative answer meant the folder cookiecutter ran in.
         path = user_path(dataset)
-        problems = check_dataset(path)
-        if problems:
-            print(
-                "ERROR: the dataset does not match the answers; nothing was generated.\n"
-                + "\n".join(f"  - {p}" for p in problems)
-                + "\nFix the answers (text_column, label_column, label_names) or the data and rerun.",
-                file=sys.stderr,
-            )
-            return 1
+        if needs_check(names):
+            label_format = check_dataset(path)
+            if label_format and any(name.isdigit() for name in names):
+                set_config_value("data", "label_format", label_format)
         if str(path) != dataset:
-            pin_path("source", path)
+            set_config_value("data", "source", str(path))
+            pinned["dataset"] = str(path)
     model = user_path(ANSWERS["base_model"])
     if model.is_dir() and str(model) != ANSWERS["base_model"]:
-        pin_path("base_model", model)
+        set_config_value("model", "base_model", str(model))
+        pinned["base_model"] = str(model)
     if not ANSWERS["include_sagemaker"]:
         remove_sagemaker_parts()
-    save_answers()
+    rename_package_in_tests()
+    save_answers(pinned)
     return 0
 
 

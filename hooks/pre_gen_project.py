@@ -1,19 +1,26 @@
-"""Validate every cookiecutter answer before a single project file is kept.
+"""Validate every cookiecutter answer before a single project file is written.
 
 All problems are collected and reported in one message, so a user fixes them in one go.
 The answers arrive as JSON (rendered with ``tojson``), never pasted into Python source, so
 quotes, backslashes, Korean, emoji or template braces in an answer cannot break or execute
 anything.
+
+A local dataset is read in full here, with the template's own readers (the generated package's
+``data.check``), so a mismatch stops generation before any file exists: with ``cookiecutter -f``
+an existing project is left exactly as it was.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import keyword
 import os
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 
 # Raw triple-quoted: JSON never holds three unescaped quotes in a row, nor ends in a backslash.
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
@@ -39,6 +46,8 @@ BUILTIN_DATASETS = {"nsmc", "nsmc-sample"}
 # Families with an accelerator; anything else trains on CPU.
 GPU_FAMILIES = re.compile(r"^(p\d|g\d|trn\d|dl\d|inf\d)")
 MAX_LENGTH_RANGE = (8, 8192)
+# Deliberately loose: one '@', a dotted domain, no spaces or brackets (what packaging accepts).
+EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
 
 def user_path(value: str) -> Path:
@@ -111,6 +120,52 @@ def check_dataset(value: str, problems: list[str]) -> None:
         problems.append(f"dataset={value!r}: folder {path} holds no CSV/TSV/JSONL files")
 
 
+def template_dir() -> Path | None:
+    """The template folder on disk: cookiecutter gives it as ``_repo_dir``; cruft gives only
+    ``_template``, which is the folder itself for a local template."""
+    for key in ("_repo_dir", "_template"):
+        value = ANSWERS.get(key)
+        if value and (Path(value) / "cookiecutter.json").is_file():
+            return Path(value)
+    return None
+
+
+def template_check_module() -> ModuleType | None:
+    """The template's ``<package>.data.check``, loaded under the project's package name."""
+    folder = template_dir()
+    if folder is None:
+        return None
+    found = [
+        path.parent for path in folder.glob("*/src/*/__init__.py")
+        if "cookiecutter" in path.parts[-4]
+    ]
+    if len(found) != 1:
+        return None
+    name = ANSWERS["package_name"]
+    spec = importlib.util.spec_from_file_location(
+        name, found[0] / "__init__.py", submodule_search_locations=[str(found[0])]
+    )
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.data.check")
+
+
+def check_dataset_contents(value: str, problems: list[str], warnings: list[str]) -> None:
+    """Columns and labels of a local dataset, every row of every split file."""
+    check = template_check_module()
+    if check is None:
+        return  # the post-generation hook runs the same check with the generated package
+    names = [part.strip() for part in ANSWERS["label_names"].split(",")]
+    result = check.check_dataset(
+        user_path(value), ANSWERS["text_column"], ANSWERS["label_column"], names
+    )
+    problems.extend(result.problems)
+    warnings.extend(result.warnings)
+
+
 def check_instance(key: str, value: str, problems: list[str], warnings: list[str]) -> None:
     match = INSTANCE_RE.match(value)
     if not match:
@@ -147,6 +202,12 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
             "'-', starting with a letter, e.g. 'nsmc-classifier'"
         )
     check_identifier("package_name", answers["package_name"], problems)
+    email = str(answers["author_email"]).strip()
+    if not EMAIL_RE.match(email):
+        problems.append(
+            f"author_email={answers['author_email']!r}: not an e-mail address like "
+            "'you@example.com' (the package metadata must hold a valid one)"
+        )
     for key in ("text_column", "label_column"):
         if not str(answers[key]).strip():
             problems.append(f"{key}='': must name a column of the dataset")
@@ -171,7 +232,17 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
         problems.append(
             f"aws_region={answers['aws_region']!r}: expected a region name like 'ap-northeast-2'"
         )
-    check_dataset(answers["dataset"], problems)
+    dataset_problems: list[str] = []
+    check_dataset(answers["dataset"], dataset_problems)
+    problems.extend(dataset_problems)
+    dataset = answers["dataset"]
+    if (
+        not dataset_problems
+        and dataset not in BUILTIN_DATASETS
+        and not dataset.startswith("s3://")
+        and not any("label_names" in problem or "_column" in problem for problem in problems)
+    ):
+        check_dataset_contents(dataset, problems, warnings)
     return problems, warnings
 
 

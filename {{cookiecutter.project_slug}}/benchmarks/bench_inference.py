@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib
 import json
 import os
 import platform
@@ -26,8 +25,9 @@ import threading
 import time
 from pathlib import Path
 
+# Runs from a source checkout without installing; the package name is the project's own.
 SRC = Path(__file__).resolve().parents[1] / "src"
-PACKAGE = next(p.name for p in SRC.iterdir() if (p / "__init__.py").exists())
+PACKAGE = "nsmc_sentiment_classifier"
 sys.path.insert(0, str(SRC))
 
 
@@ -53,10 +53,12 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    io_module = importlib.import_module(f"{PACKAGE}.data.io")
-    config = importlib.import_module(f"{PACKAGE}.config").load_config()
+    from nsmc_sentiment_classifier.config import load_config
+    from nsmc_sentiment_classifier.data import io as io_module
+    from nsmc_sentiment_classifier.serving import batch
+
+    config = load_config()
     args.batch_size = args.batch_size or config.train.eval_batch_size
-    batch = importlib.import_module(f"{PACKAGE}.serving.batch")
     table = io_module.read_table(args.data, limit=args.limit)
     texts = [str(row.values[args.text_column]) for row in table.rows]
     results: dict = {"machine": machine(), "texts": len(texts), "batch_size": args.batch_size}

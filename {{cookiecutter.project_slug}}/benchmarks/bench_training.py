@@ -18,7 +18,6 @@ or SageMaker would run it; figures come from the ``train_results.json`` it write
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -30,10 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-PACKAGE = next(p.name for p in (Path(__file__).resolve().parents[1] / "src").iterdir()
-               if (p / "__init__.py").exists())
-io = importlib.import_module(f"{PACKAGE}.data.io")
-config = importlib.import_module(f"{PACKAGE}.config").load_config()
+import nsmc_sentiment_classifier as package
+from nsmc_sentiment_classifier.config import load_config
+from nsmc_sentiment_classifier.data import io
+
+PACKAGE = package.__name__
+config = load_config()
 
 MODES = {
     "project": ["--padding", "dynamic", "--group_by_length", "true"],

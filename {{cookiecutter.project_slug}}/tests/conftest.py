@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny model built on the fly, so tests need no network and run on CPU.
+"""Shared fixtures: a tiny model built on the fly, so tests need no network and run on CPU, and
+data written in THIS project's columns and label names (whatever it was generated with).
 
 The model is saved with ``save_pretrained`` and loaded back through ``from_pretrained(path)``,
 the same code path a hub id takes.
@@ -6,29 +7,119 @@ the same code path a hub id takes.
 
 from __future__ import annotations
 
-import importlib
+import csv
+import json
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+import nsmc_sentiment_classifier as package
 import pytest
+from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, ProjectConfig, load_config
+from nsmc_sentiment_classifier.data import io, sources
 
-PACKAGE = next(p.name for p in (Path(__file__).parents[1] / "src").iterdir() if p.is_dir()
-               and (p / "__init__.py").exists())
+PACKAGE = package.__name__
 
 
 @pytest.fixture(scope="session")
 def pkg():
-    """The generated package (its name differs per generated project)."""
-    return importlib.import_module(PACKAGE)
+    return package
 
 
 @pytest.fixture(scope="session")
-def config(pkg):
-    return importlib.import_module(f"{PACKAGE}.config").load_config()
+def config() -> ProjectConfig:
+    return load_config()
 
 
 @pytest.fixture(scope="session")
-def sample_dir(pkg) -> Path:
-    return Path(pkg.__file__).parent / "resources" / "nsmc_sample"
+def sample_dir() -> Path:
+    return sources.bundled_sample_dir()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: ProjectConfig) -> Path:
+    """A scratch project root: a copy of config.toml in ``tmp_path``, selected and entered, so
+    prepared data, checkpoints and outputs land there and not in the real project."""
+    shutil.copyfile(config.path, tmp_path / "config.toml")
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(tmp_path / "config.toml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _sample_rows() -> list[tuple[str, int]]:
+    folder = sources.bundled_sample_dir()
+    rows = []
+    for name in ("train.tsv", "test.tsv"):
+        for row in io.read_table(folder / name).rows:
+            text = row.values["document"].strip()
+            if text:
+                rows.append((text, int(row.values["label"])))
+    return rows
+
+
+def class_marker(label_id: int) -> str:
+    """A distinct Hangul syllable per class: with more than two labels, texts carry their class's
+    syllable, so the tiny model has something to learn for any label count."""
+    return chr(0xAC00 + 37 * label_id)
+
+
+def labelled_records(config: ProjectConfig, count: int, offset: int = 0) -> list[tuple[str, int]]:
+    """``count`` (text, label id) pairs for this project's labels, from the bundled NSMC texts.
+
+    Two labels keep NSMC's real sentiment labels; more labels get a class per row, in turn, and
+    that class's marker in the text.
+    """
+    rows = _sample_rows()[offset:offset + count]
+    assert len(rows) == count, f"the bundled sample has fewer than {offset + count} usable rows"
+    num_labels = len(config.data.label_names)
+    if num_labels == 2:
+        return rows
+    records = []
+    for index, (text, _) in enumerate(rows):
+        label = index % num_labels
+        marker = class_marker(label)
+        records.append((f"{marker} {marker} {text}", label))
+    return records
+
+
+def label_value(config: ProjectConfig, label_id: int) -> str | int:
+    """A label as this project's data files hold it (ids or names, see [data].label_format)."""
+    if config.data.label_format == "ids":
+        return label_id
+    return config.data.label_names[label_id]
+
+
+def write_labelled(
+    path: Path,
+    config: ProjectConfig,
+    records: Sequence[tuple[str, int]],
+    *,
+    ids: bool = False,
+    with_id_column: bool = True,
+) -> Path:
+    """Write records in the project's columns as CSV, TSV or JSON Lines (by suffix); ``ids``
+    writes label ids (as `data prepare` does), otherwise values as the project's files hold them."""
+    text_column, label_column = config.data.text_column, config.data.label_column
+    rows = []
+    for number, (text, label) in enumerate(records, start=1):
+        row: dict[str, object] = {"id": number} if with_id_column else {}
+        row[text_column] = text
+        row[label_column] = label if ids else label_value(config, label)
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        io.write_jsonl(path, rows)
+        return path
+    delimiter = "," if path.suffix == ".csv" else "\t"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def build_tiny_model(folder: Path, texts: list[str], num_labels: int, label_names=None) -> Path:
@@ -73,11 +164,8 @@ def build_tiny_model(folder: Path, texts: list[str], num_labels: int, label_name
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, config, sample_dir) -> Path:
+def tiny_model_dir(tmp_path_factory, config) -> Path:
     """A freshly initialised tiny ELECTRA + WordPiece tokenizer for this project's labels."""
-    from importlib import import_module
-
-    io = import_module(f"{PACKAGE}.data.io")
-    texts = [row.values["document"] for row in io.read_table(sample_dir / "train.tsv").rows]
+    texts = [text for text, _ in labelled_records(config, len(_sample_rows()))]
     names = config.data.label_names
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), texts, len(names), names)

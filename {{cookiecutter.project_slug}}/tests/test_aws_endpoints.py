@@ -6,7 +6,6 @@ check what is created, sent and removed. tests/test_serving_*.py cover the handl
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
@@ -15,8 +14,9 @@ pytest.importorskip("sagemaker", reason="the 'sagemaker' extra is not installed"
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
+from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 
-REGION = "ap-northeast-2"
+REGION = load_config().sagemaker.region
 INFERENCE_IMAGE = (
     f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"
     "2.6.0-transformers5.5.3-gpu-py312-cu124-ubuntu22.04"
@@ -24,19 +24,20 @@ INFERENCE_IMAGE = (
 
 
 @pytest.fixture
-def moto_url(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    return aws_moto.activate(monkeypatch, tmp_path)
+def moto_url(monkeypatch, project_dir):
+    return aws_moto.activate(monkeypatch, project_dir)
 
 
 @pytest.fixture
-def cli(pkg):
-    return importlib.import_module(f"{pkg.__name__}.cli")
+def cli():
+    from nsmc_sentiment_classifier import cli
+
+    return cli
 
 
 @pytest.fixture(scope="module")
 def model_archive(pkg, tiny_model_dir, tmp_path_factory):
-    package = importlib.import_module(f"{pkg.__name__}.serving.package")
+    from nsmc_sentiment_classifier.serving import package
     archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
     package.build_model_archive(tiny_model_dir, archive)
     return archive
@@ -47,8 +48,9 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     endpoint = f"{config.project.slug}-endpoint"
     code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
                      "--role", aws_moto.FAKE_ROLE])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
     sm = aws_moto.client("sagemaker", REGION)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert described["EndpointStatus"] == "InService"
@@ -208,8 +210,9 @@ def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_
     code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
                      "--input", str(source), "--role", aws_moto.FAKE_ROLE,
                      "--instance-type", "ml.m5.xlarge"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
     sm = aws_moto.client("sagemaker", REGION)
     [summary] = sm.list_transform_jobs()["TransformJobSummaries"]
     job = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])
@@ -243,8 +246,9 @@ def test_batch_transform_without_waiting_keeps_model_until_delete_all(
     code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
                      "--input", "s3://inputs/texts.jsonl", "--output", "s3://inputs/out",
                      "--role", aws_moto.FAKE_ROLE, "--no-wait"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
     job = aws_moto.client("sagemaker", REGION).describe_transform_job(
         TransformJobName=out.split()[2].rstrip(":"))
     # s3:// input is used as it is.

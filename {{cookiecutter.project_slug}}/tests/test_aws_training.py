@@ -18,8 +18,10 @@ pytest.importorskip("sagemaker", reason="the 'sagemaker' extra is not installed"
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
+from conftest import labelled_records, write_labelled  # noqa: E402
+from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 
-REGION = "ap-northeast-2"
+REGION = load_config().sagemaker.region
 
 
 @pytest.fixture
@@ -28,31 +30,24 @@ def moto_url(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def cli(pkg):
-    return importlib.import_module(f"{pkg.__name__}.cli")
+def cli():
+    from nsmc_sentiment_classifier import cli
+
+    return cli
 
 
 @pytest.fixture
-def prepared(tmp_path, monkeypatch, pkg, config, sample_dir):
-    """data/prepared/{train,validation,test}/<split>.jsonl in a fresh working folder."""
-    io = importlib.import_module(f"{pkg.__name__}.data.io")
-    labels = importlib.import_module(f"{pkg.__name__}.data.labels")
-    label_map = labels.LabelMap(config.data.label_names)
-    rows = [r for r in io.read_table(sample_dir / "train.tsv").rows
-            if str(r.values[config.data.text_column] or "").strip()]
-    random.Random(0).shuffle(rows)
+def prepared(project_dir, config):
+    """data/prepared/{train,validation,test}/<split>.jsonl in a scratch project folder."""
+    records = labelled_records(config, 80)
+    random.Random(0).shuffle(records)
     sizes = {"train": 48, "validation": 16, "test": 16}
     start = 0
     for split, size in sizes.items():
-        records = [
-            {config.data.text_column: row.values[config.data.text_column],
-             config.data.label_column: label_map.to_id(row.values[config.data.label_column])}
-            for row in rows[start:start + size]
-        ]
+        path = project_dir / "data" / "prepared" / split / f"{split}.jsonl"
+        write_labelled(path, config, records[start:start + size], ids=True, with_id_column=False)
         start += size
-        io.write_jsonl(tmp_path / "data" / "prepared" / split / f"{split}.jsonl", records)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "data" / "prepared"
+    return project_dir / "data" / "prepared"
 
 
 def _nothing_created() -> None:
@@ -71,8 +66,9 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
         "--max-run", "3600", "--max-wait", "7200", "--hp", "epochs=1",
         "--hp", "learning_rate=3e-5",
     ])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
     sm = aws_moto.client("sagemaker", REGION)
     [summary] = sm.list_training_jobs()["TrainingJobSummaries"]
     job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
@@ -101,11 +97,11 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
 
-    artifacts = importlib.import_module(f"{pkg.__name__}.training.artifacts")
+    from nsmc_sentiment_classifier.training import artifacts
     assert spec["MetricDefinitions"] == artifacts.metric_definitions()
     # Each definition extracts its value from a line the entry points print.
     line = artifacts.metric_line({"eval_loss": 0.25, "eval_accuracy": 0.8125, "epoch": 1})
-    training = importlib.import_module(f"{pkg.__name__}.aws.training")
+    from nsmc_sentiment_classifier.aws import training
     assert training.parse_metrics(line, spec["MetricDefinitions"]) == {
         "eval_loss": 0.25, "eval_accuracy": 0.8125, "epoch": 1.0}
 
@@ -182,8 +178,8 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
     assert plan["image"].endswith("2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04")
     assert plan["channels"]["train"] == str(prepared / "train")
 
-    training = importlib.import_module(f"{pkg.__name__}.aws.training")
-    cli_error = importlib.import_module(f"{pkg.__name__}.cli").UsageError
+    from nsmc_sentiment_classifier.aws import training
+    from nsmc_sentiment_classifier.cli import UsageError as cli_error
     try:
         training.check_docker()
     except cli_error as error:
@@ -207,8 +203,9 @@ def test_process_mode_trains_through_the_container_contract(
         "--hp", "batch_size=16", "--hp", "eval_batch_size=16", "--hp", "max_seq_length=32",
         "--hp", "logging_steps=1", "--hp", "mixed_precision=no",
     ])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
     [job_dir] = (tmp_path / "work").iterdir()
     ml = job_dir / "opt" / "ml"
     model_dir = ml / "model"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import PACKAGE
+from conftest import PACKAGE, label_value
 
 
 def run(*args, cwd=None, env=None):
@@ -33,10 +33,24 @@ def test_validate_default_source_passes(tmp_path, config):
         assert len(reports) == 2  # one report per split file: the sample ships train and test
 
 
+def test_commands_work_from_a_subfolder(config):
+    """The project's config is found from any folder inside the project."""
+    result = run("data", "validate", cwd=config.root / "src")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_outside_the_project_without_config(tmp_path):
+    result = run("data", "validate", cwd=tmp_path)
+    # An editable install finds its source checkout; an installed wheel says what to do.
+    if result.returncode != 0:
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "pass --config FILE" in result.stderr
+
+
 def test_validate_bad_file_exits_non_zero(tmp_path, config):
     path = tmp_path / "bad.csv"
     text, label = config.data.text_column, config.data.label_column
-    path.write_text(f"{text},{label}\n좋다,{config.data.label_names[0]}\n별로,unknown\n")
+    path.write_text(f"{text},{label}\n좋다,{label_value(config, 0)}\n별로,unknown\n")
     result = run("data", "validate", str(path))
     assert result.returncode == 1
     assert "'unknown' outside the label names" in result.stdout and "(lines 3)" in result.stdout

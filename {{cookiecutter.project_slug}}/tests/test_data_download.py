@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib
 import os
 import socket
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import PACKAGE
-
-download = importlib.import_module(f"{PACKAGE}.data.download")
+from nsmc_sentiment_classifier.data import download
 
 # Set by the template's CI to a folder with the real upstream files (../shared/data/nsmc).
 NSMC_DIR = os.environ.get("NSMC_DIR")
@@ -72,8 +69,7 @@ def test_download_over_http_verifies_and_caches(tmp_path):
 def test_full_nsmc_source_after_local_download(tmp_path, monkeypatch):
     monkeypatch.setenv(download.CACHE_ENV_VAR, str(tmp_path))
     download.download_nsmc(local_copy=Path(NSMC_DIR))
-    sources = importlib.import_module(f"{PACKAGE}.data.sources")
-    io = importlib.import_module(f"{PACKAGE}.data.io")
+    from nsmc_sentiment_classifier.data import io, sources
     files = sources.resolve_source("nsmc")
     assert len(io.read_table(files["train"])) == 150_000
     assert len(io.read_table(files["test"])) == 50_000

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
-from conftest import PACKAGE
-
-io = importlib.import_module(f"{PACKAGE}.data.io")
-labels = importlib.import_module(f"{PACKAGE}.data.labels")
-examples = importlib.import_module(f"{PACKAGE}.data.examples")
+from nsmc_sentiment_classifier.data import examples, io, labels
 
 
 def test_csv_quoted_fields_crlf_and_line_numbers(tmp_path):

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 from collections import Counter
 
 import pytest
-from conftest import PACKAGE
-
-validate = importlib.import_module(f"{PACKAGE}.data.validate")
-prepare = importlib.import_module(f"{PACKAGE}.data.prepare")
-subset = importlib.import_module(f"{PACKAGE}.data.subset")
-sources = importlib.import_module(f"{PACKAGE}.data.sources")
-io = importlib.import_module(f"{PACKAGE}.data.io")
+from nsmc_sentiment_classifier.data import io, prepare, sources, subset, validate
 
 
 def test_validate_finds_every_problem_with_line_numbers(tmp_path):

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 
 import pytest
-from conftest import PACKAGE
-
-inference = importlib.import_module(f"{PACKAGE}.serving.inference")
+from nsmc_sentiment_classifier.serving import inference
 
 TEXTS = [
     "정말 재밌어요",
@@ -100,14 +97,14 @@ def test_sub_batches_smaller_than_the_request(tiny_model_dir):
     assert scores == full
 
 
-def test_csv_in_and_out(classifier):
+def test_csv_in_and_out(classifier, config):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "inputs"])
     writer.writerows([[i, text] for i, text in enumerate(TEXTS)])
     answer = run(classifier, buffer.getvalue(), "text/csv", "text/csv")
     rows = list(csv.DictReader(io.StringIO(answer)))
-    assert list(rows[0]) == ["label", "score", "score_negative", "score_positive"]
+    assert list(rows[0]) == ["label", "score", *(f"score_{n}" for n in config.data.label_names)]
     assert len(rows) == len(TEXTS)
     as_json = json.loads(run(classifier, json.dumps({"inputs": TEXTS})))
     for row, reference in zip(rows, as_json, strict=True):

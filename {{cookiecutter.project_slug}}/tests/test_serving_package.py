@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import PACKAGE
-
-package = importlib.import_module(f"{PACKAGE}.serving.package")
-inference = importlib.import_module(f"{PACKAGE}.serving.inference")
-cli = importlib.import_module(f"{PACKAGE}.cli")
+from nsmc_sentiment_classifier import cli
+from nsmc_sentiment_classifier.serving import inference, package
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ Needs a separate virtualenv pinned like the Hugging Face inference container (tr
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import os
@@ -17,7 +16,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import PACKAGE
+from conftest import labelled_records
+from nsmc_sentiment_classifier.serving import batch, inference, package
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON", "")
 pytestmark = pytest.mark.skipif(
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.skipif(
     reason="set PARITY_PYTHON to the python of a venv pinned like the inference container "
     "(transformers 4.51.3 + sagemaker-huggingface-inference-toolkit 2.6.0)",
 )
-
-inference = importlib.import_module(f"{PACKAGE}.serving.inference")
-package = importlib.import_module(f"{PACKAGE}.serving.package")
-batch = importlib.import_module(f"{PACKAGE}.serving.batch")
 
 JSON, CSV, JSONL = "application/json", "text/csv", "application/jsonlines"
 CONTAINER_LIMITS = {"INFERENCE_MAX_TEXTS": "50", "INFERENCE_MAX_BODY_BYTES": "20000"}
@@ -43,11 +39,10 @@ def csv_body(texts):
 
 
 @pytest.fixture(scope="module")
-def texts(sample_dir):
-    io_module = importlib.import_module(f"{PACKAGE}.data.io")
-    rows = io_module.read_table(sample_dir / "test.tsv", limit=40).rows
+def texts(config):
+    records = labelled_records(config, 40, offset=4000)
     # Plus an empty text and one longer than the tiny model's 256 positions (truncated).
-    return [r.values["document"] for r in rows] + ["", "끝까지 본 내 자신이 대견하다 " * 60]
+    return [text for text, _ in records] + ["", "끝까지 본 내 자신이 대견하다 " * 60]
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +137,7 @@ def test_container_matches_the_local_batch_prediction(container_answers, local, 
             assert abs(by_label[label] - score) <= 1e-4
 
 
-def test_csv_and_jsonlines_match(container_answers, local, texts):
+def test_csv_and_jsonlines_match(container_answers, local, texts, config):
     requests, answers = container_answers
     csv_answer, jsonl_answer = answers[4], answers[5]
     assert csv_answer["status"] == 200 and csv_answer["content_type"] == CSV
@@ -151,7 +146,7 @@ def test_csv_and_jsonlines_match(container_answers, local, texts):
     assert len(theirs) == len(mine) == len(texts)
     for container_row, local_row in zip(theirs, mine, strict=True):
         assert container_row["label"] == local_row["label"]
-        for column in ("score", "score_negative", "score_positive"):
+        for column in ("score", *(f"score_{n}" for n in config.data.label_names)):
             assert abs(float(container_row[column]) - float(local_row[column])) <= 1e-4
     assert jsonl_answer["status"] == 200 and jsonl_answer["content_type"] == JSONL
     lines = jsonl_answer["body"].splitlines()

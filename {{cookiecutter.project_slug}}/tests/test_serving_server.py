@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 import os
 import re
@@ -68,7 +70,7 @@ def invoke(port, payload, content_type="application/json", accept=None, connecti
     return call(port, "POST", "/invocations", body, headers, connection)
 
 
-def test_ping_and_invocations(server, tiny_model_dir):
+def test_ping_and_invocations(server, tiny_model_dir, config):
     _, port, _ = server
     assert call(port, "GET", "/ping")[0] == 200
     status, content_type, body = invoke(port, {"inputs": ["정말 재밌어요", "별로"]})
@@ -78,12 +80,13 @@ def test_ping_and_invocations(server, tiny_model_dir):
     status, content_type, body = invoke(port, b"inputs\n\xec\xa2\x8b\xeb\x8b\xa4\n", "text/csv",
                                         "text/csv")
     assert status == 200 and content_type.startswith("text/csv")
-    assert body.decode("utf-8").splitlines()[0] == "label,score,score_negative,score_positive"
+    header = next(csv.reader(io.StringIO(body.decode("utf-8"))))
+    assert header == ["label", "score", *(f"score_{n}" for n in config.data.label_names)]
 
 
 def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir):
     _, port, _ = server
-    inference = __import__(f"{PACKAGE}.serving.inference", fromlist=["x"])
+    from nsmc_sentiment_classifier.serving import inference
     classifier = inference.model_fn(str(tiny_model_dir))
     texts = [f"{'아주 ' * (i % 7)}좋은 영화 {i}" for i in range(16 * 4)]
 
@@ -163,8 +166,8 @@ def test_sigterm_shuts_down_cleanly(server):
 
 
 def test_micro_batcher_merges_requests_and_isolates_errors(tiny_model_dir):
-    inference = __import__(f"{PACKAGE}.serving.inference", fromlist=["x"])
-    server_module = __import__(f"{PACKAGE}.serving.server", fromlist=["x"])
+    from nsmc_sentiment_classifier.serving import inference
+    from nsmc_sentiment_classifier.serving import server as server_module
     classifier = inference.model_fn(str(tiny_model_dir))
 
     batcher = server_module.MicroBatcher(classifier, max_texts=1000)

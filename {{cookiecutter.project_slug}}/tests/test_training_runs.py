@@ -6,7 +6,6 @@ environment, as a training job would start them.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import random
@@ -19,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import PACKAGE
+from conftest import PACKAGE, labelled_records, read_jsonl, write_labelled
+from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, load_config
 
 pytestmark = pytest.mark.slow
 
@@ -31,18 +31,15 @@ FAST = ["--max_seq_length", "64", "--batch_size", "32", "--eval_batch_size", "12
 
 
 @pytest.fixture(scope="session")
-def channels(tmp_path_factory, sample_dir) -> Path:
-    """Prepared-style channel folders from the bundled sample (JSONL, label ids)."""
-    io = importlib.import_module(f"{PACKAGE}.data.io")
-    rows = [r.values for r in io.read_table(sample_dir / "train.tsv").rows]
-    random.Random(0).shuffle(rows)
-    records = [{"document": r["document"], "label": int(r["label"])} for r in rows]
-    test = [{"document": r.values["document"], "label": int(r.values["label"])}
-            for r in io.read_table(sample_dir / "test.tsv").rows[:300]]
+def channels(tmp_path_factory, config) -> Path:
+    """Prepared-style channel folders (JSONL, label ids) in this project's columns."""
+    records = labelled_records(config, 3800)
+    random.Random(0).shuffle(records)
     root = tmp_path_factory.mktemp("channels")
-    io.write_jsonl(root / "train" / "train.jsonl", records[:3000])
-    io.write_jsonl(root / "validation" / "validation.jsonl", records[3000:3500])
-    io.write_jsonl(root / "test" / "test.jsonl", test)
+    for split, part in (("train", records[:3000]), ("validation", records[3000:3500]),
+                        ("test", records[3500:])):
+        write_labelled(root / split / f"{split}.jsonl", config, part, ids=True,
+                       with_id_column=False)
     (root / "code").mkdir()
     (root / "code" / "train.py").write_text("# SDK v3 uploads the source here\n")
     (root / "sm_drivers").mkdir()
@@ -54,6 +51,8 @@ def container_env(channels: Path, job: Path) -> dict[str, str]:
     """The variables the SageMaker training toolkit sets, with extra SDK v3 channels."""
     env = dict(os.environ)
     env.update({
+        # As the job's launcher script does: the staged package's config.
+        CONFIG_ENV_VAR: load_config().path,
         "SM_MODEL_DIR": str(job / "model"),
         "SM_OUTPUT_DATA_DIR": str(job / "output" / "data"),
         "SM_NUM_GPUS": "0",
@@ -151,8 +150,9 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
     final = next(line for line in lines if "validation_accuracy" in line)
 
     # Learned something: better than always answering the majority class of validation.
-    validation = [json.loads(line)["label"] for line in
-                  (channels / "validation" / "validation.jsonl").read_text("utf-8").splitlines()]
+    label_column = config.data.label_column
+    validation = [record[label_column]
+                  for record in read_jsonl(channels / "validation" / "validation.jsonl")]
     majority = Counter(validation).most_common(1)[0][1] / len(validation)
     assert final["validation_accuracy"] > majority + 0.05, (final, majority)
 
@@ -230,9 +230,10 @@ def test_torchrun_two_processes_gloo(entry, channels, tiny_model_dir, tmp_path):
     assert json.loads((data_dir / "metrics_test.json").read_text("utf-8"))["num_examples"] == 300
 
 
-def test_cli_train_command_runs_in_process(channels, tiny_model_dir, tmp_path, monkeypatch):
-    cli = importlib.import_module(f"{PACKAGE}.cli")
-    monkeypatch.chdir(tmp_path)
+def test_cli_train_command_runs_in_process(channels, tiny_model_dir, project_dir):
+    from nsmc_sentiment_classifier import cli
+
+    tmp_path = project_dir
     code = cli.main([
         "train", "--entry", "torch", "--model_name_or_path", str(tiny_model_dir),
         "--train_dir", str(channels / "train"), "--validation_dir", str(channels / "validation"),

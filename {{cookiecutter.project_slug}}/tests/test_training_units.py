@@ -4,18 +4,13 @@ checkpoint discovery, metric lines and metrics."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import re
 
 import pytest
-from conftest import PACKAGE
-
-options = importlib.import_module(f"{PACKAGE}.training.options")
-checkpoints = importlib.import_module(f"{PACKAGE}.training.checkpoints")
-artifacts = importlib.import_module(f"{PACKAGE}.training.artifacts")
-training_data = importlib.import_module(f"{PACKAGE}.training.data")
-metrics_module = importlib.import_module(f"{PACKAGE}.metrics")
+from nsmc_sentiment_classifier import metrics as metrics_module
+from nsmc_sentiment_classifier.training import artifacts, checkpoints, options
+from nsmc_sentiment_classifier.training import data as training_data
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -172,10 +167,10 @@ def test_compute_metrics_and_confusion_matrix_png(tmp_path):
         metrics_module.compute_metrics([0, 3], [0, 0], names)
 
 
-def test_container_without_train_channel_is_a_clear_error(tmp_path, monkeypatch):
+def test_container_without_train_channel_is_a_clear_error(project_dir):
     """A local data/prepared folder must not stand in for a channel SageMaker did not mount."""
+    tmp_path = project_dir
     (tmp_path / "data" / "prepared" / "train").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path)
     environ = {"SM_MODEL_DIR": str(tmp_path / "model"),
                "SM_CHANNEL_VALIDATION": str(tmp_path / "validation")}
     with pytest.raises(options.OptionError, match="no train data: the SageMaker job has no 'train'"):

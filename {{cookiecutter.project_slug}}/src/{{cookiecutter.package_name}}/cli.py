@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "--config", help="configuration file to use instead of the package's config.toml"
+        "--config",
+        help="configuration file (default: the project's config.toml, found from any folder in it)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)

@@ -1,7 +1,11 @@
-"""Load the project's single configuration file (``config.toml`` next to this module).
+"""Load the project's single configuration file, ``config.toml`` at the project root.
 
 Each TOML table maps to a frozen dataclass. Unknown keys and wrongly typed values are errors
 that name the file, table and key, because a typo would otherwise silently fall back to a default.
+
+Relative paths in the file (dataset, prepared data, checkpoints, a local base model) mean "next
+to the config file", so every command behaves the same from any working directory, and the
+installed package itself carries no paths of the machine it was built on.
 """
 
 from __future__ import annotations
@@ -9,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
-from importlib import resources
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
 CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
+CONFIG_FILE_NAME = "config.toml"
+# Dataset sources that are not paths.
+BUILTIN_SOURCES = ("nsmc", "nsmc-sample")
+LABEL_FORMATS = ("auto", "ids", "names")
 
 
 class ConfigError(ValueError):
@@ -34,6 +41,7 @@ class DataSection:
     text_column: str
     label_column: str
     label_names: tuple[str, ...]
+    label_format: str = "auto"
     prepared_dir: str = "data/prepared"
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -106,6 +114,11 @@ class ProjectConfig:
     sagemaker: SageMakerSection = field(default_factory=SageMakerSection)
     path: str = ""
 
+    @property
+    def root(self) -> Path:
+        """The folder of the config file: the project root, where run outputs go by default."""
+        return Path(self.path).resolve().parent
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view (tuples as lists), e.g. for writing next to a trained model."""
         data = dataclasses.asdict(self)
@@ -151,12 +164,38 @@ def _section(cls: type, table: Any, where: str) -> Any:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}") from error
 
 
+def _names_this_package(path: Path) -> bool:
+    """Whether ``path`` is a config file of this package (not another project's config.toml)."""
+    try:
+        with open(path, "rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(project, dict) and project.get("package") == __package__
+
+
 def default_config_path() -> Path:
-    """The file used when neither --config nor the environment variable says otherwise."""
+    """The file used when --config is not given.
+
+    In order: the environment variable; a ``config.toml`` of this package in the working
+    directory or one of its parents; the project root of a source checkout (editable installs,
+    so commands work from anywhere); a copy next to the modules (the staged source of a
+    SageMaker job).
+    """
     override = os.environ.get(CONFIG_ENV_VAR)
     if override:
         return Path(override)
-    return Path(str(resources.files(__package__).joinpath("config.toml")))
+    cwd = Path.cwd()
+    candidates = [folder / CONFIG_FILE_NAME for folder in (cwd, *cwd.parents)]
+    module_dir = Path(__file__).resolve().parent
+    candidates += [module_dir.parents[1] / CONFIG_FILE_NAME, module_dir / CONFIG_FILE_NAME]
+    for candidate in candidates:
+        if candidate.is_file() and _names_this_package(candidate):
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILE_NAME} of the {__package__!r} project in {cwd} or its parent folders; "
+        f"run the command inside the project, pass --config FILE, or set {CONFIG_ENV_VAR}"
+    )
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
@@ -183,9 +222,33 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
     for required in ("project", "data", "model"):
         if required not in sections:
             raise ConfigError(f"{config_path}: missing table [{required}]")
-    config = ProjectConfig(**sections, path=str(config_path))
+    config = ProjectConfig(**sections, path=str(config_path.resolve()))
     _check(config)
-    return config
+    return _resolve_paths(config)
+
+
+def _resolve_paths(config: ProjectConfig) -> ProjectConfig:
+    """Make the file's relative paths absolute against its folder (see the module docstring)."""
+    root = config.root
+
+    def resolved(value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else root / path)
+
+    data = config.data
+    source = data.source
+    if source not in BUILTIN_SOURCES and not source.startswith("s3://"):
+        source = resolved(source)
+    base_model = config.model.base_model
+    # A hub id ("org/name") looks like a relative path: only an existing folder is a path.
+    if not Path(base_model).expanduser().is_absolute() and (root / base_model).is_dir():
+        base_model = resolved(base_model)
+    return replace(
+        config,
+        data=replace(data, source=source, prepared_dir=resolved(data.prepared_dir)),
+        model=replace(config.model, base_model=base_model),
+        train=replace(config.train, checkpoint_dir=resolved(config.train.checkpoint_dir)),
+    )
 
 
 def _check(config: ProjectConfig) -> None:
@@ -196,6 +259,11 @@ def _check(config: ProjectConfig) -> None:
     folded = [name.strip().casefold() for name in names]
     if len(set(folded)) != len(folded) or not all(folded):
         raise ConfigError(f"{where}.label_names: names must be non-empty and unique: {list(names)}")
+    if config.data.label_format not in LABEL_FORMATS:
+        raise ConfigError(
+            f"{where}.label_format: must be one of {', '.join(LABEL_FORMATS)}, "
+            f"got {config.data.label_format!r}"
+        )
     for key in ("validation_fraction", "test_fraction"):
         value = getattr(config.data, key)
         if not 0.0 <= value < 1.0:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import UsageError
-from ..config import ProjectConfig
+from ..config import CONFIG_ENV_VAR, ProjectConfig
 from ..data.io import find_data_files
 from .images import (
     Versions,
@@ -297,9 +297,14 @@ def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -
     (destination / "requirements.txt").write_text(
         "\n".join(_requirements(config)) + "\n", encoding="utf-8"
     )
+    # The launcher points the package at the staged config: a config.toml found by searching
+    # the working directory's parents could be another one.
     (destination / LAUNCHER).write_text(
         f'"""Run {plan.module} as the SageMaker entry script (python or torchrun)."""\n'
+        "import os\n"
         "import runpy\n\n"
+        f"os.environ[{CONFIG_ENV_VAR!r}] = "
+        f"os.path.join(os.path.dirname(os.path.abspath(__file__)), {PACKAGE!r}, 'config.toml')\n"
         f"runpy.run_module({plan.module!r}, run_name='__main__', alter_sys=True)\n",
         encoding="utf-8",
     )

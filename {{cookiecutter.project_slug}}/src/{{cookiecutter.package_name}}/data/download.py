@@ -10,8 +10,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 log = logging.getLogger(__name__)
 
 NSMC_BASE_URL = "https://raw.githubusercontent.com/e9t/nsmc/master/"
@@ -94,6 +92,9 @@ def download_nsmc(
 
 
 def _fetch(url: str, destination: Path, timeout: float) -> None:
+    # Imported here: the cookiecutter hooks import this package's data modules without deps.
+    from tqdm.auto import tqdm
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(destination, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None

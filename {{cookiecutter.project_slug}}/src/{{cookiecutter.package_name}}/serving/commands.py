@@ -6,23 +6,37 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..config import load_config
+from ..config import ProjectConfig, load_config
 from ..training.options import LOCAL_MODEL_DIR
 
 logger = logging.getLogger(__name__)
+
+# Defaults relative to the project root (the config file's folder), whatever the working directory.
+EVALUATION_DIR = "reports/evaluation"
+ARCHIVE = "outputs/model.tar.gz"
+
+
+def _with_defaults(args: argparse.Namespace, out: str | None = None) -> ProjectConfig:
+    """Load the config and fill the path options the user left out, relative to the project."""
+    config = load_config(args.config)
+    if args.model is None:
+        args.model = config.root / LOCAL_MODEL_DIR
+    if out is not None and args.out is None:
+        args.out = config.root / out
+    return config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     model_help = (
         "model folder written by training: config.json, safetensors weights, tokenizer "
-        f"(default: {LOCAL_MODEL_DIR})"
+        f"(default: {LOCAL_MODEL_DIR} in the project folder)"
     )
 
     predict = subparsers.add_parser(
         "predict", help="predict labels and scores for every row of a CSV/TSV/JSONL file"
     )
     predict.add_argument("file", type=Path, help="data file (or a folder holding one)")
-    predict.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
+    predict.add_argument("--model", type=Path, help=model_help)
     predict.add_argument(
         "--out", type=Path,
         help="output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
@@ -38,11 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "file", type=Path, nargs="?",
         help="labelled data file or folder (default: the prepared test split)",
     )
-    evaluate.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
+    evaluate.add_argument("--model", type=Path, help=model_help)
     evaluate.add_argument(
-        "--out", type=Path, default=Path("reports/evaluation"),
+        "--out", type=Path,
         help="folder for metrics.json, confusion_matrix.png, misclassified.csv "
-        "(default: %(default)s)",
+        f"(default: {EVALUATION_DIR} in the project folder)",
     )
     _add_run_options(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
@@ -50,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
         "serve", help="HTTP server with the SageMaker contract (GET /ping, POST /invocations)"
     )
-    serve.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
+    serve.add_argument("--model", type=Path, help=model_help)
     serve.add_argument(
         "--host", default="127.0.0.1",
         help="address to bind (default: %(default)s; 0.0.0.0 exposes the model to the network)",
@@ -66,10 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     package = subparsers.add_parser(
         "package", help="build model.tar.gz for the Hugging Face inference container"
     )
-    package.add_argument("--model", type=Path, default=Path(LOCAL_MODEL_DIR), help=model_help)
+    package.add_argument("--model", type=Path, help=model_help)
     package.add_argument(
-        "--out", type=Path, default=Path("model.tar.gz"),
-        help="archive to write (default: %(default)s)",
+        "--out", type=Path,
+        help=f"archive to write (default: {ARCHIVE} in the project folder)",
     )
     package.set_defaults(handler=run_package)
 
@@ -94,7 +108,7 @@ def _usage_error(error: Exception) -> Exception:
 def run_predict(args: argparse.Namespace) -> int:
     from .batch import load_classifier, predict_file
 
-    config = load_config(args.config)
+    config = _with_defaults(args)
     out = args.out or _default_output(args.file)
     classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size)
     count = predict_file(
@@ -108,7 +122,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from .batch import ModelLabelsError, evaluate_file, load_classifier
 
-    config = load_config(args.config)
+    config = _with_defaults(args, EVALUATION_DIR)
     data = args.file or Path(config.data.prepared_dir) / "test"
     classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size)
     try:
@@ -129,6 +143,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from .server import make_server, serve
 
+    _with_defaults(args)
     if not (args.model / "config.json").is_file():
         raise _usage_error(ValueError(
             f"{args.model}: not a model folder (no config.json); train first or pass --model"
@@ -147,6 +162,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_package(args: argparse.Namespace) -> int:
     from .package import PackageError, build_model_archive
 
+    _with_defaults(args, ARCHIVE)
     try:
         members = build_model_archive(args.model, args.out)
     except PackageError as error:

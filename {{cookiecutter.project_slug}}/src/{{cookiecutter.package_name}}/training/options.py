@@ -23,6 +23,7 @@ from ..config import ConfigError, ProjectConfig, load_config
 log = logging.getLogger(__name__)
 
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+# Outside SageMaker, relative to the project root (the config file's folder).
 LOCAL_MODEL_DIR = "outputs/model"
 LOCAL_OUTPUT_DIR = "outputs"
 SPLITS = ("train", "validation", "test")
@@ -237,7 +238,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, with_config: bool = 
     (left out where a parent parser already has it)."""
     if with_config:
         parser.add_argument("--config",
-                            help="configuration file (default: the package's config.toml)")
+                            help="configuration file (default: the project's config.toml)")
     for option in OPTIONS:
         flags = [f"--{option.name}"]
         if "_" in option.name:
@@ -315,8 +316,10 @@ def resolve_options(
     for split in SPLITS:
         local = "none" if in_container else str(prepared / split)
         values[f"{split}_dir"] = _channel(environ, split) or local
-    values["model_dir"] = environ.get("SM_MODEL_DIR") or LOCAL_MODEL_DIR
-    values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or LOCAL_OUTPUT_DIR
+    values["model_dir"] = environ.get("SM_MODEL_DIR") or str(config.root / LOCAL_MODEL_DIR)
+    values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or str(
+        config.root / LOCAL_OUTPUT_DIR
+    )
     # SageMaker creates /opt/ml/checkpoints (synced to S3) when the job has a checkpoint
     # location; without one, checkpoints there would not survive the instance anyway.
     values["checkpoint_dir"] = (
