@@ -22,7 +22,7 @@ JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}|cookiecutter\.(?!j
 # Python files are copied, not rendered, and may hold braces of their own (e.g. a docker
 # --format string); in them only a reference to the cookiecutter context is a leftover.
 CONTEXT_REFERENCE = re.compile(r"cookiecutter\.(?!json)[a-z_]+")
-CACHE_PARTS = {"__pycache__", ".ruff_cache", ".pytest_cache"}
+CACHE_PARTS = {"__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache", ".git"}
 
 
 def check_keys(context: dict) -> None:
@@ -31,10 +31,11 @@ def check_keys(context: dict) -> None:
     assert not unknown, f"keys not in cookiecutter.json: {unknown}"
 
 
-def bake(output_dir: Path, **context) -> Path:
+def bake(output_dir: Path, overwrite_if_exists: bool = False, **context) -> Path:
     check_keys(context)
     return Path(
-        cookiecutter(str(REPO), no_input=True, extra_context=context, output_dir=str(output_dir))
+        cookiecutter(str(REPO), no_input=True, extra_context=context, output_dir=str(output_dir),
+                     overwrite_if_exists=overwrite_if_exists)
     )
 
 
@@ -119,6 +120,24 @@ def install(project: Path, target: Path) -> Path:
         check=True, capture_output=True, text=True,
     )
     return target
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com",
+         "-c", "init.defaultBranch=main", *args],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    )
+    return result.stdout
+
+
+def commit_and_clone(project: Path, clone: Path) -> Path:
+    """What a team does first: commit the generated project and clone it elsewhere (their CI)."""
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "Generated project", cwd=project)
+    git("clone", "-q", str(project), str(clone), cwd=project.parent)
+    return clone
 
 
 def run_generated_tests(project: Path, site: Path, *args: str, timeout: int = 1800):

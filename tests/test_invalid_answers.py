@@ -28,6 +28,9 @@ CASES = {
     "dataset-missing": ({"dataset": "/no/such/file.csv"}, "does not exist"),
     "dataset-s3": ({"dataset": "s3://Bad_Bucket/x"}, "not a well-formed S3 URI"),
     "same-columns": ({"text_column": "x", "label_column": "x"}, "they must differ"),
+    # The wheel build rejects it later (packaging's metadata check) with a far worse message.
+    "author-email": ({"author_email": "me at example"}, "author_email='me at example'"),
+    "author-email-no-domain": ({"author_email": "me@localhost"}, "not an e-mail address"),
 }
 
 

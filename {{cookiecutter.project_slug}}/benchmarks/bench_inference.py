@@ -172,7 +172,8 @@ def server_scenarios(args: argparse.Namespace, texts: list[str]) -> dict:
         process.wait(timeout=30)
 
 
-def wait_for_port(process: subprocess.Popen) -> int:
+def wait_for_port(process: subprocess.Popen[str]) -> int:
+    assert process.stdout is not None  # started with stdout=PIPE
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = process.stdout.readline()

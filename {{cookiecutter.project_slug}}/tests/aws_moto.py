@@ -60,7 +60,7 @@ def _patch_moto() -> None:
         if requested is not None:
             self.algorithm_specification["MetricDefinitions"] = requested
 
-    FakeTrainingJob.__init__ = keep_metric_definitions
+    FakeTrainingJob.__init__ = keep_metric_definitions  # type: ignore[method-assign]
 
 
 def _free_port() -> int:

@@ -149,7 +149,8 @@ def build_tiny_model(folder: Path, texts: list[str], num_labels: int, label_name
         sep_token="[SEP]", mask_token="[MASK]", model_max_length=512,
     )
     names = list(label_names or [f"LABEL_{i}" for i in range(num_labels)])
-    model_config = ElectraConfig(
+    # transformers' typing lacks the PretrainedConfig keywords (num_labels, id2label, ...).
+    model_config = ElectraConfig(  # type: ignore[call-arg]
         vocab_size=tokenizer.get_vocab_size(), embedding_size=32, hidden_size=32,
         num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=256, num_labels=num_labels,

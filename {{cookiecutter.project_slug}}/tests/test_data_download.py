@@ -45,10 +45,11 @@ def test_corrupt_local_copy_is_rejected(tmp_path):
 
 @needs_nsmc
 def test_download_over_http_verifies_and_caches(tmp_path):
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=NSMC_DIR
-    )
-    handler.log_message = lambda *args: None
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(QuietHandler, directory=NSMC_DIR)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -68,7 +69,7 @@ def test_download_over_http_verifies_and_caches(tmp_path):
 @needs_nsmc
 def test_full_nsmc_source_after_local_download(tmp_path, monkeypatch):
     monkeypatch.setenv(download.CACHE_ENV_VAR, str(tmp_path))
-    download.download_nsmc(local_copy=Path(NSMC_DIR))
+    download.download_nsmc(local_copy=Path(str(NSMC_DIR)))
     from nsmc_sentiment_classifier.data import io, sources
     files = sources.resolve_source("nsmc")
     assert len(io.read_table(files["train"])) == 150_000

@@ -89,7 +89,7 @@ def test_sorted_sub_batches_keep_the_input_order(classifier):
 def test_sub_batches_smaller_than_the_request(tiny_model_dir):
     small = inference.model_fn(str(tiny_model_dir))
     small.batch_size = 2
-    done = []
+    done: list[int] = []
     request = inference.Request(TEXTS, progress=done.append)
     scores = inference.predict_fn(request, small).scores
     assert sum(done) == len(TEXTS) and max(done) == 2

@@ -23,6 +23,12 @@ def model_with_training_leftovers(tiny_model_dir, tmp_path):
     return folder
 
 
+def read_member(archive: tarfile.TarFile, name: str) -> bytes:
+    member = archive.extractfile(name)
+    assert member is not None, f"{name} is not a file in the archive"
+    return member.read()
+
+
 def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, capsys):
     out = tmp_path / "dist" / "model.tar.gz"
     model = str(model_with_training_leftovers)
@@ -30,8 +36,8 @@ def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, cap
     assert "layout checked" in capsys.readouterr().out
     with tarfile.open(out, "r:gz") as archive:
         names = archive.getnames()
-        handler = archive.extractfile("code/inference.py").read()
-        requirements = archive.extractfile("code/requirements.txt").read().decode()
+        handler = read_member(archive, "code/inference.py")
+        requirements = read_member(archive, "code/requirements.txt").decode()
         archive.extractall(tmp_path / "extracted", filter="data")
     assert sorted(names) == sorted([
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",

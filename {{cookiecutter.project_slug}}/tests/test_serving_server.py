@@ -181,7 +181,7 @@ def test_micro_batcher_merges_requests_and_isolates_errors(tiny_model_dir):
             time.sleep(0.1)
             futures = [pool.submit(batcher.predict, r) for r in requests]
             first.result()
-            outcomes = []
+            outcomes: list[object] = []
             for future in futures:
                 try:
                     outcomes.append(future.result(timeout=60))

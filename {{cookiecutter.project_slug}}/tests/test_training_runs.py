@@ -157,13 +157,13 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
     assert final["validation_accuracy"] > majority + 0.05, (final, majority)
 
 
-def _wait_for_checkpoint(process: subprocess.Popen, folder: Path, marker: str,
+def _wait_for_checkpoint(process: subprocess.Popen[str], folder: Path, marker: str,
                          timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"training ended before it could be interrupted:\n"
-                                 f"{process.stdout.read()[-4000:]}")
+                                 f"{process.communicate()[0][-4000:]}")
         if any((path / marker).is_file() for path in folder.glob("checkpoint-*")):
             return
         time.sleep(0.05)

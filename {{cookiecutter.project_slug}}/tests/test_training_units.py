@@ -125,7 +125,8 @@ def test_checkpoint_discovery_skips_incomplete_and_foreign(tmp_path):
     (tmp_path / "checkpoint-x").mkdir()
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == [
         "checkpoint-10", "checkpoint-20"]
-    assert checkpoints.find_resume_checkpoint("auto", tmp_path, marker).name == "checkpoint-20"
+    resume = checkpoints.find_resume_checkpoint("auto", tmp_path, marker)
+    assert resume is not None and resume.name == "checkpoint-20"
     assert checkpoints.find_resume_checkpoint("no", tmp_path, marker) is None
     assert checkpoints.find_resume_checkpoint("auto", tmp_path / "missing", marker) is None
     with pytest.raises(options.OptionError, match="not a complete checkpoint"):

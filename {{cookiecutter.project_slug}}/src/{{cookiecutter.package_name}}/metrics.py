@@ -6,11 +6,14 @@ directly with one written by a later evaluation run.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def compute_metrics(
@@ -82,9 +85,9 @@ def save_confusion_matrix_png(
     size = max(4.0, 0.6 * len(names) + 2.5)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Default fonts lack Hangul glyphs; matplotlib then warns per glyph and draws boxes. Use a
-    # CJK-capable font when one is installed, otherwise accept the boxes without flooding the log.
-    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": _label_fonts()}):
+    # Default fonts lack Hangul glyphs; matplotlib would draw boxes. Use an installed font that
+    # has every glyph of the label names; without one, say so once and how to fix it.
+    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": label_fonts(names)}):
         warnings.filterwarnings("ignore", message=".*[Gg]lyph.*missing.*")
         # A bare Figure renders with Agg and leaves pyplot's global backend alone (headless jobs,
         # notebooks).
@@ -107,13 +110,68 @@ def save_confusion_matrix_png(
     return path
 
 
-# Fonts with Hangul (and other CJK) glyphs commonly found on Linux, macOS and Windows.
-_CJK_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "AppleGothic", "Malgun Gothic")
+# Fonts with Hangul (and other CJK) glyphs commonly found on Linux, macOS and Windows; tried
+# first, then every other installed font.
+CJK_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "AppleGothic", "Malgun Gothic")
+FONT_HELP = (
+    "install a font that has them (Debian/Ubuntu: apt-get install fonts-nanum; any system: "
+    "pip install koreanize-matplotlib)"
+)
+_fonts_registered = False
+_warned: set[str] = set()
 
 
-def _label_fonts() -> list[str]:
-    """Installed CJK-capable fonts first, then matplotlib's default as the fallback."""
+def _register_packaged_fonts() -> None:
+    """Make fonts shipped inside Python packages (koreanize-matplotlib's Nanum) findable."""
+    global _fonts_registered
+    if _fonts_registered:
+        return
+    _fonts_registered = True
+    import importlib.util
+
     from matplotlib import font_manager
 
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return [name for name in _CJK_FONTS if name in installed] + ["sans-serif"]
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    for folder in spec.submodule_search_locations:
+        for path in sorted(Path(folder, "fonts").glob("*.ttf")):
+            font_manager.fontManager.addfont(str(path))
+
+
+def _covers(path: str, characters: set[str]) -> bool:
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        charmap = FT2Font(path).get_charmap()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return all(ord(character) in charmap for character in characters)
+
+
+def label_fonts(label_names: Sequence[str]) -> list[str]:
+    """Font families for a plot of these labels: one that has all their glyphs first (when the
+    default font lacks some), then matplotlib's default. Logs a warning, once per set of missing
+    characters, when no installed font has them."""
+    from matplotlib import font_manager
+
+    needed = {character for name in label_names for character in name if not character.isspace()}
+    default = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))
+    if _covers(default, needed):
+        return ["sans-serif"]
+    _register_packaged_fonts()
+    fonts = sorted(
+        font_manager.fontManager.ttflist,
+        key=lambda font: CJK_FONTS.index(font.name) if font.name in CJK_FONTS else len(CJK_FONTS),
+    )
+    for font in fonts:
+        if _covers(font.fname, needed):
+            return [font.name, "sans-serif"]
+    missing = "".join(sorted(c for c in needed if not _covers(default, {c})))
+    if missing not in _warned:
+        _warned.add(missing)
+        log.warning(
+            "no installed font has glyphs for %r of the label names: the PNG shows them as "
+            "boxes; %s", missing[:20], FONT_HELP,
+        )
+    return ["sans-serif"]

@@ -110,8 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--checkpoint-s3-uri",
                        help="hosted: checkpoint location synced with /opt/ml/checkpoints; reuse "
                        "an earlier job's to resume from it (default: a new per-run prefix)")
-    train.add_argument("--work-dir", default="sagemaker-process",
-                       help="process mode: folder for the /opt/ml tree (default: %(default)s)")
+    train.add_argument("--work-dir", type=Path,
+                       help="process mode: folder for the /opt/ml tree "
+                       "(default: sagemaker-process in the project folder)")
     train.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
                        help="record the run in SageMaker Experiments (default: config "
                        "track_experiments for hosted jobs, off for other modes)")
@@ -228,7 +229,7 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return 0
     result = train(config, plan, settings, wait=not args.no_wait, track=track,
-                   work_dir=Path(args.work_dir))
+                   work_dir=args.work_dir)
     print(f"{result.mode} training {result.job_name}: {result.status or 'created'}")
     print(f"model: {result.model_location}")
     for name, value in sorted(result.metrics.items()):
@@ -278,7 +279,7 @@ def _deploy(args: argparse.Namespace) -> int:
         wait=not args.no_wait,
     )
     print(f"endpoint {result.endpoint_name}: {result.status}")
-    if result.autoscaling:
+    if result.autoscaling and scaling is not None:
         print(f"  autoscaling: {result.autoscaling} "
               f"({scaling.minimum}-{scaling.maximum} instances)")
     print(f"  endpoint config: {result.endpoint_config_name}")

@@ -677,8 +677,9 @@ def train(
     if track and aws is None:
         raise UsageError("experiment tracking needs AWS settings (region, credentials)")
     if plan.mode == "process":
-        work = work_dir or Path("sagemaker-process")
-        if not track:
+        # Under the project root, where .gitignore expects it, whatever the working directory.
+        work = work_dir or config.root / "sagemaker-process"
+        if not track or aws is None:
             return run_process(config, plan, work)
         with ExperimentRecorder(aws, plan.experiment_name, f"process-{timestamp()}") as recorder:
             recorder.parameters(run_parameters(plan))

@@ -103,8 +103,9 @@ def check_model_archive(path: str | os.PathLike[str]) -> list[str]:
             members = archive.getmembers()
             names = [member.name for member in members]
             handler_source = b""
-            if "code/inference.py" in names:
-                handler_source = archive.extractfile("code/inference.py").read()
+            handler = archive.extractfile("code/inference.py") if "code/inference.py" in names else None
+            if handler is not None:
+                handler_source = handler.read()
     except (tarfile.TarError, OSError) as error:
         raise PackageError(f"{path}: not a readable .tar.gz archive: {error}") from error
     problems = []

@@ -39,10 +39,10 @@ def handle(args: argparse.Namespace) -> int:
     options = resolve_options(args)
     from .pipeline import run_with_options
 
-    if args.entry == "hf":
-        from .train_hf import HFTrainer as backend
-    else:
-        from .train_torch import TorchLoop as backend
+    from .train_hf import HFTrainer
+    from .train_torch import TorchLoop
+
+    backend = HFTrainer if args.entry == "hf" else TorchLoop
     return run_with_options(options, backend, ENTRY_POINTS[args.entry])
 
 

@@ -182,7 +182,7 @@ class HFTrainer:
         self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         train_seconds = time.monotonic() - started - self.callback.eval_seconds
         state = self.trainer.state
-        resumed_from = checkpoint_step(resume_from) if resume_from else 0
+        resumed_from = (checkpoint_step(resume_from) or 0) if resume_from else 0
         return FitResult(
             global_step=state.global_step,
             total_steps=state.max_steps,
@@ -200,7 +200,7 @@ class HFTrainer:
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else (
             output.predictions)
         return (np.asarray(output.label_ids).tolist(), np.argmax(logits, -1).tolist(),
-                float(output.metrics.get(f"{split.name}_loss", float("nan"))))
+                float((output.metrics or {}).get(f"{split.name}_loss", float("nan"))))
 
 
 def main() -> int:

@@ -15,9 +15,10 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .checkpoints import PREFIX, checkpoint_step, rotate
@@ -115,8 +116,8 @@ class TorchLoop:
                                               encoding="utf-8")
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)  # atomic: a checkpoint is either complete or absent
-            rotate(folder, STATE_FILE, options.save_total_limit,
-                   protect=[self.state.best_checkpoint])
+            best = self.state.best_checkpoint
+            rotate(folder, STATE_FILE, options.save_total_limit, protect=[best] if best else [])
         runtime.barrier()
         return final
 
@@ -224,8 +225,9 @@ class TorchLoop:
                 update = position + 1 == group_start + group_size
                 self.tokens.update(batch)
                 batch = self._to_device(batch)
+                # no_sync exists only on the DDP wrapper, which ``distributed`` guarantees.
                 sync = contextlib.nullcontext() if update or not runtime.distributed else (
-                    self.wrapped.no_sync())
+                    cast(DistributedDataParallel, self.wrapped).no_sync())
                 with sync:
                     with self._autocast():
                         loss = self.wrapped(**batch).loss / group_size

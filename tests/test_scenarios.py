@@ -1,0 +1,219 @@
+"""Answer sets that look like real teams, each run as that team's CI would run it.
+
+For every scenario: bake, ``git init && git add -A && git commit``, clone, build and install the
+wheel from the CLONE, and run the generated project's FULL suite from the clone. One scenario
+also trains and predicts through the command line, as a user would, and checks that nothing it
+writes shows up as untracked in git.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    bake,
+    commit_and_clone,
+    git,
+    install,
+    leftovers,
+    project_files,
+    ruff,
+    run_generated_tests,
+    template_files,
+)
+
+SAMPLE = (
+    Path(__file__).resolve().parents[1]
+    / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "resources"
+    / "nsmc_sample"
+)
+
+
+def sample_texts() -> list[str]:
+    texts = []
+    for name in ("train.tsv", "test.tsv"):
+        with open(SAMPLE / name, encoding="utf-8", newline="") as handle:
+            texts += [row["document"] for row in csv.DictReader(handle, delimiter="\t")]
+    return [text for text in texts if text.strip()]
+
+
+def korean_cp949_csv(folder: Path) -> dict[str, Any]:
+    """A spreadsheet export: CP949, Korean column names, Korean label names as values."""
+    path = folder / "리뷰.csv"
+    with open(SAMPLE / "train.tsv", encoding="utf-8", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle, delimiter="\t") if r["document"].strip()]
+    rows = [r for r in rows if r["document"].encode("cp949", "ignore").decode("cp949") == r["document"]]
+    with open(path, "w", encoding="cp949", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["번호", "리뷰", "평가"])
+        for number, row in enumerate(rows[:1500], start=1):
+            writer.writerow([number, row["document"], ["부정", "긍정"][int(row["label"])]])
+    return {
+        "project_name": "영화 리뷰 감성 분류", "dataset": str(path), "text_column": "리뷰",
+        "label_column": "평가", "label_names": "부정, 긍정",
+    }
+
+
+def split_folder(folder: Path) -> dict[str, Any]:
+    """Three labels in split files next to files that are not data: a README, notes, a hidden
+    file. Texts hold Unicode line separators, which must survive every read and write."""
+    data = folder / "hate-speech"
+    data.mkdir()
+    names = ["none", "offensive", "hate"]
+    texts = sample_texts()
+    for split, start, count in (("train", 0, 900), ("dev", 900, 150)):
+        with open(data / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t")
+            writer.writerow(["comments", "contain_gender_bias", "hate"])
+            for index, text in enumerate(texts[start:start + count]):
+                separator = "\u2028" if index % 10 == 0 else " "
+                writer.writerow([f"{text}{separator}{index % 3}", "False", names[index % 3]])
+    (data / "README.md").write_text("# Comments\nNot data.\n", encoding="utf-8")
+    (data / "notes.txt").write_text("free text, not a table\n\tat all\n", encoding="utf-8")
+    (data / ".DS_Store").write_bytes(b"\x00\x01binary")
+    return {
+        "project_name": "Hate Speech", "dataset": str(data), "text_column": "comments",
+        "label_column": "hate", "label_names": "none,offensive,hate", "include_sagemaker": "no",
+        "train_instance_type": "ml.m5.xlarge", "max_seq_length": "64", "license": "Apache-2.0",
+    }
+
+
+SEVEN = "fragment,statement,question,command,rhetorical_question,rhetorical_command,intonation"
+
+
+def seven_sorted(folder: Path) -> dict[str, Any]:
+    """A large file with label ids 0-6, sorted by label: every class shows up only late."""
+    path = folder / "intents.tsv"
+    texts = sample_texts()
+    rows = [(index % 7, texts[index % len(texts)]) for index in range(55_000)]
+    rows.sort(key=lambda row: row[0])
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["label", "text"])
+        writer.writerows(rows)
+    return {
+        "project_name": "Intents", "dataset": str(path), "text_column": "text",
+        "label_column": "label", "label_names": SEVEN, "license": "BSD-3-Clause",
+    }
+
+
+def star_ratings(folder: Path) -> dict[str, Any]:
+    """Numeric label names: star ratings 1-5 written as the names themselves (JSON Lines)."""
+    path = folder / "ratings.jsonl"
+    texts = sample_texts()
+    with open(path, "w", encoding="utf-8") as handle:
+        for index, text in enumerate(texts[:1000]):
+            handle.write(json.dumps({"review": text, "stars": str(index % 5 + 1)}) + "\n")
+    return {
+        "project_name": "Star Ratings", "dataset": str(path), "text_column": "review",
+        "label_column": "stars", "label_names": "1,2,3,4,5", "license": "Proprietary",
+    }
+
+
+@dataclass
+class Scenario:
+    name: str
+    make: Any = None
+    package: str = ""
+    sagemaker: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+SCENARIOS = {
+    "default": Scenario("default", None, "nsmc_sentiment_classifier"),
+    "korean-cp949": Scenario("korean-cp949", korean_cp949_csv, "yeonghwa_ribyu_gamseong_bunryu",
+                             config={"label_names": ["부정", "긍정"]}),
+    "split-folder-no-sagemaker": Scenario("split-folder-no-sagemaker", split_folder, "hate_speech",
+                                          sagemaker=False),
+    "seven-sorted-ids": Scenario("seven-sorted-ids", seven_sorted, "intents",
+                                 config={"label_names": SEVEN.split(",")}),
+    "numeric-names": Scenario("numeric-names", star_ratings, "star_ratings",
+                              config={"label_format": "names"}),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model_factory():
+    """The generated project's own tiny-model builder (its tests/conftest.py)."""
+    conftest = (Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}" / "tests"
+                / "conftest.py")
+    source = conftest.read_text(encoding="utf-8")
+    start = source.index("def build_tiny_model(")
+    end = source.index("\n\n\n", start)
+    namespace: dict[str, Any] = {"Path": Path}
+    exec(compile(source[start:end], str(conftest), "exec"), namespace)  # noqa: S102
+    return namespace["build_tiny_model"]
+
+
+def cli(site: Path, cwd: Path, package: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", package, *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=900,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
+    scenario = SCENARIOS[name]
+    answers = scenario.make(tmp_path) if scenario.make else {}
+    project = bake(out, **answers)
+    package = scenario.package
+    assert project.name.replace("-", "_") == package
+
+    assert project_files(project) == template_files(package, scenario.sagemaker)
+    assert leftovers(project) == []
+    lint = ruff(project)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    config = tomllib.loads((project / "config.toml").read_text(encoding="utf-8"))
+    for key, value in scenario.config.items():
+        assert config["data"][key] == value
+    if not scenario.sagemaker:
+        assert "sagemaker" not in config
+        found = [n for n in project_files(project) if "[sagemaker]" in (project / n).read_text("utf-8")]
+        assert found == []
+
+    clone = commit_and_clone(project, tmp_path / "clone")
+    # Everything arrives, src/<package>/data/ included (an unanchored "data/" ignored it).
+    assert project_files(clone) == project_files(project)
+    site = install(clone, tmp_path / "site")
+    result = run_generated_tests(clone, site, "-rs")
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    allowed = ["Docker"] + ([] if os.environ.get("PARITY_PYTHON") else ["PARITY_PYTHON"])
+    if not scenario.sagemaker:
+        allowed.append("sagemaker")
+    assert all(any(word in line for word in allowed) for line in skips), skips
+
+    if name != "split-folder-no-sagemaker":
+        return
+    # A user's first session, from the clone: validate, prepare, train briefly, predict.
+    model = tiny_model_factory(tmp_path / "tiny", sample_texts(), 3, ["none", "offensive", "hate"])
+    steps = [
+        ("data", "validate"),
+        ("data", "prepare"),
+        ("train", "--entry", "torch", "--model_name_or_path", str(model), "--max_steps", "6",
+         "--batch_size", "16", "--eval_batch_size", "64", "--max_seq_length", "32"),
+        ("predict", str(tmp_path / "hate-speech" / "dev.tsv"), "--out",
+         str(tmp_path / "predictions.csv")),
+    ]
+    for args in steps:
+        run = cli(site, clone / "src", package, *args)  # from a subfolder: paths still resolve
+        assert run.returncode == 0, (args, run.stdout[-3000:], run.stderr[-3000:])
+    with open(tmp_path / "predictions.csv", encoding="utf-8", newline="") as handle:
+        predicted = {row["predicted_label"] for row in csv.DictReader(handle)}
+    assert predicted and predicted <= {"none", "offensive", "hate"}
+    # Everything the run wrote is ignored by git, and nothing it needs is.
+    assert (clone / "outputs" / "model" / "config.json").is_file()
+    assert (clone / "data" / "prepared" / "train" / "train.jsonl").is_file()
+    assert git("status", "--porcelain", cwd=clone) == ""
+
