@@ -17,8 +17,9 @@ $(VENV)/.installed: requirements-dev.txt
 	bash .ci/parity-env.sh "$(abspath $(PARITY_VENV))"
 	touch $@
 
-lint: setup  ## ruff over the template, hooks and tests
+lint: setup  ## ruff (lint and format check) over the template, hooks and tests
 	$(PY) -m ruff check --no-cache --config ruff.toml .
+	$(PY) -m ruff format --no-cache --check --config ruff.toml .
 
 test: lint  ## bake answer sets, run the generated suites (offline)
 	PARITY_PYTHON="$(abspath $(PARITY_VENV))/bin/python" HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests

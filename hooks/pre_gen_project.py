@@ -28,10 +28,34 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 # Names a generated package must not take: importing it would shadow the stdlib module or a
 # dependency the project itself imports.
 DEPENDENCY_MODULES = {
-    "accelerate", "boto3", "botocore", "datasets", "evaluate", "huggingface_hub", "matplotlib",
-    "moto", "numpy", "pandas", "pytest", "safetensors", "sagemaker", "sklearn", "tokenizers",
-    "torch", "tqdm", "transformers", "charset_normalizer", "setuptools", "pip", "tests", "test",
-    "src", "scripts", "benchmarks", "conftest", "cookiecutter",
+    "accelerate",
+    "boto3",
+    "botocore",
+    "datasets",
+    "evaluate",
+    "huggingface_hub",
+    "matplotlib",
+    "moto",
+    "numpy",
+    "pandas",
+    "pytest",
+    "safetensors",
+    "sagemaker",
+    "sklearn",
+    "tokenizers",
+    "torch",
+    "tqdm",
+    "transformers",
+    "charset_normalizer",
+    "setuptools",
+    "pip",
+    "tests",
+    "test",
+    "src",
+    "scripts",
+    "benchmarks",
+    "conftest",
+    "cookiecutter",
 }
 STDLIB_MODULES = set(getattr(sys, "stdlib_module_names", ()))
 
@@ -114,9 +138,7 @@ def check_dataset(value: str, problems: list[str]) -> None:
             f"dataset={value!r}: unsupported file type {path.suffix!r}; accepted: "
             + ", ".join(sorted(DATA_SUFFIXES))
         )
-    elif path.is_dir() and not any(
-        p.suffix.lower() in DATA_SUFFIXES for p in path.iterdir() if p.is_file()
-    ):
+    elif path.is_dir() and not any(p.suffix.lower() in DATA_SUFFIXES for p in path.iterdir() if p.is_file()):
         problems.append(f"dataset={value!r}: folder {path} holds no CSV/TSV/JSONL files")
 
 
@@ -135,10 +157,7 @@ def template_check_module() -> ModuleType | None:
     folder = template_dir()
     if folder is None:
         return None
-    found = [
-        path.parent for path in folder.glob("*/src/*/__init__.py")
-        if "cookiecutter" in path.parts[-4]
-    ]
+    found = [path.parent for path in folder.glob("*/src/*/__init__.py") if "cookiecutter" in path.parts[-4]]
     if len(found) != 1:
         return None
     name = ANSWERS["package_name"]
@@ -159,9 +178,7 @@ def check_dataset_contents(value: str, problems: list[str], warnings: list[str])
     if check is None:
         return  # the post-generation hook runs the same check with the generated package
     names = [part.strip() for part in ANSWERS["label_names"].split(",")]
-    result = check.check_dataset(
-        user_path(value), ANSWERS["text_column"], ANSWERS["label_column"], names
-    )
+    result = check.check_dataset(user_path(value), ANSWERS["text_column"], ANSWERS["label_column"], names)
     problems.extend(result.problems)
     warnings.extend(result.warnings)
 
@@ -170,8 +187,7 @@ def check_instance(key: str, value: str, problems: list[str], warnings: list[str
     match = INSTANCE_RE.match(value)
     if not match:
         problems.append(
-            f"{key}={value!r}: expected an instance type like 'ml.<family>.<size>', "
-            "e.g. ml.g5.2xlarge"
+            f"{key}={value!r}: expected an instance type like 'ml.<family>.<size>', e.g. ml.g5.2xlarge"
         )
     elif key == "train_instance_type" and not GPU_FAMILIES.match(match.group(1)):
         warnings.append(
@@ -212,9 +228,7 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
         if not str(answers[key]).strip():
             problems.append(f"{key}='': must name a column of the dataset")
     if answers["text_column"].strip() and answers["text_column"] == answers["label_column"]:
-        problems.append(
-            f"text_column and label_column are both {answers['text_column']!r}: they must differ"
-        )
+        problems.append(f"text_column and label_column are both {answers['text_column']!r}: they must differ")
     check_labels(answers["label_names"], problems)
     model = answers["base_model"]
     if user_path(model).is_dir():
@@ -229,9 +243,7 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
     check_instance("train_instance_type", answers["train_instance_type"], problems, warnings)
     check_instance("inference_instance_type", answers["inference_instance_type"], problems, warnings)
     if not REGION_RE.match(answers["aws_region"]):
-        problems.append(
-            f"aws_region={answers['aws_region']!r}: expected a region name like 'ap-northeast-2'"
-        )
+        problems.append(f"aws_region={answers['aws_region']!r}: expected a region name like 'ap-northeast-2'")
     dataset_problems: list[str] = []
     check_dataset(answers["dataset"], dataset_problems)
     problems.extend(dataset_problems)

@@ -34,8 +34,13 @@ def check_keys(context: dict) -> None:
 def bake(output_dir: Path, overwrite_if_exists: bool = False, **context) -> Path:
     check_keys(context)
     return Path(
-        cookiecutter(str(REPO), no_input=True, extra_context=context, output_dir=str(output_dir),
-                     overwrite_if_exists=overwrite_if_exists)
+        cookiecutter(
+            str(REPO),
+            no_input=True,
+            extra_context=context,
+            output_dir=str(output_dir),
+            overwrite_if_exists=overwrite_if_exists,
+        )
     )
 
 
@@ -62,13 +67,11 @@ def project_files(root: Path) -> set[str]:
 def template_files(package: str, include_sagemaker: bool) -> set[str]:
     """What a bake must contain: every template file under its rendered name, minus the
     SageMaker-only ones when declined, plus the stored answers."""
-    files = {
-        name.replace("{{cookiecutter.package_name}}", package)
-        for name in project_files(TEMPLATE_DIR)
-    }
+    files = {name.replace("{{cookiecutter.package_name}}", package) for name in project_files(TEMPLATE_DIR)}
     if not include_sagemaker:
         files = {
-            name for name in files
+            name
+            for name in files
             if not (
                 name.startswith(f"src/{package}/aws/")
                 or re.match(r"tests/(test_)?aws_", name)
@@ -100,8 +103,10 @@ def leftovers(root: Path, allowed: tuple[str, ...] = ()) -> list[str]:
 
 def ruff(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=root,
-        capture_output=True, text=True,
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -109,24 +114,48 @@ def install(project: Path, target: Path) -> Path:
     """Build a wheel and install it into ``target`` (no deps: the test environment has them)."""
     dist = target.parent / f"{target.name}-dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(project)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     wheel = next(dist.glob("*.whl"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-         str(wheel)],
-        check=True, capture_output=True, text=True,
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return target
 
 
 def git(*args: str, cwd: Path) -> str:
     result = subprocess.run(
-        ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com",
-         "-c", "init.defaultBranch=main", *args],
-        cwd=cwd, capture_output=True, text=True, check=True,
+        [
+            "git",
+            "-c",
+            "user.name=CI",
+            "-c",
+            "user.email=ci@example.com",
+            "-c",
+            "init.defaultBranch=main",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return result.stdout
 
@@ -153,7 +182,11 @@ def run_generated_tests(project: Path, site: Path, *args: str, timeout: int = 18
         env.setdefault("NSMC_DIR", str(NSMC_DIR))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

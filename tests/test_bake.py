@@ -20,8 +20,12 @@ from conftest import (
 )
 
 # The generated tests that need no model training.
-QUICK_TESTS = ("tests/test_config.py", "tests/test_data_io.py", "tests/test_data_prepare.py",
-               "tests/test_cli_data.py")
+QUICK_TESTS = (
+    "tests/test_config.py",
+    "tests/test_data_io.py",
+    "tests/test_data_prepare.py",
+    "tests/test_cli_data.py",
+)
 
 
 def write_three_label_csv(folder):
@@ -51,8 +55,12 @@ def test_relative_paths_are_pinned(out, tmp_path, monkeypatch):
     monkeypatch.setenv("PWD", str(tmp_path))
     (tmp_path / "my-model").mkdir()
     project = bake(
-        out, dataset="comments.csv", text_column="comment", label_column="hate",
-        label_names="none,offensive,hate", base_model="my-model",
+        out,
+        dataset="comments.csv",
+        text_column="comment",
+        label_column="hate",
+        label_names="none,offensive,hate",
+        base_model="my-model",
     )
     config = tomllib.loads((project / "config.toml").read_text(encoding="utf-8"))
     assert config["data"]["source"] == str(data)
@@ -63,7 +71,7 @@ AWKWARD = {
     "project_name": 'Tom\'s "Classifier" \\ {{ 7*7 }} {% if %} 🎬 리뷰',
     "project_slug": "awkward-classifier",
     "package_name": "awkward_classifier",
-    "description": 'Quotes " \' and C:\\Users\\me\\data, {{ cookiecutter.x }}, """ \'\'\' ]] }',
+    "description": "Quotes \" ' and C:\\Users\\me\\data, {{ cookiecutter.x }}, \"\"\" ''' ]] }",
     "author_name": "O'Brien \\ 홍길동 {#",
     "author_email": "o.brien@example.com",
     "label_names": 'neg "x", pos {{y}}',
@@ -74,7 +82,7 @@ def test_awkward_answers_stay_literal(out, tmp_path):
     """Typed answers (here via a replay file, which cookiecutter does not render) keep every
     character and cannot break or execute anything in the generated files."""
     project = bake_replay(out, AWKWARD)
-    allowed = tuple(AWKWARD.values()) + ('pos {{y}}',)
+    allowed = tuple(AWKWARD.values()) + ("pos {{y}}",)
     pyproject, config, answers = check_project(project, "awkward_classifier", allowed=allowed)
     assert config["project"]["name"] == AWKWARD["project_name"]
     assert config["data"]["label_names"] == ['neg "x"', "pos {{y}}"]
@@ -104,7 +112,10 @@ def test_typed_answers_are_not_rendered(out):
     answers = typed + "\n" + "\n" * 40  # every other prompt keeps its default
     result = subprocess.run(
         [sys.executable, "-m", "cookiecutter", "-o", str(out), str(REPO)],
-        input=answers, capture_output=True, text=True, timeout=120,
+        input=answers,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (project,) = out.iterdir()

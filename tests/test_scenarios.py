@@ -33,7 +33,10 @@ from conftest import (
 
 SAMPLE = (
     Path(__file__).resolve().parents[1]
-    / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "resources"
+    / "{{cookiecutter.project_slug}}"
+    / "src"
+    / "{{cookiecutter.package_name}}"
+    / "resources"
     / "nsmc_sample"
 )
 
@@ -58,8 +61,11 @@ def korean_cp949_csv(folder: Path) -> dict[str, Any]:
         for number, row in enumerate(rows[:1500], start=1):
             writer.writerow([number, row["document"], ["부정", "긍정"][int(row["label"])]])
     return {
-        "project_name": "영화 리뷰 감성 분류", "dataset": str(path), "text_column": "리뷰",
-        "label_column": "평가", "label_names": "부정, 긍정",
+        "project_name": "영화 리뷰 감성 분류",
+        "dataset": str(path),
+        "text_column": "리뷰",
+        "label_column": "평가",
+        "label_names": "부정, 긍정",
     }
 
 
@@ -74,16 +80,22 @@ def split_folder(folder: Path) -> dict[str, Any]:
         with open(data / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t")
             writer.writerow(["comments", "contain_gender_bias", "hate"])
-            for index, text in enumerate(texts[start:start + count]):
+            for index, text in enumerate(texts[start : start + count]):
                 separator = "\u2028" if index % 10 == 0 else " "
                 writer.writerow([f"{text}{separator}{index % 3}", "False", names[index % 3]])
     (data / "README.md").write_text("# Comments\nNot data.\n", encoding="utf-8")
     (data / "notes.txt").write_text("free text, not a table\n\tat all\n", encoding="utf-8")
     (data / ".DS_Store").write_bytes(b"\x00\x01binary")
     return {
-        "project_name": "Hate Speech", "dataset": str(data), "text_column": "comments",
-        "label_column": "hate", "label_names": "none,offensive,hate", "include_sagemaker": "no",
-        "train_instance_type": "ml.m5.xlarge", "max_seq_length": "64", "license": "Apache-2.0",
+        "project_name": "Hate Speech",
+        "dataset": str(data),
+        "text_column": "comments",
+        "label_column": "hate",
+        "label_names": "none,offensive,hate",
+        "include_sagemaker": "no",
+        "train_instance_type": "ml.m5.xlarge",
+        "max_seq_length": "64",
+        "license": "Apache-2.0",
     }
 
 
@@ -101,8 +113,12 @@ def seven_sorted(folder: Path) -> dict[str, Any]:
         writer.writerow(["label", "text"])
         writer.writerows(rows)
     return {
-        "project_name": "Intents", "dataset": str(path), "text_column": "text",
-        "label_column": "label", "label_names": SEVEN, "license": "BSD-3-Clause",
+        "project_name": "Intents",
+        "dataset": str(path),
+        "text_column": "text",
+        "label_column": "label",
+        "label_names": SEVEN,
+        "license": "BSD-3-Clause",
     }
 
 
@@ -114,8 +130,12 @@ def star_ratings(folder: Path) -> dict[str, Any]:
         for index, text in enumerate(texts[:1000]):
             handle.write(json.dumps({"review": text, "stars": str(index % 5 + 1)}) + "\n")
     return {
-        "project_name": "Star Ratings", "dataset": str(path), "text_column": "review",
-        "label_column": "stars", "label_names": "1,2,3,4,5", "license": "Proprietary",
+        "project_name": "Star Ratings",
+        "dataset": str(path),
+        "text_column": "review",
+        "label_column": "stars",
+        "label_names": "1,2,3,4,5",
+        "license": "Proprietary",
     }
 
 
@@ -130,22 +150,28 @@ class Scenario:
 
 SCENARIOS = {
     "default": Scenario("default", None, "nsmc_sentiment_classifier"),
-    "korean-cp949": Scenario("korean-cp949", korean_cp949_csv, "yeonghwa_ribyu_gamseong_bunryu",
-                             config={"label_names": ["부정", "긍정"]}),
-    "split-folder-no-sagemaker": Scenario("split-folder-no-sagemaker", split_folder, "hate_speech",
-                                          sagemaker=False),
-    "seven-sorted-ids": Scenario("seven-sorted-ids", seven_sorted, "intents",
-                                 config={"label_names": SEVEN.split(",")}),
-    "numeric-names": Scenario("numeric-names", star_ratings, "star_ratings",
-                              config={"label_format": "names"}),
+    "korean-cp949": Scenario(
+        "korean-cp949",
+        korean_cp949_csv,
+        "yeonghwa_ribyu_gamseong_bunryu",
+        config={"label_names": ["부정", "긍정"]},
+    ),
+    "split-folder-no-sagemaker": Scenario(
+        "split-folder-no-sagemaker", split_folder, "hate_speech", sagemaker=False
+    ),
+    "seven-sorted-ids": Scenario(
+        "seven-sorted-ids", seven_sorted, "intents", config={"label_names": SEVEN.split(",")}
+    ),
+    "numeric-names": Scenario(
+        "numeric-names", star_ratings, "star_ratings", config={"label_format": "names"}
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def tiny_model_factory():
     """The generated project's own tiny-model builder (its tests/conftest.py)."""
-    conftest = (Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}" / "tests"
-                / "conftest.py")
+    conftest = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}" / "tests" / "conftest.py"
     source = conftest.read_text(encoding="utf-8")
     start = source.index("def build_tiny_model(")
     end = source.index("\n\n\n", start)
@@ -157,7 +183,11 @@ def tiny_model_factory():
 def cli(site: Path, cwd: Path, package: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", package, *args], cwd=cwd, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", package, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=900,
     )
 
@@ -201,10 +231,22 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     steps = [
         ("data", "validate"),
         ("data", "prepare"),
-        ("train", "--entry", "torch", "--model_name_or_path", str(model), "--max_steps", "6",
-         "--batch_size", "16", "--eval_batch_size", "64", "--max_seq_length", "32"),
-        ("predict", str(tmp_path / "hate-speech" / "dev.tsv"), "--out",
-         str(tmp_path / "predictions.csv")),
+        (
+            "train",
+            "--entry",
+            "torch",
+            "--model_name_or_path",
+            str(model),
+            "--max_steps",
+            "6",
+            "--batch_size",
+            "16",
+            "--eval_batch_size",
+            "64",
+            "--max_seq_length",
+            "32",
+        ),
+        ("predict", str(tmp_path / "hate-speech" / "dev.tsv"), "--out", str(tmp_path / "predictions.csv")),
     ]
     for args in steps:
         run = cli(site, clone / "src", package, *args)  # from a subfolder: paths still resolve
@@ -216,4 +258,3 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     assert (clone / "outputs" / "model" / "config.json").is_file()
     assert (clone / "data" / "prepared" / "train" / "train.jsonl").is_file()
     assert git("status", "--porcelain", cwd=clone) == ""
-

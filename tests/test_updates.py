@@ -18,8 +18,7 @@ from cookiecutter.main import cookiecutter
 
 def digest(root: Path) -> dict[str, str]:
     return {
-        name: hashlib.sha256((root / name).read_bytes()).hexdigest()
-        for name in sorted(project_files(root))
+        name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in sorted(project_files(root))
     }
 
 
@@ -32,9 +31,16 @@ def labelled_csv(folder: Path, labels: list[str]) -> Path:
 
 def test_stored_answers_rebake_the_same_project(out, tmp_path):
     data = labelled_csv(tmp_path, ["bad", "good"])
-    project = bake(out, project_name="리뷰 분류기", dataset=str(data), text_column="text",
-                   label_column="stars", label_names="bad, good", include_sagemaker="no",
-                   license="BSD-3-Clause")
+    project = bake(
+        out,
+        project_name="리뷰 분류기",
+        dataset=str(data),
+        text_column="text",
+        label_column="stars",
+        label_names="bad, good",
+        include_sagemaker="no",
+        license="BSD-3-Clause",
+    )
     stored = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))
     assert stored["cookiecutter"]["label_names"] == "bad, good"
     again = tmp_path / "again"
@@ -46,8 +52,12 @@ def test_stored_answers_rebake_the_same_project(out, tmp_path):
 @pytest.mark.parametrize("problem", ["dataset-labels", "answer"])
 def test_refused_regeneration_over_a_project_leaves_it_untouched(problem, out, tmp_path):
     data = labelled_csv(tmp_path, ["bad", "good"])
-    answers = {"dataset": str(data), "text_column": "text", "label_column": "stars",
-               "label_names": "bad,good"}
+    answers = {
+        "dataset": str(data),
+        "text_column": "text",
+        "label_column": "stars",
+        "label_names": "bad,good",
+    }
     project = bake(out, **answers)
     (project / "config.toml").write_text(
         (project / "config.toml").read_text(encoding="utf-8") + "# my edit\n", encoding="utf-8"
@@ -68,8 +78,16 @@ def test_refused_regeneration_over_a_project_leaves_it_untouched(problem, out, t
 
 def template_repository(folder: Path) -> Path:
     """A git copy of this template, as users reach it (cruft needs a git repository)."""
-    ignore = shutil.ignore_patterns(".venv", ".parity-venv", ".git", "scratch", "__pycache__",
-                                    ".ruff_cache", ".pytest_cache", ".mypy_cache")
+    ignore = shutil.ignore_patterns(
+        ".venv",
+        ".parity-venv",
+        ".git",
+        "scratch",
+        "__pycache__",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".mypy_cache",
+    )
     template = folder / "template"
     shutil.copytree(REPO, template, ignore=ignore)
     git("init", "-q", cwd=template)
@@ -80,7 +98,10 @@ def template_repository(folder: Path) -> Path:
 
 def cruft(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "cruft", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "cruft", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -97,15 +118,23 @@ def test_cruft_pulls_template_changes_and_keeps_the_users(start, tmp_path):
     out = tmp_path / "out"
     answers = {"project_name": "Movie Reviews", "label_names": "neg,pos"}
     if start == "cruft-create":
-        cruft("create", "--no-input", "--output-dir", str(out), "--extra-context",
-              json.dumps(answers), str(template), cwd=tmp_path)
+        cruft(
+            "create",
+            "--no-input",
+            "--output-dir",
+            str(out),
+            "--extra-context",
+            json.dumps(answers),
+            str(template),
+            cwd=tmp_path,
+        )
         project = out / "movie-reviews"
     else:
-        project = Path(cookiecutter(str(template), no_input=True, extra_context=answers,
-                                    output_dir=str(out)))
+        project = Path(cookiecutter(str(template), no_input=True, extra_context=answers, output_dir=str(out)))
         # The README's command: link with the answers the project stored.
-        stored = subprocess.run([sys.executable, "-c", LINK_ANSWERS], cwd=project,
-                                capture_output=True, text=True, check=True).stdout
+        stored = subprocess.run(
+            [sys.executable, "-c", LINK_ANSWERS], cwd=project, capture_output=True, text=True, check=True
+        ).stdout
         cruft("link", "--no-input", "--extra-context", stored, str(template), cwd=project)
     git("init", "-q", cwd=project)
     git("add", "-A", cwd=project)
@@ -117,8 +146,7 @@ def test_cruft_pulls_template_changes_and_keeps_the_users(start, tmp_path):
     git("commit", "-q", "-am", "team change", cwd=project)
 
     makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
-    makefile.write_text(makefile.read_text(encoding="utf-8") + "# template change\n",
-                        encoding="utf-8")
+    makefile.write_text(makefile.read_text(encoding="utf-8") + "# template change\n", encoding="utf-8")
     git("commit", "-q", "-am", "template change", cwd=template)
 
     cruft("update", "--skip-apply-ask", cwd=project)

@@ -37,15 +37,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="CSV/TSV/JSONL file with texts")
     parser.add_argument("--text-column", default="document")
     parser.add_argument("--limit", type=int, default=2000, help="texts for the batch runs")
-    parser.add_argument("--batch-size", type=int,
-                        help="texts per forward pass for both (default: config eval_batch_size)")
+    parser.add_argument(
+        "--batch-size", type=int, help="texts per forward pass for both (default: config eval_batch_size)"
+    )
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each batch method")
-    parser.add_argument("--server-requests", type=int, default=400,
-                        help="most requests per server scenario")
-    parser.add_argument("--server-seconds", type=float, default=30.0,
-                        help="most seconds per server scenario")
-    parser.add_argument("--threads", type=int,
-                        help="torch threads for the batch runs and the server (default: torch's)")
+    parser.add_argument("--server-requests", type=int, default=400, help="most requests per server scenario")
+    parser.add_argument("--server-seconds", type=float, default=30.0, help="most seconds per server scenario")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads for the batch runs and the server (default: torch's)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.threads:
@@ -68,8 +68,10 @@ def main() -> None:
     classifier = batch.load_classifier(args.model, args.batch_size)
     padding = padding_stats(classifier, texts, args.batch_size)
     results["padding"] = padding
-    print(f"tokens: {padding['real']} real; padded to {padding['sorted']} in length-sorted "
-          f"batches, {padding['input_order']} in input-order batches")
+    print(
+        f"tokens: {padding['real']} real; padded to {padding['sorted']} in length-sorted "
+        f"batches, {padding['input_order']} in input-order batches"
+    )
     ours_run = lambda items: batch.classify(classifier, items, progress=False)  # noqa: E731
     pipe_run = pipeline_runner(classifier, args.batch_size)
     ours_rates, pipe_rates, ours_cpu, pipe_cpu = [], [], [], []
@@ -85,13 +87,15 @@ def main() -> None:
         pipe_cpu.append(cpu_rate)
     ours_rate, pipe_rate = max(ours_rates), max(pipe_rates)
     agree = sum(
-        mine_label == their["label"]
-        for mine_label, their in zip(labels_of(ours), theirs, strict=True)
+        mine_label == their["label"] for mine_label, their in zip(labels_of(ours), theirs, strict=True)
     )
     results["batch"] = {
-        "project_texts_per_s": ours_rates, "pipeline_texts_per_s": pipe_rates,
-        "project_texts_per_cpu_s": ours_cpu, "pipeline_texts_per_cpu_s": pipe_cpu,
-        "speedup_best": ours_rate / pipe_rate, "cpu_speedup_best": max(ours_cpu) / max(pipe_cpu),
+        "project_texts_per_s": ours_rates,
+        "pipeline_texts_per_s": pipe_rates,
+        "project_texts_per_cpu_s": ours_cpu,
+        "pipeline_texts_per_cpu_s": pipe_cpu,
+        "speedup_best": ours_rate / pipe_rate,
+        "cpu_speedup_best": max(ours_cpu) / max(pipe_cpu),
         "same_label": agree / len(texts),
     }
     runs = lambda rates: ", ".join(f"{rate:.1f}" for rate in rates)  # noqa: E731
@@ -99,8 +103,10 @@ def main() -> None:
     print(f"pipeline         : {pipe_rate:8.1f} texts/s (runs: {runs(pipe_rates)})")
     speedup = ours_rate / pipe_rate
     print(f"speed-up         : {speedup:8.2f}x  (same label for {agree}/{len(texts)})")
-    print(f"per CPU-second   : {max(ours_cpu):.1f} vs {max(pipe_cpu):.1f} texts = "
-          f"{max(ours_cpu) / max(pipe_cpu):.2f}x")
+    print(
+        f"per CPU-second   : {max(ours_cpu):.1f} vs {max(pipe_cpu):.1f} texts = "
+        f"{max(ours_cpu) / max(pipe_cpu):.2f}x"
+    )
 
     results["server"] = server_scenarios(args, texts)
     if args.json:
@@ -113,17 +119,22 @@ def labels_of(prediction) -> list[str]:
 
 def padding_stats(classifier, texts: list[str], batch_size: int) -> dict:
     """Tokens the model runs on: real ones, and with padding per length-sorted/input-order batch."""
-    lengths = [len(ids) for ids in classifier.tokenizer(
-        texts, truncation=True, max_length=classifier.max_length)["input_ids"]]
+    lengths = [
+        len(ids)
+        for ids in classifier.tokenizer(texts, truncation=True, max_length=classifier.max_length)["input_ids"]
+    ]
 
     def padded(order: list[int]) -> int:
         return sum(
-            len(order[i:i + batch_size]) * max(order[i:i + batch_size])
+            len(order[i : i + batch_size]) * max(order[i : i + batch_size])
             for i in range(0, len(order), batch_size)
         )
 
-    return {"real": sum(lengths), "sorted": padded(sorted(lengths, reverse=True)),
-            "input_order": padded(lengths)}
+    return {
+        "real": sum(lengths),
+        "sorted": padded(sorted(lengths, reverse=True)),
+        "input_order": padded(lengths),
+    }
 
 
 def time_batch(run, texts: list[str], batch_size: int):
@@ -138,34 +149,51 @@ def pipeline_runner(classifier, batch_size: int):
     from transformers import pipeline
 
     pipe = pipeline(
-        "text-classification", model=classifier.model, tokenizer=classifier.tokenizer,
+        "text-classification",
+        model=classifier.model,
+        tokenizer=classifier.tokenizer,
         device=classifier.device,
     )
-    return lambda items: pipe(items, batch_size=batch_size, truncation=True,
-                              max_length=classifier.max_length)
+    return lambda items: pipe(items, batch_size=batch_size, truncation=True, max_length=classifier.max_length)
 
 
 def server_scenarios(args: argparse.Namespace, texts: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC),
-                                                                     os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    }
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)  # torch's default thread count follows it
     process = subprocess.Popen(
-        [sys.executable, "-m", PACKAGE, "serve", "--model", str(args.model), "--port", "0",
-         "--batch-size", str(args.batch_size)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            PACKAGE,
+            "serve",
+            "--model",
+            str(args.model),
+            "--port",
+            "0",
+            "--batch-size",
+            str(args.batch_size),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         port = wait_for_port(process)
         figures = {}
         for clients in (1, 16):
-            figures[clients] = load(port, texts, clients, args.server_requests,
-                                    args.server_seconds)
+            figures[clients] = load(port, texts, clients, args.server_requests, args.server_seconds)
             f = figures[clients]
-            print(f"server, {clients:2d} client(s): {f['requests']} requests in "
-                  f"{f['seconds']:.1f} s = {f['requests_per_s']:.1f} req/s; "
-                  f"latency p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms; "
-                  f"errors {f['errors']}")
+            print(
+                f"server, {clients:2d} client(s): {f['requests']} requests in "
+                f"{f['seconds']:.1f} s = {f['requests_per_s']:.1f} req/s; "
+                f"latency p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms; "
+                f"errors {f['errors']}"
+            )
         return figures
     finally:
         process.terminate()
@@ -206,8 +234,7 @@ def load(port: int, texts: list[str], clients: int, max_requests: int, max_secon
                     return
                 body = json.dumps({"inputs": texts[number % len(texts)]}).encode("utf-8")
                 started = time.perf_counter()
-                connection.request("POST", "/invocations", body,
-                                   {"Content-Type": "application/json"})
+                connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
                 response = connection.getresponse()
                 response.read()
                 elapsed = time.perf_counter() - started
@@ -226,7 +253,10 @@ def load(port: int, texts: list[str], clients: int, max_requests: int, max_secon
     seconds = time.perf_counter() - started
     ordered = sorted(latencies)
     return {
-        "clients": clients, "requests": len(ordered), "seconds": seconds, "errors": errors,
+        "clients": clients,
+        "requests": len(ordered),
+        "seconds": seconds,
+        "errors": errors,
         "requests_per_s": len(ordered) / seconds,
         "p50_ms": 1000 * statistics.median(ordered),
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
@@ -240,8 +270,7 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle
-                       if line.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"

@@ -88,9 +88,17 @@ def activate(monkeypatch: Any, tmp_path: Any) -> str:
     """Point every AWS client of this process (and its children) at a freshly reset moto."""
     url = server_url()
     _post(f"{url}/moto-api/reset", None)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "SAGEMAKER_ROLE", "SAGEMAKER_BUCKET", "AWS_ENDPOINT_URL_S3",
-                 "SAGEMAKER_USER_CONFIG_OVERRIDE", "SAGEMAKER_ADMIN_CONFIG_OVERRIDE"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "SAGEMAKER_ROLE",
+        "SAGEMAKER_BUCKET",
+        "AWS_ENDPOINT_URL_S3",
+        "SAGEMAKER_USER_CONFIG_OVERRIDE",
+        "SAGEMAKER_ADMIN_CONFIG_OVERRIDE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     # A region the project must not use: config.toml's [sagemaker] region comes first.
@@ -122,12 +130,13 @@ def _post(url: str, payload: Any) -> None:
 
 def queue_endpoint_results(url: str, region: str, bodies: list[Any]) -> None:
     """What the next InvokeEndpoint calls in ``region`` return (moto cannot run a model)."""
-    _post(f"{url}/moto-api/static/sagemaker/endpoint-results", {
-        "region": region,
-        "results": [
-            {"Body": json.dumps(body), "ContentType": "application/json"} for body in bodies
-        ]
-    })
+    _post(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        {
+            "region": region,
+            "results": [{"Body": json.dumps(body), "ContentType": "application/json"} for body in bodies],
+        },
+    )
 
 
 def sagemaker_leftovers(region: str) -> dict[str, list[str]]:
@@ -135,8 +144,6 @@ def sagemaker_leftovers(region: str) -> dict[str, list[str]]:
     sm = client("sagemaker", region)
     return {
         "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
-        "endpoint_configs": [
-            c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
-        ],
+        "endpoint_configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
         "models": [m["ModelName"] for m in sm.list_models()["Models"]],
     }

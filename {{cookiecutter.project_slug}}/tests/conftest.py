@@ -13,8 +13,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import nsmc_sentiment_classifier as package
 import pytest
+
+import nsmc_sentiment_classifier as package
 from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, ProjectConfig, load_config
 from nsmc_sentiment_classifier.data import io, sources
 
@@ -69,7 +70,7 @@ def labelled_records(config: ProjectConfig, count: int, offset: int = 0) -> list
     Two labels keep NSMC's real sentiment labels; more labels get a class per row, in turn, and
     that class's marker in the text.
     """
-    rows = _sample_rows()[offset:offset + count]
+    rows = _sample_rows()[offset : offset + count]
     assert len(rows) == count, f"the bundled sample has fewer than {offset + count} usable rows"
     num_labels = len(config.data.label_names)
     if num_labels == 2:
@@ -135,9 +136,7 @@ def build_tiny_model(folder: Path, texts: list[str], num_labels: int, label_name
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials)
-    )
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -145,16 +144,27 @@ def build_tiny_model(folder: Path, texts: list[str], num_labels: int, label_name
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=512,
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
     )
     names = list(label_names or [f"LABEL_{i}" for i in range(num_labels)])
     # transformers' typing lacks the PretrainedConfig keywords (num_labels, id2label, ...).
     model_config = ElectraConfig(  # type: ignore[call-arg]
-        vocab_size=tokenizer.get_vocab_size(), embedding_size=32, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=256, num_labels=num_labels,
-        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+        vocab_size=tokenizer.get_vocab_size(),
+        embedding_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=num_labels,
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
     )
     import torch
 

@@ -22,7 +22,11 @@ def main(model_dir: str, requests_path: str, results_path: str) -> None:
     from sagemaker_huggingface_inference_toolkit.handler_service import HuggingFaceHandlerService
 
     context = Context(
-        model_name="model", model_dir=model_dir, manifest={}, batch_size=1, gpu=None,
+        model_name="model",
+        model_dir=model_dir,
+        manifest={},
+        batch_size=1,
+        gpu=None,
         mms_version="1.1.11",
     )
     context.metrics = MetricsStore({0: "req-0"}, "model")
@@ -39,17 +43,17 @@ def main(model_dir: str, requests_path: str, results_path: str) -> None:
         try:
             (response,) = service.handle([{"body": request["body"].encode("utf-8")}], context)
         except PredictionException as error:
-            results.append(
-                {"status": error.error_code, "content_type": None, "body": error.message}
-            )
+            results.append({"status": error.error_code, "content_type": None, "body": error.message})
             continue
         if isinstance(response, bytes):
             response = response.decode("utf-8")
-        results.append({
-            "status": 200,
-            "content_type": context.get_response_content_type(0),
-            "body": response,
-        })
+        results.append(
+            {
+                "status": 200,
+                "content_type": context.get_response_content_type(0),
+                "body": response,
+            }
+        )
     with open(results_path, "w", encoding="utf-8") as handle:
         json.dump(results, handle, ensure_ascii=False)
 

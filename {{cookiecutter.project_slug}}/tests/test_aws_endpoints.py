@@ -14,6 +14,7 @@ pytest.importorskip("sagemaker", reason="the 'sagemaker' extra is not installed"
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
+
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 
 REGION = load_config().sagemaker.region
@@ -38,24 +39,22 @@ def cli():
 @pytest.fixture(scope="module")
 def model_archive(pkg, tiny_model_dir, tmp_path_factory):
     from nsmc_sentiment_classifier.serving import package
+
     archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
     package.build_model_archive(tiny_model_dir, archive)
     return archive
 
 
-def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archive, capsys,
-                                           tmp_path):
+def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archive, capsys, tmp_path):
     endpoint = f"{config.project.slug}-endpoint"
-    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
-                     "--role", aws_moto.FAKE_ROLE])
+    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive), "--role", aws_moto.FAKE_ROLE])
     captured = capsys.readouterr()
     out = captured.out
     assert code == 0, out + captured.err
     sm = aws_moto.client("sagemaker", REGION)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert described["EndpointStatus"] == "InService"
-    endpoint_config = sm.describe_endpoint_config(
-        EndpointConfigName=described["EndpointConfigName"])
+    endpoint_config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
     [variant] = endpoint_config["ProductionVariants"]
     assert variant["InstanceType"] == config.sagemaker.inference_instance_type
     assert variant["InitialInstanceCount"] == 1
@@ -67,15 +66,17 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert model["ExecutionRoleArn"] == aws_moto.FAKE_ROLE
     # The uploaded archive is the local one, byte for byte.
-    bucket, key = container["ModelDataUrl"][len("s3://"):].split("/", 1)
+    bucket, key = container["ModelDataUrl"][len("s3://") :].split("/", 1)
     body = aws_moto.client("s3", REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == model_archive.read_bytes()
 
     # A second deploy to the same name is refused before it uploads or creates anything.
     before = aws_moto.sagemaker_leftovers(REGION)
     objects = aws_moto.client("s3", REGION).list_objects_v2(Bucket=bucket)["KeyCount"]
-    assert cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
-                     "--role", aws_moto.FAKE_ROLE]) == 2
+    assert (
+        cli.main(["sagemaker", "deploy", "--model-data", str(model_archive), "--role", aws_moto.FAKE_ROLE])
+        == 2
+    )
     assert f"endpoint {endpoint} already exists" in capsys.readouterr().err
     assert aws_moto.sagemaker_leftovers(REGION) == before
     assert aws_moto.client("s3", REGION).list_objects_v2(Bucket=bucket)["KeyCount"] == objects
@@ -85,10 +86,16 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     assert f"endpoint         {endpoint}  InService" in listed
     assert f"model            {variant['ModelName']}" in listed
 
-    aws_moto.queue_endpoint_results(moto_url, REGION, [[
-        {"label": config.data.label_names[1], "score": 0.91},
-        {"label": config.data.label_names[0], "score": 0.77},
-    ]])
+    aws_moto.queue_endpoint_results(
+        moto_url,
+        REGION,
+        [
+            [
+                {"label": config.data.label_names[1], "score": 0.91},
+                {"label": config.data.label_names[0], "score": 0.77},
+            ]
+        ],
+    )
     code = cli.main(["sagemaker", "invoke", "정말 재밌어요", "지루했다"])
     out = capsys.readouterr().out
     assert code == 0
@@ -100,12 +107,17 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     # Texts from a data file: its configured text column, read by the project's readers.
     table = tmp_path / "to_invoke.csv"
     table.write_text(f'{config.data.text_column},id\n"최고, 정말",1\n', encoding="utf-8")
-    aws_moto.queue_endpoint_results(moto_url, REGION, [[
-        {"label": config.data.label_names[1], "score": 0.88},
-    ]])
+    aws_moto.queue_endpoint_results(
+        moto_url,
+        REGION,
+        [
+            [
+                {"label": config.data.label_names[1], "score": 0.88},
+            ]
+        ],
+    )
     assert cli.main(["sagemaker", "invoke", "--file", str(table)]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        f"{config.data.label_names[1]}\t0.8800\t최고, 정말"]
+    assert capsys.readouterr().out.splitlines() == [f"{config.data.label_names[1]}\t0.8800\t최고, 정말"]
 
     code = cli.main(["sagemaker", "delete"])
     out = capsys.readouterr().out
@@ -113,8 +125,7 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     assert f"deleted endpoint: {endpoint}" in out
     assert f"deleted endpoint config: {described['EndpointConfigName']}" in out
     assert f"deleted model: {variant['ModelName']}" in out
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
 
 
 def test_deploy_from_training_job_repackages_with_handler(
@@ -125,13 +136,12 @@ def test_deploy_from_training_job_repackages_with_handler(
 
     sm = aws_moto.client("sagemaker", REGION)
     s3 = aws_moto.client("s3", REGION)
-    s3.create_bucket(Bucket="job-bucket",
-                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.create_bucket(Bucket="job-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
     sm.create_training_job(
         TrainingJobName="finished-job",
         AlgorithmSpecification={
             "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-"
-                             "training:2.8.0-transformers4.56.2-gpu-py312-cu129-ubuntu22.04",
+            "training:2.8.0-transformers4.56.2-gpu-py312-cu129-ubuntu22.04",
             "TrainingInputMode": "File",
         },
         RoleArn=aws_moto.FAKE_ROLE,
@@ -139,17 +149,27 @@ def test_deploy_from_training_job_repackages_with_handler(
         ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
-    artifact = sm.describe_training_job(TrainingJobName="finished-job")["ModelArtifacts"][
-        "S3ModelArtifacts"]
+    artifact = sm.describe_training_job(TrainingJobName="finished-job")["ModelArtifacts"]["S3ModelArtifacts"]
     bare = tmp_path / "bare.tar.gz"
     with tarfile.open(bare, "w:gz") as archive:
         for path in tiny_model_dir.iterdir():
             archive.add(path, arcname=path.name)
-    bucket, key = artifact[len("s3://"):].split("/", 1)
+    bucket, key = artifact[len("s3://") :].split("/", 1)
     s3.upload_file(str(bare), bucket, key)
 
-    code = cli.main(["sagemaker", "deploy", "--job", "finished-job", "--role", aws_moto.FAKE_ROLE,
-                     "--endpoint-name", "from-job", "--no-wait"])
+    code = cli.main(
+        [
+            "sagemaker",
+            "deploy",
+            "--job",
+            "finished-job",
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--endpoint-name",
+            "from-job",
+            "--no-wait",
+        ]
+    )
     assert code == 0, capsys.readouterr()
     config_name = sm.describe_endpoint(EndpointName="from-job")["EndpointConfigName"]
     [variant] = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
@@ -157,29 +177,30 @@ def test_deploy_from_training_job_repackages_with_handler(
     # transformers 4.56.2 training image -> the newest 4.x inference image (4.51.3).
     assert "huggingface-pytorch-inference:2.6.0-transformers4.51.3-gpu-py312" in container["Image"]
     repackaged = tmp_path / "repackaged.tar.gz"
-    bucket, key = container["ModelDataUrl"][len("s3://"):].split("/", 1)
+    bucket, key = container["ModelDataUrl"][len("s3://") :].split("/", 1)
     s3.download_file(bucket, key, str(repackaged))
     with tarfile.open(repackaged) as archive:
         names = archive.getnames()
     assert "code/inference.py" in names and "config.json" in names
 
     assert cli.main(["sagemaker", "delete", "--endpoint-name", "from-job"]) == 0
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
 
 
-def test_deploy_refuses_bad_input_before_creating_anything(
-    moto_url, cli, model_archive, tmp_path, capsys
-):
+def test_deploy_refuses_bad_input_before_creating_anything(moto_url, cli, model_archive, tmp_path, capsys):
     not_archive = tmp_path / "model.tar.gz"
     not_archive.write_bytes(b"not a tarball")
     cases = [
         (["--model-data", str(not_archive)], "model.tar.gz"),
         (["--model-data", str(tmp_path / "absent.tar.gz")], "no such file"),
-        (["--model-data", str(model_archive), "--instance-type", "ml.tiny.huge"],
-         "unknown endpoint instance type 'ml.tiny.huge'"),
-        (["--model-data", str(model_archive), "--instance-count", "0"],
-         "--instance-count must be at least 1"),
+        (
+            ["--model-data", str(model_archive), "--instance-type", "ml.tiny.huge"],
+            "unknown endpoint instance type 'ml.tiny.huge'",
+        ),
+        (
+            ["--model-data", str(model_archive), "--instance-count", "0"],
+            "--instance-count must be at least 1",
+        ),
         (["--job", "no-such-job"], "training job 'no-such-job' in ap-northeast-2: Could not find"),
     ]
     for args, message in cases:
@@ -188,28 +209,52 @@ def test_deploy_refuses_bad_input_before_creating_anything(
         assert message in capsys.readouterr().err
     assert cli.main(["sagemaker", "deploy", "--model-data", str(not_archive)]) == 2
     assert "no SageMaker execution role" in capsys.readouterr().err
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
     assert aws_moto.client("s3", REGION).list_buckets()["Buckets"] == []
 
 
 def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_path, capsys):
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text('{"text_typo": "x"}\n', encoding="utf-8")
-    code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
-                     "--input", str(wrong), "--role", aws_moto.FAKE_ROLE])
+    code = cli.main(
+        [
+            "sagemaker",
+            "batch-transform",
+            "--model-data",
+            str(model_archive),
+            "--input",
+            str(wrong),
+            "--role",
+            aws_moto.FAKE_ROLE,
+        ]
+    )
     assert code == 2
     assert f"{wrong}: no '{config.data.text_column}'" in capsys.readouterr().err
     assert aws_moto.client("s3", REGION).list_buckets()["Buckets"] == []
 
     texts = ["최고의 영화", "시간 낭비", "그럭저럭"]
     source = tmp_path / "to_score.jsonl"
-    source.write_text("".join(
-        json.dumps({config.data.text_column: text, "id": i}, ensure_ascii=False) + "\n"
-        for i, text in enumerate(texts)), encoding="utf-8")
-    code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
-                     "--input", str(source), "--role", aws_moto.FAKE_ROLE,
-                     "--instance-type", "ml.m5.xlarge"])
+    source.write_text(
+        "".join(
+            json.dumps({config.data.text_column: text, "id": i}, ensure_ascii=False) + "\n"
+            for i, text in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
+    code = cli.main(
+        [
+            "sagemaker",
+            "batch-transform",
+            "--model-data",
+            str(model_archive),
+            "--input",
+            str(source),
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--instance-type",
+            "ml.m5.xlarge",
+        ]
+    )
     captured = capsys.readouterr()
     out = captured.out
     assert code == 0, out + captured.err
@@ -226,11 +271,12 @@ def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_
     assert job["MaxPayloadInMB"] == 1
     assert job["ModelClientConfig"]["InvocationsTimeoutInSeconds"] == 3600
     input_uri = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    bucket, key = input_uri[len("s3://"):].split("/", 1)
+    bucket, key = input_uri[len("s3://") :].split("/", 1)
     assert key.endswith("/input/to_score.jsonl")
     uploaded = aws_moto.client("s3", REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
     assert [json.loads(line) for line in uploaded.decode().splitlines()] == [
-        {"inputs": text} for text in texts]
+        {"inputs": text} for text in texts
+    ]
     assert job["TransformOutput"]["S3OutputPath"] in out
     # A CPU instance gets the CPU image; the model made for the job is removed after it.
     assert "huggingface-pytorch-inference:2.6.0-transformers5.5.3-cpu-py312" in out
@@ -243,45 +289,65 @@ def test_batch_transform_without_waiting_keeps_model_until_delete_all(
     s3 = aws_moto.client("s3", REGION)
     s3.create_bucket(Bucket="inputs", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="inputs", Key="texts.jsonl", Body=b'{"inputs": "good"}\n')
-    code = cli.main(["sagemaker", "batch-transform", "--model-data", str(model_archive),
-                     "--input", "s3://inputs/texts.jsonl", "--output", "s3://inputs/out",
-                     "--role", aws_moto.FAKE_ROLE, "--no-wait"])
+    code = cli.main(
+        [
+            "sagemaker",
+            "batch-transform",
+            "--model-data",
+            str(model_archive),
+            "--input",
+            "s3://inputs/texts.jsonl",
+            "--output",
+            "s3://inputs/out",
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--no-wait",
+        ]
+    )
     captured = capsys.readouterr()
     out = captured.out
     assert code == 0, out + captured.err
     job = aws_moto.client("sagemaker", REGION).describe_transform_job(
-        TransformJobName=out.split()[2].rstrip(":"))
+        TransformJobName=out.split()[2].rstrip(":")
+    )
     # s3:// input is used as it is.
     assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://inputs/texts.jsonl"
     assert job["TransformOutput"]["S3OutputPath"] == "s3://inputs/out"
     [model] = aws_moto.sagemaker_leftovers(REGION)["models"]
-    environment = aws_moto.client("sagemaker", REGION).describe_model(ModelName=model)[
-        "PrimaryContainer"]["Environment"]
+    environment = aws_moto.client("sagemaker", REGION).describe_model(ModelName=model)["PrimaryContainer"][
+        "Environment"
+    ]
     assert int(environment["INFERENCE_MAX_TEXTS"]) > 4096
     assert cli.main(["sagemaker", "delete", "--all"]) == 0
     assert f"deleted model: {model}" in capsys.readouterr().out
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
 
 
-def test_serverless_deploy_uses_cpu_image_and_no_instances(
-    moto_url, cli, config, model_archive, capsys
-):
-    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
-                     "--role", aws_moto.FAKE_ROLE, "--serverless-memory", "2048",
-                     "--endpoint-name", f"{config.project.slug}-serverless"])
+def test_serverless_deploy_uses_cpu_image_and_no_instances(moto_url, cli, config, model_archive, capsys):
+    code = cli.main(
+        [
+            "sagemaker",
+            "deploy",
+            "--model-data",
+            str(model_archive),
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--serverless-memory",
+            "2048",
+            "--endpoint-name",
+            f"{config.project.slug}-serverless",
+        ]
+    )
     assert code == 0, capsys.readouterr()
     sm = aws_moto.client("sagemaker", REGION)
-    name = sm.describe_endpoint(EndpointName=f"{config.project.slug}-serverless")[
-        "EndpointConfigName"]
+    name = sm.describe_endpoint(EndpointName=f"{config.project.slug}-serverless")["EndpointConfigName"]
     [variant] = sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant
     image = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"]
     assert "-transformers5.5.3-cpu-py312" in image
     assert cli.main(["sagemaker", "delete", "--all"]) == 0
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
 
 
 def test_autoscaling_is_registered_and_removed_with_the_endpoint(
@@ -289,9 +355,20 @@ def test_autoscaling_is_registered_and_removed_with_the_endpoint(
 ):
     endpoint = f"{config.project.slug}-endpoint"
     resource = f"endpoint/{endpoint}/variant/AllTraffic"
-    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
-                     "--role", aws_moto.FAKE_ROLE, "--autoscale", "1:3",
-                     "--target-invocations", "50"])
+    code = cli.main(
+        [
+            "sagemaker",
+            "deploy",
+            "--model-data",
+            str(model_archive),
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--autoscale",
+            "1:3",
+            "--target-invocations",
+            "50",
+        ]
+    )
     assert code == 0, capsys.readouterr()
     scaling = aws_moto.client("application-autoscaling", REGION)
     [target] = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
@@ -300,27 +377,49 @@ def test_autoscaling_is_registered_and_removed_with_the_endpoint(
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["TargetValue"] == 50.0
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
-        "SageMakerVariantInvocationsPerInstance")
+        "SageMakerVariantInvocationsPerInstance"
+    )
 
     assert cli.main(["sagemaker", "delete"]) == 0
     assert f"deleted autoscaling target: {resource}" in capsys.readouterr().out
     assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
 
-    assert cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
-                     "--role", aws_moto.FAKE_ROLE, "--autoscale", "2:4"]) == 2
+    assert (
+        cli.main(
+            [
+                "sagemaker",
+                "deploy",
+                "--model-data",
+                str(model_archive),
+                "--role",
+                aws_moto.FAKE_ROLE,
+                "--autoscale",
+                "2:4",
+            ]
+        )
+        == 2
+    )
     assert "--instance-count 1 is outside --autoscale 2:4" in capsys.readouterr().err
 
 
 def test_failed_deploy_removes_what_it_created(moto_url, cli, model_archive, capsys):
     """moto 5.2 refuses ml.g5.* for endpoints (an outdated list; AWS accepts them): the endpoint
     config fails after the model was created, which must then be removed again."""
-    code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive),
-                     "--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.g5.xlarge"])
+    code = cli.main(
+        [
+            "sagemaker",
+            "deploy",
+            "--model-data",
+            str(model_archive),
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--instance-type",
+            "ml.g5.xlarge",
+        ]
+    )
     if code == 0:
         pytest.skip("this moto accepts ml.g5 endpoints; no failure to roll back")
     assert code == 2
     assert capsys.readouterr().err.startswith("error: AWS: ")
-    assert aws_moto.sagemaker_leftovers(REGION) == {
-        "endpoints": [], "endpoint_configs": [], "models": []}
+    assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}

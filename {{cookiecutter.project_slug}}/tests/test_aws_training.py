@@ -19,6 +19,7 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
 from conftest import labelled_records, write_labelled  # noqa: E402
+
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 
 REGION = load_config().sagemaker.region
@@ -45,7 +46,7 @@ def prepared(project_dir, config):
     start = 0
     for split, size in sizes.items():
         path = project_dir / "data" / "prepared" / split / f"{split}.jsonl"
-        write_labelled(path, config, records[start:start + size], ids=True, with_id_column=False)
+        write_labelled(path, config, records[start : start + size], ids=True, with_id_column=False)
         start += size
     return project_dir / "data" / "prepared"
 
@@ -60,12 +61,29 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     aws_moto.client("s3", REGION).create_bucket(
         Bucket=aws_moto.BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
-    code = cli.main([
-        "sagemaker", "train", "--role", aws_moto.FAKE_ROLE, "--bucket", aws_moto.BUCKET,
-        "--instance-type", "ml.g5.12xlarge", "--instance-count", "2", "--spot",
-        "--max-run", "3600", "--max-wait", "7200", "--hp", "epochs=1",
-        "--hp", "learning_rate=3e-5",
-    ])
+    code = cli.main(
+        [
+            "sagemaker",
+            "train",
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--bucket",
+            aws_moto.BUCKET,
+            "--instance-type",
+            "ml.g5.12xlarge",
+            "--instance-count",
+            "2",
+            "--spot",
+            "--max-run",
+            "3600",
+            "--max-wait",
+            "7200",
+            "--hp",
+            "epochs=1",
+            "--hp",
+            "learning_rate=3e-5",
+        ]
+    )
     captured = capsys.readouterr()
     out = captured.out
     assert code == 0, out + captured.err
@@ -85,8 +103,7 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert all(isinstance(value, str) for value in hps.values())
 
     slug = config.project.slug
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-                for c in job["InputDataConfig"]}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
     assert {"train", "validation", "test", "code", "sm_drivers"} <= set(channels)
     for split in ("train", "validation", "test"):
         assert channels[split].startswith(f"s3://{aws_moto.BUCKET}/{slug}/data/")
@@ -98,24 +115,36 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
 
     from nsmc_sentiment_classifier.training import artifacts
+
     assert spec["MetricDefinitions"] == artifacts.metric_definitions()
     # Each definition extracts its value from a line the entry points print.
     line = artifacts.metric_line({"eval_loss": 0.25, "eval_accuracy": 0.8125, "epoch": 1})
     from nsmc_sentiment_classifier.aws import training
+
     assert training.parse_metrics(line, spec["MetricDefinitions"]) == {
-        "eval_loss": 0.25, "eval_accuracy": 0.8125, "epoch": 1.0}
+        "eval_loss": 0.25,
+        "eval_accuracy": 0.8125,
+        "epoch": 1.0,
+    }
 
     # Uploaded: the local channel files, and the source folder the launcher runs from.
     s3 = aws_moto.client("s3", REGION)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=aws_moto.BUCKET)["Contents"]]
     assert any(k.endswith("/train/train.jsonl") for k in keys)
     code_prefix = channels["code"].split(f"s3://{aws_moto.BUCKET}/", 1)[1]
-    code_keys = {k[len(code_prefix) + 1:] for k in keys if k.startswith(code_prefix + "/")}
-    assert {"sm_entry.py", "requirements.txt", f"{pkg.__name__}/config.toml",
-            f"{pkg.__name__}/training/train_hf.py"} <= code_keys
+    code_keys = {k[len(code_prefix) + 1 :] for k in keys if k.startswith(code_prefix + "/")}
+    assert {
+        "sm_entry.py",
+        "requirements.txt",
+        f"{pkg.__name__}/config.toml",
+        f"{pkg.__name__}/training/train_hf.py",
+    } <= code_keys
     requirements = s3.get_object(Bucket=aws_moto.BUCKET, Key=f"{code_prefix}/requirements.txt")
-    names = {re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0].lower()
-             for line in requirements["Body"].read().decode().splitlines() if line.strip()}
+    names = {
+        re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0].lower()
+        for line in requirements["Body"].read().decode().splitlines()
+        if line.strip()
+    }
     # The image's own CUDA builds of torch and transformers must not be replaced.
     assert "accelerate" in names and not names & {"torch", "transformers"}
     assert summary["TrainingJobName"] in out
@@ -133,22 +162,27 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     [
         ([], "no SageMaker execution role"),
         (["--role", "not-an-arn"], "is not an IAM role ARN"),
-        (["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.nonexistent.xlarge"],
-         "unknown training instance type 'ml.nonexistent.xlarge'"),
-        (["--role", aws_moto.FAKE_ROLE, "--pytorch-version", "2.8.0"],
-         "no Hugging Face training image for transformers 5.3.0 / pytorch 2.8.0 / py312"),
-        (["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.m5.xlarge"],
-         "exists only for gpu instances"),
-        (["--role", aws_moto.FAKE_ROLE, "--train", "missing/train"],
-         "channel 'train': missing/train does not exist"),
-        (["--role", aws_moto.FAKE_ROLE, "--spot", "--max-run", "7200", "--max-wait", "3600"],
-         "max_wait_seconds (3600) >= max_run_seconds (7200)"),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.nonexistent.xlarge"],
+            "unknown training instance type 'ml.nonexistent.xlarge'",
+        ),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--pytorch-version", "2.8.0"],
+            "no Hugging Face training image for transformers 5.3.0 / pytorch 2.8.0 / py312",
+        ),
+        (["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.m5.xlarge"], "exists only for gpu instances"),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--train", "missing/train"],
+            "channel 'train': missing/train does not exist",
+        ),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--spot", "--max-run", "7200", "--max-wait", "3600"],
+            "max_wait_seconds (3600) >= max_run_seconds (7200)",
+        ),
         (["--role", aws_moto.FAKE_ROLE, "--hp", "epochz=3"], "--hp epochz: not a training option"),
     ],
 )
-def test_invalid_settings_fail_before_anything_is_created(
-    moto_url, prepared, cli, capsys, args, message
-):
+def test_invalid_settings_fail_before_anything_is_created(moto_url, prepared, cli, capsys, args, message):
     code = cli.main(["sagemaker", "train", *args])
     err = capsys.readouterr().err
     assert code == 2
@@ -156,14 +190,11 @@ def test_invalid_settings_fail_before_anything_is_created(
     _nothing_created()
 
 
-def test_missing_region_fails_clearly(
-    moto_url, prepared, cli, config, tmp_path, capsys, monkeypatch
-):
+def test_missing_region_fails_clearly(moto_url, prepared, cli, config, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     text = Path(config.path).read_text(encoding="utf-8")
     custom = tmp_path / "no-region.toml"
-    custom.write_text(text.replace(f'region = "{config.sagemaker.region}"', 'region = ""'),
-                      encoding="utf-8")
+    custom.write_text(text.replace(f'region = "{config.sagemaker.region}"', 'region = ""'), encoding="utf-8")
     code = cli.main(["--config", str(custom), "sagemaker", "train", "--role", aws_moto.FAKE_ROLE])
     assert code == 2
     assert "no AWS region" in capsys.readouterr().err
@@ -180,6 +211,7 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
 
     from nsmc_sentiment_classifier.aws import training
     from nsmc_sentiment_classifier.cli import UsageError as cli_error
+
     try:
         training.check_docker()
     except cli_error as error:
@@ -197,12 +229,31 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
 def test_process_mode_trains_through_the_container_contract(
     moto_url, prepared, cli, pkg, config, tiny_model_dir, tmp_path, capsys
 ):
-    code = cli.main([
-        "sagemaker", "train", "--mode", "process", "--work-dir", str(tmp_path / "work"),
-        "--track", "--hp", f"model_name_or_path={tiny_model_dir}", "--hp", "epochs=1",
-        "--hp", "batch_size=16", "--hp", "eval_batch_size=16", "--hp", "max_seq_length=32",
-        "--hp", "logging_steps=1", "--hp", "mixed_precision=no",
-    ])
+    code = cli.main(
+        [
+            "sagemaker",
+            "train",
+            "--mode",
+            "process",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--track",
+            "--hp",
+            f"model_name_or_path={tiny_model_dir}",
+            "--hp",
+            "epochs=1",
+            "--hp",
+            "batch_size=16",
+            "--hp",
+            "eval_batch_size=16",
+            "--hp",
+            "max_seq_length=32",
+            "--hp",
+            "logging_steps=1",
+            "--hp",
+            "mixed_precision=no",
+        ]
+    )
     captured = capsys.readouterr()
     out = captured.out
     assert code == 0, out + captured.err
@@ -224,8 +275,7 @@ def test_process_mode_trains_through_the_container_contract(
     experiments = [e["ExperimentName"] for e in sm.list_experiments()["ExperimentSummaries"]]
     assert experiments == [config.project.slug]
     components = sm.list_trial_components()["TrialComponentSummaries"]
-    [component] = [c for c in components if c["TrialComponentName"].startswith(
-        config.project.slug)]
+    [component] = [c for c in components if c["TrialComponentName"].startswith(config.project.slug)]
     described = sm.describe_trial_component(TrialComponentName=component["TrialComponentName"])
     params = described["Parameters"]
     assert params["epochs"] == {"StringValue": "1"}

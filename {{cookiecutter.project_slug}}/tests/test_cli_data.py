@@ -12,8 +12,12 @@ from conftest import PACKAGE, label_value
 
 def run(*args, cwd=None, env=None):
     return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, **(env or {})}, timeout=300,
+        [sys.executable, "-m", PACKAGE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
     )
 
 

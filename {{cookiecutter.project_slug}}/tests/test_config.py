@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import PACKAGE
+
 from nsmc_sentiment_classifier import config as config_module
 
 

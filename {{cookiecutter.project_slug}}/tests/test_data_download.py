@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from nsmc_sentiment_classifier.data import download
 
 # Set by the template's CI to a folder with the real upstream files (../shared/data/nsmc).
@@ -71,6 +72,7 @@ def test_full_nsmc_source_after_local_download(tmp_path, monkeypatch):
     monkeypatch.setenv(download.CACHE_ENV_VAR, str(tmp_path))
     download.download_nsmc(local_copy=Path(str(NSMC_DIR)))
     from nsmc_sentiment_classifier.data import io, sources
+
     files = sources.resolve_source("nsmc")
     assert len(io.read_table(files["train"])) == 150_000
     assert len(io.read_table(files["test"])) == 50_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from nsmc_sentiment_classifier.data import examples, io, labels
 
 

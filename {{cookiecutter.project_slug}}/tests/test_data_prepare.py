@@ -8,6 +8,7 @@ import json
 from collections import Counter
 
 import pytest
+
 from nsmc_sentiment_classifier.data import io, prepare, sources, subset, validate
 
 
@@ -37,9 +38,7 @@ def test_validate_missing_column_is_an_error(tmp_path):
 
 
 def test_bundled_sample_is_clean_enough(config, sample_dir):
-    report = validate.validate_file(
-        sample_dir / "train.tsv", "document", "label", ["negative", "positive"]
-    )
+    report = validate.validate_file(sample_dir / "train.tsv", "document", "label", ["negative", "positive"])
     assert report.ok, report.render()
     assert sum(report.class_counts.values()) == 4000
 
@@ -53,8 +52,11 @@ def tree_digest(folder):
 
 def nsmc_section(config):
     return dataclasses.replace(
-        config.data, text_column="document", label_column="label",
-        label_names=("negative", "positive"), source="nsmc-sample",
+        config.data,
+        text_column="document",
+        label_column="label",
+        label_names=("negative", "positive"),
+        source="nsmc-sample",
     )
 
 
@@ -82,14 +84,18 @@ def test_prepare_single_file_gets_three_splits_with_label_names(config, tmp_path
     rows = [f"리뷰 {i},{['neg', 'pos', 'mixed'][i % 3]}" for i in range(300)] + ["  ,neg"]
     path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     section = dataclasses.replace(
-        config.data, source=str(path), text_column="text", label_column="label",
-        label_names=("neg", "pos", "mixed"), validation_fraction=0.1, test_fraction=0.2,
+        config.data,
+        source=str(path),
+        text_column="text",
+        label_column="label",
+        label_names=("neg", "pos", "mixed"),
+        validation_fraction=0.1,
+        test_fraction=0.2,
     )
     manifest = prepare.prepare(section, tmp_path / "out")
     counts = {s: info["rows"] for s, info in manifest["splits"].items()}
     assert counts == {"train": 210, "validation": 30, "test": 60}  # the empty text is dropped
-    assert all(set(info["labels"].values()) == {counts[s] // 3}
-               for s, info in manifest["splits"].items())
+    assert all(set(info["labels"].values()) == {counts[s] // 3} for s, info in manifest["splits"].items())
 
 
 def test_prepare_folder_of_split_files(config, tmp_path):
@@ -99,12 +105,18 @@ def test_prepare_folder_of_split_files(config, tmp_path):
         io.write_jsonl(folder / name, ({"t": f"{name} {i}", "y": i % 2} for i in range(n)))
     assert sorted(sources.split_files(folder)) == ["train", "validation"]
     section = dataclasses.replace(
-        config.data, source=str(folder), text_column="t", label_column="y",
-        label_names=("a", "b"), test_fraction=0.25,
+        config.data,
+        source=str(folder),
+        text_column="t",
+        label_column="y",
+        label_names=("a", "b"),
+        test_fraction=0.25,
     )
     manifest = prepare.prepare(section, tmp_path / "out")
     assert {s: i["rows"] for s, i in manifest["splits"].items()} == {
-        "train": 30, "validation": 10, "test": 10,
+        "train": 30,
+        "validation": 10,
+        "test": 10,
     }
 
 
@@ -112,7 +124,10 @@ def test_prepare_too_small_class_is_explained(config, tmp_path):
     path = tmp_path / "tiny.csv"
     path.write_text("text,label\n" + "\n".join(f"t{i},0" for i in range(20)) + "\nx,1\n")
     section = dataclasses.replace(
-        config.data, source=str(path), text_column="text", label_column="label",
+        config.data,
+        source=str(path),
+        text_column="text",
+        label_column="label",
         label_names=("a", "b"),
     )
     with pytest.raises(io.DataFormatError, match="cannot carve a stratified test split"):

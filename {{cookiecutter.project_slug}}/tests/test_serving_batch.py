@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import labelled_records, write_labelled
+
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.data import io as io_module
 from nsmc_sentiment_classifier.serving import inference
@@ -23,11 +24,20 @@ def score_columns(config):
     return [f"score_{name}" for name in config.data.label_names]
 
 
-def test_predict_keeps_rows_and_adds_scores(small_test_file, tiny_model_dir, tmp_path, capsys,
-                                            config):
+def test_predict_keeps_rows_and_adds_scores(small_test_file, tiny_model_dir, tmp_path, capsys, config):
     out = tmp_path / "predictions.csv"
-    code = cli.main(["predict", str(small_test_file), "--model", str(tiny_model_dir),
-                     "--out", str(out), "--batch-size", "8"])
+    code = cli.main(
+        [
+            "predict",
+            str(small_test_file),
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--batch-size",
+            "8",
+        ]
+    )
     assert code == 0 and "wrote 60 predictions" in capsys.readouterr().out
     source = io_module.read_table(small_test_file)
     table = io_module.read_table(out)
@@ -61,11 +71,11 @@ def test_predict_reports_a_missing_column(tiny_model_dir, tmp_path, capsys, conf
     assert f"missing column(s) {config.data.text_column!r}" in capsys.readouterr().err
 
 
-def test_evaluate_writes_metrics_matrix_and_errors(small_test_file, tiny_model_dir, tmp_path,
-                                                   capsys, config):
+def test_evaluate_writes_metrics_matrix_and_errors(small_test_file, tiny_model_dir, tmp_path, capsys, config):
     out = tmp_path / "report"
-    assert cli.main(["evaluate", str(small_test_file), "--model", str(tiny_model_dir),
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(["evaluate", str(small_test_file), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    )
     assert "60 examples: accuracy" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
@@ -76,11 +86,9 @@ def test_evaluate_writes_metrics_matrix_and_errors(small_test_file, tiny_model_d
     correct = sum(metrics["confusion_matrix"][i][i] for i in range(len(config.data.label_names)))
     assert len(wrong) == metrics["num_examples"] - correct
     assert all(row["true_label"] != row["predicted_label"] for row in wrong)
-    assert [float(r["score"]) for r in wrong] == sorted((float(r["score"]) for r in wrong),
-                                                        reverse=True)
+    assert [float(r["score"]) for r in wrong] == sorted((float(r["score"]) for r in wrong), reverse=True)
     if wrong:
-        assert set(wrong[0]) >= {"line", config.data.text_column, "true_label",
-                                 *score_columns(config)}
+        assert set(wrong[0]) >= {"line", config.data.text_column, "true_label", *score_columns(config)}
 
 
 def test_evaluate_refuses_a_model_with_other_labels(small_test_file, tmp_path, capsys, config):
@@ -89,6 +97,7 @@ def test_evaluate_refuses_a_model_with_other_labels(small_test_file, tmp_path, c
     texts = ["좋다", "싫다", "그냥"] * 10
     names = [f"other-{i}" for i in range(len(config.data.label_names))]
     other = build_tiny_model(tmp_path / "other", texts, len(names), names)
-    assert cli.main(["evaluate", str(small_test_file), "--model", str(other),
-                     "--out", str(tmp_path / "r")]) == 2
+    assert (
+        cli.main(["evaluate", str(small_test_file), "--model", str(other), "--out", str(tmp_path / "r")]) == 2
+    )
     assert "differ from the configured label names" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+
 from nsmc_sentiment_classifier.serving import inference
 
 TEXTS = [
@@ -119,19 +120,16 @@ def test_jsonlines_one_answer_per_line(classifier):
     assert len(answers) == len(TEXTS)
     assert_close(answers, json.loads(run(classifier, json.dumps({"inputs": TEXTS}))), 1e-6)
     # Bare strings per line and a shared top_k are accepted too.
-    body = (
-        '{"inputs": "좋다", "parameters": {"top_k": 2}}\n'
-        '{"inputs": "싫다", "parameters": {"top_k": 2}}'
-    )
-    answers = [json.loads(line) for line in run(classifier, body, "application/x-jsonlines",
-                                                "application/jsonlines").splitlines()]
+    body = '{"inputs": "좋다", "parameters": {"top_k": 2}}\n{"inputs": "싫다", "parameters": {"top_k": 2}}'
+    answers = [
+        json.loads(line)
+        for line in run(classifier, body, "application/x-jsonlines", "application/jsonlines").splitlines()
+    ]
     assert [len(a) for a in answers] == [2, 2]
 
 
 def test_text_plain_and_accept_defaults(classifier):
-    plain = json.loads(
-        run(classifier, "정말 재밌어요\n".encode(), "text/plain; charset=utf-8", None)
-    )
+    plain = json.loads(run(classifier, "정말 재밌어요\n".encode(), "text/plain; charset=utf-8", None))
     ours = json.loads(run(classifier, '{"inputs": "정말 재밌어요"}', "application/json", "*/*"))
     assert plain == ours and len(plain) == 1
     assert inference.response_type("text/html, application/json;q=0.9") == "application/json"
@@ -141,8 +139,9 @@ def test_max_length_parameter_truncates(classifier):
     import torch
 
     long_text = TEXTS[5]
-    short = json.loads(run(classifier, json.dumps(
-        {"inputs": long_text, "parameters": {"max_length": 8, "top_k": None}})))
+    short = json.loads(
+        run(classifier, json.dumps({"inputs": long_text, "parameters": {"max_length": 8, "top_k": None}}))
+    )
     ids = classifier.tokenizer(long_text, truncation=True, max_length=8)["input_ids"]
     assert len(ids) == 8
     with torch.inference_mode():
@@ -163,8 +162,7 @@ def test_max_length_parameter_truncates(classifier):
         (b'{"inputs": {"a": 1}}', "application/json", 400, "string or a list"),
         (b'{"inputs": "a", "parameters": {"top_k": 0}}', "application/json", 400, "top_k"),
         (b'{"inputs": "a", "parameters": {"topk": 1}}', "application/json", 400, "unknown param"),
-        (b'{"inputs": "a", "parameters": {"max_length": "x"}}', "application/json", 400,
-         "max_length"),
+        (b'{"inputs": "a", "parameters": {"max_length": "x"}}', "application/json", 400, "max_length"),
         (b'{"inputs": "a", "extra": 1}', "application/json", 400, "unknown JSON key"),
         (b"\xff\xfe\x00", "application/json", 400, "UTF-8"),
         (b"id,text\n1,a\n", "text/csv", 400, "'inputs' column"),

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.serving import inference, package
 
@@ -39,10 +40,16 @@ def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, cap
         handler = read_member(archive, "code/inference.py")
         requirements = read_member(archive, "code/requirements.txt").decode()
         archive.extractall(tmp_path / "extracted", filter="data")
-    assert sorted(names) == sorted([
-        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-        "code/inference.py", "code/requirements.txt",
-    ])
+    assert sorted(names) == sorted(
+        [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "code/inference.py",
+            "code/requirements.txt",
+        ]
+    )
     assert handler == Path(inference.__file__).read_bytes()
     # Only comments: everything the handlers import is in the container already.
     assert all(not line.strip() or line.startswith("#") for line in requirements.splitlines())
@@ -51,9 +58,7 @@ def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, cap
     extracted = inference.model_fn(str(tmp_path / "extracted"))
     original = inference.model_fn(str(model_with_training_leftovers))
     request = inference.Request(["재밌다", "노잼"])
-    assert inference.predict_fn(request, extracted).scores == (
-        inference.predict_fn(request, original).scores
-    )
+    assert inference.predict_fn(request, extracted).scores == (inference.predict_fn(request, original).scores)
 
 
 def test_package_refuses_pickled_weights(tiny_model_dir, tmp_path, capsys):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import labelled_records
+
 from nsmc_sentiment_classifier.serving import batch, inference, package
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON", "")
@@ -57,13 +58,22 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
     requests = [
         {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": texts[0]})},
         {"content_type": JSON, "accept": None, "body": json.dumps({"inputs": texts})},
-        {"content_type": JSON, "accept": "*/*",
-         "body": json.dumps({"inputs": texts, "parameters": {"top_k": None}})},
-        {"content_type": JSON, "accept": JSON,
-         "body": json.dumps({"inputs": texts[1], "parameters": {"top_k": 2, "max_length": 16}})},
+        {
+            "content_type": JSON,
+            "accept": "*/*",
+            "body": json.dumps({"inputs": texts, "parameters": {"top_k": None}}),
+        },
+        {
+            "content_type": JSON,
+            "accept": JSON,
+            "body": json.dumps({"inputs": texts[1], "parameters": {"top_k": 2, "max_length": 16}}),
+        },
         {"content_type": CSV, "accept": CSV, "body": csv_body(texts)},
-        {"content_type": JSONL, "accept": JSONL,
-         "body": "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in texts)},
+        {
+            "content_type": JSONL,
+            "accept": JSONL,
+            "body": "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in texts),
+        },
         {"content_type": "text/plain", "accept": JSON, "body": texts[2]},
     ]
     bad = [
@@ -81,17 +91,28 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
     (work / "requests.json").write_text(json.dumps(requests, ensure_ascii=False), "utf-8")
     harness = Path(__file__).with_name("parity_harness.py")
     # A clean environment: nothing of this project's (transformers 5) site on the path.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "OMP_NUM_THREADS": "1",
-           **CONTAINER_LIMITS}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "OMP_NUM_THREADS": "1", **CONTAINER_LIMITS}
     result = subprocess.run(
-        [PARITY_PYTHON, str(harness), str(model_dir), str(work / "requests.json"),
-         str(work / "results.json")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        [
+            PARITY_PYTHON,
+            str(harness),
+            str(model_dir),
+            str(work / "requests.json"),
+            str(work / "results.json"),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, f"toolkit harness failed:\n{result.stdout}\n{result.stderr}"
     version = subprocess.run(
         [PARITY_PYTHON, "-c", "import transformers; print(transformers.__version__)"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert version == "4.51.3", f"PARITY_PYTHON has transformers {version}, not the container's"
     answers = json.loads((work / "results.json").read_text("utf-8"))
@@ -123,8 +144,7 @@ def test_json_and_text_requests_match_local_predictions(container_answers, local
     for index in (0, 1, 2, 3, 6):
         assert answers[index]["status"] == 200, answers[index]
         assert answers[index]["content_type"] == JSON
-        assert_same(json.loads(answers[index]["body"]),
-                    json.loads(local_answer(local, requests[index])))
+        assert_same(json.loads(answers[index]["body"]), json.loads(local_answer(local, requests[index])))
 
 
 def test_container_matches_the_local_batch_prediction(container_answers, local, texts):
@@ -151,15 +171,25 @@ def test_csv_and_jsonlines_match(container_answers, local, texts, config):
     assert jsonl_answer["status"] == 200 and jsonl_answer["content_type"] == JSONL
     lines = jsonl_answer["body"].splitlines()
     assert len(lines) == len(texts)
-    assert_same([json.loads(line) for line in lines],
-                [json.loads(line) for line in local_answer(local, requests[5]).splitlines()])
+    assert_same(
+        [json.loads(line) for line in lines],
+        [json.loads(line) for line in local_answer(local, requests[5]).splitlines()],
+    )
 
 
 def test_bad_requests_are_4xx_with_a_reason(container_answers):
     _, answers = container_answers
-    reasons = ["malformed JSON", '"inputs"', "no texts", "item #1 is int", "51 texts",
-               "exceeds the limit", "unsupported content type", "'inputs' column",
-               "unsupported Accept"]
+    reasons = [
+        "malformed JSON",
+        '"inputs"',
+        "no texts",
+        "item #1 is int",
+        "51 texts",
+        "exceeds the limit",
+        "unsupported content type",
+        "'inputs' column",
+        "unsupported Accept",
+    ]
     bad_answers = answers[7:]
     assert len(bad_answers) == len(reasons)
     for answer, reason in zip(bad_answers, reasons, strict=True):

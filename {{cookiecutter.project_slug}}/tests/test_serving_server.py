@@ -30,9 +30,21 @@ def server(tiny_model_dir, tmp_path_factory):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     with open(log, "wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", PACKAGE, "serve", "--model", str(tiny_model_dir),
-             "--port", "0", "--max-body-bytes", str(MAX_BODY)],
-            stdout=sink, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                PACKAGE,
+                "serve",
+                "--model",
+                str(tiny_model_dir),
+                "--port",
+                "0",
+                "--max-body-bytes",
+                str(MAX_BODY),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     deadline = time.monotonic() + 60
     port = None
@@ -77,8 +89,7 @@ def test_ping_and_invocations(server, tiny_model_dir, config):
     assert status == 200 and content_type.startswith("application/json")
     answers = json.loads(body)
     assert [set(a) for a in answers] == [{"label", "score"}] * 2
-    status, content_type, body = invoke(port, b"inputs\n\xec\xa2\x8b\xeb\x8b\xa4\n", "text/csv",
-                                        "text/csv")
+    status, content_type, body = invoke(port, b"inputs\n\xec\xa2\x8b\xeb\x8b\xa4\n", "text/csv", "text/csv")
     assert status == 200 and content_type.startswith("text/csv")
     header = next(csv.reader(io.StringIO(body.decode("utf-8"))))
     assert header == ["label", "score", *(f"score_{n}" for n in config.data.label_names)]
@@ -87,6 +98,7 @@ def test_ping_and_invocations(server, tiny_model_dir, config):
 def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir):
     _, port, _ = server
     from nsmc_sentiment_classifier.serving import inference
+
     classifier = inference.model_fn(str(tiny_model_dir))
     texts = [f"{'아주 ' * (i % 7)}좋은 영화 {i}" for i in range(16 * 4)]
 
@@ -96,8 +108,9 @@ def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir
             results = []
             for round_ in range(4):  # keep-alive: several requests per connection
                 text = texts[number * 4 + round_]
-                status, _, body = invoke(port, {"inputs": text, "parameters": {"top_k": None}},
-                                         connection=connection)
+                status, _, body = invoke(
+                    port, {"inputs": text, "parameters": {"top_k": None}}, connection=connection
+                )
                 results.append((text, status, json.loads(body)))
             return results
         finally:
@@ -121,17 +134,26 @@ def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir
         ("POST", "/invocations", b'{"inputs": []}', {"Content-Type": "application/json"}, 400),
         ("POST", "/invocations", b'{"inputs": [1]}', {"Content-Type": "application/json"}, 400),
         ("POST", "/invocations", b"x", {"Content-Type": "image/png"}, 415),
-        ("POST", "/invocations", b'{"inputs": "a"}',
-         {"Content-Type": "application/json", "Accept": "image/png"}, 406),
-        ("POST", "/invocations", json.dumps({"inputs": ["a"] * 65}).encode(),
-         {"Content-Type": "application/json"}, 413),
+        (
+            "POST",
+            "/invocations",
+            b'{"inputs": "a"}',
+            {"Content-Type": "application/json", "Accept": "image/png"},
+            406,
+        ),
+        (
+            "POST",
+            "/invocations",
+            json.dumps({"inputs": ["a"] * 65}).encode(),
+            {"Content-Type": "application/json"},
+            413,
+        ),
         ("POST", "/invocations", b"a" * (MAX_BODY + 1), {"Content-Type": "text/plain"}, 413),
         ("POST", "/nowhere", b"{}", {"Content-Type": "application/json"}, 404),
         ("GET", "/invocations", None, {}, 404),
     ],
 )
-def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, method, path, body, headers,
-                                                           status):
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, method, path, body, headers, status):
     _, port, _ = server
     got, content_type, answer = call(port, method, path, body, headers)
     assert got == status
@@ -168,6 +190,7 @@ def test_sigterm_shuts_down_cleanly(server):
 def test_micro_batcher_merges_requests_and_isolates_errors(tiny_model_dir):
     from nsmc_sentiment_classifier.serving import inference
     from nsmc_sentiment_classifier.serving import server as server_module
+
     classifier = inference.model_fn(str(tiny_model_dir))
 
     batcher = server_module.MicroBatcher(classifier, max_texts=1000)

@@ -19,15 +19,31 @@ from pathlib import Path
 
 import pytest
 from conftest import PACKAGE, labelled_records, read_jsonl, write_labelled
+
 from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, load_config
 
 pytestmark = pytest.mark.slow
 
 ENTRY_POINTS = ["train_hf", "train_torch"]
 # Small but enough for the tiny model to learn something within seconds on a CPU.
-FAST = ["--max_seq_length", "64", "--batch_size", "32", "--eval_batch_size", "128",
-        "--learning_rate", "1e-3", "--warmup_ratio", "0.1", "--logging_steps", "10",
-        "--mixed_precision", "auto", "--early_stopping_patience", "0"]
+FAST = [
+    "--max_seq_length",
+    "64",
+    "--batch_size",
+    "32",
+    "--eval_batch_size",
+    "128",
+    "--learning_rate",
+    "1e-3",
+    "--warmup_ratio",
+    "0.1",
+    "--logging_steps",
+    "10",
+    "--mixed_precision",
+    "auto",
+    "--early_stopping_patience",
+    "0",
+]
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +52,12 @@ def channels(tmp_path_factory, config) -> Path:
     records = labelled_records(config, 3800)
     random.Random(0).shuffle(records)
     root = tmp_path_factory.mktemp("channels")
-    for split, part in (("train", records[:3000]), ("validation", records[3000:3500]),
-                        ("test", records[3500:])):
-        write_labelled(root / split / f"{split}.jsonl", config, part, ids=True,
-                       with_id_column=False)
+    for split, part in (
+        ("train", records[:3000]),
+        ("validation", records[3000:3500]),
+        ("test", records[3500:]),
+    ):
+        write_labelled(root / split / f"{split}.jsonl", config, part, ids=True, with_id_column=False)
     (root / "code").mkdir()
     (root / "code" / "train.py").write_text("# SDK v3 uploads the source here\n")
     (root / "sm_drivers").mkdir()
@@ -50,24 +68,26 @@ def channels(tmp_path_factory, config) -> Path:
 def container_env(channels: Path, job: Path) -> dict[str, str]:
     """The variables the SageMaker training toolkit sets, with extra SDK v3 channels."""
     env = dict(os.environ)
-    env.update({
-        # As the job's launcher script does: the staged package's config.
-        CONFIG_ENV_VAR: load_config().path,
-        "SM_MODEL_DIR": str(job / "model"),
-        "SM_OUTPUT_DATA_DIR": str(job / "output" / "data"),
-        "SM_NUM_GPUS": "0",
-        "SM_CHANNEL_TRAIN": str(channels / "train"),
-        "SM_CHANNEL_VALIDATION": str(channels / "validation"),
-        "SM_CHANNEL_TEST": str(channels / "test"),
-        "SM_CHANNEL_CODE": str(channels / "code"),
-        "SM_CHANNEL_SM_DRIVERS": str(channels / "sm_drivers"),
-        "SM_CHANNELS": json.dumps(["code", "sm_drivers", "test", "train", "validation"]),
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        # One thread per process: tiny models gain nothing from more, and a busy CI machine
-        # makes spinning OpenMP threads very slow.
-        "OMP_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            # As the job's launcher script does: the staged package's config.
+            CONFIG_ENV_VAR: load_config().path,
+            "SM_MODEL_DIR": str(job / "model"),
+            "SM_OUTPUT_DATA_DIR": str(job / "output" / "data"),
+            "SM_NUM_GPUS": "0",
+            "SM_CHANNEL_TRAIN": str(channels / "train"),
+            "SM_CHANNEL_VALIDATION": str(channels / "validation"),
+            "SM_CHANNEL_TEST": str(channels / "test"),
+            "SM_CHANNEL_CODE": str(channels / "code"),
+            "SM_CHANNEL_SM_DRIVERS": str(channels / "sm_drivers"),
+            "SM_CHANNELS": json.dumps(["code", "sm_drivers", "test", "train", "validation"]),
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            # One thread per process: tiny models gain nothing from more, and a busy CI machine
+            # makes spinning OpenMP threads very slow.
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     return env
 
 
@@ -76,13 +96,19 @@ def module_command(entry: str) -> list[str]:
 
 
 def torchrun_command(entry: str, nproc: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", "-m", f"{PACKAGE}.training.{entry}"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        f"{PACKAGE}.training.{entry}",
+    ]
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> str:
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     return output
@@ -91,20 +117,37 @@ def run(command: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) 
 def logged_metrics(output: str) -> list[dict[str, float]]:
     return [
         {name: float(value) for name, value in re.findall(r"(\w+)=([^;]+);", line)}
-        for line in output.splitlines() if line.startswith("metrics: ")
+        for line in output.splitlines()
+        if line.startswith("metrics: ")
     ]
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_container_run_writes_all_artefacts_and_beats_majority(
-        entry, channels, tiny_model_dir, config, tmp_path):
+    entry, channels, tiny_model_dir, config, tmp_path
+):
     job = tmp_path / "job"
     # Hyperparameters as the container passes them: strings, some quoted or capitalised.
-    output = run(module_command(entry) + FAST + [
-        "--model_name_or_path", str(tiny_model_dir), "--epochs", "2.0",
-        "--group_by_length", "True", "--trust_remote_code", "false",
-        "--checkpoint_dir", str(job / "checkpoints"), "--seed", '"7"',
-    ], container_env(channels, job), tmp_path)
+    output = run(
+        module_command(entry)
+        + FAST
+        + [
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--epochs",
+            "2.0",
+            "--group_by_length",
+            "True",
+            "--trust_remote_code",
+            "false",
+            "--checkpoint_dir",
+            str(job / "checkpoints"),
+            "--seed",
+            '"7"',
+        ],
+        container_env(channels, job),
+        tmp_path,
+    )
 
     assert "ignoring input channel(s) that hold no training data: code, sm_drivers" in output
     model_dir, data_dir = job / "model", job / "output" / "data"
@@ -151,48 +194,68 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
 
     # Learned something: better than always answering the majority class of validation.
     label_column = config.data.label_column
-    validation = [record[label_column]
-                  for record in read_jsonl(channels / "validation" / "validation.jsonl")]
+    validation = [record[label_column] for record in read_jsonl(channels / "validation" / "validation.jsonl")]
     majority = Counter(validation).most_common(1)[0][1] / len(validation)
     assert final["validation_accuracy"] > majority + 0.05, (final, majority)
 
 
-def _wait_for_checkpoint(process: subprocess.Popen[str], folder: Path, marker: str,
-                         timeout: float = 240) -> None:
+def _wait_for_checkpoint(
+    process: subprocess.Popen[str], folder: Path, marker: str, timeout: float = 240
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"training ended before it could be interrupted:\n"
-                                 f"{process.communicate()[0][-4000:]}")
+            raise AssertionError(
+                f"training ended before it could be interrupted:\n{process.communicate()[0][-4000:]}"
+            )
         if any((path / marker).is_file() for path in folder.glob("checkpoint-*")):
             return
         time.sleep(0.05)
     raise AssertionError("no checkpoint appeared in time")
 
 
-@pytest.mark.parametrize("entry,marker", [("train_hf", "trainer_state.json"),
-                                          ("train_torch", "loop_state.json")])
-def test_killed_run_resumes_from_newest_checkpoint(
-        entry, marker, channels, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    "entry,marker", [("train_hf", "trainer_state.json"), ("train_torch", "loop_state.json")]
+)
+def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny_model_dir, tmp_path):
     job = tmp_path / "job"
     checkpoint_dir = job / "checkpoints"
-    args = module_command(entry) + FAST + [
-        "--model_name_or_path", str(tiny_model_dir), "--max_steps", "120",
-        "--eval_strategy", "steps", "--eval_steps", "20", "--save_total_limit", "2",
-        "--dev_fraction", "0.5", "--checkpoint_dir", str(checkpoint_dir),
-    ]
+    args = (
+        module_command(entry)
+        + FAST
+        + [
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--max_steps",
+            "120",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "20",
+            "--save_total_limit",
+            "2",
+            "--dev_fraction",
+            "0.5",
+            "--checkpoint_dir",
+            str(checkpoint_dir),
+        ]
+    )
     env = container_env(channels, job)
 
     # Kill -9 as soon as the first checkpoint is complete: nothing gets to clean up.
-    first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         _wait_for_checkpoint(first, checkpoint_dir, marker)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
-    saved = max(int(path.name.split("-")[1]) for path in checkpoint_dir.glob("checkpoint-*")
-                if (path / marker).is_file())
+    saved = max(
+        int(path.name.split("-")[1])
+        for path in checkpoint_dir.glob("checkpoint-*")
+        if (path / marker).is_file()
+    )
     assert 20 <= saved < 120
     assert not (job / "model").exists()
 
@@ -213,10 +276,22 @@ def test_killed_run_resumes_from_newest_checkpoint(
 def test_torchrun_two_processes_gloo(entry, channels, tiny_model_dir, tmp_path):
     job = tmp_path / "job"
     env = container_env(channels, job)
-    output = run(torchrun_command(entry, 2) + FAST + [
-        "--model_name_or_path", str(tiny_model_dir), "--epochs", "1", "--dev_fraction", "0.5",
-        "--checkpoint_dir", str(job / "checkpoints"),
-    ], env, tmp_path)
+    output = run(
+        torchrun_command(entry, 2)
+        + FAST
+        + [
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--epochs",
+            "1",
+            "--dev_fraction",
+            "0.5",
+            "--checkpoint_dir",
+            str(job / "checkpoints"),
+        ],
+        env,
+        tmp_path,
+    )
     data_dir = job / "output" / "data"
     hyper = json.loads((data_dir / "hyperparameters.json").read_text(encoding="utf-8"))
     results = json.loads((data_dir / "train_results.json").read_text(encoding="utf-8"))
@@ -234,12 +309,29 @@ def test_cli_train_command_runs_in_process(channels, tiny_model_dir, project_dir
     from nsmc_sentiment_classifier import cli
 
     tmp_path = project_dir
-    code = cli.main([
-        "train", "--entry", "torch", "--model_name_or_path", str(tiny_model_dir),
-        "--train_dir", str(channels / "train"), "--validation_dir", str(channels / "validation"),
-        "--max_steps", "4", "--batch_size", "8", "--dev_fraction", "0.05",
-        "--model_dir", "out/model", "--output_data_dir", "out",
-    ])
+    code = cli.main(
+        [
+            "train",
+            "--entry",
+            "torch",
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--train_dir",
+            str(channels / "train"),
+            "--validation_dir",
+            str(channels / "validation"),
+            "--max_steps",
+            "4",
+            "--batch_size",
+            "8",
+            "--dev_fraction",
+            "0.05",
+            "--model_dir",
+            "out/model",
+            "--output_data_dir",
+            "out",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "out" / "model" / "config.json").is_file()
     assert (tmp_path / "out" / "metrics_validation.json").is_file()

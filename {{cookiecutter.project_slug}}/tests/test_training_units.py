@@ -8,15 +8,28 @@ import json
 import re
 
 import pytest
+
 from nsmc_sentiment_classifier import metrics as metrics_module
 from nsmc_sentiment_classifier.training import artifacts, checkpoints, options
 from nsmc_sentiment_classifier.training import data as training_data
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("True", True), ("true", True), ("1", True), ("yes", True), ('"on"', True), (" Y ", True),
-    ("False", False), ("0", False), ("no", False), ("'off'", False), ("none", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("True", True),
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ('"on"', True),
+        (" Y ", True),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("'off'", False),
+        ("none", False),
+    ],
+)
 def test_bool_parsing_accepts_sagemaker_strings(text, expected):
     assert options.parse_bool(text) is expected
 
@@ -27,8 +40,11 @@ def test_number_parsing_is_robust():
     assert options.parse_int('"1e3"') == 1000
     assert options.parse_float("5e-5") == pytest.approx(5e-5)
     assert options.parse_float("'0.1'") == pytest.approx(0.1)
-    for bad, parser in (("2.5", options.parse_int), ("maybe", options.parse_bool),
-                        ("abc", options.parse_float)):
+    for bad, parser in (
+        ("2.5", options.parse_int),
+        ("maybe", options.parse_bool),
+        ("abc", options.parse_float),
+    ):
         with pytest.raises(argparse.ArgumentTypeError):
             parser(bad)
 
@@ -45,8 +61,20 @@ def test_container_contract_paths_and_hyperparameters(tmp_path, config):
         "SM_HPS": json.dumps({"warmup_ratio": "0.2", "not_ours": 1}),
     }
     parsed = options.parse_options(
-        ["--epochs", "2", "--group_by_length", "False", "--learning_rate", "1e-3",
-         "--batch-size", "16", "--sagemaker_program", "train.py", "--mixed_precision", "NO"],
+        [
+            "--epochs",
+            "2",
+            "--group_by_length",
+            "False",
+            "--learning_rate",
+            "1e-3",
+            "--batch-size",
+            "16",
+            "--sagemaker_program",
+            "train.py",
+            "--mixed_precision",
+            "NO",
+        ],
         environ,
     )
     assert parsed.model_dir == environ["SM_MODEL_DIR"]
@@ -92,8 +120,7 @@ def test_batch_plan_covers_every_example_with_little_padding(world_size):
     lengths = [rng.randint(3, 120) for _ in range(1001)]
     seen, real, processed, counts = set(), 0, 0, set()
     for rank in range(world_size):
-        plan = training_data.BatchPlan(lengths, 16, True, seed=1, rank=rank,
-                                       world_size=world_size)
+        plan = training_data.BatchPlan(lengths, 16, True, seed=1, rank=rank, world_size=world_size)
         batches = plan.epoch(0)
         counts.add(len(batches))
         assert len(batches) == len(plan)
@@ -107,7 +134,7 @@ def test_batch_plan_covers_every_example_with_little_padding(world_size):
     # The Trainer gets the plan as a flat index stream and re-cuts it into batches: same batches.
     single = training_data.BatchPlan(lengths, 16, True, seed=1)
     flat = list(training_data.PlanSampler(single))
-    assert [flat[i:i + 16] for i in range(0, len(flat), 16)] == single.epoch(0)
+    assert [flat[i : i + 16] for i in range(0, len(flat), 16)] == single.epoch(0)
     assert max(lengths[i] for i in single.epoch(0)[0]) == max(lengths)  # longest batch first
     # Reproducible per epoch (what resume relies on), different between epochs.
     again = training_data.BatchPlan(lengths, 16, True, seed=1, world_size=1)
@@ -124,7 +151,9 @@ def test_checkpoint_discovery_skips_incomplete_and_foreign(tmp_path):
             (folder / (marker if step != 40 else "trainer_state.json")).write_text("{}")
     (tmp_path / "checkpoint-x").mkdir()
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == [
-        "checkpoint-10", "checkpoint-20"]
+        "checkpoint-10",
+        "checkpoint-20",
+    ]
     resume = checkpoints.find_resume_checkpoint("auto", tmp_path, marker)
     assert resume is not None and resume.name == "checkpoint-20"
     assert checkpoints.find_resume_checkpoint("no", tmp_path, marker) is None
@@ -133,23 +162,33 @@ def test_checkpoint_discovery_skips_incomplete_and_foreign(tmp_path):
         checkpoints.find_resume_checkpoint(str(tmp_path / "checkpoint-30"), tmp_path, marker)
     checkpoints.rotate(tmp_path, marker, keep=1, protect=[tmp_path / "checkpoint-10"])
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == [
-        "checkpoint-10", "checkpoint-20"]
+        "checkpoint-10",
+        "checkpoint-20",
+    ]
     checkpoints.rotate(tmp_path, marker, keep=1)
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == ["checkpoint-20"]
 
 
 def test_metric_lines_match_sagemaker_definitions():
-    line = artifacts.metric_line({"step": 12, "epoch": 0.5, "train_loss": 0.69314718,
-                                  "eval_loss": 1.5e-05, "eval_accuracy": 0.875, "note": "x"})
-    assert line == ("metrics: step=12; epoch=0.5; train_loss=0.693147; eval_loss=1.5e-05; "
-                    "eval_accuracy=0.875;")
+    line = artifacts.metric_line(
+        {
+            "step": 12,
+            "epoch": 0.5,
+            "train_loss": 0.69314718,
+            "eval_loss": 1.5e-05,
+            "eval_accuracy": 0.875,
+            "note": "x",
+        }
+    )
+    assert line == (
+        "metrics: step=12; epoch=0.5; train_loss=0.693147; eval_loss=1.5e-05; eval_accuracy=0.875;"
+    )
     found = {}
     for definition in artifacts.metric_definitions():
         match = re.search(definition["Regex"], line)
         if match:
             found[definition["Name"]] = float(match.group(1))
-    assert found == {"epoch": 0.5, "train_loss": 0.693147, "eval_loss": 1.5e-05,
-                     "eval_accuracy": 0.875}
+    assert found == {"epoch": 0.5, "train_loss": 0.693147, "eval_loss": 1.5e-05, "eval_accuracy": 0.875}
 
 
 def test_compute_metrics_and_confusion_matrix_png(tmp_path):
@@ -158,11 +197,9 @@ def test_compute_metrics_and_confusion_matrix_png(tmp_path):
     assert result["accuracy"] == pytest.approx(0.6)
     assert result["confusion_matrix"] == [[2, 0, 0], [1, 1, 0], [0, 1, 0]]
     assert set(result["per_class"]) == set(names)
-    assert result["per_class"]["중립"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
-                                          "support": 1}
+    assert result["per_class"]["중립"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert 0 < result["macro_f1"] < 1
-    path = metrics_module.save_confusion_matrix_png(result["confusion_matrix"], names,
-                                                    tmp_path / "cm.png")
+    path = metrics_module.save_confusion_matrix_png(result["confusion_matrix"], names, tmp_path / "cm.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="outside"):
         metrics_module.compute_metrics([0, 3], [0, 0], names)
@@ -172,7 +209,6 @@ def test_container_without_train_channel_is_a_clear_error(project_dir):
     """A local data/prepared folder must not stand in for a channel SageMaker did not mount."""
     tmp_path = project_dir
     (tmp_path / "data" / "prepared" / "train").mkdir(parents=True)
-    environ = {"SM_MODEL_DIR": str(tmp_path / "model"),
-               "SM_CHANNEL_VALIDATION": str(tmp_path / "validation")}
+    environ = {"SM_MODEL_DIR": str(tmp_path / "model"), "SM_CHANNEL_VALIDATION": str(tmp_path / "validation")}
     with pytest.raises(options.OptionError, match="no train data: the SageMaker job has no 'train'"):
         options.parse_options([], environ)

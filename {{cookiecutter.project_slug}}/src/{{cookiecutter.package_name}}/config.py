@@ -156,7 +156,8 @@ def _section(cls: type, table: Any, where: str) -> Any:
         return cls(**values)
     except TypeError as error:
         missing = [
-            f.name for f in fields(cls)
+            f.name
+            for f in fields(cls)
             if f.name not in values
             and f.default is dataclasses.MISSING
             and f.default_factory is dataclasses.MISSING
@@ -215,9 +216,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
         )
     types = get_type_hints(ProjectConfig)
     sections = {
-        name: _section(types[name], raw[name], f"{config_path} [{name}]")
-        for name in SECTIONS
-        if name in raw
+        name: _section(types[name], raw[name], f"{config_path} [{name}]") for name in SECTIONS if name in raw
     }
     for required in ("project", "data", "model"):
         if required not in sections:

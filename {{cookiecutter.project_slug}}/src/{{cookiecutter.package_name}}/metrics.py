@@ -35,9 +35,7 @@ def compute_metrics(
     label_ids = list(range(len(names)))
     out_of_range = sorted({v for v in (*y_true, *y_pred) if not 0 <= v < len(names)})
     if out_of_range:
-        raise ValueError(
-            f"label id(s) {out_of_range} outside 0..{len(names) - 1} ({', '.join(names)})"
-        )
+        raise ValueError(f"label id(s) {out_of_range} outside 0..{len(names) - 1} ({', '.join(names)})")
     if not y_true:
         zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
         return {
@@ -171,7 +169,8 @@ def label_fonts(label_names: Sequence[str]) -> list[str]:
     if missing not in _warned:
         _warned.add(missing)
         log.warning(
-            "no installed font has glyphs for %r of the label names: the PNG shows them as "
-            "boxes; %s", missing[:20], FONT_HELP,
+            "no installed font has glyphs for %r of the label names: the PNG shows them as boxes; %s",
+            missing[:20],
+            FONT_HELP,
         )
     return ["sans-serif"]

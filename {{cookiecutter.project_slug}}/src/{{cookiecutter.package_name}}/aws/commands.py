@@ -59,15 +59,15 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace, config: ProjectConfig, need_role: bool) -> Any:
     from .session import resolve_settings
 
-    return resolve_settings(config, region=args.region, role=args.role, bucket=args.bucket,
-                            need_role=need_role)
+    return resolve_settings(
+        config, region=args.region, role=args.role, bucket=args.bucket, need_role=need_role
+    )
 
 
 def _model_source_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--job", help="name of a completed training job whose model to use")
-    source.add_argument("--model-data",
-                        help="model.tar.gz (local file or s3:// URI) with code/inference.py")
+    source.add_argument("--model-data", help="model.tar.gz (local file or s3:// URI) with code/inference.py")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,45 +80,71 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
-        "train", help="run a training entry point as a SageMaker job (or locally)",
+        "train",
+        help="run a training entry point as a SageMaker job (or locally)",
         description="Launch training. Modes: hosted (ml.* instances), local (SageMaker local "
         "mode with Docker; local_gpu is picked when a GPU is visible), local_gpu, process "
         "(no Docker: the entry point in a subprocess with the container's environment).",
     )
-    train.add_argument("--mode", default="hosted", choices=("hosted", "local", "local_gpu",
-                                                             "process"))
-    train.add_argument("--entry-point", choices=("train_hf", "train_torch"),
-                       help="Hugging Face Trainer or plain PyTorch loop (default: config)")
+    train.add_argument("--mode", default="hosted", choices=("hosted", "local", "local_gpu", "process"))
+    train.add_argument(
+        "--entry-point",
+        choices=("train_hf", "train_torch"),
+        help="Hugging Face Trainer or plain PyTorch loop (default: config)",
+    )
     train.add_argument("--instance-type", help="e.g. ml.g5.2xlarge (default: config)")
     train.add_argument("--instance-count", type=int, help="instances (default: config)")
     train.add_argument("--transformers-version", help="training image version (default: config)")
     train.add_argument("--pytorch-version", help="training image version (default: config)")
     train.add_argument("--py-version", help="e.g. py312 (default: config)")
     for channel in ("train", "validation", "test"):
-        train.add_argument(f"--{channel}", metavar="FOLDER_OR_S3",
-                           help=f"{channel} channel (default: <prepared_dir>/{channel})")
-    train.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a hyperparameter (repeatable), e.g. --hp epochs=1")
-    train.add_argument("--spot", action=argparse.BooleanOptionalAction, default=None,
-                       help="managed spot training (default: config use_spot)")
+        train.add_argument(
+            f"--{channel}",
+            metavar="FOLDER_OR_S3",
+            help=f"{channel} channel (default: <prepared_dir>/{channel})",
+        )
+    train.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (repeatable), e.g. --hp epochs=1",
+    )
+    train.add_argument(
+        "--spot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="managed spot training (default: config use_spot)",
+    )
     train.add_argument("--max-run", type=int, metavar="SECONDS", help="maximum training time")
-    train.add_argument("--max-wait", type=int, metavar="SECONDS",
-                       help="spot only: maximum time including waits for capacity")
+    train.add_argument(
+        "--max-wait", type=int, metavar="SECONDS", help="spot only: maximum time including waits for capacity"
+    )
     train.add_argument("--distribution", choices=("auto", "torchrun", "none"))
-    train.add_argument("--output-path", help="s3:// prefix for model.tar.gz (hosted); "
-                       "local folder for local mode")
-    train.add_argument("--checkpoint-s3-uri",
-                       help="hosted: checkpoint location synced with /opt/ml/checkpoints; reuse "
-                       "an earlier job's to resume from it (default: a new per-run prefix)")
-    train.add_argument("--work-dir", type=Path,
-                       help="process mode: folder for the /opt/ml tree "
-                       "(default: sagemaker-process in the project folder)")
-    train.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
-                       help="record the run in SageMaker Experiments (default: config "
-                       "track_experiments for hosted jobs, off for other modes)")
+    train.add_argument(
+        "--output-path", help="s3:// prefix for model.tar.gz (hosted); local folder for local mode"
+    )
+    train.add_argument(
+        "--checkpoint-s3-uri",
+        help="hosted: checkpoint location synced with /opt/ml/checkpoints; reuse "
+        "an earlier job's to resume from it (default: a new per-run prefix)",
+    )
+    train.add_argument(
+        "--work-dir",
+        type=Path,
+        help="process mode: folder for the /opt/ml tree (default: sagemaker-process in the project folder)",
+    )
+    train.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record the run in SageMaker Experiments (default: config "
+        "track_experiments for hosted jobs, off for other modes)",
+    )
     train.add_argument("--no-wait", action="store_true", help="return once the job is created")
-    train.add_argument("--dry-run", action="store_true",
-                       help="validate and print the plan; touch neither AWS nor Docker")
+    train.add_argument(
+        "--dry-run", action="store_true", help="validate and print the plan; touch neither AWS nor Docker"
+    )
     _aws_arguments(train)
     train.set_defaults(handler=_train)
 
@@ -127,13 +153,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
     deploy.add_argument("--instance-type", help="default: config inference_instance_type")
     deploy.add_argument("--instance-count", type=int, default=1)
-    deploy.add_argument("--serverless-memory", type=int, metavar="MB",
-                        help="serverless endpoint with this memory (1024-6144 MB), no instances")
+    deploy.add_argument(
+        "--serverless-memory",
+        type=int,
+        metavar="MB",
+        help="serverless endpoint with this memory (1024-6144 MB), no instances",
+    )
     deploy.add_argument("--serverless-concurrency", type=int, default=5)
-    deploy.add_argument("--autoscale", metavar="MIN:MAX",
-                        help="scale the instance count between MIN and MAX on invocations")
-    deploy.add_argument("--target-invocations", type=int, default=100, metavar="N",
-                        help="--autoscale target: invocations per instance per minute")
+    deploy.add_argument(
+        "--autoscale", metavar="MIN:MAX", help="scale the instance count between MIN and MAX on invocations"
+    )
+    deploy.add_argument(
+        "--target-invocations",
+        type=int,
+        default=100,
+        metavar="N",
+        help="--autoscale target: invocations per instance per minute",
+    )
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for InService")
     _aws_arguments(deploy)
     deploy.set_defaults(handler=_deploy)
@@ -147,8 +183,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     invoke.set_defaults(handler=_invoke)
 
     batch = commands.add_parser(
-        "batch-transform", help="predict a JSON Lines file with a batch transform job",
-        description="Input: an s3:// JSON Lines file or prefix with {\"inputs\": text} records, "
+        "batch-transform",
+        help="predict a JSON Lines file with a batch transform job",
+        description='Input: an s3:// JSON Lines file or prefix with {"inputs": text} records, '
         "or a local data file (converted from the configured text column and uploaded). "
         "Output: one JSON line per input record.",
     )
@@ -168,8 +205,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete = commands.add_parser("delete", help="delete an endpoint with its config and model")
     target = delete.add_mutually_exclusive_group()
     target.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
-    target.add_argument("--all", action="store_true",
-                        help="every endpoint, endpoint config and model of this project")
+    target.add_argument(
+        "--all", action="store_true", help="every endpoint, endpoint config and model of this project"
+    )
     _aws_arguments(delete)
     delete.set_defaults(handler=_delete)
 
@@ -196,12 +234,20 @@ def _train(args: argparse.Namespace) -> int:
     hosted = mode == "hosted"
     track = args.track if args.track is not None else (section.track_experiments and hosted)
     plan = plan_training(
-        config, mode=mode, entry_point=args.entry_point, instance_type=args.instance_type,
-        instance_count=args.instance_count, versions=versions,
+        config,
+        mode=mode,
+        entry_point=args.entry_point,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        versions=versions,
         channels={"train": args.train, "validation": args.validation, "test": args.test},
-        overrides=parse_overrides(args.hp), use_spot=args.spot, max_run_seconds=args.max_run,
-        max_wait_seconds=args.max_wait, distribution=args.distribution,
-        output_path=args.output_path if hosted else None, region=args.region,
+        overrides=parse_overrides(args.hp),
+        use_spot=args.spot,
+        max_run_seconds=args.max_run,
+        max_wait_seconds=args.max_wait,
+        distribution=args.distribution,
+        output_path=args.output_path if hosted else None,
+        region=args.region,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
     )
     if not hosted and args.output_path:
@@ -222,14 +268,12 @@ def _train(args: argparse.Namespace) -> int:
         if settings is not None:
             from .images import image_uri
 
-            summary["image"] = image_uri(plan.versions, "training", settings.region,
-                                         plan.instance_type)
+            summary["image"] = image_uri(plan.versions, "training", settings.region, plan.instance_type)
             summary["region"], summary["role"] = settings.region, settings.role
         summary["track_experiments"] = track
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return 0
-    result = train(config, plan, settings, wait=not args.no_wait, track=track,
-                   work_dir=args.work_dir)
+    result = train(config, plan, settings, wait=not args.no_wait, track=track, work_dir=args.work_dir)
     print(f"{result.mode} training {result.job_name}: {result.status or 'created'}")
     print(f"model: {result.model_location}")
     for name, value in sorted(result.metrics.items()):
@@ -259,29 +303,40 @@ def _deploy(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     settings = _settings(args, config, need_role=True)
     kind, value = _source(args, config)
-    instance_type, _ = plan_deploy(config, instance_type=args.instance_type,
-                                   serverless_memory_mb=args.serverless_memory,
-                                   region=settings.region)
+    instance_type, _ = plan_deploy(
+        config,
+        instance_type=args.instance_type,
+        serverless_memory_mb=args.serverless_memory,
+        region=settings.region,
+    )
     if args.instance_count < 1:
         raise UsageError("--instance-count must be at least 1")
     scaling = parse_autoscaling(args.autoscale, args.target_invocations) if args.autoscale else None
-    check_autoscaling(scaling, serverless=bool(args.serverless_memory), wait=not args.no_wait,
-                      instance_count=args.instance_count)
+    check_autoscaling(
+        scaling,
+        serverless=bool(args.serverless_memory),
+        wait=not args.no_wait,
+        instance_count=args.instance_count,
+    )
     aws = Aws(settings)
     endpoint_name = args.endpoint_name or default_endpoint_name(config)
     check_endpoint_free(aws, endpoint_name)  # before uploading anything
     source = materialise_model_source(config, aws, kind, value)
     result = deploy(
-        config, aws, source, endpoint_name=endpoint_name,
-        instance_type=instance_type, instance_count=args.instance_count,
+        config,
+        aws,
+        source,
+        endpoint_name=endpoint_name,
+        instance_type=instance_type,
+        instance_count=args.instance_count,
         serverless_memory_mb=args.serverless_memory,
-        serverless_max_concurrency=args.serverless_concurrency, autoscaling=scaling,
+        serverless_max_concurrency=args.serverless_concurrency,
+        autoscaling=scaling,
         wait=not args.no_wait,
     )
     print(f"endpoint {result.endpoint_name}: {result.status}")
     if result.autoscaling and scaling is not None:
-        print(f"  autoscaling: {result.autoscaling} "
-              f"({scaling.minimum}-{scaling.maximum} instances)")
+        print(f"  autoscaling: {result.autoscaling} ({scaling.minimum}-{scaling.maximum} instances)")
     print(f"  endpoint config: {result.endpoint_config_name}")
     print(f"  model: {result.model_name} ({result.model_data})")
     print(f"  image: {result.image}")
@@ -330,8 +385,14 @@ def _batch_transform(args: argparse.Namespace) -> int:
         aws = Aws(settings)
         source = materialise_model_source(config, aws, kind, value)
         result = batch_transform(
-            config, aws, source, records, output_uri=args.output, instance_type=instance_type,
-            instance_count=args.instance_count, wait=not args.no_wait,
+            config,
+            aws,
+            source,
+            records,
+            output_uri=args.output,
+            instance_type=instance_type,
+            instance_count=args.instance_count,
+            wait=not args.no_wait,
         )
     print(f"batch transform {result.job_name}: {result.status}")
     print(f"  image: {result.image}")
@@ -388,6 +449,7 @@ def _images(args: argparse.Namespace) -> int:
     from .images import supported_versions
 
     for versions, processors in supported_versions(args.scope):
-        print(f"{versions.transformers:10} pytorch {versions.pytorch:8} {versions.py:6} "
-              f"{'/'.join(processors)}")
+        print(
+            f"{versions.transformers:10} pytorch {versions.pytorch:8} {versions.py:6} {'/'.join(processors)}"
+        )
     return 0

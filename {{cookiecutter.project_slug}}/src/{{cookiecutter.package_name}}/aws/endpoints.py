@@ -62,8 +62,7 @@ def check_model_archive(path: Path) -> None:
         check(path)
     except PackageError as error:
         raise UsageError(
-            f"{error}; build the archive with `{PACKAGE} package` (model files at the root "
-            f"plus {HANDLER})"
+            f"{error}; build the archive with `{PACKAGE} package` (model files at the root plus {HANDLER})"
         ) from None
 
 
@@ -81,8 +80,9 @@ def inference_versions(config: ProjectConfig, trained: Versions) -> Versions:
                 "set both inference_transformers_version and inference_pytorch_version in "
                 "[sagemaker] of config.toml, or neither"
             )
-        return Versions(section.inference_transformers_version,
-                        section.inference_pytorch_version, section.py_version)
+        return Versions(
+            section.inference_transformers_version, section.inference_pytorch_version, section.py_version
+        )
     return matching_inference_versions(trained)
 
 
@@ -114,8 +114,7 @@ def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: 
         from sagemaker.core.resources import TrainingJob
 
         try:
-            job = TrainingJob.get(training_job_name=value, session=aws.boto,
-                                  region=aws.settings.region)
+            job = TrainingJob.get(training_job_name=value, session=aws.boto, region=aws.settings.region)
         except ClientError as error:
             raise UsageError(
                 f"training job {value!r} in {aws.settings.region}: "
@@ -207,11 +206,14 @@ def check_autoscaling(
     if scaling is None:
         return
     if serverless or not wait:
-        raise UsageError("--autoscale needs an instance endpoint and waiting for InService "
-                         "(no --serverless-memory, no --no-wait)")
+        raise UsageError(
+            "--autoscale needs an instance endpoint and waiting for InService "
+            "(no --serverless-memory, no --no-wait)"
+        )
     if not scaling.minimum <= instance_count <= scaling.maximum:
-        raise UsageError(f"--instance-count {instance_count} is outside --autoscale "
-                         f"{scaling.minimum}:{scaling.maximum}")
+        raise UsageError(
+            f"--instance-count {instance_count} is outside --autoscale {scaling.minimum}:{scaling.maximum}"
+        )
 
 
 def enable_autoscaling(aws: Aws, endpoint_name: str, scaling: Autoscaling) -> str:
@@ -219,12 +221,17 @@ def enable_autoscaling(aws: Aws, endpoint_name: str, scaling: Autoscaling) -> st
     client = aws.client("application-autoscaling")
     resource = _scaling_resource(endpoint_name)
     client.register_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
-        MinCapacity=scaling.minimum, MaxCapacity=scaling.maximum,
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=SCALABLE_DIMENSION,
+        MinCapacity=scaling.minimum,
+        MaxCapacity=scaling.maximum,
     )
     client.put_scaling_policy(
         PolicyName=f"{endpoint_name}-invocations",
-        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=SCALABLE_DIMENSION,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": float(scaling.invocations_per_instance),
@@ -268,9 +275,7 @@ def create_model(
     }
     return Model.create(
         model_name=name,
-        primary_container=ContainerDefinition(
-            image=image, model_data_url=model_data, environment=env
-        ),
+        primary_container=ContainerDefinition(image=image, model_data_url=model_data, environment=env),
         execution_role_arn=aws.settings.role,
         session=aws.boto,
         region=aws.settings.region,
@@ -309,13 +314,15 @@ def deploy(
 ) -> Deployment:
     """Model -> endpoint config -> endpoint (-> autoscaling); removes what it made if a later
     step fails."""
-    check_autoscaling(autoscaling, serverless=bool(serverless_memory_mb), wait=wait,
-                      instance_count=instance_count)
+    check_autoscaling(
+        autoscaling, serverless=bool(serverless_memory_mb), wait=wait, instance_count=instance_count
+    )
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
-    image = image_uri(inference_versions(config, source.versions), "inference",
-                      aws.settings.region, lookup_type)
+    image = image_uri(
+        inference_versions(config, source.versions), "inference", aws.settings.region, lookup_type
+    )
     check_endpoint_free(aws, endpoint_name)
     suffix = timestamp()
     name = resource_name(endpoint_name, suffix)
@@ -323,11 +330,13 @@ def deploy(
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
     if serverless_memory_mb:
         variant["ServerlessConfig"] = {
-            "MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": serverless_max_concurrency,
+            "MemorySizeInMB": serverless_memory_mb,
+            "MaxConcurrency": serverless_max_concurrency,
         }
     else:
-        variant.update(InstanceType=instance_type, InitialInstanceCount=instance_count,
-                       InitialVariantWeight=1.0)
+        variant.update(
+            InstanceType=instance_type, InitialInstanceCount=instance_count, InitialVariantWeight=1.0
+        )
     created: list[Callable[[], Any]] = []  # how to remove each resource made so far
     try:
         created.append(create_model(aws, name, image, source.model_data).delete)
@@ -336,8 +345,10 @@ def deploy(
         client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
         created.append(lambda: client.delete_endpoint_config(EndpointConfigName=name))
         endpoint = Endpoint.create(
-            endpoint_name=endpoint_name, endpoint_config_name=name,
-            session=aws.boto, region=aws.settings.region,
+            endpoint_name=endpoint_name,
+            endpoint_config_name=name,
+            session=aws.boto,
+            region=aws.settings.region,
         )
         created.append(endpoint.delete)
         log.info("endpoint %s is being created (model %s, image %s)", endpoint_name, name, image)
@@ -355,8 +366,9 @@ def deploy(
             except Exception as error:  # report, but keep the original failure
                 log.warning("could not clean up after a failed deploy: %s", error)
         raise
-    return Deployment(endpoint_name, name, name, image, source.model_data,
-                      str(endpoint.endpoint_status), scaling)
+    return Deployment(
+        endpoint_name, name, name, image, source.model_data, str(endpoint.endpoint_status), scaling
+    )
 
 
 def check_endpoint_free(aws: Aws, endpoint_name: str) -> None:
@@ -426,8 +438,8 @@ def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
     prefix = f"{endpoint_name}-"
     in_use = _configs_in_use(client, exclude=endpoint_name)
     config_names |= {
-        c["EndpointConfigName"] for c in _paged(client, "list_endpoint_configs", "EndpointConfigs",
-                                                NameContains=endpoint_name)
+        c["EndpointConfigName"]
+        for c in _paged(client, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name)
         if c["EndpointConfigName"].startswith(prefix)
     }
     for name in sorted(config_names - in_use):
@@ -439,7 +451,8 @@ def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
         client.delete_endpoint_config(EndpointConfigName=name)
         removed.append(Removed("endpoint config", name))
     model_names |= {
-        m["ModelName"] for m in _paged(client, "list_models", "Models", NameContains=endpoint_name)
+        m["ModelName"]
+        for m in _paged(client, "list_models", "Models", NameContains=endpoint_name)
         if m["ModelName"].startswith(prefix)
     }
     models_in_use = _models_in_use(client, in_use)
@@ -501,21 +514,30 @@ def list_resources(aws: Aws, prefix: str) -> Listing:
     client = aws.client("sagemaker")
 
     def named(operation: str, key: str, field_name: str) -> list[dict[str, Any]]:
-        return [item for item in _paged(client, operation, key, NameContains=prefix)
-                if item[field_name].startswith(prefix)]
+        return [
+            item
+            for item in _paged(client, operation, key, NameContains=prefix)
+            if item[field_name].startswith(prefix)
+        ]
 
     return Listing(
-        endpoints=[{"name": e["EndpointName"], "status": str(e.get("EndpointStatus", ""))}
-                   for e in named("list_endpoints", "Endpoints", "EndpointName")],
-        endpoint_configs=[c["EndpointConfigName"] for c in
-                          named("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")],
+        endpoints=[
+            {"name": e["EndpointName"], "status": str(e.get("EndpointStatus", ""))}
+            for e in named("list_endpoints", "Endpoints", "EndpointName")
+        ],
+        endpoint_configs=[
+            c["EndpointConfigName"]
+            for c in named("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")
+        ],
         models=[m["ModelName"] for m in named("list_models", "Models", "ModelName")],
-        training_jobs=[{"name": j["TrainingJobName"], "status": str(j.get("TrainingJobStatus"))}
-                       for j in named("list_training_jobs", "TrainingJobSummaries",
-                                      "TrainingJobName")],
-        transform_jobs=[{"name": j["TransformJobName"], "status": str(j.get("TransformJobStatus"))}
-                        for j in named("list_transform_jobs", "TransformJobSummaries",
-                                       "TransformJobName")],
+        training_jobs=[
+            {"name": j["TrainingJobName"], "status": str(j.get("TrainingJobStatus"))}
+            for j in named("list_training_jobs", "TrainingJobSummaries", "TrainingJobName")
+        ],
+        transform_jobs=[
+            {"name": j["TransformJobName"], "status": str(j.get("TransformJobStatus"))}
+            for j in named("list_transform_jobs", "TransformJobSummaries", "TransformJobName")
+        ],
     )
 
 
@@ -545,8 +567,7 @@ def texts_from_table(path: Path, config: ProjectConfig) -> list[str]:
     column = config.data.text_column if config.data.text_column in table.columns else "inputs"
     if column not in table.columns:
         raise DataFormatError(
-            f"{path}: no {config.data.text_column!r} (or 'inputs') column; has "
-            f"{', '.join(table.columns)}"
+            f"{path}: no {config.data.text_column!r} (or 'inputs') column; has {', '.join(table.columns)}"
         )
     texts = []
     for row in table.rows:
@@ -605,8 +626,9 @@ def batch_transform(
         TransformS3DataSource,
     )
 
-    image = image_uri(inference_versions(config, source.versions), "inference",
-                      aws.settings.region, instance_type)
+    image = image_uri(
+        inference_versions(config, source.versions), "inference", aws.settings.region, instance_type
+    )
     base = resource_name(config.project.slug, max_length=40)
     job_name = resource_name(f"{base}-batch", timestamp())
     prefix = f"s3://{aws.bucket}/{base}/batch/{job_name}"
@@ -616,7 +638,10 @@ def batch_transform(
     # A MultiRecord request holds as many lines as fit in the payload: far more texts than the
     # real-time limit allows, and more work than the 60 s real-time deadline.
     model = create_model(
-        aws, job_name, image, source.model_data,
+        aws,
+        job_name,
+        image,
+        source.model_data,
         environment={"INFERENCE_MAX_TEXTS": str(BATCH_MAX_TEXTS)},
     )
     try:
@@ -655,5 +680,6 @@ def batch_transform(
         model.delete()
         removed = True
     job.refresh()
-    return TransformResult(job_name, job_name, image, input_uri, output_uri,
-                           str(job.transform_job_status), removed)
+    return TransformResult(
+        job_name, job_name, image, input_uri, output_uri, str(job.transform_job_status), removed
+    )

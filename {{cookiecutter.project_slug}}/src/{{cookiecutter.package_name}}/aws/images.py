@@ -45,7 +45,7 @@ def supported_versions(scope: str) -> list[tuple[Versions, tuple[str, ...]]]:
                 continue
             processors = tuple(details.get("processors", default_processors))
             for py in details.get("py_versions", ()):
-                found.append((Versions(version, framework[len("pytorch"):], py), processors))
+                found.append((Versions(version, framework[len("pytorch") :], py), processors))
     return found
 
 
@@ -68,8 +68,7 @@ def check_versions(versions: Versions, scope: str, processor: str | None = None)
             return
     same = [c for c, _ in available if c.transformers == versions.transformers]
     hint = (
-        f"images for transformers {versions.transformers}: "
-        + ", ".join(c.describe() for c in same)
+        f"images for transformers {versions.transformers}: " + ", ".join(c.describe() for c in same)
         if same
         else "newest: " + ", ".join(c.describe() for c, _ in available[-3:])
     )
@@ -85,8 +84,7 @@ def matching_inference_versions(trained: Versions) -> Versions:
     preferring the oldest release not older than the one the model was saved with."""
     major = _version_key(trained.transformers)[:1]
     candidates = sorted(
-        {c for c, _ in supported_versions("inference")
-         if _version_key(c.transformers)[:1] == major},
+        {c for c, _ in supported_versions("inference") if _version_key(c.transformers)[:1] == major},
         key=lambda c: (_version_key(c.transformers), _version_key(c.pytorch)),
     )
     if not candidates:

@@ -45,15 +45,12 @@ def resolve_settings(
     """Pick region, role and bucket from the CLI, then config.toml, then the environment."""
     section = config.sagemaker
     region = (
-        region or section.region or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION") or ""
+        region or section.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
     )
     role = role or section.role or os.environ.get(ROLE_ENV, "")
     bucket = bucket or section.bucket or os.environ.get(BUCKET_ENV, "")
     if not region:
-        raise UsageError(
-            "no AWS region: set region in [sagemaker] of config.toml, AWS_REGION, or --region"
-        )
+        raise UsageError("no AWS region: set region in [sagemaker] of config.toml, AWS_REGION, or --region")
     if not _REGION.match(region):
         raise UsageError(f"{region!r} is not an AWS region name (e.g. ap-northeast-2)")
     if need_role and not role:
@@ -67,7 +64,7 @@ def resolve_settings(
             f"{role!r} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>"
         )
     if bucket.startswith("s3://"):
-        bucket = bucket[len("s3://"):].strip("/")
+        bucket = bucket[len("s3://") :].strip("/")
     if bucket and not _BUCKET.match(bucket):
         raise UsageError(f"{bucket!r} is not a valid S3 bucket name")
     return AwsSettings(region=region, role=role, bucket=bucket)
@@ -81,7 +78,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> ``("bucket", "key")``."""
     if not uri.startswith("s3://") or len(uri) <= len("s3://"):
         raise UsageError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
@@ -157,8 +154,9 @@ class Aws:
                     f"default bucket {name} is not usable ({_error_code(error)}); it may belong "
                     "to another account: set bucket in [sagemaker] of config.toml or --bucket"
                 ) from None
-        location = {} if region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        location = (
+            {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         s3.create_bucket(Bucket=name, **location)
         log.info("created the SageMaker default bucket %s", name)
         return name

@@ -159,9 +159,7 @@ def check_channel(name: str, source: str) -> str:
     files = find_data_files(path)
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "no data file"
-        raise UsageError(
-            f"channel {name!r}: {path} must hold exactly one CSV/TSV/JSONL file, found {found}"
-        )
+        raise UsageError(f"channel {name!r}: {path} must hold exactly one CSV/TSV/JSONL file, found {found}")
     return str(path.resolve())
 
 
@@ -189,9 +187,7 @@ def plan_training(
         raise UsageError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     entry_point = entry_point or section.entry_point
     if entry_point not in ENTRY_POINTS:
-        raise UsageError(
-            f"unknown entry point {entry_point!r}; use one of {', '.join(ENTRY_POINTS)}"
-        )
+        raise UsageError(f"unknown entry point {entry_point!r}; use one of {', '.join(ENTRY_POINTS)}")
     if mode in ("local", "local_gpu"):
         instance_type, instance_count = mode, 1
     elif mode == "process":
@@ -202,9 +198,7 @@ def plan_training(
         check_instance_type(instance_type, "training")
     if instance_count < 1:
         raise UsageError(f"instance count must be at least 1, got {instance_count}")
-    versions = versions or Versions(
-        section.transformers_version, section.pytorch_version, section.py_version
-    )
+    versions = versions or Versions(section.transformers_version, section.pytorch_version, section.py_version)
     if mode != "process":
         check_versions(versions, "training", processor_for(instance_type))
 
@@ -226,9 +220,7 @@ def plan_training(
     max_run = max_run_seconds or section.max_run_seconds
     max_wait = max_wait_seconds or section.max_wait_seconds
     if use_spot and max_wait < max_run:
-        raise UsageError(
-            f"spot training needs max_wait_seconds ({max_wait}) >= max_run_seconds ({max_run})"
-        )
+        raise UsageError(f"spot training needs max_wait_seconds ({max_wait}) >= max_run_seconds ({max_run})")
     if use_spot and mode != "hosted":
         raise UsageError("spot training applies to hosted jobs only (--mode hosted)")
 
@@ -236,9 +228,7 @@ def plan_training(
     if distribution not in ("auto", "torchrun", "none"):
         raise UsageError(f"distribution must be auto, torchrun or none, got {distribution!r}")
     gpus = gpus_per_instance(instance_type, region or section.region) if mode == "hosted" else 0
-    torchrun = distribution == "torchrun" or (
-        distribution == "auto" and (instance_count > 1 or gpus > 1)
-    )
+    torchrun = distribution == "torchrun" or (distribution == "auto" and (instance_count > 1 or gpus > 1))
     for name, uri in (("output path", output_path), ("checkpoint URI", checkpoint_s3_uri)):
         if uri and not uri.startswith("s3://"):
             raise UsageError(f"{name} must be an s3:// URI, got {uri!r}")
@@ -289,14 +279,14 @@ def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -
     package_dir = Path(__file__).resolve().parents[1]
     target = destination / PACKAGE
     shutil.copytree(
-        package_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        package_dir,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         dirs_exist_ok=True,
     )
     # The job must train with the configuration this launch was validated against.
     shutil.copyfile(config.path, target / "config.toml")
-    (destination / "requirements.txt").write_text(
-        "\n".join(_requirements(config)) + "\n", encoding="utf-8"
-    )
+    (destination / "requirements.txt").write_text("\n".join(_requirements(config)) + "\n", encoding="utf-8")
     # The launcher points the package at the staged config: a config.toml found by searching
     # the working directory's parents could be another one.
     (destination / LAUNCHER).write_text(
@@ -367,8 +357,10 @@ def launch_sagemaker(
             inputs = []
             for name, source in plan.channels.items():
                 # Local folders go under a per-run prefix; s3:// channels are used as they are.
-                uri = source if source.startswith("s3://") else aws.upload(
-                    Path(source), f"{prefix}/data/{run_id}/{name}"
+                uri = (
+                    source
+                    if source.startswith("s3://")
+                    else aws.upload(Path(source), f"{prefix}/data/{run_id}/{name}")
                 )
                 log.info("channel %s: %s", name, uri)
                 inputs.append(InputData(channel_name=name, data_source=uri))
@@ -399,7 +391,8 @@ def launch_sagemaker(
         trainer = ModelTrainer(
             training_image=plan.image,
             source_code=SourceCode(
-                source_dir=str(source_dir), entry_script=LAUNCHER,
+                source_dir=str(source_dir),
+                entry_script=LAUNCHER,
                 requirements="requirements.txt",
             ),
             distributed=Torchrun() if plan.torchrun else None,
@@ -424,8 +417,9 @@ def launch_sagemaker(
         for m in (getattr(job, "final_metric_data_list", None) or [])
         if hasattr(m, "metric_name")
     }
-    return TrainingResult("hosted", job.training_job_name, str(location),
-                          str(job.training_job_status), metrics)
+    return TrainingResult(
+        "hosted", job.training_job_name, str(location), str(job.training_job_status), metrics
+    )
 
 
 def check_docker() -> None:
@@ -439,7 +433,10 @@ def check_docker() -> None:
     try:
         result = subprocess.run(
             [docker, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise UsageError(f"SageMaker local mode needs a running Docker engine: {error}") from None
@@ -456,26 +453,26 @@ def count_gpus() -> int:
     if shutil.which("nvidia-smi") is None:
         return 0
     try:
-        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
-                                timeout=20, check=False)
+        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
 
 
-def container_environment(
-    root: Path, plan: TrainingPlan, job_name: str, num_gpus: int
-) -> dict[str, str]:
+def container_environment(root: Path, plan: TrainingPlan, job_name: str, num_gpus: int) -> dict[str, str]:
     """The ``SM_*`` variables SageMaker's drivers export, pointing into ``root``/opt/ml."""
     ml = root / "opt" / "ml"
     channels = list(plan.channels)
     hps = {key: _deserialize(value) for key, value in plan.hyperparameters.items()}
     resource = {
-        "current_host": "algo-1", "current_instance_type": plan.instance_type,
-        "hosts": ["algo-1"], "network_interface_name": "eth0",
+        "current_host": "algo-1",
+        "current_instance_type": plan.instance_type,
+        "hosts": ["algo-1"],
+        "network_interface_name": "eth0",
     }
-    input_config = {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
-                    for name in channels}
+    input_config = {
+        name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for name in channels
+    }
     values: dict[str, Any] = {
         "TRAINING_JOB_NAME": job_name,
         "SM_MODEL_DIR": ml / "model",
@@ -510,9 +507,13 @@ def container_environment(
         values[f"SM_HP_{key.replace('-', '_').upper()}"] = value
     values["SM_TRAINING_ENV"] = {
         "channel_input_dirs": {n: str(values[f"SM_CHANNEL_{n.upper()}"]) for n in channels},
-        "current_host": "algo-1", "hosts": ["algo-1"], "hyperparameters": hps,
-        "job_name": job_name, "model_dir": str(values["SM_MODEL_DIR"]),
-        "num_gpus": num_gpus, "output_data_dir": str(values["SM_OUTPUT_DATA_DIR"]),
+        "current_host": "algo-1",
+        "hosts": ["algo-1"],
+        "hyperparameters": hps,
+        "job_name": job_name,
+        "model_dir": str(values["SM_MODEL_DIR"]),
+        "num_gpus": num_gpus,
+        "output_data_dir": str(values["SM_OUTPUT_DATA_DIR"]),
     }
     return {key: _serialize(value) for key, value in values.items()}
 
@@ -568,8 +569,14 @@ def run_process(
     (config_dir / "resourceconfig.json").write_text(env["SM_RESOURCE_CONFIG"])
 
     if plan.torchrun or gpus > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
-                   f"--nproc_per_node={max(gpus, 1)}", LAUNCHER]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes=1",
+            f"--nproc_per_node={max(gpus, 1)}",
+            LAUNCHER,
+        ]
     else:
         command = [sys.executable, LAUNCHER]
     command += hyperparameter_args(hyperparameters)
@@ -584,8 +591,15 @@ def run_process(
     definitions = metric_definitions()
     step = 0
     with subprocess.Popen(
-        command, cwd=code, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, encoding="utf-8", errors="replace", bufsize=1,
+        command,
+        cwd=code,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
     ) as child:
         assert child.stdout is not None
         for line in child.stdout:
@@ -632,8 +646,10 @@ class ExperimentRecorder:
 
     def parameters(self, values: Mapping[str, Any]) -> None:
         self._run.log_parameters(
-            {k: v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
-             for k, v in values.items()}
+            {
+                k: v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+                for k, v in values.items()
+            }
         )
 
     def metrics(self, values: Mapping[str, float], step: int) -> None:
@@ -688,8 +704,9 @@ def train(
     if track:
         assert aws is not None
         with ExperimentRecorder(aws, plan.experiment_name, result.job_name) as recorder:
-            recorder.parameters({**run_parameters(plan), "training_job": result.job_name,
-                                 "model_data": result.model_location})
+            recorder.parameters(
+                {**run_parameters(plan), "training_job": result.job_name, "model_data": result.model_location}
+            )
             if result.metrics:
                 recorder.metrics(result.metrics, step=0)
     return result

@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     download = commands.add_parser("download", help="fetch the full NSMC corpus and verify it")
     download.add_argument(
-        "--from", dest="local_copy", type=Path,
+        "--from",
+        dest="local_copy",
+        type=Path,
         help="copy ratings_train.txt/ratings_test.txt from this folder instead of the internet",
     )
     download.add_argument("--to", type=Path, help="target folder (default: the project's cache)")
@@ -25,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate", help="report missing columns, bad labels, empty/duplicate texts and statistics"
     )
     validate.add_argument(
-        "files", nargs="*", type=Path,
+        "files",
+        nargs="*",
+        type=Path,
         help="data files (default: every split file of the configured source)",
     )
     validate.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
@@ -62,7 +66,10 @@ def run_validate(args: argparse.Namespace) -> int:
     files = args.files or list(resolve_source(config.source).values())
     reports = [
         validate_file(
-            path, config.text_column, config.label_column, config.label_names,
+            path,
+            config.text_column,
+            config.label_column,
+            config.label_names,
             unlabelled=args.unlabelled,
         )
         for path in files

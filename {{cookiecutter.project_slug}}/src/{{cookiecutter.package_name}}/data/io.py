@@ -64,7 +64,7 @@ def decode(raw: bytes, path: str | os.PathLike[str]) -> tuple[str, str]:
         line = raw.count(b"\n", 0, error.start) + 1
         raise DataFormatError(
             f"{path}: line {line}: cannot decode the file: it is neither UTF-8 (invalid byte "
-            f"{raw[error.start:error.start + 1]!r} at byte {error.start}) nor CP949/EUC-KR. "
+            f"{raw[error.start : error.start + 1]!r} at byte {error.start}) nor CP949/EUC-KR. "
             "Re-save it as UTF-8 (e.g. `iconv -f <encoding> -t utf-8 in > out`)."
         ) from error
     raise AssertionError("unreachable")  # pragma: no cover
@@ -120,9 +120,7 @@ def _read_delimited(
     return columns, rows
 
 
-def _read_jsonl(
-    text: str, path: str | os.PathLike[str], limit: int | None
-) -> tuple[list[str], list[Row]]:
+def _read_jsonl(text: str, path: str | os.PathLike[str], limit: int | None) -> tuple[list[str], list[Row]]:
     columns: dict[str, None] = {}
     rows: list[Row] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -155,6 +153,7 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any
 def find_data_files(folder: str | os.PathLike[str]) -> list[Path]:
     """Data files directly inside ``folder`` (hidden files and other types are ignored)."""
     return sorted(
-        p for p in Path(folder).iterdir()
+        p
+        for p in Path(folder).iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIX_FORMATS
     )

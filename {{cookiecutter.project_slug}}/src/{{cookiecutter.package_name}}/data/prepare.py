@@ -27,9 +27,7 @@ def _carve(examples: list[Example], fraction: float, seed: int, name: str) -> tu
 
     labels = [example.label for example in examples]
     try:
-        kept, carved = train_test_split(
-            examples, test_size=fraction, random_state=seed, stratify=labels
-        )
+        kept, carved = train_test_split(examples, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError as error:
         raise DataFormatError(
             f"cannot carve a stratified {name} split of {fraction:.0%} from {len(examples)} rows "
@@ -72,10 +70,10 @@ def prepare(config: DataSection, out_dir: str | Path, source: str | None = None)
         # Source order is kept inside each split: it is deterministic and easy to trace back.
         examples = sorted(loaded[split], key=lambda example: example.line)
         path = out_dir / split / f"{split}.jsonl"
-        write_jsonl(path, (
-            {config.text_column: example.text, config.label_column: example.label}
-            for example in examples
-        ))
+        write_jsonl(
+            path,
+            ({config.text_column: example.text, config.label_column: example.label} for example in examples),
+        )
         counts = Counter(example.label for example in examples)
         manifest["splits"][split] = {
             "path": str(path.relative_to(out_dir)),

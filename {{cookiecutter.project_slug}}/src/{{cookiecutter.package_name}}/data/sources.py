@@ -93,7 +93,7 @@ def download_s3(uri: str) -> Path:
         raise DataFormatError(
             f"{uri}: reading from S3 needs boto3; install the project with its 'sagemaker' extra"
         ) from error
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     target = cache_dir() / "s3" / bucket / key
     client = boto3.client("s3")
     objects = [
@@ -109,7 +109,7 @@ def download_s3(uri: str) -> Path:
         client.download_file(bucket, key, str(target))
         return target
     for name in objects:
-        destination = target / name[len(key):].lstrip("/")
+        destination = target / name[len(key) :].lstrip("/")
         destination.parent.mkdir(parents=True, exist_ok=True)
         log.info("downloading s3://%s/%s", bucket, name)
         client.download_file(bucket, name, str(destination))

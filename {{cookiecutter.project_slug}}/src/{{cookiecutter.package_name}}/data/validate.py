@@ -105,11 +105,13 @@ def validate_file(
     required = [text_column] if unlabelled else [text_column, label_column]
     missing = [name for name in required if name not in table.columns]
     if missing:
-        report.findings.append(Finding(
-            "error",
-            f"missing column(s) {', '.join(map(repr, missing))}; the file has "
-            f"{', '.join(map(repr, table.columns))}; set text_column/label_column in config.toml",
-        ))
+        report.findings.append(
+            Finding(
+                "error",
+                f"missing column(s) {', '.join(map(repr, missing))}; the file has "
+                f"{', '.join(map(repr, table.columns))}; set text_column/label_column in config.toml",
+            )
+        )
         return report
     if not table.rows:
         report.findings.append(Finding("error", "the file has a header but no rows"))
@@ -141,35 +143,42 @@ def validate_file(
 
     for value, lines in sorted(unknown_labels.items(), key=lambda item: item[1][0]):
         accepted = ", ".join(f"{i}/{n!r}" for i, n in enumerate(labels.names))
-        report.findings.append(Finding(
-            "error", f"{len(lines)} row(s) with label {value!r} outside the label names ({accepted})",
-            lines,
-        ))
+        report.findings.append(
+            Finding(
+                "error",
+                f"{len(lines)} row(s) with label {value!r} outside the label names ({accepted})",
+                lines,
+            )
+        )
     if non_text:
-        report.findings.append(Finding(
-            "error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text
-        ))
+        report.findings.append(
+            Finding("error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text)
+        )
     if empty:
-        report.findings.append(Finding(
-            "warning", f"{len(empty)} row(s) with an empty or whitespace-only text "
-            "(dropped by `data prepare`)", empty,
-        ))
+        report.findings.append(
+            Finding(
+                "warning",
+                f"{len(empty)} row(s) with an empty or whitespace-only text (dropped by `data prepare`)",
+                empty,
+            )
+        )
     duplicates = [lines for lines in by_text.values() if len(lines) > 1]
     if duplicates:
         extra = [line for group in duplicates for line, _ in group[1:]]
-        report.findings.append(Finding(
-            "warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra
-        ))
+        report.findings.append(
+            Finding("warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra)
+        )
         conflicting = [
-            group for group in duplicates
-            if len({label for _, label in group if label is not None}) > 1
+            group for group in duplicates if len({label for _, label in group if label is not None}) > 1
         ]
         if conflicting:
-            report.findings.append(Finding(
-                "warning",
-                f"{len(conflicting)} text(s) appear with conflicting labels",
-                [line for group in conflicting for line, _ in group],
-            ))
+            report.findings.append(
+                Finding(
+                    "warning",
+                    f"{len(conflicting)} text(s) appear with conflicting labels",
+                    [line for group in conflicting for line, _ in group],
+                )
+            )
     if not unlabelled:
         report.class_counts = {labels.names[i]: counts.get(i, 0) for i in range(len(labels))}
         for name, count in report.class_counts.items():

@@ -19,9 +19,7 @@ class ModelLabelsError(ValueError):
     """The model's labels do not match the configured label names."""
 
 
-def load_classifier(
-    model_dir: str | os.PathLike[str], batch_size: int | None = None
-) -> inference.Classifier:
+def load_classifier(model_dir: str | os.PathLike[str], batch_size: int | None = None) -> inference.Classifier:
     """``model_fn`` on a local folder, with a clear error when it is not a model folder."""
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
@@ -124,13 +122,16 @@ def evaluate_file(
     (out / "metrics.json").write_text(
         json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    save_confusion_matrix_png(
-        metrics["confusion_matrix"], label_names, out / "confusion_matrix.png"
-    )
+    save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
     columns = ["line", text_column, "true_label", *prediction_columns(prediction.labels)]
     wrong = [
-        dict(zip(columns, [e.line, e.text, label_names[e.label], *prediction_values(prediction, i)],
-                 strict=True))
+        dict(
+            zip(
+                columns,
+                [e.line, e.text, label_names[e.label], *prediction_values(prediction, i)],
+                strict=True,
+            )
+        )
         for i, e in enumerate(examples)
         if predicted[i] != e.label
     ]
@@ -155,8 +156,11 @@ def write_records(
     # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(
-            handle, fieldnames=list(columns), delimiter="," if suffix == ".csv" else "\t",
-            extrasaction="ignore", lineterminator="\n",
+            handle,
+            fieldnames=list(columns),
+            delimiter="," if suffix == ".csv" else "\t",
+            extrasaction="ignore",
+            lineterminator="\n",
         )
         writer.writeheader()
         writer.writerows(records)

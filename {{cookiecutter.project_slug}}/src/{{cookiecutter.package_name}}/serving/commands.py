@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("file", type=Path, help="data file (or a folder holding one)")
     predict.add_argument("--model", type=Path, help=model_help)
     predict.add_argument(
-        "--out", type=Path,
+        "--out",
+        type=Path,
         help="output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
     )
     predict.add_argument("--text-column", help="column with the texts (default: config [data])")
@@ -49,12 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="metrics, confusion matrix and misclassified rows for a labelled file"
     )
     evaluate.add_argument(
-        "file", type=Path, nargs="?",
+        "file",
+        type=Path,
+        nargs="?",
         help="labelled data file or folder (default: the prepared test split)",
     )
     evaluate.add_argument("--model", type=Path, help=model_help)
     evaluate.add_argument(
-        "--out", type=Path,
+        "--out",
+        type=Path,
         help="folder for metrics.json, confusion_matrix.png, misclassified.csv "
         f"(default: {EVALUATION_DIR} in the project folder)",
     )
@@ -66,12 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--model", type=Path, help=model_help)
     serve.add_argument(
-        "--host", default="127.0.0.1",
+        "--host",
+        default="127.0.0.1",
         help="address to bind (default: %(default)s; 0.0.0.0 exposes the model to the network)",
     )
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument(
-        "--max-body-bytes", type=int,
+        "--max-body-bytes",
+        type=int,
         help="largest request body accepted (default: INFERENCE_MAX_BODY_BYTES or 6 MiB)",
     )
     serve.add_argument("--batch-size", type=int, help="texts per forward pass")
@@ -82,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     package.add_argument("--model", type=Path, help=model_help)
     package.add_argument(
-        "--out", type=Path,
+        "--out",
+        type=Path,
         help=f"archive to write (default: {ARCHIVE} in the project folder)",
     )
     package.set_defaults(handler=run_package)
@@ -93,7 +100,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, help="texts per forward pass (default: config eval_batch_size)"
     )
     parser.add_argument(
-        "--max-length", type=int,
+        "--max-length",
+        type=int,
         help="truncate texts to this many tokens (default: the model's tokenizer limit)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -112,8 +120,12 @@ def run_predict(args: argparse.Namespace) -> int:
     out = args.out or _default_output(args.file)
     classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size)
     count = predict_file(
-        classifier, args.file, out, args.text_column or config.data.text_column,
-        args.max_length, progress=not args.no_progress,
+        classifier,
+        args.file,
+        out,
+        args.text_column or config.data.text_column,
+        args.max_length,
+        progress=not args.no_progress,
     )
     print(f"wrote {count} predictions to {out}")
     return 0
@@ -127,8 +139,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size)
     try:
         metrics = evaluate_file(
-            classifier, data, args.out, config.data.text_column, config.data.label_column,
-            config.data.label_names, args.max_length, progress=not args.no_progress,
+            classifier,
+            data,
+            args.out,
+            config.data.text_column,
+            config.data.label_column,
+            config.data.label_names,
+            args.max_length,
+            progress=not args.no_progress,
         )
     except ModelLabelsError as error:
         raise _usage_error(error) from None
@@ -145,9 +163,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     _with_defaults(args)
     if not (args.model / "config.json").is_file():
-        raise _usage_error(ValueError(
-            f"{args.model}: not a model folder (no config.json); train first or pass --model"
-        ))
+        raise _usage_error(
+            ValueError(f"{args.model}: not a model folder (no config.json); train first or pass --model")
+        )
     try:
         server = make_server(args.model, args.host, args.port, args.max_body_bytes)
     except OSError as error:

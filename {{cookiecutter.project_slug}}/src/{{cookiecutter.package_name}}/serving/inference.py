@@ -49,9 +49,7 @@ JSONLINES = "application/jsonlines"
 CSV = "text/csv"
 TEXT = "text/plain"
 # Spellings of JSON Lines seen in SageMaker batch transform and client libraries.
-JSONLINES_TYPES = {
-    JSONLINES, "application/x-jsonlines", "application/jsonl", "application/json-lines"
-}
+JSONLINES_TYPES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "application/json-lines"}
 REQUEST_TYPES = (JSON, CSV, JSONLINES, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 PARAMETERS = ("top_k", "return_all_scores", "truncation", "max_length")
@@ -208,12 +206,15 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
     max_length = data.max_length or model.max_length
     if max_length > model.max_length:
         raise RequestError(
-            f"parameters.max_length={max_length} exceeds the model's limit of "
-            f"{model.max_length} tokens"
+            f"parameters.max_length={max_length} exceeds the model's limit of {model.max_length} tokens"
         )
     encoded = model.tokenizer(
-        texts, truncation=data.truncation, max_length=max_length if data.truncation else None,
-        padding=False, return_attention_mask=False, return_token_type_ids=False,
+        texts,
+        truncation=data.truncation,
+        max_length=max_length if data.truncation else None,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
         verbose=False,
     )["input_ids"]
     if not data.truncation:
@@ -231,7 +232,7 @@ def predict_fn(data: Request, model: Classifier) -> Prediction:
     left = model.tokenizer.padding_side == "left"
     with torch.inference_mode():
         for start in range(0, len(order), model.batch_size):
-            chunk = order[start:start + model.batch_size]
+            chunk = order[start : start + model.batch_size]
             ids, mask = _pad([encoded[i] for i in chunk], pad_id, left)
             logits = model.model(
                 input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
@@ -272,7 +273,7 @@ def _ranked(row: Sequence[float], labels: Sequence[str], request: Request) -> An
     # sorted() is stable, so equal scores keep label-id order, as in the pipeline.
     ranked = sorted(range(len(row)), key=lambda i: row[i], reverse=True)
     if request.top_k is not None:
-        ranked = ranked[:request.top_k]
+        ranked = ranked[: request.top_k]
     items = [{"label": labels[i], "score": row[i]} for i in ranked]
     if request.legacy and not request.all_scores_legacy:
         return items[0]
@@ -319,9 +320,7 @@ def _from_json(text: str) -> Request:
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     if not isinstance(body, dict) or "inputs" not in body:
-        raise RequestError(
-            'JSON body must be an object with "inputs": a string or a list of strings'
-        )
+        raise RequestError('JSON body must be an object with "inputs": a string or a list of strings')
     unknown = sorted(set(body) - {"inputs", "parameters"})
     if unknown:
         raise RequestError(f'unknown JSON key(s) {unknown}; expected "inputs" and "parameters"')
@@ -331,9 +330,7 @@ def _from_json(text: str) -> Request:
     elif isinstance(inputs, list):
         texts, single = inputs, False
     else:
-        raise RequestError(
-            f'"inputs" must be a string or a list of strings, got {type(inputs).__name__}'
-        )
+        raise RequestError(f'"inputs" must be a string or a list of strings, got {type(inputs).__name__}')
     return _request(texts, body.get("parameters"), single, '"inputs"')
 
 
@@ -342,9 +339,7 @@ def _from_csv(text: str) -> Request:
     try:
         header = reader.fieldnames
         if not header or "inputs" not in [name.strip() for name in header]:
-            raise RequestError(
-                f"CSV body needs a header line with an 'inputs' column; got {header}"
-            )
+            raise RequestError(f"CSV body needs a header line with an 'inputs' column; got {header}")
         column = next(name for name in header if name.strip() == "inputs")
         texts = [row[column] for row in reader]
     except csv.Error as error:
@@ -381,9 +376,7 @@ def _from_jsonlines(text: str) -> Request:
                 raise RequestError(f"JSON Lines line {number}: {DIFFERENT_PARAMETERS}")
             texts.append(record)
         else:
-            raise RequestError(
-                f'JSON Lines line {number}: expected an object with "inputs" or a string'
-            )
+            raise RequestError(f'JSON Lines line {number}: expected an object with "inputs" or a string')
     return _request(texts, parameters, False, "JSON Lines records")
 
 
@@ -391,9 +384,7 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     if not texts:
         raise RequestError(f"{what}: no texts to classify")
     if len(texts) > MAX_TEXTS:
-        raise PayloadTooLarge(
-            f"{what}: {len(texts)} texts exceed the limit of {MAX_TEXTS} per request"
-        )
+        raise PayloadTooLarge(f"{what}: {len(texts)} texts exceed the limit of {MAX_TEXTS} per request")
     bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
     if bad is not None:
         raise RequestError(f"{what}: item #{bad} is {type(texts[bad]).__name__}, expected a string")
@@ -408,9 +399,7 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     if "top_k" in parameters:
         top_k = parameters["top_k"]
         if top_k is not None and not _is_int(top_k, 1):
-            raise RequestError(
-                f"parameters.top_k must be a positive integer or null, got {top_k!r}"
-            )
+            raise RequestError(f"parameters.top_k must be a positive integer or null, got {top_k!r}")
         request.top_k, request.legacy = top_k, False
     if parameters.get("return_all_scores") is not None:
         flag = parameters["return_all_scores"]

@@ -22,9 +22,7 @@ from . import inference
 MODEL_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
 # Training state that can sit next to a model but is no use to the endpoint.
 SKIPPED_FILES = ("trainer_state.json", "training_args.json")
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model"
-)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model")
 # Everything inference.py imports ships with the container (torch, transformers, safetensors).
 REQUIREMENTS = """\
 # Installed with pip when the inference container starts. code/inference.py needs only
@@ -43,14 +41,13 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
     if not folder.is_dir():
         raise PackageError(f"{folder}: model folder not found")
     files = sorted(
-        path for path in folder.iterdir()
+        path
+        for path in folder.iterdir()
         if path.is_file() and path.suffix in MODEL_SUFFIXES and path.name not in SKIPPED_FILES
     )
     names = {path.name for path in files}
     if "config.json" not in names:
-        raise PackageError(
-            f"{folder}: no config.json; expected a folder written by save_pretrained"
-        )
+        raise PackageError(f"{folder}: no config.json; expected a folder written by save_pretrained")
     if not any(name.endswith(".safetensors") for name in names):
         pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth"))
         raise PackageError(
@@ -66,9 +63,7 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def build_model_archive(
-    model_dir: str | os.PathLike[str], output: str | os.PathLike[str]
-) -> list[str]:
+def build_model_archive(model_dir: str | os.PathLike[str], output: str | os.PathLike[str]) -> list[str]:
     """Write ``output`` (model files at the root + ``code/``) and return its checked members."""
     files = model_files(model_dir)
     output = Path(output)
@@ -80,9 +75,7 @@ def build_model_archive(
         with tarfile.open(partial, "w:gz") as archive:
             for path in files:
                 archive.add(path, arcname=path.name, filter=_normalise)
-            archive.add(
-                Path(inference.__file__), arcname="code/inference.py", filter=_normalise
-            )
+            archive.add(Path(inference.__file__), arcname="code/inference.py", filter=_normalise)
             data = REQUIREMENTS.encode("utf-8")
             info = _normalise(tarfile.TarInfo("code/requirements.txt"))
             info.size, info.mtime = len(data), int(time.time())

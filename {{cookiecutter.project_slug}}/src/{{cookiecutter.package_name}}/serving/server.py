@@ -89,7 +89,8 @@ class MicroBatcher:
         first = jobs[0].request
         merged = inference.Request(
             [text for job in jobs for text in job.request.texts],
-            truncation=first.truncation, max_length=first.max_length,
+            truncation=first.truncation,
+            max_length=first.max_length,
         )
         try:
             prediction = inference.predict_fn(merged, self.classifier)
@@ -176,9 +177,7 @@ class InvocationHandler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] == "/ping":
             self._send(HTTPStatus.OK, b'{"status": "healthy"}', inference.JSON)
         else:
-            self._error(
-                HTTPStatus.NOT_FOUND, f"no such path {self.path!r}; use /ping or /invocations"
-            )
+            self._error(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}; use /ping or /invocations")
 
     def do_POST(self) -> None:  # noqa: N802
         if self.path.split("?", 1)[0] != "/invocations":

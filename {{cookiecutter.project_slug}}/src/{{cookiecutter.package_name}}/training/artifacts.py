@@ -21,10 +21,19 @@ from ..metrics import save_confusion_matrix_png
 
 # Names printed in metric lines; ``metric_definitions`` turns them into SageMaker regexes.
 LOGGED_METRICS = (
-    "epoch", "train_loss", "learning_rate", "grad_norm",
-    "eval_loss", "eval_accuracy", "eval_macro_f1",
-    "validation_accuracy", "validation_macro_f1", "test_accuracy", "test_macro_f1",
-    "train_samples_per_second", "token_efficiency",
+    "epoch",
+    "train_loss",
+    "learning_rate",
+    "grad_norm",
+    "eval_loss",
+    "eval_accuracy",
+    "eval_macro_f1",
+    "validation_accuracy",
+    "validation_macro_f1",
+    "test_accuracy",
+    "test_macro_f1",
+    "train_samples_per_second",
+    "token_efficiency",
 )
 _NUMBER = r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))"
 
@@ -53,26 +62,27 @@ def metric_definitions(names: Sequence[str] = LOGGED_METRICS) -> list[dict[str, 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n",
-                    encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return path
 
 
-def write_split_metrics(output_dir: str | os.PathLike[str], split: str,
-                        metrics: Mapping[str, Any]) -> None:
+def write_split_metrics(output_dir: str | os.PathLike[str], split: str, metrics: Mapping[str, Any]) -> None:
     write_json(Path(output_dir) / f"metrics_{split}.json", metrics)
-    save_confusion_matrix_png(metrics["confusion_matrix"], metrics["labels"],
-                              Path(output_dir) / f"confusion_matrix_{split}.png")
+    save_confusion_matrix_png(
+        metrics["confusion_matrix"], metrics["labels"], Path(output_dir) / f"confusion_matrix_{split}.png"
+    )
 
 
-def save_learning_curve(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
-                        metric: str = "accuracy") -> Path:
+def save_learning_curve(
+    history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], metric: str = "accuracy"
+) -> Path:
     """Loss (train and validation) and the validation metrics against optimizer steps."""
     from matplotlib.figure import Figure
 
     def series(key: str) -> tuple[list[float], list[float]]:
-        points = [(r["step"], r[key]) for r in history
-                  if key in r and r[key] is not None and math.isfinite(r[key])]
+        points = [
+            (r["step"], r[key]) for r in history if key in r and r[key] is not None and math.isfinite(r[key])
+        ]
         return [p[0] for p in points], [p[1] for p in points]
 
     figure = Figure(figsize=(10, 4))

@@ -32,7 +32,8 @@ def list_checkpoints(folder: str | Path, marker: str) -> list[Path]:
     if not folder.is_dir():
         return []
     found = [
-        path for path in folder.iterdir()
+        path
+        for path in folder.iterdir()
         if path.is_dir() and checkpoint_step(path) is not None and (path / marker).is_file()
     ]
     return sorted(found, key=lambda path: checkpoint_step(path) or 0)
@@ -52,9 +53,7 @@ def find_resume_checkpoint(resume: str, folder: str | Path, marker: str) -> Path
         return newest
     path = Path(resume)
     if not (path / marker).is_file():
-        raise OptionError(
-            f"--resume {resume}: not a complete checkpoint of this entry point (no {marker})"
-        )
+        raise OptionError(f"--resume {resume}: not a complete checkpoint of this entry point (no {marker})")
     return path
 
 

@@ -24,10 +24,18 @@ def register(subparsers: Any) -> None:
             "below overrides them. A run resumes from the newest checkpoint automatically."
         ),
     )
-    parser.add_argument("--entry", choices=sorted(ENTRY_POINTS), default="hf",
-                        help="hf: Hugging Face Trainer (default); torch: plain PyTorch loop")
-    parser.add_argument("--nproc", type=int, default=1,
-                        help="processes (e.g. GPUs) to train with; above 1 runs under torchrun")
+    parser.add_argument(
+        "--entry",
+        choices=sorted(ENTRY_POINTS),
+        default="hf",
+        help="hf: Hugging Face Trainer (default); torch: plain PyTorch loop",
+    )
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes (e.g. GPUs) to train with; above 1 runs under torchrun",
+    )
     add_training_arguments(parser, with_config=False)
     parser.set_defaults(handler=handle)
 
@@ -38,7 +46,6 @@ def handle(args: argparse.Namespace) -> int:
         return _run_torchrun(module, args)
     options = resolve_options(args)
     from .pipeline import run_with_options
-
     from .train_hf import HFTrainer
     from .train_torch import TorchLoop
 

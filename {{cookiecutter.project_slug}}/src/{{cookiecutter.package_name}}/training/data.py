@@ -74,7 +74,9 @@ def read_split(path: str | None, name: str, options: TrainOptions) -> list[Examp
 def tokenize(name: str, examples: list[Example], tokenizer: Any, max_length: int) -> TokenizedSplit:
     """Truncate to ``max_length`` but do not pad: padding is decided per batch."""
     encoded = tokenizer(
-        [example.text for example in examples], truncation=True, max_length=max_length,
+        [example.text for example in examples],
+        truncation=True,
+        max_length=max_length,
         padding=False,
     )
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
@@ -109,8 +111,12 @@ def load_run_data(options: TrainOptions, tokenizer: Any, model_config: Any) -> R
     test = read_split(options.test_dir, "test", options)
     if options.dev_fraction < 1.0:
         keep = dev_subset([example.label for example in train], options.dev_fraction, options.seed)
-        log.info("dev subset: training on %d of %d examples (%.0f%%, stratified)",
-                 len(keep), len(train), 100 * options.dev_fraction)
+        log.info(
+            "dev subset: training on %d of %d examples (%.0f%%, stratified)",
+            len(keep),
+            len(train),
+            100 * options.dev_fraction,
+        )
         train = [train[i] for i in keep]
     max_length = effective_max_length(options.max_seq_length, tokenizer, model_config)
     data = RunData(
@@ -122,8 +128,13 @@ def load_run_data(options: TrainOptions, tokenizer: Any, model_config: Any) -> R
     )
     for split in (data.train, *data.evaluation_splits()):
         lengths = split.lengths
-        log.info("%s: %d examples, %.1f tokens on average, longest %d", split.name, len(split),
-                 sum(lengths) / len(lengths), max(lengths))
+        log.info(
+            "%s: %d examples, %.1f tokens on average, longest %d",
+            split.name,
+            len(split),
+            sum(lengths) / len(lengths),
+            max(lengths),
+        )
     return data
 
 
@@ -153,9 +164,7 @@ class TokenCounter:
         self.processed_tokens += int(mask.numel())
 
     def totals(self, reduce: Callable[[list[float]], list[float]]) -> dict[str, float]:
-        examples, real, processed = reduce(
-            [self.examples, self.real_tokens, self.processed_tokens]
-        )
+        examples, real, processed = reduce([self.examples, self.real_tokens, self.processed_tokens])
         return {
             "train_examples_processed": int(examples),
             "real_tokens": int(real),
@@ -194,13 +203,12 @@ class BatchPlan:
             batches = length_grouped_batches(self.lengths, self.batch_size, generator)
         else:
             order = torch.randperm(len(self.lengths), generator=generator).tolist()
-            batches = [order[i:i + self.batch_size]
-                       for i in range(0, len(order), self.batch_size)]
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         # Consecutive batches go to different ranks (as accelerate shards the Trainer's batches),
         # and every rank needs a batch at every step or DDP hangs: top up with repeated batches.
         while len(batches) % self.world_size:
             batches.append(batches[len(batches) % self.world_size])
-        return batches[self.rank::self.world_size]
+        return batches[self.rank :: self.world_size]
 
 
 # Batches per mega-batch. transformers' LengthGroupedSampler uses at most 50 (and fewer on small
@@ -208,8 +216,12 @@ class BatchPlan:
 MEGA_BATCH_MULT = 100
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator,
-                           mega_batch_mult: int = MEGA_BATCH_MULT) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    generator: torch.Generator,
+    mega_batch_mult: int = MEGA_BATCH_MULT,
+) -> list[list[int]]:
     """Random mega-batches, each sorted by length and cut into batches; then the batch order is
     shuffled, except that the batch holding the longest text comes first (an out-of-memory
     error then shows up at the first step, not hours in) and the one short batch comes last
@@ -218,8 +230,8 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator: t
     size = batch_size * mega_batch_mult
     batches = []
     for start in range(0, len(order), size):
-        mega = sorted(order[start:start + size], key=lambda i: lengths[i], reverse=True)
-        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
+        mega = sorted(order[start : start + size], key=lambda i: lengths[i], reverse=True)
+        batches += [mega[i : i + batch_size] for i in range(0, len(mega), batch_size)]
     batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: only moves the short one
     full = [b for b in range(len(batches)) if len(batches[b]) == batch_size]

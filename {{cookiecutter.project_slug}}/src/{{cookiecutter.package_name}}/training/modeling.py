@@ -22,9 +22,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
-def load_model(
-    name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False
-) -> Any:
+def load_model(name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False) -> Any:
     """Any ``AutoModelForSequenceClassification`` model with ``id2label``/``label2id`` set.
 
     Weights load from safetensors; a model that only has a pickled ``pytorch_model.bin`` falls

@@ -157,71 +157,117 @@ class _Option:
 # One table of hyperparameters for both entry points, so SageMaker jobs can switch between them
 # without renaming anything. Defaults that are None here are resolved from the environment.
 OPTIONS: tuple[_Option, ...] = (
-    _Option("model_name_or_path", parse_str, "hub id or local folder of the base model",
-            lambda c: c.model.base_model),
+    _Option(
+        "model_name_or_path",
+        parse_str,
+        "hub id or local folder of the base model",
+        lambda c: c.model.base_model,
+    ),
     _Option("train_dir", parse_str, "training data: a file or a folder holding one data file"),
     _Option("validation_dir", parse_str, "validation data (file or folder)"),
     _Option("test_dir", parse_str, "test data (file or folder); optional, 'none' to skip"),
     _Option("model_dir", parse_str, "where the trained model is saved"),
     _Option("output_data_dir", parse_str, "where metrics, hyperparameters and plots are written"),
     _Option("checkpoint_dir", parse_str, "checkpoint folder (resumed from automatically)"),
-    _Option("resume", parse_str,
-            "'auto': newest checkpoint if any; 'no': start over; or a checkpoint folder",
-            lambda c: "auto"),
-    _Option("epochs", parse_float, "number of epochs (may be fractional)",
-            lambda c: c.train.epochs),
-    _Option("max_steps", parse_int, "stop after this many optimizer steps (-1: use epochs)",
-            lambda c: -1),
+    _Option(
+        "resume",
+        parse_str,
+        "'auto': newest checkpoint if any; 'no': start over; or a checkpoint folder",
+        lambda c: "auto",
+    ),
+    _Option("epochs", parse_float, "number of epochs (may be fractional)", lambda c: c.train.epochs),
+    _Option("max_steps", parse_int, "stop after this many optimizer steps (-1: use epochs)", lambda c: -1),
     _Option("learning_rate", parse_float, "peak learning rate", lambda c: c.train.learning_rate),
-    _Option("batch_size", parse_int, "training batch size per device",
-            lambda c: c.train.batch_size),
-    _Option("eval_batch_size", parse_int, "evaluation batch size per device",
-            lambda c: c.train.eval_batch_size),
+    _Option("batch_size", parse_int, "training batch size per device", lambda c: c.train.batch_size),
+    _Option(
+        "eval_batch_size", parse_int, "evaluation batch size per device", lambda c: c.train.eval_batch_size
+    ),
     _Option("weight_decay", parse_float, "AdamW weight decay", lambda c: c.train.weight_decay),
-    _Option("warmup_ratio", parse_float, "share of steps with linear warm-up",
-            lambda c: c.train.warmup_ratio),
-    _Option("gradient_accumulation_steps", parse_int, "batches per optimizer step",
-            lambda c: c.train.gradient_accumulation_steps),
-    _Option("max_grad_norm", parse_float, "gradient clipping norm (0: off)",
-            lambda c: c.train.max_grad_norm),
+    _Option(
+        "warmup_ratio", parse_float, "share of steps with linear warm-up", lambda c: c.train.warmup_ratio
+    ),
+    _Option(
+        "gradient_accumulation_steps",
+        parse_int,
+        "batches per optimizer step",
+        lambda c: c.train.gradient_accumulation_steps,
+    ),
+    _Option("max_grad_norm", parse_float, "gradient clipping norm (0: off)", lambda c: c.train.max_grad_norm),
     _Option("seed", parse_int, "random seed", lambda c: c.train.seed),
-    _Option("mixed_precision", _choice(*MIXED_PRECISION_CHOICES),
-            "auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), no, fp16 or bf16",
-            lambda c: c.train.mixed_precision),
-    _Option("eval_strategy", _choice(*EVAL_STRATEGIES),
-            "evaluate (and checkpoint) every epoch or every eval_steps steps",
-            lambda c: c.train.eval_strategy),
-    _Option("eval_steps", parse_int, "optimizer steps between evaluations (eval_strategy=steps)",
-            lambda c: c.train.eval_steps),
-    _Option("early_stopping_patience", parse_int,
-            "stop after this many evaluations without improvement (0: never)",
-            lambda c: c.train.early_stopping_patience),
-    _Option("metric_for_best_model", _choice(*METRIC_CHOICES),
-            "validation metric that picks the best checkpoint",
-            lambda c: c.train.metric_for_best_model),
-    _Option("group_by_length", parse_bool, "batch texts of similar length together",
-            lambda c: c.train.group_by_length),
-    _Option("padding", _choice(*PADDING_CHOICES),
-            "dynamic: pad each batch to its longest text; longest: pad every text to the longest "
-            "in the split (the old workshop's way, for comparison only)", lambda c: "dynamic"),
-    _Option("logging_steps", parse_int, "optimizer steps between log lines",
-            lambda c: c.train.logging_steps),
-    _Option("save_total_limit", parse_int, "checkpoints kept (the best one is always kept)",
-            lambda c: c.train.save_total_limit),
-    _Option("max_seq_length", parse_int, "longer texts are truncated to this many tokens",
-            lambda c: c.model.max_seq_length),
-    _Option("dev_fraction", parse_float, "train on this stratified fraction of the training split",
-            lambda c: c.data.dev_fraction),
-    _Option("trust_remote_code", parse_bool, "allow code shipped with the model repository",
-            lambda c: c.model.trust_remote_code),
+    _Option(
+        "mixed_precision",
+        _choice(*MIXED_PRECISION_CHOICES),
+        "auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), no, fp16 or bf16",
+        lambda c: c.train.mixed_precision,
+    ),
+    _Option(
+        "eval_strategy",
+        _choice(*EVAL_STRATEGIES),
+        "evaluate (and checkpoint) every epoch or every eval_steps steps",
+        lambda c: c.train.eval_strategy,
+    ),
+    _Option(
+        "eval_steps",
+        parse_int,
+        "optimizer steps between evaluations (eval_strategy=steps)",
+        lambda c: c.train.eval_steps,
+    ),
+    _Option(
+        "early_stopping_patience",
+        parse_int,
+        "stop after this many evaluations without improvement (0: never)",
+        lambda c: c.train.early_stopping_patience,
+    ),
+    _Option(
+        "metric_for_best_model",
+        _choice(*METRIC_CHOICES),
+        "validation metric that picks the best checkpoint",
+        lambda c: c.train.metric_for_best_model,
+    ),
+    _Option(
+        "group_by_length",
+        parse_bool,
+        "batch texts of similar length together",
+        lambda c: c.train.group_by_length,
+    ),
+    _Option(
+        "padding",
+        _choice(*PADDING_CHOICES),
+        "dynamic: pad each batch to its longest text; longest: pad every text to the longest "
+        "in the split (the old workshop's way, for comparison only)",
+        lambda c: "dynamic",
+    ),
+    _Option("logging_steps", parse_int, "optimizer steps between log lines", lambda c: c.train.logging_steps),
+    _Option(
+        "save_total_limit",
+        parse_int,
+        "checkpoints kept (the best one is always kept)",
+        lambda c: c.train.save_total_limit,
+    ),
+    _Option(
+        "max_seq_length",
+        parse_int,
+        "longer texts are truncated to this many tokens",
+        lambda c: c.model.max_seq_length,
+    ),
+    _Option(
+        "dev_fraction",
+        parse_float,
+        "train on this stratified fraction of the training split",
+        lambda c: c.data.dev_fraction,
+    ),
+    _Option(
+        "trust_remote_code",
+        parse_bool,
+        "allow code shipped with the model repository",
+        lambda c: c.model.trust_remote_code,
+    ),
     _Option("num_workers", parse_int, "data-loader worker processes", lambda c: 0),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 
 
-def build_parser(
-    prog: str | None = None, description: str | None = None
-) -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """The shared parser; every option defaults to None so later layers can tell what was set."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -237,14 +283,19 @@ def add_training_arguments(parser: argparse.ArgumentParser, with_config: bool = 
     """Add every hyperparameter (``--learning_rate`` or ``--learning-rate``) and ``--config``
     (left out where a parent parser already has it)."""
     if with_config:
-        parser.add_argument("--config",
-                            help="configuration file (default: the project's config.toml)")
+        parser.add_argument("--config", help="configuration file (default: the project's config.toml)")
     for option in OPTIONS:
         flags = [f"--{option.name}"]
         if "_" in option.name:
             flags.append(f"--{option.name.replace('_', '-')}")
-        parser.add_argument(*flags, dest=option.name, type=option.parse, default=None,
-                            help=option.help, metavar=option.parse.__name__.removeprefix("parse_"))
+        parser.add_argument(
+            *flags,
+            dest=option.name,
+            type=option.parse,
+            default=None,
+            help=option.help,
+            metavar=option.parse.__name__.removeprefix("parse_"),
+        )
 
 
 def to_argv(args: argparse.Namespace) -> list[str]:
@@ -288,21 +339,19 @@ def _channel(environ: Mapping[str, str], split: str) -> str | None:
 def log_ignored_channels(environ: Mapping[str, str]) -> None:
     """Channels such as ``code`` and ``sm_drivers`` (added by SDK v3) are not training data."""
     ignored = sorted(
-        key[len("SM_CHANNEL_"):].lower() for key in environ
-        if key.startswith("SM_CHANNEL_") and key[len("SM_CHANNEL_"):].lower() not in SPLITS
+        key[len("SM_CHANNEL_") :].lower()
+        for key in environ
+        if key.startswith("SM_CHANNEL_") and key[len("SM_CHANNEL_") :].lower() not in SPLITS
     )
     if ignored:
         log.info("ignoring input channel(s) that hold no training data: %s", ", ".join(ignored))
 
 
-def resolve_options(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
-) -> TrainOptions:
+def resolve_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> TrainOptions:
     """Combine config, SageMaker environment and flags into checked :class:`TrainOptions`."""
     environ = os.environ if environ is None else environ
     config = load_config(getattr(args, "config", None))
-    given = {name: getattr(args, name) for name in _BY_NAME
-             if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in _BY_NAME if getattr(args, name, None) is not None}
     values: dict[str, Any] = {}
     for option in OPTIONS:
         if option.default is not None:
@@ -317,14 +366,11 @@ def resolve_options(
         local = "none" if in_container else str(prepared / split)
         values[f"{split}_dir"] = _channel(environ, split) or local
     values["model_dir"] = environ.get("SM_MODEL_DIR") or str(config.root / LOCAL_MODEL_DIR)
-    values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or str(
-        config.root / LOCAL_OUTPUT_DIR
-    )
+    values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or str(config.root / LOCAL_OUTPUT_DIR)
     # SageMaker creates /opt/ml/checkpoints (synced to S3) when the job has a checkpoint
     # location; without one, checkpoints there would not survive the instance anyway.
     values["checkpoint_dir"] = (
-        SAGEMAKER_CHECKPOINT_DIR if Path(SAGEMAKER_CHECKPOINT_DIR).is_dir()
-        else config.train.checkpoint_dir
+        SAGEMAKER_CHECKPOINT_DIR if Path(SAGEMAKER_CHECKPOINT_DIR).is_dir() else config.train.checkpoint_dir
     )
     values.update(given)
 
@@ -350,8 +396,14 @@ class OptionError(ConfigError):
 
 def check_options(options: TrainOptions) -> None:
     problems = []
-    positive = ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_seq_length",
-                "logging_steps", "eval_steps")
+    positive = (
+        "batch_size",
+        "eval_batch_size",
+        "gradient_accumulation_steps",
+        "max_seq_length",
+        "logging_steps",
+        "eval_steps",
+    )
     for split in ("train", "validation"):
         if getattr(options, f"{split}_dir") == "none":
             problems.append(

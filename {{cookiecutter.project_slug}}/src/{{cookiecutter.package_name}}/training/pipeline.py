@@ -39,8 +39,9 @@ def make_schedule(options: TrainOptions, train_examples: int, world_size: int) -
     # Per rank, as BatchPlan and accelerate shard them: whole batches dealt out to ranks.
     batches = math.ceil(math.ceil(train_examples / options.batch_size) / world_size)
     steps_per_epoch = max(1, math.ceil(batches / options.gradient_accumulation_steps))
-    total = (options.max_steps if options.max_steps > 0
-             else max(1, math.ceil(steps_per_epoch * options.epochs)))
+    total = (
+        options.max_steps if options.max_steps > 0 else max(1, math.ceil(steps_per_epoch * options.epochs))
+    )
     return Schedule(
         batches_per_epoch=batches,
         steps_per_epoch=steps_per_epoch,
@@ -71,10 +72,15 @@ class Recorder:
             if "train_loss" in entry:
                 log.info("%s | loss %.4f", self.progress.line(entry["step"]), entry["train_loss"])
             else:
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
-                                  if k.startswith("eval_") and isinstance(v, float))
-                log.info("evaluation at step %s (epoch %.2f): %s", entry.get("step"),
-                         entry.get("epoch", 0.0), shown)
+                shown = ", ".join(
+                    f"{k} {v:.4f}" for k, v in entry.items() if k.startswith("eval_") and isinstance(v, float)
+                )
+                log.info(
+                    "evaluation at step %s (epoch %.2f): %s",
+                    entry.get("step"),
+                    entry.get("epoch", 0.0),
+                    shown,
+                )
 
 
 @dataclass
@@ -115,8 +121,9 @@ class Backend(Protocol):
         ...
 
 
-def evaluation_metrics(y_true: Sequence[int], y_pred: Sequence[int], loss: float,
-                       label_names: Sequence[str]) -> dict[str, Any]:
+def evaluation_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], loss: float, label_names: Sequence[str]
+) -> dict[str, Any]:
     metrics = compute_metrics(y_true, y_pred, label_names)
     metrics["loss"] = loss
     return metrics
@@ -126,36 +133,58 @@ def best_is_higher(metric: str) -> bool:
     return metric != "loss"
 
 
-def run(backend_factory: Callable[[RunContext], Backend], entry_point: str,
-        argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def run(
+    backend_factory: Callable[[RunContext], Backend],
+    entry_point: str,
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """Parse options and run one training job end to end."""
     options = parse_options(argv, environ, prog=f"python -m {__package__}.{entry_point}")
     return run_with_options(options, backend_factory, entry_point, environ)
 
 
-def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContext], Backend],
-                     entry_point: str, environ: Mapping[str, str] | None = None) -> int:
+def run_with_options(
+    options: TrainOptions,
+    backend_factory: Callable[[RunContext], Backend],
+    entry_point: str,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     from transformers import set_seed
 
     runtime = init_runtime(options.mixed_precision, environ)
     try:
         setup_logging(runtime)
-        log.info("entry point %s: %d process(es) on %s, precision %s", entry_point,
-                 runtime.world_size, runtime.device, runtime.precision)
+        log.info(
+            "entry point %s: %d process(es) on %s, precision %s",
+            entry_point,
+            runtime.world_size,
+            runtime.device,
+            runtime.precision,
+        )
         log_ignored_channels(os.environ if environ is None else environ)
         set_seed(options.seed)
         tokenizer, model = load_tokenizer_and_model(
-            options.model_name_or_path, options.label_names, options.trust_remote_code)
+            options.model_name_or_path, options.label_names, options.trust_remote_code
+        )
         data = load_run_data(options, tokenizer, model.config)
         schedule = make_schedule(options, len(data.train), runtime.world_size)
-        context = RunContext(options, runtime, tokenizer, model, data,
-                             make_collator(tokenizer, options.padding, data), schedule,
-                             Recorder(runtime, schedule))
+        context = RunContext(
+            options,
+            runtime,
+            tokenizer,
+            model,
+            data,
+            make_collator(tokenizer, options.padding, data),
+            schedule,
+            Recorder(runtime, schedule),
+        )
         backend = backend_factory(context)
         # Every rank checks (a bad --resume fails everywhere, not just on rank 0), then all
         # take rank 0's answer in case a checkpoint was being written meanwhile.
-        resume_from = runtime.broadcast(find_resume_checkpoint(
-            options.resume, options.checkpoint_dir, backend.checkpoint_marker))
+        resume_from = runtime.broadcast(
+            find_resume_checkpoint(options.resume, options.checkpoint_dir, backend.checkpoint_marker)
+        )
         result = backend.fit(resume_from)
         evaluations = {}
         for split in data.evaluation_splits():
@@ -170,8 +199,9 @@ def run_with_options(options: TrainOptions, backend_factory: Callable[[RunContex
     return 0
 
 
-def write_outputs(context: RunContext, entry_point: str, result: FitResult,
-                  evaluations: Mapping[str, Mapping[str, Any]]) -> None:
+def write_outputs(
+    context: RunContext, entry_point: str, result: FitResult, evaluations: Mapping[str, Mapping[str, Any]]
+) -> None:
     import torch
     import transformers
 
@@ -188,40 +218,47 @@ def write_outputs(context: RunContext, entry_point: str, result: FitResult,
         final[f"{split}_accuracy"] = metrics["accuracy"]
         final[f"{split}_macro_f1"] = metrics["macro_f1"]
         final[f"{split}_loss"] = metrics["loss"]
-    samples_per_second = (result.tokens["train_examples_processed"] / result.train_seconds
-                          if result.train_seconds > 0 else 0.0)
+    samples_per_second = (
+        result.tokens["train_examples_processed"] / result.train_seconds if result.train_seconds > 0 else 0.0
+    )
     final["train_samples_per_second"] = samples_per_second
     final["token_efficiency"] = result.tokens["token_efficiency"]
     if runtime.device.type == "cuda":
         final["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(runtime.device) / 2**30
     print_metrics(final)
-    write_json(output_dir / "hyperparameters.json", {
-        **options.to_dict(),
-        "entry_point": entry_point,
-        "world_size": runtime.world_size,
-        "device": str(runtime.device),
-        "precision": runtime.precision,
-        "effective_batch_size": context.schedule.examples_per_step,
-        "total_steps": result.total_steps,
-        "warmup_steps": context.schedule.warmup_steps,
-        "max_length": context.data.max_length,
-        "train_examples": len(context.data.train),
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": sys.version.split()[0],
-    })
-    write_json(output_dir / "train_results.json", {
-        **{key: value for key, value in asdict(result).items() if key not in {"tokens", "extra"}},
-        **result.tokens,
-        **result.extra,
-        "train_samples_per_second": samples_per_second,
-        "final_metrics": final,
-        "history": context.recorder.history,
-    })
-    save_learning_curve(context.recorder.history, output_dir / "learning_curve.png",
-                        options.metric_for_best_model)
-    log.info("model saved to %s; metrics, hyperparameters and plots in %s",
-             options.model_dir, output_dir)
+    write_json(
+        output_dir / "hyperparameters.json",
+        {
+            **options.to_dict(),
+            "entry_point": entry_point,
+            "world_size": runtime.world_size,
+            "device": str(runtime.device),
+            "precision": runtime.precision,
+            "effective_batch_size": context.schedule.examples_per_step,
+            "total_steps": result.total_steps,
+            "warmup_steps": context.schedule.warmup_steps,
+            "max_length": context.data.max_length,
+            "train_examples": len(context.data.train),
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
+            "python_version": sys.version.split()[0],
+        },
+    )
+    write_json(
+        output_dir / "train_results.json",
+        {
+            **{key: value for key, value in asdict(result).items() if key not in {"tokens", "extra"}},
+            **result.tokens,
+            **result.extra,
+            "train_samples_per_second": samples_per_second,
+            "final_metrics": final,
+            "history": context.recorder.history,
+        },
+    )
+    save_learning_curve(
+        context.recorder.history, output_dir / "learning_curve.png", options.metric_for_best_model
+    )
+    log.info("model saved to %s; metrics, hyperparameters and plots in %s", options.model_dir, output_dir)
 
 
 def main_for(backend_factory: Callable[[RunContext], Backend], entry_point: str) -> int:

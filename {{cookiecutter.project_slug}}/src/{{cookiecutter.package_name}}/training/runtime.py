@@ -100,12 +100,15 @@ def init_runtime(mixed_precision: str, environ: Mapping[str, str] | None = None)
             backend="nccl" if device.type == "cuda" else "gloo",
             timeout=datetime.timedelta(minutes=30),
         )
-    runtime = Runtime(rank, local_rank, world_size, device,
-                      resolve_precision(mixed_precision, device))
+    runtime = Runtime(rank, local_rank, world_size, device, resolve_precision(mixed_precision, device))
     gpus = int(environ.get("SM_NUM_GPUS", "0") or 0)
     if gpus > world_size and world_size == 1:
-        log.warning("%d GPUs are visible but one process runs; launch with "
-                    "`torchrun --nproc_per_node %d -m ...` to use them all", gpus, gpus)
+        log.warning(
+            "%d GPUs are visible but one process runs; launch with "
+            "`torchrun --nproc_per_node %d -m ...` to use them all",
+            gpus,
+            gpus,
+        )
     return runtime
 
 
@@ -113,7 +116,9 @@ def setup_logging(runtime: Runtime) -> None:
     """INFO on rank 0, warnings only elsewhere, so multi-process logs stay readable."""
     level = logging.INFO if runtime.is_main else logging.WARNING
     logging.basicConfig(
-        level=level, stream=sys.stdout, force=True,
+        level=level,
+        stream=sys.stdout,
+        force=True,
         format=f"%(asctime)s %(levelname)s [rank {runtime.rank}] %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
@@ -148,6 +153,8 @@ class Progress:
         remaining = (self.total_steps - step) / rate if rate else float("nan")
         eta = _clock(remaining) if rate else "?"
         percent = 100.0 * step / max(self.total_steps, 1)
-        return (f"step {step}/{self.total_steps} ({percent:.1f}%) | "
-                f"{rate * self.examples_per_step:.1f} samples/s | {rate:.2f} steps/s | "
-                f"elapsed {_clock(elapsed)} | ETA {eta}")
+        return (
+            f"step {step}/{self.total_steps} ({percent:.1f}%) | "
+            f"{rate * self.examples_per_step:.1f} samples/s | {rate:.2f} steps/s | "
+            f"elapsed {_clock(elapsed)} | ETA {eta}"
+        )

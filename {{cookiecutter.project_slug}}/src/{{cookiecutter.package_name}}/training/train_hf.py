@@ -33,11 +33,13 @@ def _history_entry(logs: dict[str, Any], step: int) -> dict[str, Any] | None:
         return None
     entry: dict[str, Any] = {"step": logs.get("step", step), "epoch": logs.get("epoch")}
     if "loss" in logs:
-        entry.update(train_loss=logs["loss"], learning_rate=logs.get("learning_rate"),
-                     grad_norm=logs.get("grad_norm"))
+        entry.update(
+            train_loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm")
+        )
     elif "eval_loss" in logs:
-        entry.update({key: logs[key] for key in ("eval_loss", "eval_accuracy", "eval_macro_f1")
-                      if key in logs})
+        entry.update(
+            {key: logs[key] for key in ("eval_loss", "eval_accuracy", "eval_macro_f1") if key in logs}
+        )
     else:
         return None
     return entry
@@ -54,8 +56,11 @@ class _RecorderCallback(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer API
         if not self.started:  # after a resume the restored state is only known from here on
             self.started = True
-            previous = [entry for record in state.log_history
-                        if (entry := _history_entry(record, record.get("step", 0)))]
+            previous = [
+                entry
+                for record in state.log_history
+                if (entry := _history_entry(record, record.get("step", 0)))
+            ]
             self.recorder.start(state.global_step, state.max_steps, previous)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
@@ -167,8 +172,9 @@ class HFTrainer:
         )
         self.trainer.token_counter = TokenCounter()
         options = context.options
-        self.trainer.batch_plan = BatchPlan(context.data.train.lengths, options.batch_size,
-                                            options.group_by_length, options.seed)
+        self.trainer.batch_plan = BatchPlan(
+            context.data.train.lengths, options.batch_size, options.group_by_length, options.seed
+        )
         # The recorder prints progress and metric lines; the Trainer's raw dict printing would
         # only duplicate them.
         self.trainer.remove_callback(PrinterCallback)
@@ -197,10 +203,12 @@ class HFTrainer:
 
     def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
         output = self.trainer.predict(split, metric_key_prefix=split.name)
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else (
-            output.predictions)
-        return (np.asarray(output.label_ids).tolist(), np.argmax(logits, -1).tolist(),
-                float((output.metrics or {}).get(f"{split.name}_loss", float("nan"))))
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else (output.predictions)
+        return (
+            np.asarray(output.label_ids).tolist(),
+            np.argmax(logits, -1).tolist(),
+            float((output.metrics or {}).get(f"{split.name}_loss", float("nan"))),
+        )
 
 
 def main() -> int:

@@ -57,19 +57,25 @@ class TorchLoop:
                 device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
             )
         self.optimizer = torch.optim.AdamW(
-            self._parameter_groups(options.weight_decay), lr=options.learning_rate,
+            self._parameter_groups(options.weight_decay),
+            lr=options.learning_rate,
             fused=runtime.device.type == "cuda",
         )
         from transformers import get_linear_schedule_with_warmup
 
         self.scheduler = get_linear_schedule_with_warmup(
-            self.optimizer, context.schedule.warmup_steps, context.schedule.total_steps)
+            self.optimizer, context.schedule.warmup_steps, context.schedule.total_steps
+        )
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision)
-        self.scaler = torch.amp.GradScaler(runtime.device.type,
-                                           enabled=runtime.precision == "fp16")
-        self.plan = BatchPlan(context.data.train.lengths, options.batch_size,
-                              options.group_by_length, options.seed, runtime.rank,
-                              runtime.world_size)
+        self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
+        self.plan = BatchPlan(
+            context.data.train.lengths,
+            options.batch_size,
+            options.group_by_length,
+            options.seed,
+            runtime.rank,
+            runtime.world_size,
+        )
         self.state = LoopState()
         self.tokens = TokenCounter()
         self.eval_seconds = 0.0
@@ -79,8 +85,7 @@ class TorchLoop:
         # As in the Trainer: no weight decay on biases and normalisation weights.
         from transformers.trainer_pt_utils import get_parameter_names
 
-        decay = set(get_parameter_names(self.model, [torch.nn.LayerNorm],
-                                        ["bias", "layernorm", "rmsnorm"]))
+        decay = set(get_parameter_names(self.model, [torch.nn.LayerNorm], ["bias", "layernorm", "rmsnorm"]))
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         return [
             {"params": [p for n, p in named if n in decay], "weight_decay": weight_decay},
@@ -93,8 +98,7 @@ class TorchLoop:
         return torch.autocast(self.ctx.runtime.device.type, dtype=self.autocast_dtype)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {key: value.to(self.ctx.runtime.device, non_blocking=True)
-                for key, value in batch.items()}
+        return {key: value.to(self.ctx.runtime.device, non_blocking=True) for key, value in batch.items()}
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -112,8 +116,7 @@ class TorchLoop:
             torch.save(self.optimizer.state_dict(), staging / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), staging / "scheduler.pt")
             torch.save(self.scaler.state_dict(), staging / "scaler.pt")
-            (staging / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1),
-                                              encoding="utf-8")
+            (staging / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1), encoding="utf-8")
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)  # atomic: a checkpoint is either complete or absent
             best = self.state.best_checkpoint
@@ -125,8 +128,9 @@ class TorchLoop:
         from safetensors.torch import load_model
 
         load_model(self.model, str(path / WEIGHTS_FILE), device=str(self.ctx.runtime.device))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True,
-                                                  map_location=self.ctx.runtime.device))
+        self.optimizer.load_state_dict(
+            torch.load(path / "optimizer.pt", weights_only=True, map_location=self.ctx.runtime.device)
+        )
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
         self.state = LoopState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
@@ -142,12 +146,15 @@ class TorchLoop:
         runtime, options = self.ctx.runtime, self.ctx.options
         self.model.eval()
         # Each rank takes every world_size-th example, longest first so batches pad little.
-        mine = sorted(range(runtime.rank, len(split), runtime.world_size),
-                      key=lambda i: split.lengths[i], reverse=True)
-        batches = [mine[i:i + options.eval_batch_size]
-                   for i in range(0, len(mine), options.eval_batch_size)]
-        loader = DataLoader(split, batch_sampler=batches, collate_fn=self.ctx.collator,
-                            num_workers=options.num_workers)
+        mine = sorted(
+            range(runtime.rank, len(split), runtime.world_size), key=lambda i: split.lengths[i], reverse=True
+        )
+        batches = [
+            mine[i : i + options.eval_batch_size] for i in range(0, len(mine), options.eval_batch_size)
+        ]
+        loader = DataLoader(
+            split, batch_sampler=batches, collate_fn=self.ctx.collator, num_workers=options.num_workers
+        )
         predictions: dict[int, int] = {}
         loss_sum = 0.0
         for indices, batch in zip(batches, loader, strict=True):
@@ -170,13 +177,19 @@ class TorchLoop:
         started = time.monotonic()
         y_true, y_pred, loss = self.predict(self.ctx.data.validation)
         metrics = evaluation_metrics(y_true, y_pred, loss, self.ctx.data.label_names)
-        record = {"step": self.state.global_step, "epoch": round(epoch, 4), "eval_loss": loss,
-                  "eval_accuracy": metrics["accuracy"], "eval_macro_f1": metrics["macro_f1"]}
+        record = {
+            "step": self.state.global_step,
+            "epoch": round(epoch, 4),
+            "eval_loss": loss,
+            "eval_accuracy": metrics["accuracy"],
+            "eval_macro_f1": metrics["macro_f1"],
+        }
         self.ctx.recorder.record(record)
         value = metrics[options.metric_for_best_model]
         best = self.state.best_metric
-        improved = best is None or (value > best if best_is_higher(options.metric_for_best_model)
-                                    else value < best)
+        improved = best is None or (
+            value > best if best_is_higher(options.metric_for_best_model) else value < best
+        )
         final = Path(options.checkpoint_dir) / f"{PREFIX}{self.state.global_step}"
         if improved:
             self.state.best_metric = value
@@ -189,8 +202,11 @@ class TorchLoop:
         self.eval_seconds += time.monotonic() - started
         patience = options.early_stopping_patience
         if patience and self.state.evals_without_improvement >= patience:
-            log.info("early stopping: no improvement of %s in %d evaluations",
-                     options.metric_for_best_model, patience)
+            log.info(
+                "early stopping: no improvement of %s in %d evaluations",
+                options.metric_for_best_model,
+                patience,
+            )
             return True
         return False
 
@@ -200,8 +216,12 @@ class TorchLoop:
         options, runtime, schedule = self.ctx.options, self.ctx.runtime, self.ctx.schedule
         if resume_from is not None:
             self._load_checkpoint(resume_from)
-            log.info("resumed at step %d (epoch %d, batch %d)", self.state.global_step,
-                     self.state.epoch, self.state.batches_done)
+            log.info(
+                "resumed at step %d (epoch %d, batch %d)",
+                self.state.global_step,
+                self.state.epoch,
+                self.state.batches_done,
+            )
         resumed_from = self.state.global_step
         self.ctx.recorder.start(resumed_from, schedule.total_steps, self.state.history)
         self.eval_seconds = 0.0
@@ -215,9 +235,12 @@ class TorchLoop:
         while not stop:
             batches = self.plan.epoch(self.state.epoch)
             loader = DataLoader(
-                self.ctx.data.train, batch_sampler=batches[self.state.batches_done:],
-                collate_fn=self.ctx.collator, num_workers=options.num_workers,
-                pin_memory=runtime.device.type == "cuda")
+                self.ctx.data.train,
+                batch_sampler=batches[self.state.batches_done :],
+                collate_fn=self.ctx.collator,
+                num_workers=options.num_workers,
+                pin_memory=runtime.device.type == "cuda",
+            )
             for batch in loader:
                 position = self.state.batches_done
                 group_start = position - position % accumulate
@@ -226,8 +249,11 @@ class TorchLoop:
                 self.tokens.update(batch)
                 batch = self._to_device(batch)
                 # no_sync exists only on the DDP wrapper, which ``distributed`` guarantees.
-                sync = contextlib.nullcontext() if update or not runtime.distributed else (
-                    cast(DistributedDataParallel, self.wrapped).no_sync())
+                sync = (
+                    contextlib.nullcontext()
+                    if update or not runtime.distributed
+                    else (cast(DistributedDataParallel, self.wrapped).no_sync())
+                )
                 with sync:
                     with self._autocast():
                         loss = self.wrapped(**batch).loss / group_size
@@ -240,13 +266,17 @@ class TorchLoop:
                 self._optimizer_step()
                 epoch_progress = self.state.epoch + self.state.batches_done / len(batches)
                 if self.state.global_step % options.logging_steps == 0 or (
-                        self.state.global_step == schedule.total_steps):
+                    self.state.global_step == schedule.total_steps
+                ):
                     (loss_sum, count) = runtime.sum([float(window_loss), window_batches])
-                    self.ctx.recorder.record({
-                        "step": self.state.global_step, "epoch": round(epoch_progress, 4),
-                        "train_loss": loss_sum / max(count, 1),
-                        "learning_rate": self.scheduler.get_last_lr()[0],
-                    })
+                    self.ctx.recorder.record(
+                        {
+                            "step": self.state.global_step,
+                            "epoch": round(epoch_progress, 4),
+                            "train_loss": loss_sum / max(count, 1),
+                            "learning_rate": self.scheduler.get_last_lr()[0],
+                        }
+                    )
                     window_loss.zero_()
                     window_batches = 0
                 last = self.state.global_step >= schedule.total_steps
@@ -254,8 +284,7 @@ class TorchLoop:
                 if end_of_epoch:
                     self.state.epoch += 1
                     self.state.batches_done = 0
-                due = (options.eval_strategy == "steps"
-                       and self.state.global_step % options.eval_steps == 0)
+                due = options.eval_strategy == "steps" and self.state.global_step % options.eval_steps == 0
                 due = due or (options.eval_strategy == "epoch" and end_of_epoch) or last
                 if due and self._evaluate(epoch_progress):
                     self.stopped_early = True
@@ -265,12 +294,17 @@ class TorchLoop:
                     break
         train_seconds = time.monotonic() - started - self.eval_seconds
         if self.state.best_checkpoint and Path(self.state.best_checkpoint).is_dir():
-            log.info("loading the best model (%s = %.4f) from %s", options.metric_for_best_model,
-                     self.state.best_metric, self.state.best_checkpoint)
+            log.info(
+                "loading the best model (%s = %.4f) from %s",
+                options.metric_for_best_model,
+                self.state.best_metric,
+                self.state.best_checkpoint,
+            )
             from safetensors.torch import load_model
 
-            load_model(self.model, str(Path(self.state.best_checkpoint) / WEIGHTS_FILE),
-                       device=str(runtime.device))
+            load_model(
+                self.model, str(Path(self.state.best_checkpoint) / WEIGHTS_FILE), device=str(runtime.device)
+            )
         return FitResult(
             global_step=self.state.global_step,
             total_steps=schedule.total_steps,
