@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,6 @@ from conftest import (
     install,
     leftovers,
     project_files,
-    ruff,
     run_generated_tests,
     template_files,
 )
@@ -139,6 +139,10 @@ def star_ratings(folder: Path) -> dict[str, Any]:
     }
 
 
+# Shared by the scenarios: the libraries' analysis is the same for every project.
+MYPY_CACHE = Path(tempfile.gettempdir()) / "text-classifier-template-mypy-cache"
+
+
 @dataclass
 class Scenario:
     name: str
@@ -202,8 +206,16 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
 
     assert project_files(project) == template_files(package, scenario.sagemaker)
     assert leftovers(project) == []
-    lint = ruff(project)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    # What the generated CI workflow checks before its tests: lint, formatting, types.
+    for check in (
+        ["ruff", "check", "--no-cache", "."],
+        ["ruff", "format", "--no-cache", "--check", "."],
+        ["mypy", "--cache-dir", str(MYPY_CACHE)],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", *check], cwd=project, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, (check, result.stdout[-4000:], result.stderr[-2000:])
     config = tomllib.loads((project / "config.toml").read_text(encoding="utf-8"))
     for key, value in scenario.config.items():
         assert config["data"][key] == value

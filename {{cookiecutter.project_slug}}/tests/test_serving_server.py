@@ -204,7 +204,7 @@ def test_micro_batcher_merges_requests_and_isolates_errors(tiny_model_dir):
             time.sleep(0.1)
             futures = [pool.submit(batcher.predict, r) for r in requests]
             first.result()
-            outcomes: list[object] = []
+            outcomes: list[inference.Prediction | inference.RequestError] = []
             for future in futures:
                 try:
                     outcomes.append(future.result(timeout=60))
@@ -216,6 +216,7 @@ def test_micro_batcher_merges_requests_and_isolates_errors(tiny_model_dir):
     for index, (request, outcome) in enumerate(zip(requests, outcomes, strict=True)):
         if index == 5:
             continue
+        assert isinstance(outcome, inference.Prediction)
         assert outcome.request is request
         expected = inference.predict_fn(request, classifier).scores
         assert len(outcome.scores) == 2

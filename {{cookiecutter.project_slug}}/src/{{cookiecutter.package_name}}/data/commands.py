@@ -71,6 +71,8 @@ def run_validate(args: argparse.Namespace) -> int:
             config.label_column,
             config.label_names,
             unlabelled=args.unlabelled,
+            # Prepared splits hold label ids, whatever the source files held.
+            label_format="ids" if is_prepared(path, config.prepared_dir) else config.label_format,
         )
         for path in files
     ]
@@ -81,6 +83,10 @@ def run_validate(args: argparse.Namespace) -> int:
             json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2), encoding="utf-8"
         )
     return 0 if all(report.ok for report in reports) else 1
+
+
+def is_prepared(path: str | Path, prepared_dir: str) -> bool:
+    return Path(path).resolve().is_relative_to(Path(prepared_dir).resolve())
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -42,7 +42,13 @@ def prepare(config: DataSection, out_dir: str | Path, source: str | None = None)
     out_dir = Path(out_dir)
     files = resolve_source(source or config.source)
     loaded = {
-        split: load_examples(path, config.text_column, config.label_column, config.label_names)
+        split: load_examples(
+            path,
+            config.text_column,
+            config.label_column,
+            config.label_names,
+            label_format=config.label_format,
+        )
         for split, path in files.items()
     }
     pool = loaded["train"]

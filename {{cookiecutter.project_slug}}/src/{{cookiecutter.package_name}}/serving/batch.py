@@ -102,15 +102,18 @@ def evaluate_file(
     label_names: Sequence[str],
     max_length: int | None = None,
     progress: bool = True,
+    label_format: str = "auto",
 ) -> dict[str, Any]:
-    """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics."""
+    """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics.
+
+    ``label_format`` says how the file's label values read (see [data].label_format)."""
     if list(classifier.labels) != list(label_names):
         raise ModelLabelsError(
             f"the model's labels {classifier.labels} differ from the configured label names "
             f"{list(label_names)}; evaluate with the configuration the model was trained with"
         )
     source = resolve_data_file(data_path)
-    examples = load_examples(source, text_column, label_column, label_names)
+    examples = load_examples(source, text_column, label_column, label_names, label_format=label_format)
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate")
     prediction = classify(classifier, [e.text for e in examples], max_length, progress, "evaluate")

@@ -147,6 +147,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             config.data.label_names,
             args.max_length,
             progress=not args.no_progress,
+            label_format=_label_format(data, config),
         )
     except ModelLabelsError as error:
         raise _usage_error(error) from None
@@ -156,6 +157,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"wrote metrics.json, confusion_matrix.png and misclassified.csv to {args.out}")
     return 0
+
+
+def _label_format(data: Path, config: ProjectConfig) -> str:
+    """Prepared splits hold label ids; other files hold labels as [data].label_format says."""
+    from ..data.commands import is_prepared
+
+    return "ids" if is_prepared(data, config.data.prepared_dir) else config.data.label_format
 
 
 def run_serve(args: argparse.Namespace) -> int:

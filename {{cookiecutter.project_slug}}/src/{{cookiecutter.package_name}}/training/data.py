@@ -65,7 +65,10 @@ def read_split(path: str | None, name: str, options: TrainOptions) -> list[Examp
             f"{name} data not found at {path}: run `data prepare` first or pass --{name}_dir "
             f"(on SageMaker: the input channel '{name}')"
         )
-    examples = load_examples(path, options.text_column, options.label_column, options.label_names)
+    # Channels hold what `data prepare` writes: label ids, whatever the source files held.
+    examples = load_examples(
+        path, options.text_column, options.label_column, options.label_names, label_format="ids"
+    )
     if not examples:
         raise DataFormatError(f"{path}: the {name} split holds no usable examples")
     return examples
