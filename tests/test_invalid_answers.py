@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
-from conftest import bake
+from conftest import bake, install
 from cookiecutter.exceptions import FailedHookException
 
 CASES = {
@@ -102,3 +107,92 @@ def test_unknown_extra_context_key_is_caught(out):
     """The harness's own guard: a misspelt key must fail the test, not bake the defaults."""
     with pytest.raises(AssertionError, match="keys not in cookiecutter.json: \\['labelnames'\\]"):
         bake(out, labelnames="a,b")
+
+
+def write_rows(path, header, rows):
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(header + "\n")
+        handle.writelines(row + "\n" for row in rows)
+    return path
+
+
+def test_whole_file_is_checked_not_its_first_rows(out, tmp_path, capfd):
+    """Seven classes sorted by label: the first thousands of rows show only class 0."""
+    rows = [f"text {i}\t{i * 7 // 7000}" for i in range(7000)]
+    data = write_rows(tmp_path / "intents.tsv", "text\tlabel", rows)
+    with pytest.raises(FailedHookException):
+        bake(out, dataset=str(data), text_column="text", label_column="label")
+    err = capfd.readouterr().err
+    assert "'6'" in err and "line 6002" in err, err
+    assert list(out.iterdir()) == []
+
+
+def test_numeric_label_names_do_not_merge_classes(out, tmp_path):
+    """Ids 0-4 with label names 1..5: read as ids, as a whole file, so every class keeps its rows."""
+    rows = [f"review {i},{i % 5}" for i in range(100)]
+    data = write_rows(tmp_path / "ratings.csv", "text,stars", rows)
+    project = bake(out, dataset=str(data), text_column="text", label_column="stars", label_names="1,2,3,4,5")
+    config = (project / "config.toml").read_text(encoding="utf-8")
+    assert 'label_format = "ids"' in config
+    site = install(project, tmp_path / "site")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            project.name.replace("-", "_"),
+            "data",
+            "validate",
+            "--json",
+            str(tmp_path / "report.json"),
+        ],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [report] = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["class_counts"] == {"1": 20, "2": 20, "3": 20, "4": 20, "5": 20}
+
+
+def test_ambiguous_numeric_labels_are_refused_with_the_fix(out, tmp_path, capfd):
+    """Values 1-4 with label names 1..5 read either way (ids 1-4 or names 1-4)."""
+    rows = [f"review {i},{i % 4 + 1}" for i in range(100)]
+    data = write_rows(tmp_path / "ratings.csv", "text,stars", rows)
+    with pytest.raises(FailedHookException):
+        bake(out, dataset=str(data), text_column="text", label_column="stars", label_names="1,2,3,4,5")
+    err = capfd.readouterr().err
+    assert "label_format" in err and "numbers" in err, err
+    assert list(out.iterdir()) == []
+
+
+def test_file_without_header_row_is_named_as_such(out, tmp_path, capfd):
+    """3i4k style: `label<TAB>text` lines and no header."""
+    rows = [f"{i % 2}\t문장 번호 {i} 입니다" for i in range(50)]
+    data = write_rows(tmp_path / "fci.txt", "1\t첫 문장입니다", rows)
+    with pytest.raises(FailedHookException):
+        bake(out, dataset=str(data))
+    err = capfd.readouterr().err
+    assert "no header row" in err, err
+    assert list(out.iterdir()) == []
+
+
+def test_folder_ignores_files_that_are_not_splits(out, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rows(folder / "train.csv", "document,label", ["좋다,1", "나쁘다,0"] * 10)
+    write_rows(folder / "test.csv", "document,label", ["좋다,1", "나쁘다,0"] * 5)
+    (folder / "notes.txt").write_text("not a table\tat all\t\t\n", encoding="utf-8")
+    (folder / "README.md").write_text("# data\n", encoding="utf-8")
+    assert bake(out, dataset=str(folder)).exists()
+
+
+def test_spreadsheet_export_warns_but_is_accepted(out, tmp_path, capfd):
+    """Excel: empty trailing header columns and comma-only rows."""
+    rows = ["좋다,1,,", "나쁘다,0,,", ",,,", "최고,1,,", ",,,"]
+    data = write_rows(tmp_path / "export.csv", "document,label,,", rows)
+    project = bake(out, dataset=str(data))
+    assert project.exists()
+    err = capfd.readouterr().err
+    assert "WARNING" in err and "line" in err, err

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,11 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     # Everything arrives, src/<package>/data/ included (an unanchored "data/" ignored it).
     assert project_files(clone) == project_files(project)
     site = install(clone, tmp_path / "site")
+    # The wheel is the package alone: no config, nothing of this machine (paths live in config.toml).
+    with zipfile.ZipFile(next((tmp_path / "site-dist").glob("*.whl"))) as wheel:
+        assert not [n for n in wheel.namelist() if n.endswith("config.toml")]
+        leaked = [n for n in wheel.namelist() if str(tmp_path).encode() in wheel.read(n)]
+        assert leaked == []
     result = run_generated_tests(clone, site, "-rs")
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]

@@ -1,13 +1,21 @@
-"""Labelled examples for training and evaluation, read from any supported data file."""
+"""Labelled examples for training and evaluation, read from any supported data file.
+
+Standard library only: the cookiecutter hooks import it (through ``data.check``).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .io import DataFormatError, find_data_files, read_table
-from .labels import LabelError, LabelMap
+from .io import DataFormatError, find_data_files, iter_rows, missing_columns_message
+from .labels import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,22 +45,24 @@ def load_examples(
     path: str | os.PathLike[str],
     text_column: str,
     label_column: str,
-    label_names: tuple[str, ...] | list[str],
+    label_names: Sequence[str],
     *,
     skip_empty: bool = True,
+    label_format: str = "auto",
 ) -> list[Example]:
     """Read labelled examples; any bad row is an error that names the file and line.
 
     Empty or whitespace-only texts are skipped when ``skip_empty`` (NSMC has a few): there is
-    nothing to learn from them, and `data validate` reports them.
+    nothing to learn from them, and `data validate` reports them. Whether the labels are ids or
+    names is decided for the file as a whole (see :func:`labels.decide_format`).
     """
     file = resolve_data_file(path)
-    table = read_table(file)
-    require_columns(table.columns, (text_column, label_column), file)
-    labels = LabelMap(label_names)
-    examples: list[Example] = []
-    for row in table.rows:
-        text = row.values[text_column]
+    reader = iter_rows(file)
+    require_columns(reader.columns, (text_column, label_column), file, label_names)
+    kept: list[tuple[str, Any, int]] = []
+    first_lines: dict[str, int] = {}
+    for row in reader:
+        text = row.values.get(text_column)
         if text is None:
             text = ""
         if not isinstance(text, str):
@@ -61,18 +71,27 @@ def load_examples(
             )
         if skip_empty and not text.strip():
             continue
-        try:
-            label = labels.to_id(row.values[label_column])
-        except LabelError as error:
-            raise DataFormatError(f"{file}: line {row.line}: column {label_column!r}: {error}") from None
-        examples.append(Example(text, label, row.line))
-    return examples
+        value = row.values.get(label_column)
+        kept.append((text, value, row.line))
+        first_lines.setdefault(label_key(value), row.line)
+    for warning in reader.warnings:
+        log.warning(warning)
+    try:
+        labels = LabelMap(label_names, decide_format(first_lines, label_names, label_format))
+    except UnknownLabelsError as error:
+        raise DataFormatError(f"{file}: line {error.first_line}: column {label_column!r}: {error}") from None
+    except LabelError as error:
+        raise DataFormatError(f"{file}: column {label_column!r}: {error}") from None
+    return [Example(text, labels.to_id(value), line) for text, value, line in kept]
 
 
-def require_columns(columns: list[str], required: tuple[str, ...], path: str | os.PathLike[str]) -> None:
-    missing = [name for name in required if name not in columns]
-    if missing:
-        raise DataFormatError(
-            f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"the file has: {', '.join(map(repr, columns)) or 'no columns'}"
-        )
+def require_columns(
+    columns: Sequence[str],
+    required: Sequence[str],
+    path: str | os.PathLike[str],
+    label_names: Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`DataFormatError` unless every required column is there; ``required`` is
+    (text column, label column) or just the text column."""
+    if any(name not in columns for name in required):
+        raise DataFormatError(missing_columns_message(path, columns, required, label_names))

@@ -3,6 +3,10 @@
 Standard library only, so the cookiecutter hooks can use the same readers before any dependency
 is installed. Every row keeps the line number it started on, so problems can be reported
 precisely; quoted fields (including ones spanning lines) and CRLF line ends are handled by ``csv``.
+
+Line numbers count only ``\\n``, ``\\r\\n`` and ``\\r`` line ends: texts may hold U+2028, U+0085,
+form feeds and other characters that ``str.splitlines`` would also split on, and those are part of
+the text, not line ends.
 """
 
 from __future__ import annotations
@@ -10,14 +14,23 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import StringIO
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 # Tried in order. cp949 is a superset of EUC-KR, the usual encoding of Korean spreadsheets.
 ENCODINGS = ("utf-8-sig", "cp949")
+# Line numbers listed in a warning; the count is always exact.
+MAX_LINES_SHOWN = 5
+# Valid JSON, but line separators to JavaScript and to readers that split on every Unicode line
+# end (Python's str.splitlines among them); escaped, a record stays on one line for all of them.
+_JSONL_ESCAPES = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+_JSONL_ESCAPE_RE = re.compile("[\u2028\u2029\x85]")
 
 
 class DataFormatError(ValueError):
@@ -36,6 +49,8 @@ class Table:
     columns: list[str]
     rows: list[Row]
     encoding: str
+    # Problems the reader worked around (dropped empty columns, skipped empty rows).
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -70,73 +85,230 @@ def decode(raw: bytes, path: str | os.PathLike[str]) -> tuple[str, str]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _is_blank(fields: Sequence[str]) -> bool:
+    return not any(value.strip() for value in fields)
+
+
+def _lines_text(lines: Sequence[int]) -> str:
+    shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
+    more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
+    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
+
+
+class RowReader:
+    """The rows of one data file: an iterator that parses each row as it is reached.
+
+    The file is decoded up front (the encoding is only known once every byte decodes), so
+    ``encoding`` and ``columns`` are set on creation and format errors in the header surface
+    immediately. For JSON Lines, ``columns`` starts as the first record's keys and grows as later
+    records add keys. ``warnings`` covers the rows read so far.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self.format = data_format(path)
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError as error:
+            raise DataFormatError(f"{path}: file not found") from error
+        except OSError as error:
+            raise DataFormatError(f"{path}: cannot read the file: {error.strerror or error}") from error
+        text, self.encoding = decode(raw, path)
+        self.columns: list[str] = []
+        self._warnings: list[str] = []
+        self._blank_rows: list[int] = []
+        self._pending: Row | None = None
+        if self.format == "jsonl":
+            self._rows = self._jsonl_rows(text)
+            # Parsed now so that ``columns`` is known before iteration, as for CSV/TSV.
+            self._pending = next(self._rows, None)
+        else:
+            self._rows = self._open_delimited(text, "\t" if self.format == "tsv" else ",")
+
+    @property
+    def warnings(self) -> list[str]:
+        warnings = list(self._warnings)
+        if self._blank_rows:
+            warnings.append(
+                f"{self.path}: skipped {len(self._blank_rows)} row(s) whose fields are all empty "
+                f"({_lines_text(self._blank_rows)}), as spreadsheet exports often leave"
+            )
+        return warnings
+
+    def __iter__(self) -> RowReader:
+        return self
+
+    def __next__(self) -> Row:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            return pending
+        return next(self._rows)
+
+    def _open_delimited(self, text: str, delimiter: str) -> Iterator[Row]:
+        """Read the header now (it sets ``columns``); the records follow lazily."""
+        path = self.path
+        # newline="" hands csv the physical lines split at \n, \r\n and \r only, so that other
+        # Unicode line breaks stay inside fields and reader.line_num counts real lines.
+        reader = csv.reader(
+            StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True, strict=True
+        )
+        header: list[str] = []
+        try:
+            # Blank lines (or a row of empty cells) above the header carry nothing.
+            while _is_blank(header):
+                header = next(reader)
+        except StopIteration as error:
+            raise DataFormatError(f"{path}: file is empty (expected a header line)") from error
+        except csv.Error as error:
+            raise DataFormatError(f"{path}: line {reader.line_num}: malformed header: {error}") from error
+        header_line = reader.line_num
+        columns = [name.strip() for name in header]
+        # Spreadsheets export the empty columns right of the data as ",,,": unnamed, never data.
+        unnamed = 0
+        while columns and not columns[-1]:
+            columns.pop()
+            unnamed += 1
+        if unnamed:
+            self._warnings.append(
+                f"{path}: line {header_line}: ignored {unnamed} unnamed empty column(s) at the end of "
+                "the header (as spreadsheet exports add)"
+            )
+        duplicated = sorted({name for name in columns if columns.count(name) > 1})
+        if duplicated:
+            raise DataFormatError(
+                f"{path}: line {header_line}: duplicate column name(s): {', '.join(map(repr, duplicated))}"
+            )
+        self.columns = columns
+        return self._delimited_records(reader, columns)
+
+    def _delimited_records(self, reader: Any, columns: list[str]) -> Iterator[Row]:
+        path, width = self.path, len(columns)
+        start = reader.line_num + 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                raise DataFormatError(f"{path}: line {start}: malformed row: {error}") from error
+            if not fields:
+                pass  # a blank line carries no record
+            elif len(fields) > 1 and _is_blank(fields):
+                self._blank_rows.append(start)
+            else:
+                if len(fields) > width and _is_blank(fields[width:]):
+                    fields = fields[:width]
+                if len(fields) != width:
+                    raise DataFormatError(
+                        f"{path}: line {start}: expected {width} fields "
+                        f"({', '.join(columns)}), found {len(fields)}; check the delimiter and quoting"
+                    )
+                yield Row(start, dict(zip(columns, fields, strict=True)))
+            start = reader.line_num + 1
+
+    def _jsonl_rows(self, text: str) -> Iterator[Row]:
+        path = self.path
+        known: set[str] = set()
+        # newline="\n": records end at \n (or \r\n) only; JSON strings may hold U+2028 and friends.
+        for number, line in enumerate(StringIO(text, newline="\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{path}: line {number}: invalid JSON: {error.msg}") from error
+            if not isinstance(record, dict):
+                raise DataFormatError(f"{path}: line {number}: expected a JSON object per line")
+            for key in record:
+                if key not in known:
+                    known.add(key)
+                    self.columns.append(key)
+            yield Row(number, record)
+
+
+def iter_rows(path: str | os.PathLike[str]) -> RowReader:
+    """The rows of a data file, read lazily: ``reader.columns``, ``reader.encoding``, then
+    ``for row in reader``; ``reader.warnings`` is complete once the rows are exhausted."""
+    return RowReader(path)
+
+
 def read_table(path: str | os.PathLike[str], limit: int | None = None) -> Table:
     """Read a whole data file (or its first ``limit`` rows) into a :class:`Table`."""
-    fmt = data_format(path)
+    reader = iter_rows(path)
+    rows = list(islice(reader, limit))
+    return Table(reader.path, list(reader.columns), rows, reader.encoding, reader.warnings)
+
+
+_NUMBER_RE = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+
+
+def _looks_like_sentence(value: str) -> bool:
+    return len(value) > 40 or len(value.split()) >= 3 or bool(re.search(r"[.!?~…]\s*$", value))
+
+
+def _looks_like_label(value: str, label_names: Sequence[str]) -> bool:
+    folded = value.casefold()
+    return bool(_NUMBER_RE.fullmatch(value)) or any(folded == n.strip().casefold() for n in label_names)
+
+
+def header_looks_like_data(columns: Sequence[str], label_names: Sequence[str] = ()) -> bool:
+    """Whether a header line reads like a record: a number, a label value or a sentence in it."""
+    return any(_looks_like_label(name, label_names) or _looks_like_sentence(name) for name in columns if name)
+
+
+def missing_columns_message(
+    path: str | os.PathLike[str],
+    columns: Sequence[str],
+    required: Sequence[str],
+    label_names: Sequence[str] | None = None,
+) -> str:
+    """The error for required columns a file lacks; ``required`` is (text column, label column)
+    or just the text column. When the first line reads like data, it says that the file seems to
+    have no header row, and how to add one."""
+    missing = [name for name in required if name not in columns]
+    message = (
+        f"{path}: missing column(s) {', '.join(map(repr, missing))} not found; "
+        f"the file has {', '.join(map(repr, columns)) or 'no columns'}"
+    )
     try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError as error:
-        raise DataFormatError(f"{path}: file not found") from error
-    text, encoding = decode(raw, path)
-    if fmt == "jsonl":
-        columns, rows = _read_jsonl(text, path, limit)
-    else:
-        columns, rows = _read_delimited(text, path, "\t" if fmt == "tsv" else ",", limit)
-    return Table(str(path), columns, rows, encoding)
+        fmt = data_format(path)
+    except DataFormatError:
+        fmt = "jsonl"
+    names = list(label_names or ())
+    if fmt == "jsonl" or not header_looks_like_data(columns, names):
+        return message + "; rename the file's columns or set text_column/label_column to its names"
+    kind = "comma" if fmt == "csv" else "tab"
+    example = ("," if fmt == "csv" else "<TAB>").join(_suggest_header(columns, required, names))
+    return (
+        f"{message}. The first line looks like data, not column names: the file seems to have no "
+        f"header row. Add a first line naming the columns, e.g. `{example}` ({kind}-separated), "
+        "and set text_column/label_column to the names of the text and label columns"
+    )
 
 
-def _read_delimited(
-    text: str, path: str | os.PathLike[str], delimiter: str, limit: int | None
-) -> tuple[list[str], list[Row]]:
-    lines = text.splitlines(keepends=True)
-    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration as error:
-        raise DataFormatError(f"{path}: file is empty (expected a header line)") from error
-    except csv.Error as error:
-        raise DataFormatError(f"{path}: line 1: malformed header: {error}") from error
-    columns = [name.strip() for name in header]
-    duplicated = sorted({name for name in columns if columns.count(name) > 1})
-    if duplicated:
-        raise DataFormatError(f"{path}: line 1: duplicate column name(s): {', '.join(duplicated)}")
-    rows: list[Row] = []
-    start = reader.line_num + 1
-    while limit is None or len(rows) < limit:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            raise DataFormatError(f"{path}: line {start}: malformed row: {error}") from error
-        if fields:  # blank lines carry no record
-            if len(fields) != len(columns):
-                raise DataFormatError(
-                    f"{path}: line {start}: expected {len(columns)} fields "
-                    f"({', '.join(columns)}), found {len(fields)}; check the delimiter and quoting"
-                )
-            rows.append(Row(start, dict(zip(columns, fields, strict=True))))
-        start = reader.line_num + 1
-    return columns, rows
+def _suggest_header(columns: Sequence[str], required: Sequence[str], label_names: Sequence[str]) -> list[str]:
+    """Names for a header-less file's fields: the required names where a field looks like text
+    (the longest) or a label value, the rest numbered."""
+    names = [f"column{index + 1}" for index in range(len(columns))]
+    if not columns:
+        return list(required)
+    text_index = max(range(len(columns)), key=lambda index: len(columns[index]))
+    names[text_index] = required[0]
+    if len(required) > 1:
+        labelled = [
+            index
+            for index, value in enumerate(columns)
+            if index != text_index and _looks_like_label(value, label_names)
+        ]
+        by_name = [index for index in labelled if not _NUMBER_RE.fullmatch(columns[index])]
+        # Files lead with an id column more often than they end with one: prefer the last number.
+        if by_name or labelled:
+            names[(by_name or labelled)[-1]] = required[1]
+    return names
 
 
-def _read_jsonl(text: str, path: str | os.PathLike[str], limit: int | None) -> tuple[list[str], list[Row]]:
-    columns: dict[str, None] = {}
-    rows: list[Row] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if limit is not None and len(rows) >= limit:
-            break
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataFormatError(f"{path}: line {number}: invalid JSON: {error.msg}") from error
-        if not isinstance(record, dict):
-            raise DataFormatError(f"{path}: line {number}: expected a JSON object per line")
-        columns.update(dict.fromkeys(record))
-        rows.append(Row(number, record))
-    return list(columns), rows
+def _escape_line_breaks(line: str) -> str:
+    return _JSONL_ESCAPE_RE.sub(lambda match: _JSONL_ESCAPES[match.group()], line)
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:
@@ -145,7 +317,9 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            # json.dumps escapes the other control characters itself; these three occur only
+            # inside JSON strings, where a \u escape reads back as the same character.
+            handle.write(_escape_line_breaks(json.dumps(record, ensure_ascii=False)) + "\n")
             count += 1
     return count
 

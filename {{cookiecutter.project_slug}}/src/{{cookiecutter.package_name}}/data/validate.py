@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .io import DataFormatError, read_table
-from .labels import LabelError, LabelMap
+from .io import DataFormatError, iter_rows, missing_columns_message
+from .labels import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
 
 # Long lists of row numbers help nobody; the count is always exact.
 MAX_LINES_SHOWN = 10
@@ -90,66 +91,56 @@ def validate_file(
     path: str | os.PathLike[str],
     text_column: str,
     label_column: str,
-    label_names: tuple[str, ...] | list[str],
+    label_names: Sequence[str],
     *,
     unlabelled: bool = False,
+    label_format: str = "auto",
 ) -> ValidationReport:
-    """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on)."""
+    """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on).
+
+    Whether the labels are ids or names is decided for the file as a whole, as training reads
+    it (see :func:`labels.decide_format`); ``label_format`` is [data].label_format.
+    """
     report = ValidationReport(str(path))
+    required = [text_column] if unlabelled else [text_column, label_column]
+    empty, non_text = [], []
+    label_lines: dict[str, list[int]] = defaultdict(list)
+    by_text: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+    lengths = []
     try:
-        table = read_table(path)
+        reader = iter_rows(path)
+        report.encoding = reader.encoding
+        if any(name not in reader.columns for name in required):
+            report.findings.append(
+                Finding("error", missing_columns_message(path, reader.columns, required, label_names))
+            )
+            return report
+        for row in reader:
+            report.rows += 1
+            text = row.values.get(text_column)
+            key = None
+            if not unlabelled:
+                key = label_key(row.values.get(label_column))
+                label_lines[key].append(row.line)
+            if text is None or (isinstance(text, str) and not text.strip()):
+                empty.append(row.line)
+                continue
+            if not isinstance(text, str):
+                non_text.append(row.line)
+                continue
+            lengths.append(len(text))
+            by_text[text.strip()].append((row.line, key))
     except DataFormatError as error:
         report.findings.append(Finding("error", str(error)))
         return report
-    report.rows, report.encoding = len(table), table.encoding
-    required = [text_column] if unlabelled else [text_column, label_column]
-    missing = [name for name in required if name not in table.columns]
-    if missing:
-        report.findings.append(
-            Finding(
-                "error",
-                f"missing column(s) {', '.join(map(repr, missing))}; the file has "
-                f"{', '.join(map(repr, table.columns))}; set text_column/label_column in config.toml",
-            )
-        )
-        return report
-    if not table.rows:
+    report.findings.extend(Finding("warning", warning) for warning in reader.warnings)
+    if not report.rows:
         report.findings.append(Finding("error", "the file has a header but no rows"))
         return report
 
-    labels = LabelMap(label_names)
-    empty, non_text, unknown_labels = [], [], defaultdict(list)
-    by_text: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
-    counts: Counter[int] = Counter()
-    lengths = []
-    for row in table.rows:
-        text = row.values.get(text_column)
-        label_id = None
-        if not unlabelled:
-            raw_label = row.values.get(label_column)
-            try:
-                label_id = labels.to_id(raw_label)
-                counts[label_id] += 1
-            except LabelError:
-                unknown_labels[str(raw_label)].append(row.line)
-        if text is None or (isinstance(text, str) and not text.strip()):
-            empty.append(row.line)
-            continue
-        if not isinstance(text, str):
-            non_text.append(row.line)
-            continue
-        lengths.append(len(text))
-        by_text[text.strip()].append((row.line, label_id))
-
-    for value, lines in sorted(unknown_labels.items(), key=lambda item: item[1][0]):
-        accepted = ", ".join(f"{i}/{n!r}" for i, n in enumerate(labels.names))
-        report.findings.append(
-            Finding(
-                "error",
-                f"{len(lines)} row(s) with label {value!r} outside the label names ({accepted})",
-                lines,
-            )
-        )
+    ids: dict[str, int] | None = None
+    if not unlabelled:
+        ids = _label_ids(label_lines, label_column, label_names, label_format, report)
     if non_text:
         report.findings.append(
             Finding("error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text)
@@ -168,9 +159,12 @@ def validate_file(
         report.findings.append(
             Finding("warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra)
         )
-        conflicting = [
-            group for group in duplicates if len({label for _, label in group if label is not None}) > 1
-        ]
+
+        def label_of(key: str | None) -> int | str | None:
+            # Raw values stand in for ids when the file's labels could not be read one way.
+            return key if ids is None or key is None else ids.get(key)
+
+        conflicting = [group for group in duplicates if len({label_of(key) for _, key in group} - {None}) > 1]
         if conflicting:
             report.findings.append(
                 Finding(
@@ -179,8 +173,12 @@ def validate_file(
                     [line for group in conflicting for line, _ in group],
                 )
             )
-    if not unlabelled:
-        report.class_counts = {labels.names[i]: counts.get(i, 0) for i in range(len(labels))}
+    if ids is not None:
+        counts: Counter[int] = Counter()
+        for key, lines in label_lines.items():
+            if key in ids:
+                counts[ids[key]] += len(lines)
+        report.class_counts = {name: counts.get(i, 0) for i, name in enumerate(label_names)}
         for name, count in report.class_counts.items():
             if count == 0:
                 report.findings.append(Finding("warning", f"label {name!r} has no rows"))
@@ -194,3 +192,38 @@ def validate_file(
             "max": ordered[-1],
         }
     return report
+
+
+def _label_ids(
+    label_lines: dict[str, list[int]],
+    label_column: str,
+    label_names: Sequence[str],
+    label_format: str,
+    report: ValidationReport,
+) -> dict[str, int] | None:
+    """Each label value's id, reading the file's values one way throughout; what cannot be read
+    becomes error findings (values outside the labels with every line they are on). None when
+    the values cannot be read one way at all (mixed, or ambiguous)."""
+    first_lines = {key: lines[0] for key, lines in label_lines.items()}
+    try:
+        decided = decide_format(first_lines, label_names, label_format)
+    except UnknownLabelsError as error:
+        accepted = ", ".join(f"{i}/{n!r}" for i, n in enumerate(label_names))
+        outside = "that is not a label id" if label_format == "ids" else "outside the label names"
+        for value in error.values:
+            lines = label_lines[value]
+            report.findings.append(
+                Finding("error", f"{len(lines)} row(s) with label {value!r} {outside} ({accepted})", lines)
+            )
+        # The remaining values may still be readable one way: count those.
+        first_lines = {key: line for key, line in first_lines.items() if key not in error.values}
+        try:
+            decided = decide_format(first_lines, label_names, label_format)
+        except LabelError as second:
+            report.findings.append(Finding("error", f"column {label_column!r}: {second}"))
+            return None
+    except LabelError as error:
+        report.findings.append(Finding("error", f"column {label_column!r}: {error}"))
+        return None
+    labels = LabelMap(label_names, decided)
+    return {key: labels.to_id(key) for key in first_lines}

@@ -355,7 +355,9 @@ DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
 def _from_jsonlines(text: str) -> Request:
     texts: list[Any] = []
     parameters: Any = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records end at \n (or \r\n) only: str.splitlines would also split inside texts holding
+    # U+2028, U+0085, form feeds and the like, which JSON strings may carry unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
