@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import PACKAGE, label_value
 
 
@@ -60,14 +61,25 @@ def test_validate_bad_file_exits_non_zero(tmp_path, config):
     assert "'unknown' outside the label names" in result.stdout and "(lines 3)" in result.stdout
 
 
-def test_prepare_writes_channels(tmp_path):
-    result = run("data", "prepare", "--source", "nsmc-sample", "--out", str(tmp_path / "prep"))
-    if result.returncode != 0:
-        # Projects with other columns/labels cannot read NSMC: the error must say why.
-        assert "error:" in result.stderr and ("column" in result.stderr or "label" in result.stderr)
-        return
+def test_prepare_writes_channels_of_the_configured_dataset(tmp_path, config):
+    if config.data.source.startswith("s3://"):
+        pytest.skip("the configured dataset is on S3; this test reads local data only")
+    result = run("data", "prepare", "--out", str(tmp_path / "prep"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((tmp_path / "prep" / "manifest.json").read_text(encoding="utf-8"))
     for split in ("train", "validation", "test"):
         assert (tmp_path / "prep" / split / f"{split}.jsonl").exists()
+        assert list(manifest["splits"][split]["labels"]) == list(config.data.label_names)
+    assert manifest["text_column"] == config.data.text_column
+
+
+def test_prepare_other_source_with_other_columns_says_why(tmp_path, config):
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\nx,y\n", encoding="utf-8")
+    result = run("data", "prepare", "--source", str(other), "--out", str(tmp_path / "prep"))
+    assert result.returncode == 2
+    assert f"missing column(s) {config.data.text_column!r}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_config_is_a_clean_error(tmp_path):

@@ -56,6 +56,7 @@ def nsmc_section(config):
         text_column="document",
         label_column="label",
         label_names=("negative", "positive"),
+        label_format="auto",
         source="nsmc-sample",
     )
 
@@ -89,6 +90,7 @@ def test_prepare_single_file_gets_three_splits_with_label_names(config, tmp_path
         text_column="text",
         label_column="label",
         label_names=("neg", "pos", "mixed"),
+        label_format="auto",
         validation_fraction=0.1,
         test_fraction=0.2,
     )
@@ -110,6 +112,7 @@ def test_prepare_folder_of_split_files(config, tmp_path):
         text_column="t",
         label_column="y",
         label_names=("a", "b"),
+        label_format="auto",
         test_fraction=0.25,
     )
     manifest = prepare.prepare(section, tmp_path / "out")
@@ -129,6 +132,7 @@ def test_prepare_too_small_class_is_explained(config, tmp_path):
         text_column="text",
         label_column="label",
         label_names=("a", "b"),
+        label_format="auto",
     )
     with pytest.raises(io.DataFormatError, match="cannot carve a stratified test split"):
         prepare.prepare(section, tmp_path / "out")

@@ -7,16 +7,13 @@ is installed, so generation accepts exactly what the project's commands will rea
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .examples import missing_columns_message
-from .io import DataFormatError, read_table
+from .io import DataFormatError, iter_rows, missing_columns_message
 from .labels import LabelError, decide_format
 from .sources import split_files
-
-# Values listed per problem; the count is always exact.
-MAX_VALUES_SHOWN = 10
 
 
 @dataclass
@@ -24,7 +21,7 @@ class CheckResult:
     files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # "ids" or "names" when every file decided the same way; None when nothing was decided.
+    # "ids" or "names" when every file decided the same way, else None.
     label_format: str | None = None
 
 
@@ -40,7 +37,7 @@ def check_dataset(
     path: str | os.PathLike[str],
     text_column: str,
     label_column: str,
-    label_names: list[str] | tuple[str, ...],
+    label_names: Sequence[str],
     label_format: str = "auto",
 ) -> CheckResult:
     """Columns, label values and label format of every file of a dataset source."""
@@ -53,20 +50,23 @@ def check_dataset(
     formats: dict[str, Path] = {}
     for file in result.files:
         try:
-            table = read_table(file)
+            reader = iter_rows(file)
+            if text_column not in reader.columns or label_column not in reader.columns:
+                result.problems.append(
+                    missing_columns_message(file, reader.columns, (text_column, label_column), label_names)
+                    + " (answers text_column/label_column)"
+                )
+                continue
+            # As `data prepare` reads it: rows without text are dropped, so their labels do not count.
+            first_line: dict[str, int] = {}
+            for row in reader:
+                text = row.values.get(text_column)
+                if isinstance(text, str) and text.strip():
+                    first_line.setdefault(str(row.values.get(label_column)).strip(), row.line)
+            result.warnings.extend(reader.warnings)
         except DataFormatError as error:
             result.problems.append(str(error))
             continue
-        result.warnings.extend(getattr(table, "warnings", []))
-        if text_column not in table.columns or label_column not in table.columns:
-            result.problems.append(
-                missing_columns_message(file, table.columns, (text_column, label_column), label_names)
-                + " (answers text_column/label_column)"
-            )
-            continue
-        first_line: dict[str, int] = {}
-        for row in table.rows:
-            first_line.setdefault(str(row.values[label_column]).strip(), row.line)
         try:
             formats[decide_format(first_line, label_names, label_format)] = file
         except LabelError as error:
@@ -79,6 +79,4 @@ def check_dataset(
         )
     elif len(formats) == 1:
         result.label_format = next(iter(formats))
-    elif formats:
-        result.label_format = "mixed"
     return result
