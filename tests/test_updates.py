@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from contextlib import chdir
 from pathlib import Path
 
 import pytest
@@ -43,10 +44,16 @@ def test_stored_answers_rebake_the_same_project(out, tmp_path):
     )
     stored = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))
     assert stored["cookiecutter"]["label_names"] == "bad, good"
-    again = tmp_path / "again"
-    # The file is a replay file as it is: no editing, no extra answers.
-    cookiecutter(str(REPO), replay=str(project / ".cookiecutter.json"), output_dir=str(again))
-    assert digest(again / project.name) == digest(project)
+    before = digest(project)
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "generated", cwd=project)
+    # The README's command, run from inside the project: the stored file is a replay file as it
+    # is (no editing, no extra answers), and regenerating in place changes nothing.
+    with chdir(project):
+        cookiecutter(str(REPO), replay=".cookiecutter.json", output_dir="..", overwrite_if_exists=True)
+    assert digest(project) == before
+    assert git("status", "--porcelain", cwd=project) == ""
 
 
 @pytest.mark.parametrize("problem", ["dataset-labels", "answer"])
