@@ -272,6 +272,35 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     assert any(r["step"] <= saved and "train_loss" in r for r in results["history"])
 
 
+@pytest.mark.parametrize("change", ["bigger-batch", "smaller-dev-fraction", "more-processes"])
+def test_plain_loop_refuses_a_checkpoint_of_another_batch_plan(change, channels, tiny_model_dir, tmp_path):
+    """Resuming at "batch 12 of the epoch" under another batch plan used to loop forever when
+    the new epoch had fewer batches; now it is one line that names the way out."""
+    job = tmp_path / "job"
+    env = container_env(channels, job)
+    common = FAST + [
+        "--model_name_or_path", str(tiny_model_dir), "--dev_fraction", "0.5",
+        "--checkpoint_dir", str(job / "checkpoints"),
+    ]  # fmt: skip
+    run(module_command("train_torch") + common + ["--max_steps", "12"], env, tmp_path)
+    more = common + ["--max_steps", "24"]
+    command = {
+        "bigger-batch": module_command("train_torch") + more + ["--batch_size", "512"],
+        "smaller-dev-fraction": module_command("train_torch") + more + ["--dev_fraction", "0.1"],
+        "more-processes": torchrun_command("train_torch", 2) + more,
+    }[change]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "was trained with another batch plan" in output and "--resume no" in output
+    # Each worker stops with the one line; only torchrun's own launcher prints a traceback.
+    assert "_check_resumable" not in output and "OptionError" not in output
+    if change != "more-processes":
+        assert "Traceback" not in output
+    # The way out works: the same command, starting over.
+    run(command + ["--resume", "no"], env, tmp_path)
+
+
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_torchrun_two_processes_gloo(entry, channels, tiny_model_dir, tmp_path):
     job = tmp_path / "job"
@@ -330,10 +359,16 @@ def test_cli_train_command_runs_in_process(channels, tiny_model_dir, project_dir
             "out/model",
             "--output_data_dir",
             "out",
+            # More than the tiny model's 256 positions: trained, and saved, at 256.
+            "--max_seq_length",
+            "1000",
         ]
     )
     assert code == 0
     assert (tmp_path / "out" / "model" / "config.json").is_file()
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tmp_path / "out" / "model").model_max_length == 256
     assert (tmp_path / "out" / "metrics_validation.json").is_file()
     assert not (tmp_path / "out" / "metrics_test.json").exists()  # no test split given
     assert (tmp_path / "checkpoints" / "checkpoint-4" / "loop_state.json").is_file()

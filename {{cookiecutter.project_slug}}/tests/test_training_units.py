@@ -169,6 +169,20 @@ def test_checkpoint_discovery_skips_incomplete_and_foreign(tmp_path):
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == ["checkpoint-20"]
 
 
+@pytest.mark.parametrize("marker", ["loop_state.json", "trainer_state.json"])
+def test_a_cut_short_marker_means_incomplete_not_a_crash(marker, tmp_path, caplog):
+    """A process killed while writing its state leaves a truncated marker behind."""
+    for step, text in ((10, '{"global_step": 10}'), (20, '{"global_step": 2'), (30, ""), (40, "[]")):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / marker).write_text(text, encoding="utf-8")
+    resume = checkpoints.find_resume_checkpoint("auto", tmp_path, marker)
+    assert resume is not None and resume.name == "checkpoint-10"
+    assert "ignoring" in caplog.text and "checkpoint-20" in caplog.text
+    with pytest.raises(options.OptionError, match="no readable"):
+        checkpoints.find_resume_checkpoint(str(tmp_path / "checkpoint-20"), tmp_path, marker)
+
+
 def test_metric_lines_match_sagemaker_definitions():
     line = artifacts.metric_line(
         {

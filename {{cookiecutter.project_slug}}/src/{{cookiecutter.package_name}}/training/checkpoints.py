@@ -6,6 +6,7 @@ interruption the new instance gets it back and training resumes from the newest 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -25,17 +26,29 @@ def checkpoint_step(path: str | Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def is_complete(path: Path, marker: str) -> bool:
+    """Whether ``path`` holds a readable ``marker``: a JSON object, the file each entry point
+    writes last. A process killed while writing it leaves it missing or cut short."""
+    try:
+        return isinstance(json.loads((path / marker).read_text(encoding="utf-8")), dict)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+
+
 def list_checkpoints(folder: str | Path, marker: str) -> list[Path]:
-    """Complete checkpoints, oldest first. ``marker`` is the file each entry point writes last,
-    so a folder cut short by an interruption (or written by the other entry point) is skipped."""
+    """Complete checkpoints, oldest first. A folder cut short by an interruption (its marker
+    missing or unreadable), or written by the other entry point (another marker), is skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [
-        path
-        for path in folder.iterdir()
-        if path.is_dir() and checkpoint_step(path) is not None and (path / marker).is_file()
-    ]
+    found = []
+    for path in folder.iterdir():
+        if not path.is_dir() or checkpoint_step(path) is None or not (path / marker).exists():
+            continue
+        if is_complete(path, marker):
+            found.append(path)
+        else:
+            log.warning("ignoring %s: its %s is unreadable (interrupted while saving)", path, marker)
     return sorted(found, key=lambda path: checkpoint_step(path) or 0)
 
 
@@ -52,8 +65,10 @@ def find_resume_checkpoint(resume: str, folder: str | Path, marker: str) -> Path
         log.info("resuming from %s (pass --resume no to start over)", newest)
         return newest
     path = Path(resume)
-    if not (path / marker).is_file():
-        raise OptionError(f"--resume {resume}: not a complete checkpoint of this entry point (no {marker})")
+    if not is_complete(path, marker):
+        raise OptionError(
+            f"--resume {resume}: not a complete checkpoint of this entry point (no readable {marker})"
+        )
     return path
 
 

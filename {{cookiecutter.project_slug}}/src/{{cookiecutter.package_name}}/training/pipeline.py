@@ -209,8 +209,9 @@ def write_outputs(
     output_dir = Path(options.output_data_dir)
     # save_pretrained writes safetensors; config.json carries id2label/label2id.
     context.model.save_pretrained(options.model_dir)
-    # Inference truncates at the tokenizer's limit: make it the length the model was trained on.
-    context.tokenizer.model_max_length = options.max_seq_length
+    # Inference truncates at the tokenizer's limit: make it the length the model was trained on
+    # (--max_seq_length, capped by the model's position embeddings).
+    context.tokenizer.model_max_length = context.data.max_length
     context.tokenizer.save_pretrained(options.model_dir)
     final: dict[str, Any] = {}
     for split, metrics in evaluations.items():

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
+from .options import OptionError
 from .pipeline import FitResult, RunContext, best_is_higher, evaluation_metrics, main_for
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class LoopState:
     best_checkpoint: str | None = None
     evals_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # What the saved position (epoch, batches_done) counts in; empty in older checkpoints.
+    batch_plan: dict[str, int] = field(default_factory=dict)
 
 
 class TorchLoop:
@@ -76,10 +79,43 @@ class TorchLoop:
             runtime.rank,
             runtime.world_size,
         )
-        self.state = LoopState()
+        self.state = LoopState(batch_plan=self._plan_signature())
         self.tokens = TokenCounter()
         self.eval_seconds = 0.0
         self.stopped_early = False
+
+    def _plan_signature(self) -> dict[str, int]:
+        """What makes a saved position in an epoch mean the same batches when resumed."""
+        options = self.ctx.options
+        return {
+            "train_examples": len(self.plan.lengths),
+            "batch_size": self.plan.batch_size,
+            "world_size": self.plan.world_size,
+            "gradient_accumulation_steps": options.gradient_accumulation_steps,
+            "group_by_length": int(self.plan.group_by_length),
+            "seed": self.plan.seed,
+            "batches_per_epoch": len(self.plan),
+        }
+
+    def _check_resumable(self, path: Path) -> None:
+        """Refuse a checkpoint whose batch plan differs: its position would point at other
+        batches, or past the end of this plan's epoch (a loop that never ends)."""
+        saved, current = self.state.batch_plan, self._plan_signature()
+        changed = [
+            f"{key} {saved[key]} -> {current[key]}"
+            for key in current
+            if key in saved and saved[key] != current[key]
+        ]
+        past_end = self.state.batches_done >= current["batches_per_epoch"]
+        if changed or past_end:
+            reason = ", ".join(changed) or (
+                f"it stopped at batch {self.state.batches_done} of an epoch that now has "
+                f"{current['batches_per_epoch']}"
+            )
+            raise OptionError(
+                f"{path} was trained with another batch plan ({reason}); resume it with the "
+                "options it was started with, or start over with --resume no"
+            )
 
     def _parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         # As in the Trainer: no weight decay on biases and normalisation weights.
@@ -127,13 +163,15 @@ class TorchLoop:
     def _load_checkpoint(self, path: Path) -> None:
         from safetensors.torch import load_model
 
+        # The state first: a checkpoint this run cannot continue is refused before any loading.
+        self.state = LoopState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
+        self._check_resumable(path)
         load_model(self.model, str(path / WEIGHTS_FILE), device=str(self.ctx.runtime.device))
         self.optimizer.load_state_dict(
             torch.load(path / "optimizer.pt", weights_only=True, map_location=self.ctx.runtime.device)
         )
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
-        self.state = LoopState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
         # Data order is a function of (seed, epoch), restored exactly; dropout is re-seeded.
         from transformers import set_seed
 
