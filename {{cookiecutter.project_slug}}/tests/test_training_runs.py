@@ -199,6 +199,12 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
     assert final["validation_accuracy"] > majority + 0.05, (final, majority)
 
 
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def _wait_for_checkpoint(
     process: subprocess.Popen[str], folder: Path, marker: str, timeout: float = 240
 ) -> None:
@@ -270,6 +276,21 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     assert results["train_examples_processed"] <= (120 - saved) * 32
     # ...and the history still holds the points logged before the interruption.
     assert any(r["step"] <= saved and "train_loss" in r for r in results["history"])
+
+    # The same command never interrupted ends with the same weights (dropout is on: the random
+    # state is part of the checkpoint).
+    straight = tmp_path / "straight"
+    run(
+        [arg if arg != str(checkpoint_dir) else str(straight / "checkpoints") for arg in args],
+        container_env(channels, straight),
+        tmp_path,
+    )
+    from safetensors.torch import load_file
+
+    resumed = load_file(job / "model" / "model.safetensors")
+    uninterrupted = load_file(straight / "model" / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
 
 
 @pytest.mark.parametrize("change", ["bigger-batch", "smaller-dev-fraction", "more-processes"])

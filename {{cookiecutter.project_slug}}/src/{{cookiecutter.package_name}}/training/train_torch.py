@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "loop_state.json"  # written last: marks a complete checkpoint of this entry point
 WEIGHTS_FILE = "model.safetensors"
+RNG_FILE = "rng_state.pth"  # one entry per rank
 
 
 @dataclass
@@ -43,6 +46,29 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     # What the saved position (epoch, batches_done) counts in; empty in older checkpoints.
     batch_plan: dict[str, int] = field(default_factory=dict)
+
+
+def rng_state() -> dict[str, Any]:
+    """The random states training draws from, in types ``torch.load(weights_only=True)`` reads."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, keys.tolist(), position, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 class TorchLoop:
@@ -142,6 +168,9 @@ class TorchLoop:
         options, runtime = self.ctx.options, self.ctx.runtime
         folder = Path(options.checkpoint_dir)
         final = folder / f"{PREFIX}{self.state.global_step}"
+        # Every rank's random state (dropout), so a resumed run continues exactly where this
+        # one is; gathered here because only rank 0 writes the checkpoint.
+        rng_states = runtime.gather(rng_state())
         if runtime.is_main:
             from safetensors.torch import save_model
 
@@ -152,6 +181,7 @@ class TorchLoop:
             torch.save(self.optimizer.state_dict(), staging / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), staging / "scheduler.pt")
             torch.save(self.scaler.state_dict(), staging / "scaler.pt")
+            torch.save(rng_states, staging / RNG_FILE)
             (staging / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1), encoding="utf-8")
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)  # atomic: a checkpoint is either complete or absent
@@ -172,10 +202,15 @@ class TorchLoop:
         )
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
-        # Data order is a function of (seed, epoch), restored exactly; dropout is re-seeded.
-        from transformers import set_seed
+        # Data order is a function of (seed, epoch), restored exactly; so is every rank's random
+        # state, so dropout continues as if the run had never stopped.
+        if (path / RNG_FILE).is_file():
+            set_rng_state(torch.load(path / RNG_FILE, weights_only=True)[self.ctx.runtime.rank])
+        else:
+            from transformers import set_seed
 
-        set_seed(self.ctx.options.seed + self.state.global_step)
+            log.info("%s has no %s (older checkpoint): dropout is re-seeded", path, RNG_FILE)
+            set_seed(self.ctx.options.seed + self.state.global_step)
 
     # -- evaluation ----------------------------------------------------------------------------
 
