@@ -293,6 +293,26 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
 
 
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_early_stopping_count_survives_a_resume(entry, channels, tiny_model_dir, tmp_path):
+    """A learning rate too small to change any prediction: validation accuracy never improves,
+    so with patience 2 training stops at the third evaluation (step 15), stopped and resumed
+    after the second or not."""
+    job = tmp_path / "job"
+    env = container_env(channels, job)
+    args = module_command(entry) + FAST + [
+        "--model_name_or_path", str(tiny_model_dir), "--learning_rate", "1e-12", "--warmup_ratio", "0",
+        "--eval_strategy", "steps", "--eval_steps", "5", "--early_stopping_patience", "2",
+        "--metric_for_best_model", "accuracy", "--dev_fraction", "0.2",
+        "--checkpoint_dir", str(job / "checkpoints"),
+    ]  # fmt: skip
+    run(args + ["--max_steps", "10"], env, tmp_path)  # evaluations at 5 (best) and 10 (no gain)
+    run(args + ["--max_steps", "100"], env, tmp_path)
+    results = json.loads((job / "output" / "data" / "train_results.json").read_text("utf-8"))
+    assert results["resumed_from_step"] == 10
+    assert results["global_step"] == 15, results["global_step"]
+
+
 @pytest.mark.parametrize("change", ["bigger-batch", "smaller-dev-fraction", "more-processes"])
 def test_plain_loop_refuses_a_checkpoint_of_another_batch_plan(change, channels, tiny_model_dir, tmp_path):
     """Resuming at "batch 12 of the epoch" under another batch plan used to loop forever when

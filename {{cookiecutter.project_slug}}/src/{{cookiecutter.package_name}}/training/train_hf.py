@@ -126,6 +126,8 @@ def training_arguments(context: RunContext) -> TrainingArguments:
         save_steps=options.eval_steps,
         save_total_limit=options.save_total_limit,
         load_best_model_at_end=True,
+        # Early stopping's count of evaluations without improvement survives a resume.
+        restore_callback_states_from_checkpoint=True,
         metric_for_best_model=options.metric_for_best_model,
         greater_is_better=best_is_higher(options.metric_for_best_model),
         logging_strategy="steps",
