@@ -50,7 +50,9 @@ class LoopState:
 
 def rng_state() -> dict[str, Any]:
     """The random states training draws from, in types ``torch.load(weights_only=True)`` reads."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    # The legacy tuple form (numpy's stubs also allow a dict, which legacy=True never returns).
+    numpy_state = cast(tuple[str, Any, int, int, float], np.random.get_state(legacy=True))
+    kind, keys, position, has_gauss, gauss = numpy_state
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (kind, keys.tolist(), position, has_gauss, gauss),
