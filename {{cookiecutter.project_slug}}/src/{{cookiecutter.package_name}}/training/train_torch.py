@@ -228,7 +228,11 @@ class TorchLoop:
             mine[i : i + options.eval_batch_size] for i in range(0, len(mine), options.eval_batch_size)
         ]
         loader = DataLoader(
-            split, batch_sampler=batches, collate_fn=self.ctx.collator, num_workers=options.num_workers
+            split,
+            batch_sampler=batches,
+            collate_fn=self.ctx.collator,
+            num_workers=options.num_workers,
+            generator=torch.Generator().manual_seed(options.seed),
         )
         predictions: dict[int, int] = {}
         loss_sum = 0.0
@@ -315,6 +319,9 @@ class TorchLoop:
                 collate_fn=self.ctx.collator,
                 num_workers=options.num_workers,
                 pin_memory=runtime.device.type == "cuda",
+                # Its own generator: a DataLoader draws a worker seed when iterated, and drawing
+                # from the global one would shift dropout after a resume (a new loader mid-epoch).
+                generator=torch.Generator().manual_seed(options.seed + self.state.epoch),
             )
             for batch in loader:
                 position = self.state.batches_done
