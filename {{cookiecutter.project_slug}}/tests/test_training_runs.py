@@ -287,8 +287,9 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     )
     from safetensors.torch import load_file
 
-    resumed = load_file(job / "model" / "model.safetensors")
-    uninterrupted = load_file(straight / "model" / "model.safetensors")
+    # The last checkpoint, not the saved model: that is the best one, which may predate the kill.
+    resumed = load_file(checkpoint_dir / "checkpoint-120" / "model.safetensors")
+    uninterrupted = load_file(straight / "checkpoints" / "checkpoint-120" / "model.safetensors")
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
 
