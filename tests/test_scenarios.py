@@ -70,12 +70,16 @@ def korean_cp949_csv(folder: Path) -> dict[str, Any]:
     }
 
 
+# Non-English names for three classes: none, offensive, hate.
+THREE_KOREAN = ["없음", "공격", "혐오"]
+
+
 def split_folder(folder: Path) -> dict[str, Any]:
     """Three labels in split files next to files that are not data: a README, notes, a hidden
     file. Texts hold Unicode line separators, which must survive every read and write."""
     data = folder / "hate-speech"
     data.mkdir()
-    names = ["none", "offensive", "hate"]
+    names = THREE_KOREAN
     texts = sample_texts()
     for split, start, count in (("train", 0, 900), ("dev", 900, 150)):
         with open(data / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
@@ -92,7 +96,7 @@ def split_folder(folder: Path) -> dict[str, Any]:
         "dataset": str(data),
         "text_column": "comments",
         "label_column": "hate",
-        "label_names": "none,offensive,hate",
+        "label_names": ",".join(THREE_KOREAN),
         "include_sagemaker": "no",
         "train_instance_type": "ml.m5.xlarge",
         "max_seq_length": "64",
@@ -146,7 +150,6 @@ MYPY_CACHE = Path(tempfile.gettempdir()) / "text-classifier-template-mypy-cache"
 
 @dataclass
 class Scenario:
-    name: str
     make: Any = None
     package: str = ""
     sagemaker: bool = True
@@ -154,22 +157,16 @@ class Scenario:
 
 
 SCENARIOS = {
-    "default": Scenario("default", None, "nsmc_sentiment_classifier"),
+    "default": Scenario(None, "nsmc_sentiment_classifier"),
     "korean-cp949": Scenario(
-        "korean-cp949",
         korean_cp949_csv,
         "yeonghwa_ribyu_gamseong_bunryu",
         config={"label_names": ["부정", "긍정"]},
     ),
-    "split-folder-no-sagemaker": Scenario(
-        "split-folder-no-sagemaker", split_folder, "hate_speech", sagemaker=False
-    ),
-    "seven-sorted-ids": Scenario(
-        "seven-sorted-ids", seven_sorted, "intents", config={"label_names": SEVEN.split(",")}
-    ),
-    "numeric-names": Scenario(
-        "numeric-names", star_ratings, "star_ratings", config={"label_format": "names"}
-    ),
+    # Also the one trained and queried through the CLI, with Korean names for three classes.
+    "split-folder-no-sagemaker": Scenario(split_folder, "hate_speech", sagemaker=False),
+    "seven-sorted-ids": Scenario(seven_sorted, "intents", config={"label_names": SEVEN.split(",")}),
+    "numeric-names": Scenario(star_ratings, "star_ratings", config={"label_format": "names"}),
 }
 
 
@@ -245,7 +242,7 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     if name != "split-folder-no-sagemaker":
         return
     # A user's first session, from the clone: validate, prepare, train briefly, predict.
-    model = tiny_model_factory(tmp_path / "tiny", sample_texts(), 3, ["none", "offensive", "hate"])
+    model = tiny_model_factory(tmp_path / "tiny", sample_texts(), 3, THREE_KOREAN)
     steps = [
         ("data", "validate"),
         ("data", "prepare"),
@@ -271,7 +268,7 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
         assert run.returncode == 0, (args, run.stdout[-3000:], run.stderr[-3000:])
     with open(tmp_path / "predictions.csv", encoding="utf-8", newline="") as handle:
         predicted = {row["predicted_label"] for row in csv.DictReader(handle)}
-    assert predicted and predicted <= {"none", "offensive", "hate"}
+    assert predicted and predicted <= set(THREE_KOREAN)
     # Everything the run wrote is ignored by git, and nothing it needs is.
     assert (clone / "outputs" / "model" / "config.json").is_file()
     assert (clone / "data" / "prepared" / "train" / "train.jsonl").is_file()

@@ -6,6 +6,7 @@ directly with one written by a later evaluation run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -115,16 +116,12 @@ FONT_HELP = (
     "install a font that has them (Debian/Ubuntu: apt-get install fonts-nanum; any system: "
     "pip install koreanize-matplotlib)"
 )
-_fonts_registered = False
 _warned: set[str] = set()
 
 
+@functools.cache
 def _register_packaged_fonts() -> None:
-    """Make fonts shipped inside Python packages (koreanize-matplotlib's Nanum) findable."""
-    global _fonts_registered
-    if _fonts_registered:
-        return
-    _fonts_registered = True
+    """Make fonts shipped inside Python packages (koreanize-matplotlib's Nanum) findable; once."""
     import importlib.util
 
     from matplotlib import font_manager
@@ -137,14 +134,19 @@ def _register_packaged_fonts() -> None:
             font_manager.fontManager.addfont(str(path))
 
 
-def _covers(path: str, characters: set[str]) -> bool:
+@functools.cache
+def _charmap(path: str) -> frozenset[int]:
+    """The code points a font file has glyphs for (read once per file: every plot asks)."""
     from matplotlib.ft2font import FT2Font
 
     try:
-        charmap = FT2Font(path).get_charmap()
+        return frozenset(FT2Font(path).get_charmap())
     except (OSError, RuntimeError, ValueError):
-        return False
-    return all(ord(character) in charmap for character in characters)
+        return frozenset()
+
+
+def _covers(path: str, characters: set[str]) -> bool:
+    return all(ord(character) in _charmap(path) for character in characters)
 
 
 def label_fonts(label_names: Sequence[str]) -> list[str]:
