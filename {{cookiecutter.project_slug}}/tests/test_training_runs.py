@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,13 @@ def run(command: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) 
     return output
 
 
+def run_failing(command: list[str], env: dict[str, str], cwd: Path, timeout: int = 180) -> str:
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-6000:]
+    return output
+
+
 def logged_metrics(output: str) -> list[dict[str, float]]:
     return [
         {name: float(value) for name, value in re.findall(r"(\w+)=([^;]+);", line)}
@@ -214,7 +222,7 @@ def _wait_for_checkpoint(
             raise AssertionError(
                 f"training ended before it could be interrupted:\n{process.communicate()[0][-4000:]}"
             )
-        if any((path / marker).is_file() for path in folder.glob("checkpoint-*")):
+        if any((path / marker).is_file() for path in folder.glob("*/checkpoint-*")):
             return
         time.sleep(0.05)
     raise AssertionError("no checkpoint appeared in time")
@@ -259,14 +267,14 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
         first.wait(timeout=60)
     saved = max(
         int(path.name.split("-")[1])
-        for path in checkpoint_dir.glob("checkpoint-*")
+        for path in checkpoint_dir.glob("*/checkpoint-*")
         if (path / marker).is_file()
     )
     assert 20 <= saved < 120
     assert not (job / "model").exists()
 
     output = run(args, env, tmp_path)
-    assert f"checkpoint-{saved}" in output
+    assert f"checkpoint-{saved}" in output and "continuing run" in output
     results = json.loads((job / "output" / "data" / "train_results.json").read_text("utf-8"))
     assert results["resumed_from_step"] == saved
     assert results["global_step"] == 120
@@ -288,8 +296,9 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     from safetensors.torch import load_file
 
     # The last checkpoint, not the saved model: that is the best one, which may predate the kill.
-    resumed = load_file(checkpoint_dir / "checkpoint-120" / "model.safetensors")
-    uninterrupted = load_file(straight / "checkpoints" / "checkpoint-120" / "model.safetensors")
+    (resumed_path,) = checkpoint_dir.glob("*/checkpoint-120/model.safetensors")
+    (uninterrupted_path,) = (straight / "checkpoints").glob("*/checkpoint-120/model.safetensors")
+    resumed, uninterrupted = load_file(resumed_path), load_file(uninterrupted_path)
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
 
@@ -297,50 +306,71 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_early_stopping_count_survives_a_resume(entry, channels, tiny_model_dir, tmp_path):
     """A learning rate too small to change any prediction: validation accuracy never improves,
-    so with patience 2 training stops at the third evaluation (step 15), stopped and resumed
-    after the second or not."""
+    so with patience 2 training stops at the third evaluation (step 15). A run killed right
+    after its second evaluation (checkpoint-10) and started again must stop there too, not at
+    step 20 as it would with the count reset."""
     job = tmp_path / "job"
     env = container_env(channels, job)
     args = module_command(entry) + FAST + [
         "--model_name_or_path", str(tiny_model_dir), "--learning_rate", "1e-12", "--warmup_ratio", "0",
         "--eval_strategy", "steps", "--eval_steps", "5", "--early_stopping_patience", "2",
-        "--metric_for_best_model", "accuracy", "--dev_fraction", "0.2",
-        "--checkpoint_dir", str(job / "checkpoints"),
+        "--metric_for_best_model", "accuracy", "--dev_fraction", "0.2", "--max_steps", "100",
+        "--save_total_limit", "3", "--checkpoint_dir", str(job / "checkpoints"),
     ]  # fmt: skip
-    run(args + ["--max_steps", "10"], env, tmp_path)  # evaluations at 5 (best) and 10 (no gain)
-    run(args + ["--max_steps", "100"], env, tmp_path)
+    run(args, env, tmp_path)
+    (run_dir,) = (job / "checkpoints").iterdir()
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [
+        "checkpoint-10",
+        "checkpoint-15",
+        "checkpoint-5",
+    ]
+    # What kill -9 just after checkpoint-10 leaves behind (the kill test covers real kills).
+    shutil.rmtree(run_dir / "checkpoint-15")
+    record = json.loads((run_dir / "run.json").read_text("utf-8"))
+    (run_dir / "run.json").write_text(json.dumps({**record, "status": "running"}), "utf-8")
+    run(args, env, tmp_path)
     results = json.loads((job / "output" / "data" / "train_results.json").read_text("utf-8"))
     assert results["resumed_from_step"] == 10
     assert results["global_step"] == 15, results["global_step"]
 
 
 @pytest.mark.parametrize("change", ["bigger-batch", "smaller-dev-fraction", "more-processes"])
-def test_plain_loop_refuses_a_checkpoint_of_another_batch_plan(change, channels, tiny_model_dir, tmp_path):
+def test_another_batch_plan_starts_a_new_run_or_is_refused(change, channels, tiny_model_dir, tmp_path):
     """Resuming at "batch 12 of the epoch" under another batch plan used to loop forever when
-    the new epoch had fewer batches; now it is one line that names the way out."""
+    the new epoch had fewer batches. Now the same command with another plan starts a new run
+    (and ends); naming the old run to continue it is one line that names the way out."""
     job = tmp_path / "job"
     env = container_env(channels, job)
     common = FAST + [
-        "--model_name_or_path", str(tiny_model_dir), "--dev_fraction", "0.5",
+        "--model_name_or_path", str(tiny_model_dir), "--dev_fraction", "0.5", "--max_steps", "12",
         "--checkpoint_dir", str(job / "checkpoints"),
     ]  # fmt: skip
-    run(module_command("train_torch") + common + ["--max_steps", "12"], env, tmp_path)
-    more = common + ["--max_steps", "24"]
-    command = {
-        "bigger-batch": module_command("train_torch") + more + ["--batch_size", "512"],
-        "smaller-dev-fraction": module_command("train_torch") + more + ["--dev_fraction", "0.1"],
-        "more-processes": torchrun_command("train_torch", 2) + more,
+    run(module_command("train_torch") + common, env, tmp_path)
+    # As if killed right after its checkpoint at step 12 (the kill test covers real kills).
+    (first_run,) = (job / "checkpoints").iterdir()
+    record = json.loads((first_run / "run.json").read_text("utf-8"))
+    (first_run / "run.json").write_text(json.dumps({**record, "status": "running"}), "utf-8")
+    changed = {
+        "bigger-batch": module_command("train_torch") + common + ["--batch_size", "512"],
+        "smaller-dev-fraction": module_command("train_torch") + common + ["--dev_fraction", "0.1"],
+        "more-processes": torchrun_command("train_torch", 2) + common,
     }[change]
-    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    assert "was trained with another batch plan" in output and "--resume no" in output
-    # Each worker stops with the one line; only torchrun's own launcher prints a traceback.
-    assert "_check_resumable" not in output and "OptionError" not in output
-    if change != "more-processes":
+    output = run(changed, env, tmp_path, timeout=180)
+    assert "starting run" in output and "not continuing unfinished run" in output
+    assert len(list((job / "checkpoints").iterdir())) == 2  # the first run's checkpoints stay
+
+    output = run_failing(changed + ["--resume", first_run.name], env, tmp_path)
+    assert "was started with other settings" in output and "--resume no" in output
+    assert "OptionError" not in output
+    if change != "more-processes":  # torchrun's own launcher prints a traceback
         assert "Traceback" not in output
-    # The way out works: the same command, starting over.
-    run(command + ["--resume", "no"], env, tmp_path)
+
+    if change == "bigger-batch":
+        # A checkpoint of the older layout (no run record) is checked by its batch plan.
+        legacy = tmp_path / "legacy" / "checkpoint-12"
+        shutil.copytree(first_run / "checkpoint-12", legacy)
+        output = run_failing(changed + ["--resume", str(legacy)], env, tmp_path)
+        assert "was trained with another batch plan" in output and "Traceback" not in output
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
@@ -413,6 +443,144 @@ def test_cli_train_command_runs_in_process(channels, tiny_model_dir, project_dir
     assert AutoTokenizer.from_pretrained(tmp_path / "out" / "model").model_max_length == 256
     assert (tmp_path / "out" / "metrics_validation.json").is_file()
     assert not (tmp_path / "out" / "metrics_test.json").exists()  # no test split given
-    assert (tmp_path / "checkpoints" / "checkpoint-4" / "loop_state.json").is_file()
+    assert list(tmp_path.glob("checkpoints/*/checkpoint-4/loop_state.json"))
     # A bad option is a one-line error, not a traceback.
     assert cli.main(["train", "--batch_size", "0"]) == 2
+
+
+def _runs(project: Path) -> list[Path]:
+    return sorted((project / "outputs" / "runs").iterdir())
+
+
+def test_a_second_run_with_other_options_trains_anew(channels, tiny_model_dir, project_dir, capsys):
+    """It used to resume the first run's finished checkpoint, train nothing, overwrite the
+    outputs from the old weights and record the new options. Both entry points' checkpoints
+    also live side by side in one checkpoint folder now (each rotates only its own)."""
+    from nsmc_sentiment_classifier import cli
+
+    common = [
+        "--model_name_or_path", str(tiny_model_dir), "--train_dir", str(channels / "train"),
+        "--validation_dir", str(channels / "validation"), "--test_dir", str(channels / "test"),
+        "--max_steps", "6", "--batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "2",
+        "--save_total_limit", "1", "--max_seq_length", "32",
+    ]  # fmt: skip
+    assert cli.main(["train", "--entry", "torch", *common, "--dev_fraction", "0.1"]) == 0
+    (first,) = _runs(project_dir)
+    first_hyper = (first / "hyperparameters.json").read_bytes()
+    first_weights = (first / "model" / "model.safetensors").read_bytes()
+    latest = json.loads((project_dir / "outputs" / "latest.json").read_text("utf-8"))
+    assert latest["run_id"] == first.name
+
+    assert (
+        cli.main(["train", "--entry", "torch", *common, "--dev_fraction", "0.2", "--learning_rate", "1e-4"])
+        == 0
+    )
+    second = next(run for run in _runs(project_dir) if run != first)
+    results = json.loads((second / "train_results.json").read_text("utf-8"))
+    assert results["resumed_from_step"] == 0 and results["global_step"] == 6
+    hyper = json.loads((second / "hyperparameters.json").read_text("utf-8"))
+    assert (hyper["dev_fraction"], hyper["learning_rate"], hyper["run_id"]) == (0.2, 1e-4, second.name)
+    # The first run's outputs are untouched; "latest" follows the newest run.
+    assert (first / "hyperparameters.json").read_bytes() == first_hyper
+    assert (first / "model" / "model.safetensors").read_bytes() == first_weights
+    latest = json.loads((project_dir / "outputs" / "latest.json").read_text("utf-8"))
+    assert latest["run_id"] == second.name
+    card = (second / "model" / "README.md").read_text("utf-8")
+    assert second.name in card and "0.2" in card
+
+    # The Trainer entry point in the same checkpoint folder, keeping one checkpoint: the plain
+    # loop's checkpoints survive its rotation.
+    before = sorted(project_dir.glob("checkpoints/*/checkpoint-*/loop_state.json"))
+    assert len(before) == 2
+    assert cli.main(["train", "-v", "--entry", "hf", *common]) == 0
+    assert sorted(project_dir.glob("checkpoints/*/checkpoint-*/loop_state.json")) == before
+    assert len(list(project_dir.glob("checkpoints/*/checkpoint-*/trainer_state.json"))) == 1
+    assert "DEBUG" in capsys.readouterr().out  # -v after the command name works for train
+
+    # predict uses the latest run's model without being told.
+    source = project_dir / "texts.jsonl"
+    write_labelled(source, load_config(), labelled_records(load_config(), 5))
+    assert cli.main(["predict", str(source), "--out", str(project_dir / "p.jsonl")]) == 0
+    assert len(read_jsonl(project_dir / "p.jsonl")) == 5
+
+
+@pytest.mark.parametrize(
+    "model,expected",
+    [
+        ("models/missing/model", "base model folder"),
+        ("./no/such/model", "does not exist"),
+        ("nobody-here/no-such-model-xyz", "not a local folder, and the Hugging Face hub"),
+    ],
+)
+def test_an_unreachable_base_model_is_one_line_before_anything_loads(model, expected, project_dir, channels):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", CONFIG_ENV_VAR: str(project_dir / "config.toml")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "train", "--model_name_or_path", model,
+         "--train_dir", str(channels / "train"), "--validation_dir", str(channels / "validation")],
+        env=env, cwd=project_dir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], output[-3000:]
+    assert "--model_name_or_path" in errors[0] and "[model].base_model" in errors[0]
+    assert "Traceback" not in output
+    assert "tokenized" not in output and "examples, " not in output  # before any data work
+    assert time.monotonic() - started < 60
+
+
+def test_a_data_error_comes_before_the_model_loads(project_dir, tiny_model_dir, channels, tmp_path_factory):
+    bad = tmp_path_factory.mktemp("bad") / "train.jsonl"
+    bad.write_text('{"nothing": 1}\n', encoding="utf-8")
+    env = {**os.environ, CONFIG_ENV_VAR: str(project_dir / "config.toml")}
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "train", "-v", "--model_name_or_path", str(tiny_model_dir),
+         "--train_dir", str(bad), "--validation_dir", str(channels / "validation")],
+        env=env, cwd=project_dir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "error:" in output and "Traceback" not in output, output[-3000:]
+    assert "model.safetensors" not in output  # -v logs each file loaded; no weights were
+
+
+def _group_processes(marker: str) -> list[int]:
+    """Processes whose command line contains ``marker`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="looks for leftover workers in /proc")
+def test_sigterm_on_train_nproc_stops_every_worker(channels, tiny_model_dir, project_dir):
+    marker = str(project_dir / "sigterm-checkpoints")
+    env = {**os.environ, CONFIG_ENV_VAR: str(project_dir / "config.toml"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", PACKAGE, "train", "--entry", "torch", "--nproc", "2",
+         "--model_name_or_path", str(tiny_model_dir), "--train_dir", str(channels / "train"),
+         "--validation_dir", str(channels / "validation"), "--max_steps", "100000",
+         "--checkpoint_dir", marker],
+        env=env, cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not list(Path(marker).glob("*/run.json")):  # workers are up and past loading
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0][-3000:]
+            time.sleep(0.2)
+        assert len(_group_processes(marker)) >= 3  # our command, torchrun, 2 workers
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deadline = time.monotonic() + 30
+    while _group_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _group_processes(marker) == [], "workers left running after SIGTERM"
+    assert process.returncode != 0

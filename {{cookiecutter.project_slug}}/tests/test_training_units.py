@@ -10,7 +10,7 @@ import re
 import pytest
 
 from nsmc_sentiment_classifier import metrics as metrics_module
-from nsmc_sentiment_classifier.training import artifacts, checkpoints, options
+from nsmc_sentiment_classifier.training import artifacts, checkpoints, option_spec, options
 from nsmc_sentiment_classifier.training import data as training_data
 
 
@@ -31,19 +31,19 @@ from nsmc_sentiment_classifier.training import data as training_data
     ],
 )
 def test_bool_parsing_accepts_sagemaker_strings(text, expected):
-    assert options.parse_bool(text) is expected
+    assert option_spec.parse_bool(text) is expected
 
 
 def test_number_parsing_is_robust():
-    assert options.parse_int("3") == 3
-    assert options.parse_int("3.0") == 3
-    assert options.parse_int('"1e3"') == 1000
-    assert options.parse_float("5e-5") == pytest.approx(5e-5)
-    assert options.parse_float("'0.1'") == pytest.approx(0.1)
+    assert option_spec.parse_int("3") == 3
+    assert option_spec.parse_int("3.0") == 3
+    assert option_spec.parse_int('"1e3"') == 1000
+    assert option_spec.parse_float("5e-5") == pytest.approx(5e-5)
+    assert option_spec.parse_float("'0.1'") == pytest.approx(0.1)
     for bad, parser in (
-        ("2.5", options.parse_int),
-        ("maybe", options.parse_bool),
-        ("abc", options.parse_float),
+        ("2.5", option_spec.parse_int),
+        ("maybe", option_spec.parse_bool),
+        ("abc", option_spec.parse_float),
     ):
         with pytest.raises(argparse.ArgumentTypeError):
             parser(bad)
@@ -154,12 +154,7 @@ def test_checkpoint_discovery_skips_incomplete_and_foreign(tmp_path):
         "checkpoint-10",
         "checkpoint-20",
     ]
-    resume = checkpoints.find_resume_checkpoint("auto", tmp_path, marker)
-    assert resume is not None and resume.name == "checkpoint-20"
-    assert checkpoints.find_resume_checkpoint("no", tmp_path, marker) is None
-    assert checkpoints.find_resume_checkpoint("auto", tmp_path / "missing", marker) is None
-    with pytest.raises(options.OptionError, match="not a complete checkpoint"):
-        checkpoints.find_resume_checkpoint(str(tmp_path / "checkpoint-30"), tmp_path, marker)
+    assert checkpoints.list_checkpoints(tmp_path / "missing", marker) == []
     checkpoints.rotate(tmp_path, marker, keep=1, protect=[tmp_path / "checkpoint-10"])
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == [
         "checkpoint-10",
@@ -176,11 +171,9 @@ def test_a_cut_short_marker_means_incomplete_not_a_crash(marker, tmp_path, caplo
         folder = tmp_path / f"checkpoint-{step}"
         folder.mkdir()
         (folder / marker).write_text(text, encoding="utf-8")
-    resume = checkpoints.find_resume_checkpoint("auto", tmp_path, marker)
-    assert resume is not None and resume.name == "checkpoint-10"
+    assert [p.name for p in checkpoints.list_checkpoints(tmp_path, marker)] == ["checkpoint-10"]
     assert "ignoring" in caplog.text and "checkpoint-20" in caplog.text
-    with pytest.raises(options.OptionError, match="no readable"):
-        checkpoints.find_resume_checkpoint(str(tmp_path / "checkpoint-20"), tmp_path, marker)
+    assert not checkpoints.is_complete(tmp_path / "checkpoint-20", marker)
 
 
 def test_metric_lines_match_sagemaker_definitions():

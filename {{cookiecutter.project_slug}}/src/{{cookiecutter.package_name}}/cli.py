@@ -10,11 +10,12 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .config import ConfigError
+from .config import VERBOSE_ENV_VAR, ConfigError
 from .data.io import DataFormatError
 
 # Modules whose ``register`` adds subcommands; a missing module (e.g. SageMaker parts declined
@@ -45,12 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
         if importlib.util.find_spec(full_name) is None:
             continue
         importlib.import_module(full_name).register(subparsers)
+    _accept_verbose_anywhere(parser)
     return parser
+
+
+def _accept_verbose_anywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` also after the command (``train -v``), as people type it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "-v" not in child._option_string_actions:
+                    child.add_argument(
+                        "-v",
+                        "--verbose",
+                        action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="log debug messages",
+                    )
+                _accept_verbose_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_ENV_VAR] = "1"
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -10,6 +10,7 @@ installed package itself carries no paths of the machine it was built on.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import tomllib
@@ -17,8 +18,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .training.option_spec import OPTIONS, OptionValues, config_options
+
 CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
 CONFIG_FILE_NAME = "config.toml"
+# Set by ``-v``; read by training processes (also those torchrun starts) to log debug messages.
+VERBOSE_ENV_VAR = f"{__package__.upper()}_VERBOSE"
 # Dataset sources that are not paths.
 BUILTIN_SOURCES = ("nsmc", "nsmc-sample")
 LABEL_FORMATS = ("auto", "ids", "names")
@@ -46,36 +51,6 @@ class DataSection:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
-    dev_fraction: float = 1.0
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    base_model: str
-    max_seq_length: int = 128
-    trust_remote_code: bool = False
-
-
-@dataclass(frozen=True)
-class TrainSection:
-    epochs: float = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    mixed_precision: str = "auto"
-    eval_strategy: str = "epoch"
-    eval_steps: int = 500
-    early_stopping_patience: int = 3
-    metric_for_best_model: str = "accuracy"
-    group_by_length: bool = True
-    logging_steps: int = 50
-    checkpoint_dir: str = "checkpoints"
-    save_total_limit: int = 2
 
 
 @dataclass(frozen=True)
@@ -109,8 +84,11 @@ class SageMakerSection:
 class ProjectConfig:
     project: ProjectSection
     data: DataSection
-    model: ModelSection
-    train: TrainSection = field(default_factory=TrainSection)
+    # The training options' defaults, by option name (see training/option_spec.py); ``model``
+    # and ``train`` are the same values by their keys in the [model] and [train] tables.
+    options: OptionValues
+    model: OptionValues
+    train: OptionValues
     sagemaker: SageMakerSection = field(default_factory=SageMakerSection)
     path: str = ""
 
@@ -121,12 +99,27 @@ class ProjectConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view (tuples as lists), e.g. for writing next to a trained model."""
-        data = dataclasses.asdict(self)
-        data.pop("path", None)
-        return data
+        return {
+            "project": dataclasses.asdict(self.project),
+            "data": {**dataclasses.asdict(self.data), **_table_values(self.options, "data")},
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "sagemaker": dataclasses.asdict(self.sagemaker),
+        }
 
 
-SECTIONS = {f.name: f.type for f in fields(ProjectConfig) if f.name != "path"}
+# Tables of config.toml; [model] and [train] hold training options only, [data] both.
+SECTIONS: dict[str, type | None] = {
+    "project": ProjectSection,
+    "data": DataSection,
+    "model": None,
+    "train": None,
+    "sagemaker": SageMakerSection,
+}
+
+
+def _table_values(options: OptionValues, table: str) -> dict[str, Any]:
+    return {key: options[option.name] for key, option in config_options(table).items()}
 
 
 def _coerce(value: Any, expected: Any, where: str) -> Any:
@@ -144,13 +137,30 @@ def _coerce(value: Any, expected: Any, where: str) -> Any:
     return value
 
 
-def _section(cls: type, table: Any, where: str) -> Any:
+def _section(cls: type | None, table: Any, where: str, option_values: dict[str, Any]) -> Any:
+    """A table as its dataclass; training-option keys go to ``option_values`` instead."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
-    hints = get_type_hints(cls)
+    table_name = where.rsplit("[", 1)[-1].rstrip("]")
+    option_keys = config_options(table_name)
+    for key, option in option_keys.items():
+        if key in table:
+            try:
+                value = option.check_toml(table[key])
+            except (TypeError, argparse.ArgumentTypeError) as error:
+                raise ConfigError(f"{where}.{key}: {error}") from None
+            problem = option.problem(value)
+            if problem:
+                raise ConfigError(f"{where}.{key}: {problem}")
+            option_values[option.name] = value
+    table = {key: value for key, value in table.items() if key not in option_keys}
+    hints = get_type_hints(cls) if cls is not None else {}
     unknown = sorted(set(table) - set(hints))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(hints)}")
+        known = [*hints, *option_keys]
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if cls is None:
+        return None
     values = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in table.items()}
     try:
         return cls(**values)
@@ -214,14 +224,26 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
         raise ConfigError(
             f"{config_path}: unknown table(s) [{'], ['.join(unknown)}]; known: {', '.join(SECTIONS)}"
         )
-    types = get_type_hints(ProjectConfig)
-    sections = {
-        name: _section(types[name], raw[name], f"{config_path} [{name}]") for name in SECTIONS if name in raw
-    }
+    option_values = {option.name: option.default for option in OPTIONS if option.config}
+    sections = {}
+    for name, cls in SECTIONS.items():
+        if name in raw:
+            sections[name] = _section(cls, raw[name], f"{config_path} [{name}]", option_values)
     for required in ("project", "data", "model"):
-        if required not in sections:
+        if required not in raw:
             raise ConfigError(f"{config_path}: missing table [{required}]")
-    config = ProjectConfig(**sections, path=str(config_path.resolve()))
+    if not option_values.get("model_name_or_path"):
+        raise ConfigError(f"{config_path} [model]: missing key(s) base_model")
+    options = OptionValues(option_values)
+    config = ProjectConfig(
+        project=sections["project"],
+        data=sections["data"],
+        options=options,
+        model=OptionValues(_table_values(options, "model")),
+        train=OptionValues(_table_values(options, "train")),
+        sagemaker=sections.get("sagemaker") or SageMakerSection(),
+        path=str(config_path.resolve()),
+    )
     _check(config)
     return _resolve_paths(config)
 
@@ -238,15 +260,19 @@ def _resolve_paths(config: ProjectConfig) -> ProjectConfig:
     source = data.source
     if source not in BUILTIN_SOURCES and not source.startswith("s3://"):
         source = resolved(source)
-    base_model = config.model.base_model
+    base_model = config.options.model_name_or_path
     # A hub id ("org/name") looks like a relative path: only an existing folder is a path.
     if not Path(base_model).expanduser().is_absolute() and (root / base_model).is_dir():
         base_model = resolved(base_model)
+    options = config.options.replace(
+        model_name_or_path=base_model, checkpoint_dir=resolved(config.options.checkpoint_dir)
+    )
     return replace(
         config,
         data=replace(data, source=source, prepared_dir=resolved(data.prepared_dir)),
-        model=replace(config.model, base_model=base_model),
-        train=replace(config.train, checkpoint_dir=resolved(config.train.checkpoint_dir)),
+        options=options,
+        model=OptionValues(_table_values(options, "model")),
+        train=OptionValues(_table_values(options, "train")),
     )
 
 
@@ -267,5 +293,3 @@ def _check(config: ProjectConfig) -> None:
         value = getattr(config.data, key)
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{where}.{key}: must be in [0, 1), got {value}")
-    if not 0.0 < config.data.dev_fraction <= 1.0:
-        raise ConfigError(f"{where}.dev_fraction: must be in (0, 1], got {config.data.dev_fraction}")

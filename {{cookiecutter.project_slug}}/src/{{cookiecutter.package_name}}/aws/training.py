@@ -102,25 +102,25 @@ class TrainingPlan:
 
 
 def hyperparameter_names() -> tuple[str, ...]:
-    from ..training.options import OPTIONS
+    from ..training.option_spec import OPTIONS
 
-    return tuple(option.name for option in OPTIONS)
+    return tuple(option.name for option in OPTIONS if option.hyperparameter)
 
 
 def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
     """The entry points' options resolved from config.toml, as the strings SageMaker passes.
 
     Sending them all makes every run's settings visible in the console and the experiment,
-    although the job would read the same values from the shipped config.toml.
+    although the job would read the same values from the shipped config.toml. Folders come
+    from the container environment instead, and an empty value (no run id) is left to the job.
     """
-    from ..training.options import OPTIONS
+    from ..training.option_spec import OPTIONS
 
     values: dict[str, str] = {}
     for option in OPTIONS:
-        if option.default is None:
-            continue  # data/model/output folders come from the container environment
-        value = option.default(config)
-        values[option.name] = json.dumps(value) if isinstance(value, bool) else str(value)
+        value = config.options.get(option.name, option.default)
+        if option.hyperparameter and value is not None and value != "":
+            values[option.name] = option.to_hyperparameter(value)
     return values
 
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..config import ProjectConfig, load_config
-from ..training.options import LOCAL_MODEL_DIR
+from ..training.runs import LATEST_FILE, latest_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def _with_defaults(args: argparse.Namespace, out: str | None = None) -> ProjectC
     """Load the config and fill the path options the user left out, relative to the project."""
     config = load_config(args.config)
     if args.model is None:
-        args.model = config.root / LOCAL_MODEL_DIR
+        args.model = latest_model_dir(config.root)
     if out is not None and args.out is None:
         args.out = config.root / out
     return config
@@ -29,7 +29,7 @@ def _with_defaults(args: argparse.Namespace, out: str | None = None) -> ProjectC
 def register(subparsers: argparse._SubParsersAction) -> None:
     model_help = (
         "model folder written by training: config.json, safetensors weights, tokenizer "
-        f"(default: {LOCAL_MODEL_DIR} in the project folder)"
+        f"(default: the latest training run's, named in {LATEST_FILE.as_posix()})"
     )
 
     predict = subparsers.add_parser(

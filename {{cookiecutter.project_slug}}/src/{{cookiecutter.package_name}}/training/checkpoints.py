@@ -1,4 +1,4 @@
-"""Checkpoint folders (``checkpoint-<step>``): find the newest complete one, rotate old ones.
+"""Checkpoint folders (``checkpoint-<step>``) of one run: list the complete ones, rotate old ones.
 
 On SageMaker the folder is ``/opt/ml/checkpoints``, which the platform syncs to S3; after a spot
 interruption the new instance gets it back and training resumes from the newest checkpoint.
@@ -12,8 +12,6 @@ import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-
-from .options import OptionError
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +48,6 @@ def list_checkpoints(folder: str | Path, marker: str) -> list[Path]:
         else:
             log.warning("ignoring %s: its %s is unreadable (interrupted while saving)", path, marker)
     return sorted(found, key=lambda path: checkpoint_step(path) or 0)
-
-
-def find_resume_checkpoint(resume: str, folder: str | Path, marker: str) -> Path | None:
-    """``resume``: 'auto' (newest checkpoint, if any), 'no'/'false', or a checkpoint folder."""
-    choice = resume.strip().lower()
-    if choice in {"no", "false", "never", "0", "none"}:
-        return None
-    if choice in {"auto", "yes", "true", "1"}:
-        checkpoints = list_checkpoints(folder, marker)
-        if not checkpoints:
-            return None
-        newest = checkpoints[-1]
-        log.info("resuming from %s (pass --resume no to start over)", newest)
-        return newest
-    path = Path(resume)
-    if not is_complete(path, marker):
-        raise OptionError(
-            f"--resume {resume}: not a complete checkpoint of this entry point (no readable {marker})"
-        )
-    return path
 
 
 def rotate(folder: str | Path, marker: str, keep: int, protect: Iterable[str | Path] = ()) -> None:

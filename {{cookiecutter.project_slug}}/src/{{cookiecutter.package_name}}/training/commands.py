@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from .options import add_training_arguments, resolve_options, to_argv
@@ -61,4 +64,40 @@ def _run_torchrun(module: str, args: argparse.Namespace) -> int:
         command += ["--config", args.config]
     command += to_argv(args)
     print("running:", " ".join(command), file=sys.stderr, flush=True)
-    return subprocess.call(command)
+    return run_and_forward_signals(command)
+
+
+def run_and_forward_signals(command: list[str], grace_seconds: float = 20.0) -> int:
+    """Run ``command`` in its own process group and make Ctrl-C / SIGTERM stop all of it.
+
+    torchrun handles SIGTERM/SIGINT by stopping its workers; the group kill afterwards catches
+    workers that do not exit within ``grace_seconds`` (e.g. stuck in a collective).
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+    received: list[tuple[int, float]] = []  # (signal, when)
+
+    def forward(signum: int, frame: object) -> None:
+        received.append((signum, time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if received and time.monotonic() - received[0][1] > grace_seconds:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        # Workers left behind by a torchrun that died first still belong to the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if received:
+        print("training stopped by signal; the same command resumes it", file=sys.stderr)
+        return 128 + received[0][0]
+    return code

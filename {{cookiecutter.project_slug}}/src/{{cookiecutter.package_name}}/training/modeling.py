@@ -3,16 +3,66 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from .options import OptionError
+
 log = logging.getLogger(__name__)
+
+_FIX = "set [model].base_model in config.toml or pass --model_name_or_path"
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    return (
+        Path(name_or_path).expanduser().is_absolute()
+        or name_or_path.startswith((".", "~"))
+        or "\\" in name_or_path
+        or name_or_path.count("/") > 1
+        or Path(name_or_path).exists()
+    )
+
+
+def load_model_config(name_or_path: str, trust_remote_code: bool = False) -> Any:
+    """The base model's config.json: a cheap check that the model is reachable, made before any
+    data is tokenised or weights load, and failing in one line that says what to fix."""
+    from transformers import AutoConfig
+
+    if _looks_like_path(name_or_path):
+        folder = Path(name_or_path).expanduser()
+        if not folder.is_dir():
+            raise OptionError(f"base model folder {folder} does not exist; {_FIX}")
+        if not (folder / "config.json").is_file():
+            raise OptionError(f"base model folder {folder} has no config.json (not a saved model); {_FIX}")
+    try:
+        return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except Exception as error:  # hub, network and parsing errors come in many types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+        hint = (
+            "HF_HUB_OFFLINE is set, so only models already in the Hugging Face cache load"
+            if offline
+            else "check the id, the network, and HF_TOKEN for gated models; offline, set "
+            "HF_HUB_OFFLINE=1 and use a cached model or a local folder"
+        )
+        raise OptionError(
+            f"base model {name_or_path!r} is not a local folder, and the Hugging Face hub could "
+            f"not provide it ({reason[:200]}); {hint}; {_FIX}"
+        ) from None
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise OptionError(
+            f"base model {name_or_path!r}: no tokenizer could be loaded ({reason[:200]}); {_FIX}"
+        ) from None
     if tokenizer.pad_token is None:
         # Decoder-style tokenizers ship without one; dynamic padding needs some id.
         fallback = tokenizer.eos_token or tokenizer.unk_token
@@ -54,11 +104,11 @@ def load_model(name_or_path: str, label_names: Sequence[str], trust_remote_code:
     return model
 
 
-def load_tokenizer_and_model(
-    name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False
-) -> tuple[Any, Any]:
-    tokenizer = load_tokenizer(name_or_path, trust_remote_code)
+def load_model_for(
+    tokenizer: Any, name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False
+) -> Any:
+    """:func:`load_model`, with the pad token the tokenizer pads with."""
     model = load_model(name_or_path, label_names, trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return tokenizer, model
+    return model

@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 from ..metrics import compute_metrics
 from .artifacts import print_metrics, save_learning_curve, write_json, write_split_metrics
-from .checkpoints import find_resume_checkpoint
 from .data import RunData, TokenizedSplit, load_run_data, make_collator
-from .modeling import load_tokenizer_and_model
+from .losses import class_weights_for
+from .modeling import load_model_config, load_model_for, load_tokenizer
 from .options import TrainOptions, log_ignored_channels, parse_options
+from .runs import complete_run, plan_run, run_identity, write_record
 from .runtime import Progress, Runtime, init_runtime, setup_logging
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,12 @@ class RunContext:
     collator: Callable[[list[dict]], dict]
     schedule: Schedule
     recorder: Recorder
+    class_weights: list[float] | None = None  # --class_weights; None: plain cross-entropy
 
 
 class Backend(Protocol):
     name: str
-    checkpoint_marker: str
+    checkpoint_marker: str  # the file it writes last into each of its checkpoints
 
     def fit(self, resume_from: Path | None) -> FitResult:
         """Train; afterwards ``RunContext.model`` holds the best weights (updated in place)."""
@@ -133,8 +135,14 @@ def best_is_higher(metric: str) -> bool:
     return metric != "loss"
 
 
+class BackendFactory(Protocol):
+    checkpoint_marker: str
+
+    def __call__(self, context: RunContext) -> Backend: ...
+
+
 def run(
-    backend_factory: Callable[[RunContext], Backend],
+    backend_factory: BackendFactory,
     entry_point: str,
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -146,7 +154,7 @@ def run(
 
 def run_with_options(
     options: TrainOptions,
-    backend_factory: Callable[[RunContext], Backend],
+    backend_factory: BackendFactory,
     entry_point: str,
     environ: Mapping[str, str] | None = None,
 ) -> int:
@@ -164,10 +172,33 @@ def run_with_options(
         )
         log_ignored_channels(os.environ if environ is None else environ)
         set_seed(options.seed)
-        tokenizer, model = load_tokenizer_and_model(
-            options.model_name_or_path, options.label_names, options.trust_remote_code
+        # Everything that can be wrong with the options, the data, the labels or the base model
+        # fails here, before any weights load (seconds to minutes for a large model).
+        model_config = load_model_config(options.model_name_or_path, options.trust_remote_code)
+        tokenizer = load_tokenizer(options.model_name_or_path, options.trust_remote_code)
+        data = load_run_data(options, tokenizer, model_config)
+        # Rank 0 decides (every rank must use the same run folder), the others follow.
+        plan = runtime.broadcast(
+            plan_run(
+                options,
+                run_identity(options, entry_point, runtime.world_size),
+                backend_factory.checkpoint_marker,
+                Path(options.config_path).parent,
+            )
+            if runtime.is_main
+            else None
         )
-        data = load_run_data(options, tokenizer, model.config)
+        options = options.replace(
+            run_id=plan.run_id,
+            checkpoint_dir=str(plan.run_dir),
+            model_dir=str(plan.model_dir),
+            output_data_dir=str(plan.output_dir),
+        )
+        if runtime.is_main:
+            write_record(plan.run_dir, plan.record)
+        model = load_model_for(
+            tokenizer, options.model_name_or_path, options.label_names, options.trust_remote_code
+        )
         schedule = make_schedule(options, len(data.train), runtime.world_size)
         context = RunContext(
             options,
@@ -178,13 +209,10 @@ def run_with_options(
             make_collator(tokenizer, options.padding, data),
             schedule,
             Recorder(runtime, schedule),
+            class_weights_for(options.class_weights, data.train.labels, data.label_names),
         )
         backend = backend_factory(context)
-        # Every rank checks (a bad --resume fails everywhere, not just on rank 0), then all
-        # take rank 0's answer in case a checkpoint was being written meanwhile.
-        resume_from = runtime.broadcast(
-            find_resume_checkpoint(options.resume, options.checkpoint_dir, backend.checkpoint_marker)
-        )
+        resume_from = plan.resume_from
         result = backend.fit(resume_from)
         evaluations = {}
         for split in data.evaluation_splits():
@@ -192,11 +220,22 @@ def run_with_options(
             evaluations[split.name] = evaluation_metrics(y_true, y_pred, loss, data.label_names)
         if runtime.is_main:
             write_outputs(context, backend.name, result, evaluations)
+            complete_run(
+                plan, Path(options.config_path).parent, {"final_metrics": final_metrics(evaluations)}
+            )
     except BaseException:
         runtime.close(wait=False)  # the other ranks may never reach a barrier now
         raise
     runtime.close()
     return 0
+
+
+def final_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    final: dict[str, Any] = {}
+    for split, metrics in evaluations.items():
+        for key in ("accuracy", "macro_f1", "loss"):
+            final[f"{split}_{key}"] = metrics[key]
+    return final
 
 
 def write_outputs(
@@ -213,12 +252,9 @@ def write_outputs(
     # (--max_seq_length, capped by the model's position embeddings).
     context.tokenizer.model_max_length = context.data.max_length
     context.tokenizer.save_pretrained(options.model_dir)
-    final: dict[str, Any] = {}
     for split, metrics in evaluations.items():
         write_split_metrics(output_dir, split, metrics)
-        final[f"{split}_accuracy"] = metrics["accuracy"]
-        final[f"{split}_macro_f1"] = metrics["macro_f1"]
-        final[f"{split}_loss"] = metrics["loss"]
+    final = final_metrics(evaluations)
     samples_per_second = (
         result.tokens["train_examples_processed"] / result.train_seconds if result.train_seconds > 0 else 0.0
     )
@@ -239,6 +275,7 @@ def write_outputs(
             "total_steps": result.total_steps,
             "warmup_steps": context.schedule.warmup_steps,
             "max_length": context.data.max_length,
+            "class_weight_values": context.class_weights,
             "train_examples": len(context.data.train),
             "torch_version": torch.__version__,
             "transformers_version": transformers.__version__,
@@ -262,7 +299,7 @@ def write_outputs(
     log.info("model saved to %s; metrics, hyperparameters and plots in %s", options.model_dir, output_dir)
 
 
-def main_for(backend_factory: Callable[[RunContext], Backend], entry_point: str) -> int:
+def main_for(backend_factory: BackendFactory, entry_point: str) -> int:
     """``python -m`` entry: clean one-line errors for problems the user can fix."""
     from ..config import ConfigError
     from ..data.io import DataFormatError

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..config import VERBOSE_ENV_VAR
 from .options import OptionError
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,10 @@ def init_runtime(mixed_precision: str, environ: Mapping[str, str] | None = None)
 
 
 def setup_logging(runtime: Runtime) -> None:
-    """INFO on rank 0, warnings only elsewhere, so multi-process logs stay readable."""
-    level = logging.INFO if runtime.is_main else logging.WARNING
+    """INFO on rank 0 (DEBUG with ``-v``), warnings only elsewhere, so multi-process logs stay
+    readable."""
+    verbose = os.environ.get(VERBOSE_ENV_VAR, "") not in {"", "0"}
+    level = (logging.DEBUG if verbose else logging.INFO) if runtime.is_main else logging.WARNING
     logging.basicConfig(
         level=level,
         stream=sys.stdout,

@@ -20,6 +20,7 @@ from transformers.trainer_callback import PrinterCallback
 from ..metrics import compute_metrics
 from .checkpoints import checkpoint_step
 from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
+from .losses import weighted_loss
 from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,17 @@ class _CountingTrainer(Trainer):
 
     token_counter: TokenCounter
     batch_plan: BatchPlan
+    class_weights: list[float] | None = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        # Used for training and evaluation alike, so the validation loss is the same weighted
+        # loss as in the plain loop.
+        if self.class_weights is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs["labels"]
+        outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+        loss = weighted_loss(outputs.logits, labels, self.class_weights)
+        return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, *args, **kwargs):  # noqa: ANN002, ANN003 - differs by version
         return PlanSampler(self.batch_plan)
@@ -173,6 +185,7 @@ class HFTrainer:
             callbacks=callbacks,
         )
         self.trainer.token_counter = TokenCounter()
+        self.trainer.class_weights = context.class_weights
         options = context.options
         self.trainer.batch_plan = BatchPlan(
             context.data.train.lengths, options.batch_size, options.group_by_length, options.seed

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
+from .losses import weighted_loss
 from .options import OptionError
 from .pipeline import FitResult, RunContext, best_is_higher, evaluation_metrics, main_for
 
@@ -161,6 +162,17 @@ class TorchLoop:
             return contextlib.nullcontext()
         return torch.autocast(self.ctx.runtime.device.type, dtype=self.autocast_dtype)
 
+    def _forward(
+        self, module: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits): the model's own loss, or the class-weighted one (--class_weights)."""
+        weights = self.ctx.class_weights
+        if weights is None:
+            output = module(**batch)
+            return output.loss, output.logits
+        output = module(**{key: value for key, value in batch.items() if key != "labels"})
+        return weighted_loss(output.logits, batch["labels"], weights), output.logits
+
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {key: value.to(self.ctx.runtime.device, non_blocking=True) for key, value in batch.items()}
 
@@ -239,9 +251,9 @@ class TorchLoop:
         for indices, batch in zip(batches, loader, strict=True):
             batch = self._to_device(batch)
             with self._autocast():
-                output = self.model(**batch)
-            loss_sum += float(output.loss) * len(indices)
-            predictions.update(zip(indices, output.logits.argmax(-1).tolist(), strict=True))
+                loss, logits = self._forward(self.model, batch)
+            loss_sum += float(loss) * len(indices)
+            predictions.update(zip(indices, logits.argmax(-1).tolist(), strict=True))
         self.model.train()
         merged: dict[int, int] = {}
         for part in runtime.gather(predictions):
@@ -338,7 +350,7 @@ class TorchLoop:
                 )
                 with sync:
                     with self._autocast():
-                        loss = self.wrapped(**batch).loss / group_size
+                        loss = self._forward(self.wrapped, batch)[0] / group_size
                     self.scaler.scale(loss).backward()
                 window_loss += loss.detach().float() * group_size
                 window_batches += 1
