@@ -584,3 +584,49 @@ def test_sigterm_on_train_nproc_stops_every_worker(channels, tiny_model_dir, pro
         time.sleep(0.2)
     assert _group_processes(marker) == [], "workers left running after SIGTERM"
     assert process.returncode != 0
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_class_weighted_loss(entry, channels, tiny_model_dir, config, tmp_path):
+    """Skewed data with --class_weights balanced: the weights are recorded, and the reported
+    validation loss is the weighted cross-entropy of the saved model (both entry points)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    skewed = tmp_path / "skewed"
+    pool = labelled_records(config, 400 * len(config.data.label_names) + 100)
+    records = [record for record in pool if record[1] == 0][:400] + [r for r in pool if r[1] != 0][:60]
+    random.Random(1).shuffle(records)
+    train, validation = records[:360], records[360:]
+    write_labelled(skewed / "train" / "train.jsonl", config, train, ids=True)
+    write_labelled(skewed / "validation" / "validation.jsonl", config, validation, ids=True)
+    job = tmp_path / "job"
+    env = container_env(skewed, job)
+    env.pop("SM_CHANNEL_TEST")
+    env.update(SM_CHANNEL_TRAIN=str(skewed / "train"), SM_CHANNEL_VALIDATION=str(skewed / "validation"))
+    run(
+        module_command(entry) + FAST + [
+            "--model_name_or_path", str(tiny_model_dir), "--max_steps", "3", "--class_weights", "balanced",
+            "--checkpoint_dir", str(job / "checkpoints"), "--report_to", "none",
+        ],
+        env,
+        tmp_path,
+    )  # fmt: skip
+    hyper = json.loads((job / "output" / "data" / "hyperparameters.json").read_text("utf-8"))
+    labels = [label for _, label in train]
+    counts = Counter(labels)
+    classes = len(config.data.label_names)
+    expected = [len(labels) / (classes * counts[c]) if counts[c] else 0.0 for c in range(classes)]
+    assert hyper["class_weights"] == "balanced"
+    assert hyper["class_weight_values"] == pytest.approx(expected)
+
+    model = AutoModelForSequenceClassification.from_pretrained(job / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(job / "model")
+    texts = [text for text, _ in validation]
+    targets = torch.tensor([label for _, label in validation])
+    with torch.inference_mode():
+        batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+        logits = model(**batch).logits
+    weighted = torch.nn.functional.cross_entropy(logits, targets, weight=torch.tensor(expected))
+    metrics = json.loads((job / "output" / "data" / "metrics_validation.json").read_text("utf-8"))
+    assert metrics["loss"] == pytest.approx(float(weighted), rel=1e-3)
