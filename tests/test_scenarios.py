@@ -270,6 +270,9 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
         predicted = {row["predicted_label"] for row in csv.DictReader(handle)}
     assert predicted and predicted <= set(THREE_KOREAN)
     # Everything the run wrote is ignored by git, and nothing it needs is.
-    assert (clone / "outputs" / "model" / "config.json").is_file()
+    latest = json.loads((clone / "outputs" / "latest.json").read_text(encoding="utf-8"))
+    assert (clone / latest["run_dir"] / "model" / "config.json").is_file()
+    assert (clone / latest["run_dir"] / "model" / "README.md").is_file()  # the model card
+    assert list(clone.glob("mlruns/*/*/meta.yaml")) or (clone / "mlruns").is_dir()  # tracked locally
     assert (clone / "data" / "prepared" / "train" / "train.jsonl").is_file()
     assert git("status", "--porcelain", cwd=clone) == ""

@@ -11,18 +11,22 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..config import load_config
 from ..metrics import compute_metrics
 from .artifacts import print_metrics, save_learning_curve, write_json, write_split_metrics
 from .data import RunData, TokenizedSplit, load_run_data, make_collator
 from .losses import class_weights_for
+from .model_card import write_model_card
 from .modeling import load_model_config, load_model_for, load_tokenizer
-from .options import TrainOptions, log_ignored_channels, parse_options
-from .runs import complete_run, plan_run, run_identity, write_record
+from .options import OptionError, TrainOptions, log_ignored_channels, parse_options
+from .runs import RunPlan, complete_run, plan_run, run_identity, write_record
 from .runtime import Progress, Runtime, init_runtime, setup_logging
+from .tracking import Tracker, start_tracking
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,10 @@ def make_schedule(options: TrainOptions, train_examples: int, world_size: int) -
 class Recorder:
     """History of train/eval log records, mirrored as metric lines and progress lines."""
 
-    def __init__(self, runtime: Runtime, schedule: Schedule) -> None:
+    def __init__(self, runtime: Runtime, schedule: Schedule, tracker: Tracker | None = None) -> None:
         self.runtime = runtime
         self.schedule = schedule
+        self.tracker = tracker or Tracker()
         self.history: list[dict[str, Any]] = []
         self.progress = Progress(schedule.total_steps, 0, schedule.examples_per_step)
 
@@ -70,6 +75,9 @@ class Recorder:
         self.history.append(entry)
         if self.runtime.is_main:
             print_metrics(entry)
+            self.tracker.log_metrics(
+                {key: value for key, value in entry.items() if key != "step"}, int(entry.get("step", 0))
+            )
             if "train_loss" in entry:
                 log.info("%s | loss %.4f", self.progress.line(entry["step"]), entry["train_loss"])
             else:
@@ -108,6 +116,8 @@ class RunContext:
     schedule: Schedule
     recorder: Recorder
     class_weights: list[float] | None = None  # --class_weights; None: plain cross-entropy
+    entry_point: str = ""
+    plan: RunPlan | None = None
 
 
 class Backend(Protocol):
@@ -161,6 +171,7 @@ def run_with_options(
     from transformers import set_seed
 
     runtime = init_runtime(options.mixed_precision, environ)
+    tracker = Tracker()
     try:
         setup_logging(runtime)
         log.info(
@@ -171,6 +182,7 @@ def run_with_options(
             runtime.precision,
         )
         log_ignored_channels(os.environ if environ is None else environ)
+        trainer_integrations(options.report_to, entry_point)  # a typo fails here, not after loading
         set_seed(options.seed)
         # Everything that can be wrong with the options, the data, the labels or the base model
         # fails here, before any weights load (seconds to minutes for a large model).
@@ -194,7 +206,10 @@ def run_with_options(
             model_dir=str(plan.model_dir),
             output_data_dir=str(plan.output_dir),
         )
+        tracker = Tracker()
         if runtime.is_main:
+            tracker = open_tracker(options, plan, entry_point)
+            plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
             write_record(plan.run_dir, plan.record)
         model = load_model_for(
             tokenizer, options.model_name_or_path, options.label_names, options.trust_remote_code
@@ -208,8 +223,10 @@ def run_with_options(
             data,
             make_collator(tokenizer, options.padding, data),
             schedule,
-            Recorder(runtime, schedule),
+            Recorder(runtime, schedule, tracker),
             class_weights_for(options.class_weights, data.train.labels, data.label_names),
+            entry_point,
+            plan,
         )
         backend = backend_factory(context)
         resume_from = plan.resume_from
@@ -228,6 +245,70 @@ def run_with_options(
         raise
     runtime.close()
     return 0
+
+
+def label_counts(labels: Sequence[int], num_labels: int) -> list[int]:
+    counts = [0] * num_labels
+    for label in labels:
+        counts[label] += 1
+    return counts
+
+
+# Where things were, not what was trained: left out of the model card and the tracked params.
+_PATH_OPTIONS = (
+    "train_dir",
+    "validation_dir",
+    "test_dir",
+    "model_dir",
+    "output_data_dir",
+    "checkpoint_dir",
+    "config_path",
+)
+
+
+def recorded_options(options: TrainOptions) -> dict[str, Any]:
+    return {key: value for key, value in options.to_dict().items() if key not in _PATH_OPTIONS}
+
+
+def trainer_integrations(report_to: str, entry_point: str) -> list[str]:
+    """``report_to`` as a list without ``mlflow`` (tracked by :mod:`.tracking` in both entry
+    points); what is left goes to the Trainer's own integrations."""
+    names = [name.strip().lower() for name in report_to.split(",") if name.strip()]
+    names = [name for name in names if name not in {"none", "mlflow"}]
+    if not names:
+        return []
+    if entry_point != "train_hf":
+        raise OptionError(
+            f"--report_to {report_to}: {', '.join(names)} is a Hugging Face Trainer integration; "
+            "the plain loop tracks with mlflow only (use --entry hf, or --report_to mlflow)"
+        )
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    unknown = [name for name in names if name not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        raise OptionError(
+            f"--report_to: unknown integration(s) {', '.join(unknown)}; known: mlflow, none, "
+            f"{', '.join(sorted(set(INTEGRATION_TO_CALLBACK) - {'mlflow'}))}"
+        )
+    return names
+
+
+def open_tracker(options: TrainOptions, plan: RunPlan, entry_point: str) -> Tracker:
+    """MLflow tracking for this run (continued on resume), or a no-op tracker."""
+    config = load_config(options.config_path)
+    wanted = "mlflow" in [name.strip().lower() for name in options.report_to.split(",")]
+    tracker = start_tracking(
+        backend="mlflow" if wanted else "none",
+        project_root=config.root,
+        experiment=config.project.slug,
+        run_name=plan.run_id,
+        resume_run_id=plan.record.get("mlflow_run_id"),
+        tags={"run_id": plan.run_id, "fingerprint": plan.fingerprint, "entry_point": entry_point},
+    )
+    tracker.log_params(
+        {**recorded_options(options), "fingerprint": plan.fingerprint, "entry_point": entry_point}
+    )
+    return tracker
 
 
 def final_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -252,6 +333,31 @@ def write_outputs(
     # (--max_seq_length, capped by the model's position embeddings).
     context.tokenizer.model_max_length = context.data.max_length
     context.tokenizer.save_pretrained(options.model_dir)
+    versions = {
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+    }
+    plan = context.plan
+    write_model_card(
+        options.model_dir,
+        project_name=load_config(options.config_path).project.name,
+        run_id=options.run_id,
+        fingerprint=plan.fingerprint if plan else "",
+        entry_point=context.entry_point or f"train_{entry_point}",
+        base_model=options.model_name_or_path,
+        label_names=list(options.label_names),
+        label_counts={
+            split.name: label_counts(split.labels, len(options.label_names))
+            for split in (context.data.train, *context.data.evaluation_splits())
+        },
+        metrics=evaluations,
+        options=recorded_options(options),
+        max_length=context.data.max_length,
+        versions=versions,
+        created=(plan.record.get("created", "") if plan else "")
+        or datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     for split, metrics in evaluations.items():
         write_split_metrics(output_dir, split, metrics)
     final = final_metrics(evaluations)
@@ -277,9 +383,7 @@ def write_outputs(
             "max_length": context.data.max_length,
             "class_weight_values": context.class_weights,
             "train_examples": len(context.data.train),
-            "torch_version": torch.__version__,
-            "transformers_version": transformers.__version__,
-            "python_version": sys.version.split()[0],
+            **{f"{name}_version": version for name, version in versions.items()},
         },
     )
     write_json(

@@ -21,7 +21,7 @@ from ..metrics import compute_metrics
 from .checkpoints import checkpoint_step
 from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
 from .losses import weighted_loss
-from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for
+from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for, trainer_integrations
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def training_arguments(context: RunContext) -> TrainingArguments:
         greater_is_better=best_is_higher(options.metric_for_best_model),
         logging_strategy="steps",
         logging_steps=options.logging_steps,
-        report_to="none",
+        report_to=trainer_integrations(options.report_to, "train_hf") or "none",
         disable_tqdm=True,  # the shared recorder logs progress with rate and ETA
         dataloader_num_workers=options.num_workers,
         remove_unused_columns=False,
