@@ -249,3 +249,32 @@ def test_adding_a_training_option_is_one_definition(project_dir, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
+
+
+def test_report_to_is_checked_before_anything_loads():
+    from nsmc_sentiment_classifier.training.pipeline import trainer_integrations
+
+    assert trainer_integrations("mlflow", "train_torch") == []
+    assert trainer_integrations("none", "train_hf") == []
+    assert trainer_integrations("mlflow, TensorBoard", "train_hf") == ["tensorboard"]
+    with pytest.raises(options_module.OptionError, match="the plain loop tracks with mlflow only"):
+        trainer_integrations("mlflow,tensorboard", "train_torch")
+    with pytest.raises(
+        options_module.OptionError, match=r"unknown integration\(s\) tensorbord; known: .*wandb"
+    ):
+        trainer_integrations("tensorbord", "train_hf")
+
+
+def test_tracking_in_a_sagemaker_job_needs_a_server(prepared, project_dir, monkeypatch):
+    """Without a tracking server a hosted job tracks nothing (a store in the container would be
+    lost with it); locally the default store is the project's mlruns/."""
+    from nsmc_sentiment_classifier.training.pipeline import open_tracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    options = prepared()
+    first = plan(options)
+    local = open_tracker(options, first, "train_torch")
+    assert local.run_id and (project_dir / "mlruns" / "mlflow.db").is_file()
+    local.finish()
+    monkeypatch.setenv("TRAINING_JOB_NAME", "job-1")
+    assert open_tracker(options, first, "train_torch").run_id is None

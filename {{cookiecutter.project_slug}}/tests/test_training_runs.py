@@ -83,6 +83,8 @@ def container_env(channels: Path, job: Path) -> dict[str, str]:
             "SM_CHANNEL_SM_DRIVERS": str(channels / "sm_drivers"),
             "SM_CHANNELS": json.dumps(["code", "sm_drivers", "test", "train", "validation"]),
             "PYTHONUNBUFFERED": "1",
+            # The job's own MLflow store, not one in the project folder.
+            "MLFLOW_TRACKING_URI": f"sqlite:///{(job / 'mlflow.db').as_posix()}",
             "TOKENIZERS_PARALLELISM": "false",
             # One thread per process: tiny models gain nothing from more, and a busy CI machine
             # makes spinning OpenMP threads very slow.
@@ -299,6 +301,14 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     (resumed_path,) = checkpoint_dir.glob("*/checkpoint-120/model.safetensors")
     (uninterrupted_path,) = (straight / "checkpoints").glob("*/checkpoint-120/model.safetensors")
     resumed, uninterrupted = load_file(resumed_path), load_file(uninterrupted_path)
+    # The resumed process continued the same MLflow run: one run, history from both processes.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    (tracked,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert tracked.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(tracked.info.run_id, "train_loss")]
+    assert min(steps) <= saved < max(steps) == 120
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
 
@@ -496,6 +506,19 @@ def test_a_second_run_with_other_options_trains_anew(channels, tiny_model_dir, p
     assert sorted(project_dir.glob("checkpoints/*/checkpoint-*/loop_state.json")) == before
     assert len(list(project_dir.glob("checkpoints/*/checkpoint-*/trainer_state.json"))) == 1
     assert "DEBUG" in capsys.readouterr().out  # -v after the command name works for train
+
+    # Each run is tracked in the project's local MLflow store with its options and metrics.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{(project_dir / 'mlruns' / 'mlflow.db').as_posix()}")
+    tracked = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert {run.info.run_name for run in tracked} == {path.name for path in _runs(project_dir)}
+    second_tracked = next(run for run in tracked if run.info.run_name == second.name)
+    assert second_tracked.data.params["learning_rate"] == "0.0001"
+    assert second_tracked.data.metrics["test_accuracy"] == pytest.approx(
+        results["final_metrics"]["test_accuracy"]
+    )
+    assert len(client.get_metric_history(second_tracked.info.run_id, "eval_accuracy")) == 3
 
     # predict uses the latest run's model without being told.
     source = project_dir / "texts.jsonl"

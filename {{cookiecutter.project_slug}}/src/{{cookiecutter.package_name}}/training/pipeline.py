@@ -206,7 +206,6 @@ def run_with_options(
             model_dir=str(plan.model_dir),
             output_data_dir=str(plan.output_dir),
         )
-        tracker = Tracker()
         if runtime.is_main:
             tracker = open_tracker(options, plan, entry_point)
             plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
@@ -237,10 +236,16 @@ def run_with_options(
             evaluations[split.name] = evaluation_metrics(y_true, y_pred, loss, data.label_names)
         if runtime.is_main:
             write_outputs(context, backend.name, result, evaluations)
-            complete_run(
-                plan, Path(options.config_path).parent, {"final_metrics": final_metrics(evaluations)}
-            )
-    except BaseException:
+            final = final_metrics(evaluations)
+            complete_run(plan, Path(options.config_path).parent, {"final_metrics": final})
+            tracker.log_metrics(final, result.global_step)
+            # Not the weights: a copy per run would double the disk the runs take.
+            tracker.log_artifacts(plan.output_dir, skip=("model",))
+            for name in ("README.md", "config.json"):
+                tracker.log_file(plan.model_dir / name, "model")
+            tracker.finish("FINISHED")
+    except BaseException as error:
+        tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         runtime.close(wait=False)  # the other ranks may never reach a barrier now
         raise
     runtime.close()
@@ -297,6 +302,10 @@ def open_tracker(options: TrainOptions, plan: RunPlan, entry_point: str) -> Trac
     """MLflow tracking for this run (continued on resume), or a no-op tracker."""
     config = load_config(options.config_path)
     wanted = "mlflow" in [name.strip().lower() for name in options.report_to.split(",")]
+    if wanted and os.environ.get("TRAINING_JOB_NAME") and not os.environ.get("MLFLOW_TRACKING_URI"):
+        # A store inside the training container would vanish with it.
+        log.info("MLflow tracking off: this SageMaker job has no MLFLOW_TRACKING_URI")
+        wanted = False
     tracker = start_tracking(
         backend="mlflow" if wanted else "none",
         project_root=config.root,
