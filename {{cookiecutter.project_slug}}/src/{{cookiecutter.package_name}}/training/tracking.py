@@ -1,78 +1,195 @@
 """Experiment tracking with MLflow: every run's options, metrics and output files.
 
-Where runs go: ``MLFLOW_TRACKING_URI`` when set (an MLflow tracking server, or a SageMaker managed
-MLflow ARN through the sagemaker-mlflow plugin), else a local SQLite store in ``mlruns/`` at the
-project root (``mlruns/mlflow.db``, artefacts under ``mlruns/artifacts``). MLflow 3 refuses its
-old plain-folder store unless told otherwise ("maintenance mode"), so the local default is the
-database backend MLflow recommends; ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db``
-shows the runs side by side.
+Where runs go: the ``tracking_uri`` argument, else ``MLFLOW_TRACKING_URI`` (an MLflow tracking
+server, or a SageMaker managed MLflow ARN through the sagemaker-mlflow plugin), else a local
+SQLite store at the project root: ``mlruns/mlflow.db``, with artefacts in ``mlruns/artifacts``.
 
-Tracking never stops a training run: if the store cannot be reached or MLflow fails, one warning
-line says so and the tracker does nothing from then on. The client API (``MlflowClient``) is used
-instead of ``mlflow.start_run``, so no global "active run" is left behind.
+Why SQLite and not the old plain-folder store (``file:<root>/mlruns``): MLflow 3 put that store
+in maintenance mode, and MLflow 3.17 refuses to open it unless ``MLFLOW_ALLOW_FILE_STORE=true``;
+its own default is now SQLite (``sqlite:///mlflow.db``). The SQLite store needs SQLAlchemy and
+Alembic next to ``mlflow-skinny`` (without them mlflow-skinny does not know ``sqlite:`` URIs);
+the web UI needs the full ``mlflow`` package. A bare ``mlflow ui`` opens ``./mlflow.db``, so name
+the store: :data:`LOCAL_UI_COMMAND`, run in the project root.
+
+Tracking never stops or stalls a training run: if the store cannot be reached or MLflow fails,
+one warning line names the tracking URI and what to do, and the tracker does nothing from then
+on. Against a remote server MLflow's request retries are kept short (unless the user set them).
+The client API (``MlflowClient``) is used instead of ``mlflow.start_run``, so no global "active
+run" is left behind and several trackers can live in one process.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
+import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
 LOCAL_STORE_DIR = "mlruns"
-# MLflow retries a failing request up to 7 times with backoff (minutes); a training run should
-# learn within seconds that its tracking server is unreachable.
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-_PARAM_LIMIT = 6000  # MLflow's limit for a parameter value (characters)
-_BATCH_PARAMS, _BATCH_METRICS = 100, 1000  # log_batch limits
+LOCAL_DB_FILE = "mlflow.db"
+#: Shows the local runs (run it in the project root; needs ``pip install mlflow``).
+LOCAL_UI_COMMAND = f"mlflow ui --backend-store-uri sqlite:///{LOCAL_STORE_DIR}/{LOCAL_DB_FILE}"
 
-
-def local_store_uri(project_root: Path) -> str:
-    return f"sqlite:///{(Path(project_root) / LOCAL_STORE_DIR / 'mlflow.db').resolve().as_posix()}"
+# MLflow retries a failing request 7 times with exponential backoff (factor 2) and waits 120 s
+# for an answer: minutes before a training run learns that its server is gone. These give up
+# after ~3 s when nothing listens and ~35 s when the server hangs. Set only where the user has
+# not set them (raise MLFLOW_HTTP_REQUEST_MAX_RETRIES for a server that throttles).
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+_REMOTE_SCHEMES = frozenset({"http", "https", "arn", "databricks", "databricks-uc", "uc"})
+_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
+# MLflow's limits (mlflow.utils.validation): values longer than these are refused, not cut.
+_PARAM_LIMIT, _TAG_LIMIT, _KEY_LIMIT = 6000, 8000, 250
+_BATCH_PARAMS, _BATCH_METRICS = 100, 1000
+_BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")  # what MLflow accepts in a key (colons only off Windows)
+# While this module talks to MLflow: urllib3 announces every retry and the sagemaker-mlflow
+# plugin warns on every request to a non-ARN server; the one warning of this module says it all.
+_NOISY_LOGGERS = ("urllib3.connectionpool", "mlflow.tracking.request_header.registry")
 
 
 class Tracker:
-    """Does nothing: tracking is off (``report_to`` without mlflow) or has failed."""
+    """The tracker interface, and the tracker that does nothing: tracking is off or has failed.
+
+    Training code calls these unconditionally; none of them raises.
+    """
 
     run_id: str | None = None
     tracking_uri: str | None = None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        pass
+        """Record options once per run (MLflow params are write-once strings)."""
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
-        pass
+        """Record the finite numbers in ``metrics`` at ``step``; anything else is skipped."""
 
     def log_artifacts(
         self, folder: str | Path, artifact_path: str | None = None, skip: Sequence[str] = ()
     ) -> None:
-        pass
+        """Upload the files and folders in ``folder``, except the names in ``skip``."""
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        pass
+        """Upload one file."""
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        pass
+        """Set run tags (unlike params they may change)."""
 
     def finish(self, status: str = "FINISHED") -> None:
-        pass
+        """End the run as FINISHED, FAILED or KILLED; later calls do nothing."""
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.finish("FINISHED")
+        else:
+            self.finish("KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
 
 
-def _numeric(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def local_store_uri(project_root: str | Path) -> str:
+    """The default store: ``sqlite:///<project root>/mlruns/mlflow.db`` (an absolute path, so the
+    working directory does not matter)."""
+    return f"sqlite:///{(Path(project_root) / LOCAL_STORE_DIR / LOCAL_DB_FILE).resolve().as_posix()}"
+
+
+def _scheme(uri: str) -> str:
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    return "" if len(scheme) == 1 else scheme  # C:\... is a Windows path, not a scheme
+
+
+def _display_uri(uri: str) -> str:
+    """``uri`` without a password or token in it, for log lines."""
+    if _scheme(uri) in {"http", "https"}:
+        with suppress(ValueError):
+            parts = urlsplit(uri)
+            if parts.username or parts.password:
+                host = parts.hostname or ""
+                netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+                return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
+def _first_line(error: BaseException) -> str:
+    """Why ``error`` happened, in a few words and without credentials from URLs in it."""
+    text = re.sub(r"(\w+://)[^/\s@]+@", r"\1***@", str(error))
+    if "Max retries exceeded" in text or "timed out" in text:  # requests/urllib3 chains
+        if "timed out" in text:
+            return "no answer in time"
+        cause = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+        return f"cannot connect: {cause.group(1).strip()}" if cause else "cannot connect"
+    line = (text.strip().splitlines() or [type(error).__name__])[0]
+    return line.split(". ", 1)[0][:300]  # MLflow's messages go on with advice of their own
+
+
+def _key(name: Any) -> str:
+    """A key MLflow accepts: allowed characters only, no empty/``.``/``..`` path parts, <= 250."""
+    text = _BAD_KEY_CHARS.sub("_", str(name))
+    parts = [part for part in text.split("/") if part not in {"", ".", ".."}]
+    return ("/".join(parts) or "_")[:_KEY_LIMIT]
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for bools, strings, NaN/inf and anything not a real number.
+    NumPy and 0-d torch values count (through ``.item()``)."""
+    if not isinstance(value, numbers.Number) and callable(getattr(value, "item", None)):
+        try:
+            value = value.item()
+        except Exception:
+            return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
     return number if math.isfinite(number) else None
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+class _DropBelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextmanager
+def _quiet_requests() -> Iterator[None]:
+    """Silence retry chatter of the HTTP stack while this module calls MLflow."""
+    quiet = _DropBelowError()
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+class _Refused(Exception):
+    """One call's input was refused (bad step, missing folder); the connection is fine."""
+
+
+def _refused(error: BaseException) -> bool:
+    return isinstance(error, _Refused) or getattr(error, "error_code", None) == "INVALID_PARAMETER_VALUE"
 
 
 class MlflowTracker(Tracker):
@@ -84,51 +201,74 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self._failed = False
         self._finished = False
+        self._warned_refused = False
 
     def _safely(self, what: str, action: Callable[[], None]) -> None:
         if self._failed:
             return
         try:
-            action()
+            with _quiet_requests():
+                action()
         except Exception as error:  # tracking must never end a training run
+            if _refused(error):
+                # MLflow refused this input, the store works: skip it, keep tracking.
+                if not self._warned_refused:
+                    self._warned_refused = True
+                    log.warning("MLflow refused %s, skipped (%s)", what, _first_line(error))
+                return
             self._failed = True
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             log.warning(
-                "experiment tracking stopped: %s failed at %s (%s); the run goes on without it",
+                "experiment tracking stopped: %s failed at %s (%s); training goes on without it "
+                "(check that the tracking server is up, or train with report_to none)",
                 what,
-                self.tracking_uri,
-                reason,
+                _display_uri(self.tracking_uri or ""),
+                _first_line(error),
             )
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         def action() -> None:
             from mlflow.entities import Param
 
-            # Parameters cannot change once logged; a resumed run logs the same ones again.
+            # Params cannot change once logged, and a resumed run logs the same ones again:
+            # log only new keys; a changed value keeps the first one (with a warning).
             logged = self.client.get_run(self.run_id).data.params
-            new = []
-            for key, value in params.items():
-                text = str(value)[:_PARAM_LIMIT]
+            new: dict[str, str] = {}
+            changed: list[str] = []
+            for name, value in params.items():
+                key, text = _key(name), str(value)[:_PARAM_LIMIT]
+                if key in new:
+                    continue
                 if key not in logged:
-                    new.append(Param(key, text))
+                    new[key] = text
                 elif logged[key] != text:
-                    log.warning("MLflow parameter %s stays %r (this run logged %r)", key, logged[key], text)
-            for chunk in _chunks(new, _BATCH_PARAMS):
+                    changed.append(key)
+            if changed:
+                log.warning(
+                    "MLflow params keep their first values in run %s; changed now: %s",
+                    self.run_id,
+                    ", ".join(changed),
+                )
+            for chunk in _chunks([Param(key, text) for key, text in new.items()], _BATCH_PARAMS):
                 self.client.log_batch(self.run_id, params=chunk)
 
-        self._safely("logging parameters", action)
+        self._safely("logging params", action)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         def action() -> None:
             from mlflow.entities import Metric
 
+            try:
+                at = int(step)
+            except (TypeError, ValueError, OverflowError) as error:
+                raise _Refused(f"step {step!r} is not a whole number") from error
             now = int(time.time() * 1000)
-            values = [
-                Metric(key, number, now, int(step))
-                for key, value in metrics.items()
-                if (number := _numeric(value)) is not None
-            ]
-            for chunk in _chunks(values, _BATCH_METRICS):
+            values: dict[str, float] = {}
+            for name, value in metrics.items():
+                number = _number(value)
+                if number is not None:
+                    values.setdefault(_key(name), number)
+            batch = [Metric(key, number, now, at) for key, number in values.items()]
+            for chunk in _chunks(batch, _BATCH_METRICS):
                 self.client.log_batch(self.run_id, metrics=chunk)
 
         self._safely("logging metrics", action)
@@ -136,10 +276,11 @@ class MlflowTracker(Tracker):
     def log_artifacts(
         self, folder: str | Path, artifact_path: str | None = None, skip: Sequence[str] = ()
     ) -> None:
-        """Files and folders in ``folder``, except the names in ``skip``."""
-
         def action() -> None:
-            for item in sorted(Path(folder).iterdir()):
+            source = Path(folder)
+            if not source.is_dir():
+                raise _Refused(f"{source.name or source} is not a folder")
+            for item in sorted(source.iterdir()):
                 if item.name in skip:
                     continue
                 if item.is_dir():
@@ -151,14 +292,20 @@ class MlflowTracker(Tracker):
         self._safely("uploading files", action)
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self._safely(
-            "uploading a file", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path)
-        )
+        def action() -> None:
+            if not Path(path).is_file():
+                raise _Refused(f"{Path(path).name} is not a file")
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+        self._safely("uploading a file", action)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         def action() -> None:
-            for key, value in tags.items():
-                self.client.set_tag(self.run_id, key, str(value))
+            from mlflow.entities import RunTag
+
+            batch = [RunTag(_key(key), str(value)[:_TAG_LIMIT]) for key, value in tags.items()]
+            for chunk in _chunks(batch, _BATCH_PARAMS):
+                self.client.log_batch(self.run_id, tags=chunk)
 
         self._safely("setting tags", action)
 
@@ -166,11 +313,79 @@ class MlflowTracker(Tracker):
         if self._finished:
             return
         self._finished = True
-        self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, status))
+        final = str(status).upper()
+        if final not in _STATUSES:
+            log.warning("MLflow run status %r is not one of %s: ending as FAILED", status, sorted(_STATUSES))
+            final = "FAILED"
+        self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, final))
 
 
-def _is_remote(uri: str) -> bool:
-    return uri.split(":", 1)[0].lower() in {"http", "https", "arn", "databricks"}
+def _missing_sqlite_support() -> bool:
+    try:
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory ones)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if name in {"", ":memory:"} else Path(name)
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Artefacts of a new experiment in a SQLite store: next to the database (MLflow's own
+    default, ``./mlartifacts``, depends on the folder the command ran in)."""
+    database = _sqlite_file(uri)
+    return None if database is None else (database.parent / "artifacts").resolve().as_uri()
+
+
+def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return str(client.create_experiment(name, artifact_location=artifact_location))
+        except Exception:
+            found = client.get_experiment_by_name(name)  # another process created it just now
+            if found is None:
+                raise
+    if found.lifecycle_stage == "deleted":
+        # Deleted in the UI: its name stays taken (until garbage-collected), so bring it back.
+        client.restore_experiment(found.experiment_id)
+        log.info("MLflow experiment %r was deleted; restored it for this run", name)
+    return str(found.experiment_id)
+
+
+def _resumable(client: Any, run_id: str) -> bool:
+    """Whether ``run_id`` is a live run in this store."""
+    try:
+        run = client.get_run(run_id)
+    except Exception as error:
+        if getattr(error, "error_code", None) in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return False
+        raise
+    return run.info.lifecycle_stage == "active"
+
+
+def _hint(uri: str) -> str:
+    scheme = _scheme(uri)
+    if scheme in {"", "file"}:
+        return (
+            "MLflow 3 no longer opens folder stores: use a sqlite:///path/mlflow.db URI "
+            "(or MLFLOW_ALLOW_FILE_STORE=true)"
+        )
+    if scheme == "arn":
+        return (
+            "a SageMaker MLflow ARN needs the sagemaker-mlflow package, AWS credentials allowed "
+            "to use the server, and the server running"
+        )
+    if scheme == "sqlite":
+        return "check that the folder is writable, or unset MLFLOW_TRACKING_URI for the default store"
+    return "check that the tracking server is up and MLFLOW_TRACKING_URI is right"
 
 
 def start_tracking(
@@ -183,50 +398,62 @@ def start_tracking(
     resume_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> Tracker:
-    """An MLflow run (``resume_run_id`` continues one), or a no-op tracker for backend "none"
-    or when MLflow cannot be used (with one warning saying why)."""
-    if backend == "none":
+    """Open an MLflow run (``resume_run_id`` continues one) in experiment ``experiment``, or
+    return a tracker that does nothing: for backend "none", or (with one warning line) when
+    MLflow is missing or its store cannot be used."""
+    chosen = backend.strip().lower()
+    if chosen == "none":
         return Tracker()
+    if chosen != "mlflow":
+        raise ValueError(f"tracking backend {backend!r}: use 'mlflow' or 'none'")
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri(project_root)
+    shown = _display_uri(uri)
+    off = "experiment tracking off: %s; training goes on without it (or train with report_to none)"
     try:
+        import mlflow
         from mlflow import MlflowClient
     except ImportError:
-        log.warning("experiment tracking off: mlflow is not installed (pip install mlflow-skinny)")
+        log.warning(off, "mlflow is not installed (pip install mlflow-skinny sqlalchemy alembic)")
         return Tracker()
-    if _is_remote(uri):
+    scheme = _scheme(uri)
+    if scheme == "sqlite" and _missing_sqlite_support():
+        log.warning(off, f"{shown} needs SQLAlchemy and Alembic (pip install sqlalchemy alembic)")
+        return Tracker()
+    if scheme in _REMOTE_SCHEMES:
         for key, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+    if scheme == "arn":
+        # The sagemaker-mlflow plugin signs and routes requests by the *global* tracking URI,
+        # whatever URI the client was given.
+        mlflow.set_tracking_uri(uri)
     local = uri == local_store_uri(project_root)
-    if local:
-        (Path(project_root) / LOCAL_STORE_DIR).mkdir(parents=True, exist_ok=True)
     try:
-        client = MlflowClient(tracking_uri=uri)
-        found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            experiment_id = found.experiment_id
-        else:
-            # Artefacts next to the database, not in whatever folder the command ran from.
-            location = (
-                (Path(project_root) / LOCAL_STORE_DIR / "artifacts").resolve().as_uri() if local else None
-            )
-            experiment_id = client.create_experiment(experiment, artifact_location=location)
-        run_id = None
-        if resume_run_id:
-            try:
-                client.update_run(resume_run_id, status="RUNNING")
-                run_id = resume_run_id
-            except Exception:
-                log.info("MLflow run %s is not in %s: this run is logged as a new one", resume_run_id, uri)
-        if run_id is None:
-            run_id = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {})).info.run_id
+        with _quiet_requests():
+            database = _sqlite_file(uri)
+            if database is not None:
+                database.parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file only
+            client = MlflowClient(tracking_uri=uri)
+            experiment_id = _experiment_id(client, experiment, _artifact_location(uri))
+            run_id = None
+            if resume_run_id:
+                if _resumable(client, resume_run_id):
+                    client.update_run(resume_run_id, status="RUNNING")
+                    run_id = resume_run_id
+                else:
+                    log.info(
+                        "MLflow run %s is not in %s: logging this run as a new one", resume_run_id, shown
+                    )
+            if run_id is None:
+                clean_tags = {_key(k): str(v)[:_TAG_LIMIT] for k, v in (tags or {}).items()}
+                run_id = client.create_run(experiment_id, run_name=run_name, tags=clean_tags).info.run_id
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        log.warning(
-            "experiment tracking off: %s could not be used (%s); set MLFLOW_TRACKING_URI to a "
-            'reachable tracking server, or report_to = "none"',
-            uri,
-            reason,
-        )
+        log.warning(off, f"{shown} could not be used ({_first_line(error)}); {_hint(uri)}")
         return Tracker()
-    log.info("tracking this run in MLflow: %s (run %s)", uri, run_id)
-    return MlflowTracker(client, run_id, uri)
+    tracker = MlflowTracker(client, run_id, uri)
+    if run_id == resume_run_id and tags:
+        tracker.set_tags(tags)  # a new run got them at creation
+    where = f"{LOCAL_STORE_DIR}/{LOCAL_DB_FILE} (see: {LOCAL_UI_COMMAND})" if local else shown
+    log.info(
+        "MLflow: %s run %s in %s", "continuing" if run_id == resume_run_id else "tracking", run_id, where
+    )
+    return tracker
