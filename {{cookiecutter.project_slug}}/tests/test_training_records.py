@@ -289,7 +289,7 @@ METRICS = {
 def _write_card(tmp_path: Path, base_model: str) -> Path:
     return model_card.write_model_card(
         tmp_path / "model",
-        project_name="리뷰 {{ cookiecutter.x }} classifier",
+        project_name="리뷰 {{ project.x }} classifier",
         run_id="20261128-120000-abcdef12",
         fingerprint="abcdef1234567890",
         entry_point="train_torch",
@@ -346,7 +346,7 @@ def test_model_card(tmp_path, local):
     assert {("test", "accuracy", 0.875), ("test", "f1", 0.85), ("test", "loss", 0.31)} <= results
     assert ("validation", "loss", math.nan) not in results and len(results) == 5
     # Cells: escaped where markdown would read them, literal otherwise.
-    assert "# 리뷰 {{ cookiecutter.x }} classifier" in text
+    assert "# 리뷰 {{ project.x }} classifier" in text
     assert "| 0 | 부정 | 70 | 5 | 5 |" in text
     assert "| 1 | a\\|b | 30 | 3 | 3 |" in text
     assert "| 2 | \\`tick\\` new line | 1 | 0 | 0 |" in text
