@@ -25,6 +25,8 @@ Limits (environment variables): INFERENCE_MAX_TEXTS (texts per request, default 
 INFERENCE_MAX_BODY_BYTES (default 6 MiB, SageMaker's real-time payload limit),
 INFERENCE_BATCH_SIZE (texts per forward pass, default 32), INFERENCE_MAX_LENGTH (default token
 limit; otherwise the tokenizer's, capped by the model's position embeddings).
+INFERENCE_QUANTIZE=int8 runs the linear layers with dynamic int8 quantization on CPU (faster, a
+little less exact; measured in BENCHMARKS.md); ignored with a warning on GPU.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import io
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +56,12 @@ JSONLINES_TYPES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "a
 REQUEST_TYPES = (JSON, CSV, JSONLINES, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 PARAMETERS = ("top_k", "return_all_scores", "truncation", "max_length")
+QUANTIZE_MODES = ("none", "int8")
+# Texts are cut to this many characters per allowed token before tokenising (at a space), so a
+# huge text costs no more than a long one; a cut that yields too few tokens is widened once to
+# WIDE_WINDOW, beyond which a text is cut regardless (it is longer than any model limit).
+CHARS_PER_TOKEN = 8
+WIDE_WINDOW = 64
 
 
 def _env_int(name: str, default: int) -> int:
@@ -131,17 +140,31 @@ class Prediction:
     request: Request
     labels: list[str]
     scores: list[list[float]]
+    # How many texts were longer than the token limit and cut to it (truncation=true).
+    truncated: int = 0
 
 
 def model_fn(model_dir: str) -> Classifier:
     """Load the fine-tuned model and tokenizer from a folder (weights must be safetensors)."""
+    return load_model(model_dir, quantize=os.environ.get("INFERENCE_QUANTIZE", "none"))
+
+
+def load_model(model_dir: str, quantize: str = "none") -> Classifier:
+    """``model_fn`` with its options as arguments (``quantize``: "none" or "int8")."""
+    quantize = (quantize or "none").strip().lower()
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = _load_tokenizer(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, use_safetensors=True, trust_remote_code=False
     )
-    model.to(device)
     model.eval()
+    if quantize == "int8" and device.type != "cpu":
+        logger.warning("int8 quantization runs on CPU only; serving unquantized on %s", device)
+    elif quantize == "int8":
+        model = _quantize_int8(model)
+    model.to(device)
     config = model.config
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     positions = getattr(config, "max_position_embeddings", None)
@@ -152,8 +175,28 @@ def model_fn(model_dir: str) -> Classifier:
     model_limit = min(value for value in limits if isinstance(value, int) and 0 < value < 1_000_000)
     max_length = min(_env_int("INFERENCE_MAX_LENGTH", model_limit), model_limit)
     multi_label = config.problem_type == "multi_label_classification" or config.num_labels == 1
-    logger.info("loaded %s on %s: labels %s, max_length %d", model_dir, device, labels, max_length)
+    logger.info(
+        "loaded %s on %s%s: labels %s, max_length %d",
+        model_dir,
+        device,
+        " (int8)" if quantize == "int8" and device.type == "cpu" else "",
+        labels,
+        max_length,
+    )
     return Classifier(model, tokenizer, labels, device, max_length, BATCH_SIZE, multi_label)
+
+
+def _quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantization of the linear layers (weights int8, activations per batch)."""
+    # torch.ao's eager API is the one that exists in every torch the containers ship (2.6 and
+    # newer) without extra packages, and is fast on CPU without compilation; newer torch marks
+    # it deprecated in favour of torchao, which the inference image does not have.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _load_tokenizer(model_dir: str) -> Any:
@@ -202,47 +245,142 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> Request:
 
 def predict_fn(data: Request, model: Classifier) -> Prediction:
     """Score all texts: longest first in sub-batches, each padded only to its own longest text."""
-    texts = data.texts
-    max_length = data.max_length or model.max_length
-    if max_length > model.max_length:
-        raise RequestError(
-            f"parameters.max_length={max_length} exceeds the model's limit of {model.max_length} tokens"
+    work = Work(data, model)
+    while not work.done:
+        indices, ids = work.take(model.batch_size)
+        work.put(indices, score_batch(model, ids))
+        if data.progress is not None:
+            data.progress(len(indices))
+    return work.prediction()
+
+
+class Work:
+    """A request's texts in the order they are scored: longest first, sub-batch by sub-batch.
+
+    Texts are tokenised one sub-batch at a time, when their turn comes, so a server can
+    interleave the sub-batches of several requests (see server.py) and a long request never
+    holds the tokenizer or the model for more than one sub-batch.
+    """
+
+    def __init__(self, request: Request, model: Classifier) -> None:
+        self.request = request
+        self.model = model
+        self.max_length = request.max_length or model.max_length
+        if self.max_length > model.max_length:
+            raise RequestError(
+                f"parameters.max_length={self.max_length} exceeds the model's limit of "
+                f"{model.max_length} tokens"
+            )
+        # Character length orders texts nearly as token length does, without tokenising first.
+        self._order = sorted(range(len(request.texts)), key=lambda i: len(request.texts[i]), reverse=True)
+        self._next = 0
+        self._scores: list[list[float] | None] = [None] * len(request.texts)
+        self._left = len(request.texts)
+        self.truncated = 0
+
+    @property
+    def done(self) -> bool:
+        return self._left == 0
+
+    @property
+    def remaining(self) -> int:
+        """Texts not yet handed out by :meth:`take`."""
+        return len(self._order) - self._next
+
+    def take(self, count: int) -> tuple[list[int], list[list[int]]]:
+        """The next ``count`` texts (indices into the request) with their token ids."""
+        indices = self._order[self._next : self._next + count]
+        self._next += len(indices)
+        ids, too_long = encode(
+            self.model.tokenizer, [self.request.texts[i] for i in indices], self.max_length
         )
-    encoded = model.tokenizer(
+        if too_long and not self.request.truncation:
+            first = indices[too_long[0]]
+            raise RequestError(
+                f"text #{first} is longer than the limit of {self.max_length} tokens "
+                f"({len(too_long)} such text(s) in this part of the request); send "
+                "truncation=true or shorter texts"
+            )
+        self.truncated += len(too_long)
+        return indices, ids
+
+    def put(self, indices: Sequence[int], scores: Sequence[list[float]]) -> None:
+        for index, row in zip(indices, scores, strict=True):
+            self._scores[index] = row
+        self._left -= len(indices)
+
+    def prediction(self) -> Prediction:
+        scores = [row for row in self._scores if row is not None]
+        if len(scores) != len(self._scores):
+            raise RuntimeError("prediction asked for before every text was scored")
+        return Prediction(self.request, self.model.labels, scores, self.truncated)
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[int]]:
+    """Token ids per text, cut to ``max_length``, and the positions of texts that were longer.
+
+    A text is cut by characters before tokenising (at a space, so that no word is split),
+    which keeps a multi-megabyte text as cheap as a long one; the ids are the same as
+    tokenising the whole text, because the cut keeps more tokens than the limit.
+    """
+    ids: list[list[int]] = [[] for _ in texts]
+    too_long: dict[int, str] = {}  # position -> the (cut) text to tokenise with truncation
+    pending = list(range(len(texts)))
+    for window in (max_length * CHARS_PER_TOKEN, max_length * WIDE_WINDOW):
+        final = window == max_length * WIDE_WINDOW
+        cuts = [_cut(texts[i], window) for i in pending]
+        # One token over the limit tells "longer than the limit" apart from "exactly the limit".
+        found = _tokenize(tokenizer, [cut for cut, _ in cuts], max_length + 1)
+        retry = []
+        for i, (cut, was_cut), row in zip(pending, cuts, found, strict=True):
+            if len(row) > max_length or (was_cut and final):
+                too_long[i] = cut
+            elif was_cut:
+                retry.append(i)  # the cut text was short in tokens: widen the cut once
+            else:
+                ids[i] = row
+        pending = retry
+        if not pending:
+            break
+    if too_long:
+        cut_ids = _tokenize(tokenizer, list(too_long.values()), max_length)
+        for i, row in zip(too_long, cut_ids, strict=True):
+            ids[i] = row
+    return ids, sorted(too_long)
+
+
+def _cut(text: str, window: int) -> tuple[str, bool]:
+    """``text`` up to about ``window`` characters, ending at a space when there is one."""
+    if len(text) <= window:
+        return text, False
+    space = text.rfind(" ", window // 2, window)
+    return text[: space if space > 0 else window], True
+
+
+def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
+    if not texts:
+        return []
+    return tokenizer(
         texts,
-        truncation=data.truncation,
-        max_length=max_length if data.truncation else None,
+        truncation=True,
+        max_length=max_length,
         padding=False,
         return_attention_mask=False,
         return_token_type_ids=False,
         verbose=False,
     )["input_ids"]
-    if not data.truncation:
-        too_long = [i for i, ids in enumerate(encoded) if len(ids) > max_length]
-        if too_long:
-            first = too_long[0]
-            raise RequestError(
-                f"text #{first} has {len(encoded[first])} tokens, more than the limit of "
-                f"{max_length} ({len(too_long)} such text(s)); send truncation=true or shorter "
-                "texts"
-            )
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
-    scores: list[list[float]] = [[] for _ in texts]
+
+
+def score_batch(model: Classifier, batch: Sequence[list[int]]) -> list[list[float]]:
+    """Label scores for one sub-batch of token ids, padded to its longest row."""
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    left = model.tokenizer.padding_side == "left"
+    ids, mask = _pad(list(batch), pad_id, model.tokenizer.padding_side == "left")
     with torch.inference_mode():
-        for start in range(0, len(order), model.batch_size):
-            chunk = order[start : start + model.batch_size]
-            ids, mask = _pad([encoded[i] for i in chunk], pad_id, left)
-            logits = model.model(
-                input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
-            ).logits.float()
-            probs = logits.sigmoid() if model.multi_label else logits.softmax(dim=-1)
-            for index, row in zip(chunk, probs.cpu().tolist(), strict=True):
-                scores[index] = row
-            if data.progress is not None:
-                data.progress(len(chunk))
-    return Prediction(data, model.labels, scores)
+        logits = model.model(
+            input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
+        ).logits.float()
+        probs = logits.sigmoid() if model.multi_label else logits.softmax(dim=-1)
+        return probs.cpu().tolist()
 
 
 def output_fn(prediction: Prediction, accept: str | None) -> str:
@@ -319,6 +457,8 @@ def _from_json(text: str) -> Request:
         raise RequestError(
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except RecursionError:
+        raise RequestError(NESTED_TOO_DEEPLY) from None
     if not isinstance(body, dict) or "inputs" not in body:
         raise RequestError('JSON body must be an object with "inputs": a string or a list of strings')
     unknown = sorted(set(body) - {"inputs", "parameters"})
@@ -350,6 +490,7 @@ def _from_csv(text: str) -> Request:
 
 
 DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
+NESTED_TOO_DEEPLY = 'JSON nested too deeply; send {"inputs": ...} with a string or a list of strings'
 
 
 def _from_jsonlines(text: str) -> Request:
@@ -364,6 +505,8 @@ def _from_jsonlines(text: str) -> Request:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise RequestError(f"JSON Lines line {number}: malformed JSON: {error.msg}") from None
+        except RecursionError:
+            raise RequestError(f"JSON Lines line {number}: {NESTED_TOO_DEEPLY}") from None
         if isinstance(record, dict):
             if not isinstance(record.get("inputs"), str):
                 raise RequestError(f'JSON Lines line {number}: "inputs" must be a string')
@@ -390,6 +533,12 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
     if bad is not None:
         raise RequestError(f"{what}: item #{bad} is {type(texts[bad]).__name__}, expected a string")
+    bad = next((i for i, text in enumerate(texts) if not _is_unicode(text)), None)
+    if bad is not None:
+        raise RequestError(
+            f"{what}: item #{bad} holds a lone UTF-16 surrogate (an escape like \\ud800 without "
+            "its pair), which is not text; encode the string as UTF-8"
+        )
     request = Request(list(texts), single=single)
     if parameters is None:
         return request
@@ -418,6 +567,14 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
         raise RequestError(f"parameters.max_length must be an integer >= 2, got {max_length!r}")
     request.max_length = max_length
     return request
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_int(value: Any, minimum: int) -> bool:
