@@ -180,3 +180,40 @@ def tiny_model_dir(tmp_path_factory, config) -> Path:
     texts = [text for text, _ in labelled_records(config, len(_sample_rows()))]
     names = config.data.label_names
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), texts, len(names), names)
+
+
+@pytest.fixture
+def live_server():
+    """Start ``serve``'s server in this process (its scheduler can be inspected) on a free
+    port: ``server, port = live_server(model_dir, batch_size=8)``; stopped after the test."""
+    import http.client
+    import threading
+    import time
+
+    from nsmc_sentiment_classifier.serving.server import ServerOptions, make_server
+
+    running = []
+
+    def start(model_dir: Path, **options):
+        server = make_server(model_dir, ServerOptions(port=0, **options))
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        port = server.server_address[1]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/ping")
+                if connection.getresponse().status == 200:
+                    connection.close()
+                    return server, port
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    yield start
+    for server, thread in running:
+        server.stop()
+        thread.join(timeout=60)

@@ -192,3 +192,97 @@ def test_bad_accept_and_overlong_texts(classifier):
         run(classifier, too_long)
     with pytest.raises(inference.RequestError, match="exceeds the model's limit"):
         run(classifier, '{"inputs": "a", "parameters": {"max_length": 100000}}')
+
+
+def _whole_text_ids(classifier, texts, max_length):
+    return classifier.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+
+@pytest.mark.parametrize("max_length", [8, 32, 128])
+def test_cutting_by_characters_gives_the_ids_of_the_whole_text(classifier, max_length):
+    import random
+
+    words = ["정말", "재밌어요", "별로", "배우들", "연기도", "최고", "ㅋㅋㅋ", "스토리", "a", "!!", "영화"]
+    rng = random.Random(max_length)
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 400))) for _ in range(60)]
+    texts += ["  ".join(words) * 30, "\n".join(words) * 50, "가" * (max_length * 30), "영화 " * 3000 + "끝"]
+    ids, too_long = inference.encode(classifier.tokenizer, texts, max_length)
+    whole = _whole_text_ids(classifier, texts, max_length)
+    for index, (text, got, expected) in enumerate(zip(texts, ids, whole, strict=True)):
+        assert got == expected, f"text #{index} ({len(text)} characters)"
+    full_lengths = [
+        len(row) for row in classifier.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+    ]
+    assert too_long == [i for i, length in enumerate(full_lengths) if length > max_length]
+
+
+def test_texts_with_too_many_characters_per_token_are_cut_regardless(classifier):
+    limit = 8
+    huge_word = "가" * (limit * inference.WIDE_WINDOW * 2)  # no space to cut at
+    mostly_blank = " " * (limit * inference.WIDE_WINDOW * 2) + "끝"
+    ids, too_long = inference.encode(classifier.tokenizer, [huge_word, mostly_blank, "짧다"], limit)
+    assert too_long == [0, 1]
+    assert all(len(row) <= limit for row in ids)
+
+
+class _RecordingTokenizer:
+    """Passes calls through to the real tokenizer, noting the longest text it was given."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+        self.longest = 0
+
+    def __call__(self, texts, **kwargs):
+        self.longest = max([self.longest, *(len(text) for text in texts)])
+        return self._tokenizer(texts, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def test_a_megabyte_text_is_cut_before_tokenising_and_counted_as_truncated(tiny_model_dir):
+    recording = inference.model_fn(str(tiny_model_dir))
+    recording.tokenizer = _RecordingTokenizer(recording.tokenizer)
+    huge = "아주 긴 리뷰입니다 " * 200_000  # about 2 MB of UTF-8
+    prediction = inference.predict_fn(inference.Request([huge, "짧다"]), recording)
+    assert len(prediction.scores) == 2 and prediction.truncated == 1
+    assert recording.tokenizer.longest <= recording.max_length * inference.WIDE_WINDOW
+    refused = inference.Request([huge], truncation=False)
+    with pytest.raises(inference.RequestError, match="longer than the limit"):
+        inference.predict_fn(refused, recording)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", "nested too deeply"),
+        (b"[" * 100_000, "application/jsonlines", "nested too deeply"),
+        (b'{"inputs": "\\ud800 half a pair"}', "application/json", "surrogate"),
+        (b'{"inputs": "\\udc00"}\n', "application/jsonlines", "surrogate"),
+        (b'{"inputs": ["ok", "\\ud83d"]}', "application/json", "item #1"),
+    ],
+)
+def test_hostile_json_is_a_request_error(body, content_type, reason):
+    with pytest.raises(inference.RequestError, match=reason):
+        inference.input_fn(body, content_type)
+
+
+def test_int8_quantization_keeps_the_labels_and_quantizes_linear_layers(tiny_model_dir, classifier):
+    quantized = inference.load_model(str(tiny_model_dir), quantize="int8")
+    assert _quantized_linear_layers(quantized) > 0
+    assert quantized.labels == classifier.labels
+    scores = inference.predict_fn(inference.Request(TEXTS), quantized).scores
+    assert all(sum(row) == pytest.approx(1.0, abs=1e-4) for row in scores)
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        inference.load_model(str(tiny_model_dir), quantize="int4")
+
+
+def test_the_container_reads_int8_from_its_environment(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("INFERENCE_QUANTIZE", "int8")
+    loaded = inference.model_fn(str(tiny_model_dir))
+    assert _quantized_linear_layers(loaded) > 0
+
+
+def _quantized_linear_layers(classifier) -> int:
+    # Dynamic quantization swaps nn.Linear for torch.ao.nn.quantized.dynamic.Linear.
+    return sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in classifier.model.modules())

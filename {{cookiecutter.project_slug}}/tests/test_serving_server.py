@@ -1,4 +1,4 @@
-"""The local server (``serve``): hosting contract, 16 concurrent clients, 4xx, SIGTERM."""
+"""The local server (``serve``): hosting contract, page, fairness, hostile clients, SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import PACKAGE
@@ -126,6 +129,9 @@ def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir
         assert [by_label[label] for label in expected.labels] == pytest.approx(scores, abs=1e-5)
 
 
+DEEP_JSON = b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "headers", "status"),
     [
@@ -133,6 +139,10 @@ def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir
         ("POST", "/invocations", b'{"text": "a"}', {"Content-Type": "application/json"}, 400),
         ("POST", "/invocations", b'{"inputs": []}', {"Content-Type": "application/json"}, 400),
         ("POST", "/invocations", b'{"inputs": [1]}', {"Content-Type": "application/json"}, 400),
+        ("POST", "/invocations", DEEP_JSON[:MAX_BODY], {"Content-Type": "application/json"}, 400),
+        ("POST", "/invocations", b"[" * 50_000, {"Content-Type": "application/jsonlines"}, 400),
+        ("POST", "/invocations", b'{"inputs": "\\ud800"}', {"Content-Type": "application/json"}, 400),
+        ("POST", "/invocations", b'{"inputs": "\xff"}', {"Content-Type": "application/json"}, 400),
         ("POST", "/invocations", b"x", {"Content-Type": "image/png"}, 415),
         (
             "POST",
@@ -150,17 +160,31 @@ def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir
         ),
         ("POST", "/invocations", b"a" * (MAX_BODY + 1), {"Content-Type": "text/plain"}, 413),
         ("POST", "/nowhere", b"{}", {"Content-Type": "application/json"}, 404),
-        ("GET", "/invocations", None, {}, 404),
+        ("GET", "/invocations", None, {}, 405),
+        ("PUT", "/invocations", b"{}", {"Content-Type": "application/json"}, 405),
+        ("DELETE", "/ping", None, {}, 405),
+        ("POST", "/ping", b"{}", {}, 405),
     ],
 )
-def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, method, path, body, headers, status):
+def test_bad_requests_get_4xx_json_and_the_server_keeps_serving(server, method, path, body, headers, status):
     _, port, _ = server
     got, content_type, answer = call(port, method, path, body, headers)
     assert got == status
+    assert content_type.startswith("application/json")
     error = json.loads(answer)
     assert error["code"] == status and error["message"]
     assert call(port, "GET", "/ping")[0] == 200
     assert invoke(port, {"inputs": "괜찮네"})[0] == 200
+
+
+def test_wrong_method_names_the_allowed_ones(server):
+    _, port, _ = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/invocations")
+    response = connection.getresponse()
+    assert response.status == 405 and response.getheader("Allow") == "POST"
+    response.read()
+    connection.close()
 
 
 def test_missing_content_length_is_rejected(server):
@@ -169,56 +193,226 @@ def test_missing_content_length_is_rejected(server):
     connection.putrequest("POST", "/invocations")
     connection.putheader("Content-Type", "application/json")
     connection.endheaders()
-    assert connection.getresponse().status == 411
+    response = connection.getresponse()
+    assert response.status == 411 and json.loads(response.read())["code"] == 411
     connection.close()
 
 
-def test_sigterm_shuts_down_cleanly(server):
+def test_chunked_body_is_framed_like_a_sized_one(server):
+    _, port, _ = server
+    payload = json.dumps({"inputs": ["정말 재밌어요", "별로"]}).encode("utf-8")
+    chunks = [payload[:7], payload[7:20], payload[20:]]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(
+        "POST",
+        "/invocations",
+        body=iter(chunks),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    chunked = (response.status, json.loads(response.read()))
+    # The same connection stays usable: the chunked body was consumed exactly.
+    assert invoke(port, {"inputs": ["정말 재밌어요", "별로"]}, connection=connection)[0] == 200
+    connection.close()
+    status, _, body = invoke(port, {"inputs": ["정말 재밌어요", "별로"]})
+    assert chunked == (status, json.loads(body))
+
+
+def test_unparseable_http_gets_400_json(server):
+    _, port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head.lower()
+    assert json.loads(body)["code"] == 400
+    assert call(port, "GET", "/ping")[0] == 200
+
+
+def test_page_shows_the_models_labels_and_version(server, config):
+    _, port, _ = server
+    status, content_type, body = call(port, "GET", "/")
+    assert status == 200 and content_type.startswith("text/html")
+    page = body.decode("utf-8")
+    found = re.search(r'<script type="application/json" id="model-info">(.*?)</script>', page)
+    assert found, "the page embeds the model's labels and version"
+    info = json.loads(found.group(1))
+    assert info["labels"] == list(config.data.label_names)
+    assert info["version"] and info["max_length"] > 0
+    assert "http://" not in page and "https://" not in page, "the page must not load anything from elsewhere"
+
+
+def test_page_escapes_what_it_embeds():
+    from nsmc_sentiment_classifier.serving.page import render_page
+
+    braces = "{" * 2 + "x" + "}" * 2  # written so: this file is itself a Jinja template
+    page = render_page(["</script><script>alert(1)</script>", f"&amp; \"q\" '{braces}'"], "v1", 128)
+    found = re.search(r'id="model-info">(.*?)</script>', page.decode("utf-8"), re.S)
+    assert found
+    embedded = found.group(1)
+    assert "<" not in embedded and ">" not in embedded and "&" not in embedded
+    assert json.loads(embedded)["labels"][0] == "</script><script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--batch-size", "-1"], ["--batch-size", "0"], ["--time-budget", "0"], ["--max-body-bytes", "0"]],
+)
+def test_invalid_options_refuse_to_start(tiny_model_dir, flags):
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "serve", "--model", str(tiny_model_dir), "--port", "0", *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "serving on" not in result.stderr
+    assert flags[0].lstrip("-").replace("-", " ") in result.stderr
+
+
+@pytest.fixture
+def live(live_server, tiny_model_dir):
+    return lambda **options: live_server(tiny_model_dir, **options)
+
+
+def test_a_small_request_is_not_stuck_behind_a_large_one(live):
+    server, port = live(batch_size=8)
+    big_texts = [f"{'아주 ' * (i % 13)}긴 리뷰 {i}" for i in range(1024)]
+    finished: list[str] = []
+
+    def big():
+        status, _, _ = invoke(port, {"inputs": big_texts})
+        finished.append(f"big {status}")
+
+    thread = threading.Thread(target=big)
+    thread.start()
+    while server.scheduler.texts_scored == 0:
+        time.sleep(0.005)
+    status, _, _ = invoke(port, {"inputs": "짧은 리뷰"})
+    finished.append(f"small {status}")
+    scored_when_small_was_done = server.scheduler.texts_scored
+    thread.join(timeout=120)
+    assert finished == ["small 200", "big 200"]
+    # The small request took its turn after at most a couple of the big one's sub-batches.
+    assert scored_when_small_was_done < 1024 // 2
+
+
+def test_work_of_a_client_that_hung_up_is_dropped(live, caplog):
+    server, port = live(batch_size=8)
+    body = json.dumps({"inputs": [f"리뷰 {i} " * 20 for i in range(2048)]}).encode("utf-8")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        raw.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        while server.scheduler.texts_scored == 0:
+            time.sleep(0.005)
+    deadline = time.monotonic() + 60
+    while server.scheduler.jobs_dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.scheduler.jobs_dropped == 1
+    assert invoke(port, {"inputs": "다음 손님"})[0] == 200
+    assert server.scheduler.texts_scored < 2048
+    assert "Traceback" not in caplog.text and "BrokenPipe" not in caplog.text
+
+
+def test_a_request_past_its_time_budget_gets_503(live):
+    server, port = live(batch_size=4, time_budget=0.2)
+    status, content_type, body = invoke(port, {"inputs": [f"리뷰 {i} " * 30 for i in range(4000)]})
+    assert status == 503 and content_type.startswith("application/json")
+    assert "time budget of 0.2 s" in json.loads(body)["message"]
+    assert server.scheduler.texts_scored < 4000
+    assert invoke(port, {"inputs": "그다음"})[0] == 200
+
+
+def test_requests_share_forward_passes_and_only_the_faulty_one_fails(live, tiny_model_dir):
+    from nsmc_sentiment_classifier.serving import inference
+
+    server, port = live(batch_size=64)
+    payloads: list[dict[str, Any]] = [{"inputs": [f"{'정말 ' * i}좋다", "별로"]} for i in range(16)]
+    payloads[5] = {"inputs": ["너무 길다 " * 300], "parameters": {"truncation": False}}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(
+            pool.map(
+                lambda p: invoke(port, {**p, "parameters": {"top_k": None, **p.get("parameters", {})}}),
+                payloads,
+            )
+        )
+    assert answers[5][0] == 400 and "truncation" in json.loads(answers[5][2])["message"]
+    classifier = inference.model_fn(str(tiny_model_dir))
+    for index, (status, _, body) in enumerate(answers):
+        if index == 5:
+            continue
+        assert status == 200
+        expected = inference.predict_fn(inference.Request(payloads[index]["inputs"]), classifier)
+        for answer, scores in zip(json.loads(body), expected.scores, strict=True):
+            by_label = {item["label"]: item["score"] for item in answer}
+            assert [by_label[label] for label in expected.labels] == pytest.approx(scores, abs=1e-5)
+
+
+def test_sixty_four_clients_mixing_good_and_bad_requests_get_no_5xx(live):
+    _, port = live(batch_size=16, max_body_bytes=MAX_BODY)
+    kinds = [
+        ("POST", "/invocations", json.dumps({"inputs": ["좋아요", "별로예요"]}).encode(), 200),
+        ("POST", "/invocations", b'{"inputs": [', 400),
+        ("GET", "/invocations", None, 405),
+        ("POST", "/invocations", b"a" * (MAX_BODY + 1), 413),
+        ("GET", "/ping", None, 200),
+        ("POST", "/invocations", json.dumps({"inputs": ["리뷰"] * 40}).encode(), 200),
+    ]
+    stop_at = time.monotonic() + 5
+    problems: list[str] = []
+
+    def client(number):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        count = 0
+        try:
+            while time.monotonic() < stop_at:
+                method, path, body, expected = kinds[(number + count) % len(kinds)]
+                count += 1
+                try:
+                    status, _, _ = call(
+                        port, method, path, body, {"Content-Type": "application/json"}, connection
+                    )
+                except (OSError, http.client.HTTPException) as error:
+                    problems.append(f"{method} {path}: {type(error).__name__}: {error}")
+                    connection.close()
+                    continue
+                if status != expected:
+                    problems.append(f"{method} {path}: {status}, expected {expected}")
+                if status == 413:  # the server closes the connection after an oversized body
+                    connection.close()
+        finally:
+            connection.close()
+        return count
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        total = sum(pool.map(client, range(64)))
+    assert not problems, problems[:10]
+    assert total >= 64
+
+
+def test_sigterm_shuts_down_cleanly_despite_idle_and_stalled_clients(server):
     process, port, log = server
     idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     assert invoke(port, {"inputs": "마지막"}, connection=idle)[0] == 200  # left open, idle
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=40)
+    stalled.sendall(b'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"inp')
+    time.sleep(0.2)
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) == 0
-    assert time.monotonic() - started < 10, "an idle keep-alive connection delayed shutdown"
-    assert "server stopped" in log.read_text("utf-8")
+    assert process.wait(timeout=40) == 0
+    assert time.monotonic() - started < 30, "a stalled client delayed shutdown"
+    text = log.read_text("utf-8")
+    assert "server stopped" in text and "Traceback" not in text
     idle.close()
+    stalled.close()
     with pytest.raises(OSError):
         call(port, "GET", "/ping")
-
-
-def test_micro_batcher_merges_requests_and_isolates_errors(tiny_model_dir):
-    from nsmc_sentiment_classifier.serving import inference
-    from nsmc_sentiment_classifier.serving import server as server_module
-
-    classifier = inference.model_fn(str(tiny_model_dir))
-
-    batcher = server_module.MicroBatcher(classifier, max_texts=1000)
-    requests = [inference.Request([f"{'정말 ' * i}좋다", "별로"]) for i in range(16)]
-    requests[5] = inference.Request(["너무 길다 " * 300], truncation=False)
-    try:
-        # Hold the model thread busy so that all 16 requests queue up and merge.
-        blocker = inference.Request(["잠깐"] * 10, progress=lambda n: time.sleep(0.3))
-        with ThreadPoolExecutor(max_workers=17) as pool:
-            first = pool.submit(batcher.predict, blocker)
-            time.sleep(0.1)
-            futures = [pool.submit(batcher.predict, r) for r in requests]
-            first.result()
-            outcomes: list[inference.Prediction | inference.RequestError] = []
-            for future in futures:
-                try:
-                    outcomes.append(future.result(timeout=60))
-                except inference.RequestError as error:
-                    outcomes.append(error)
-    finally:
-        batcher.close()
-    assert isinstance(outcomes[5], inference.RequestError) and "truncation" in str(outcomes[5])
-    for index, (request, outcome) in enumerate(zip(requests, outcomes, strict=True)):
-        if index == 5:
-            continue
-        assert isinstance(outcome, inference.Prediction)
-        assert outcome.request is request
-        expected = inference.predict_fn(request, classifier).scores
-        assert len(outcome.scores) == 2
-        for got, want in zip(outcome.scores, expected, strict=True):
-            assert got == pytest.approx(want, abs=1e-5)

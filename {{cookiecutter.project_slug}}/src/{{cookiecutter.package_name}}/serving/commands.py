@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from ..config import ProjectConfig, load_config
@@ -80,7 +81,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="largest request body accepted (default: INFERENCE_MAX_BODY_BYTES or 6 MiB)",
     )
-    serve.add_argument("--batch-size", type=int, help="texts per forward pass")
+    serve.add_argument(
+        "--batch-size", type=int, help="texts per forward pass (default: INFERENCE_BATCH_SIZE or 32)"
+    )
+    serve.add_argument(
+        "--time-budget",
+        type=float,
+        default=50.0,
+        help="seconds a request may take before it gets 503 (default: %(default)s; SageMaker "
+        "ends invocations at 60 s)",
+    )
+    serve.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default=os.environ.get("INFERENCE_QUANTIZE", "none"),
+        help="int8: dynamic int8 quantization of the linear layers on CPU, faster with a small "
+        "accuracy cost (see BENCHMARKS.md) (default: INFERENCE_QUANTIZE or none)",
+    )
     serve.set_defaults(handler=run_serve)
 
     package = subparsers.add_parser(
@@ -167,21 +184,29 @@ def _label_format(data: Path, config: ProjectConfig) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .server import make_server, serve
+    from . import inference
+    from .server import ServerOptions, make_server
 
     _with_defaults(args)
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        max_body_bytes=inference.MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes,
+        batch_size=inference.BATCH_SIZE if args.batch_size is None else args.batch_size,
+        time_budget=args.time_budget,
+        quantize=args.quantize,
+    )
+    problems = options.problems()
     if not (args.model / "config.json").is_file():
-        raise _usage_error(
-            ValueError(f"{args.model}: not a model folder (no config.json); train first or pass --model")
-        )
+        problems.insert(0, f"{args.model}: not a model folder (no config.json); train first or pass --model")
+    if problems:
+        raise _usage_error(ValueError("serve: " + "; ".join(problems)))
     try:
-        server = make_server(args.model, args.host, args.port, args.max_body_bytes)
+        server = make_server(args.model, options)
     except OSError as error:
         message = f"cannot listen on {args.host}:{args.port}: {error}"
         raise _usage_error(ValueError(message)) from None
-    if args.batch_size:
-        server.classifier.batch_size = args.batch_size
-    serve(server)
+    server.serve()
     return 0
 
 

@@ -319,26 +319,29 @@ class Work:
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[int]]:
     """Token ids per text, cut to ``max_length``, and the positions of texts that were longer.
 
-    A text is cut by characters before tokenising (at a space, so that no word is split),
-    which keeps a multi-megabyte text as cheap as a long one; the ids are the same as
-    tokenising the whole text, because the cut keeps more tokens than the limit.
+    A long text is cut by characters before tokenising, at a space, so a multi-megabyte text
+    costs no more than a long one. The ids are those of the whole text whenever the cut holds
+    more tokens than the limit (checked; otherwise the cut is widened once). Only texts with
+    over ``WIDE_WINDOW`` characters per token (a huge word, pages of spaces) are cut regardless,
+    and counted as too long.
     """
     ids: list[list[int]] = [[] for _ in texts]
     too_long: dict[int, str] = {}  # position -> the (cut) text to tokenise with truncation
     pending = list(range(len(texts)))
-    for window in (max_length * CHARS_PER_TOKEN, max_length * WIDE_WINDOW):
-        final = window == max_length * WIDE_WINDOW
+    windows = (max_length * CHARS_PER_TOKEN, max_length * WIDE_WINDOW)
+    for window in windows:
+        final = window == windows[-1]
         cuts = [_cut(texts[i], window) for i in pending]
         # One token over the limit tells "longer than the limit" apart from "exactly the limit".
         found = _tokenize(tokenizer, [cut for cut, _ in cuts], max_length + 1)
         retry = []
-        for i, (cut, was_cut), row in zip(pending, cuts, found, strict=True):
-            if len(row) > max_length or (was_cut and final):
-                too_long[i] = cut
-            elif was_cut:
-                retry.append(i)  # the cut text was short in tokens: widen the cut once
-            else:
+        for i, (cut, whole_words), row in zip(pending, cuts, found, strict=True):
+            if cut is texts[i] and len(row) <= max_length:
                 ids[i] = row
+            elif (whole_words and len(row) > max_length) or final:
+                too_long[i] = cut
+            else:
+                retry.append(i)  # too few tokens, or a word cut in two: widen the cut once
         pending = retry
         if not pending:
             break
@@ -350,11 +353,17 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[
 
 
 def _cut(text: str, window: int) -> tuple[str, bool]:
-    """``text`` up to about ``window`` characters, ending at a space when there is one."""
+    """``text`` itself when it fits in ``window`` characters, else its start ending at a space
+    in the window's second half (True: whole words) or, without one, at the window (False)."""
     if len(text) <= window:
-        return text, False
-    space = text.rfind(" ", window // 2, window)
-    return text[: space if space > 0 else window], True
+        return text, True
+    space = max(text.rfind(blank, window // 2, window) for blank in _BLANKS)
+    if space > 0:
+        return text[:space], True
+    return text[:window], False
+
+
+_BLANKS = (" ", "\n", "\t", "\r", "\u3000")
 
 
 def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:

@@ -1,265 +1,603 @@
 """Local HTTP server with the SageMaker hosting contract: ``GET /ping``, ``POST /invocations``.
 
 Requests go through the very handlers the container uses (``inference.py``), so a request that
-works here works on an endpoint. Standard library only (``ThreadingHTTPServer``): a thread per
-connection; one model thread runs ``predict_fn`` for all of them, merging the requests that
-wait at the same time into one call (micro-batching), which is how concurrent clients get
-more throughput from the same cores.
+works here works on an endpoint; ``GET /`` adds a page to try the model in a browser.
+
+HTTP itself (framing, keep-alive, chunked bodies, graceful shutdown) is uvicorn's. The
+standard-library server this replaces stalled every keep-alive response by about 40 ms (headers
+and body sent in two writes met Nagle's algorithm and delayed ACKs), mis-framed chunked bodies
+and waited a minute for a stalled client on SIGTERM; asyncio sets TCP_NODELAY on every
+connection. What is ours is a small ASGI app and the scheduler of model work:
+
+- One model thread scores for every request: parallel forward passes only oversubscribe the
+  cores, and a fast tokenizer shared between threads can fail with "Already borrowed".
+- Fair: each request is cut into sub-batches that the model thread takes in turn, newest
+  requests first, so a one-text request waits about one sub-batch however large the requests
+  before it. Texts of several requests share a forward pass when a sub-batch has room.
+- Work for a client that hung up is dropped, and so is a request's rest once it has run past
+  the time budget (below SageMaker's 60 s invocation limit): it gets a 503 with the reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-import queue
 import signal
 import socket
 import threading
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
 from . import inference
+from .page import render_page
 
 logger = logging.getLogger(__name__)
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
-class _Job:
-    def __init__(self, request: inference.Request) -> None:
-        self.request = request
-        self.done = threading.Event()
-        self.prediction: inference.Prediction | None = None
-        self.error: BaseException | None = None
+# SageMaker ends an invocation after 60 s; answering before that lets the client see why.
+DEFAULT_TIME_BUDGET = 50.0
+# Seconds a client may pause while sending its body before it gets 408 (and frees the slot).
+BODY_TIMEOUT = 15.0
+# Seconds SIGTERM waits for requests in flight before cutting them off.
+GRACEFUL_SHUTDOWN = 20
+# An oversized body is read and discarded up to this many bytes, so that the client gets its
+# 413 (closing while it still sends would reset the connection); beyond, the connection ends.
+DRAIN_LIMIT = 64 * 1024 * 1024
+# Room for bursts of clients connecting at once.
+BACKLOG = 512
+ROUTES = {"/": ("GET", "HEAD"), "/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
 
 
-class MicroBatcher:
-    """Runs ``predict_fn`` on one thread, for all requests waiting at that moment at once.
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = inference.MAX_BODY_BYTES
+    batch_size: int = inference.BATCH_SIZE
+    time_budget: float = DEFAULT_TIME_BUDGET
+    quantize: str = "none"
 
-    One thread: parallel forward passes only oversubscribe the cores, and a fast tokenizer
-    shared between threads can fail with "Already borrowed". A lone request is never delayed:
-    merging only takes what is already queued while the previous call ran.
-    """
+    def problems(self) -> list[str]:
+        """Everything wrong with these options, so that a bad server never starts."""
+        found = []
+        if not 0 <= self.port <= 65535:
+            found.append(f"port must be 0-65535 (0 = any free port), got {self.port}")
+        if self.max_body_bytes < 1:
+            found.append(f"max body bytes must be positive, got {self.max_body_bytes}")
+        if self.batch_size < 1:
+            found.append(f"batch size must be a positive number of texts, got {self.batch_size}")
+        if not 0 < self.time_budget <= 3600:
+            found.append(f"time budget must be 0-3600 seconds, got {self.time_budget}")
+        if self.quantize not in inference.QUANTIZE_MODES:
+            found.append(
+                f"quantize must be one of {', '.join(inference.QUANTIZE_MODES)}, got {self.quantize!r}"
+            )
+        return found
 
-    def __init__(self, classifier: inference.Classifier, max_texts: int) -> None:
+
+class ClientError(Exception):
+    """A request the server refuses; ``close`` ends the connection (its framing is unknown)."""
+
+    def __init__(
+        self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None, close: bool = False
+    ):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+        self.close = close
+
+
+class TimeBudgetExceeded(inference.RequestError):
+    status = 503
+
+
+class ShuttingDown(inference.RequestError):
+    status = 503
+
+
+class Job:
+    """One request's work, shared by the event loop (which waits) and the model thread."""
+
+    def __init__(self, work: inference.Work, loop: asyncio.AbstractEventLoop, budget: float) -> None:
+        self.work = work
+        self.started = time.monotonic()
+        self.deadline = self.started + budget
+        self.budget = budget
+        self.future: asyncio.Future[inference.Prediction] = loop.create_future()
+        self._loop = loop
+        # Set by the event loop when the client left or gave up; read by the model thread.
+        self.cancelled = False
+        self.finished = False
+
+    def finish(
+        self, prediction: inference.Prediction | None = None, error: BaseException | None = None
+    ) -> None:
+        """Hand the outcome to the waiting request (called on the model thread)."""
+        self.finished = True
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
+            self._loop.call_soon_threadsafe(self._settle, prediction, error)
+
+    def _settle(self, prediction: inference.Prediction | None, error: BaseException | None) -> None:
+        if self.future.done():
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(prediction)  # type: ignore[arg-type]
+
+
+class Scheduler:
+    """The model thread: sub-batches from all waiting requests, taken in turn."""
+
+    def __init__(self, classifier: inference.Classifier, batch_size: int) -> None:
         self.classifier = classifier
-        self.max_texts = max_texts
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self.batch_size = batch_size
+        # Requests not yet served go first, then the ones already under way, round-robin.
+        self._new: deque[Job] = deque()
+        self._running: deque[Job] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self.texts_scored = 0
+        self.jobs_dropped = 0
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
         self._thread.start()
 
-    def predict(self, request: inference.Request) -> inference.Prediction:
-        job = _Job(request)
-        self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.prediction is not None
-        return job.prediction
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, request: inference.Request, loop: asyncio.AbstractEventLoop, budget: float) -> Job:
+        job = Job(inference.Work(request, self.classifier), loop, budget)
+        with self._wake:
+            if self._closed:
+                raise ShuttingDown("the server is shutting down; retry on another instance")
+            self._new.append(job)
+            self._wake.notify()
+        return job
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Stop after the sub-batch under way; requests still waiting get 503."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=60)
 
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            jobs, texts = [job], len(job.request.texts)
-            while texts < self.max_texts:
-                try:
-                    waiting = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if waiting is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                jobs.append(waiting)
-                texts += len(waiting.request.texts)
-            groups: dict[tuple[bool, int | None], list[_Job]] = {}
-            for waiting in jobs:
-                options = (waiting.request.truncation, waiting.request.max_length)
-                groups.setdefault(options, []).append(waiting)
-            for group in groups.values():
-                self._predict_group(group)
+            with self._wake:
+                while not (self._new or self._running or self._closed):
+                    self._wake.wait()
+                if self._closed:
+                    for job in (*self._new, *self._running):
+                        job.finish(error=ShuttingDown("the server is shutting down"))
+                    return
+                picked = self._pick()
+            if picked:
+                self._step(picked)
 
-    def _predict_group(self, jobs: list[_Job]) -> None:
-        first = jobs[0].request
-        merged = inference.Request(
-            [text for job in jobs for text in job.request.texts],
-            truncation=first.truncation,
-            max_length=first.max_length,
-        )
+    def _pick(self) -> list[tuple[Job, int]]:
+        """Up to ``batch_size`` texts: newest requests first, then the others in turn."""
+        picked: list[tuple[Job, int]] = []
+        room = self.batch_size
+        served: list[Job] = []
+        now = time.monotonic()
+        for queue in (self._new, self._running):
+            while queue and room:
+                job = queue.popleft()
+                if job.finished:  # failed on an earlier sub-batch
+                    continue
+                if job.cancelled:
+                    self.jobs_dropped += 1
+                    logger.info(
+                        "dropped %d unscored text(s) of a request nobody waits for", job.work.remaining
+                    )
+                    continue
+                if now > job.deadline:
+                    self.jobs_dropped += 1
+                    total = len(job.work.request.texts)
+                    job.finish(
+                        error=TimeBudgetExceeded(
+                            f"not done within the time budget of {job.budget:g} s: scored "
+                            f"{total - job.work.remaining} of {total} texts; send fewer texts "
+                            "per request"
+                        )
+                    )
+                    continue
+                take = min(room, job.work.remaining)
+                picked.append((job, take))
+                room -= take
+                if job.work.remaining > take:
+                    served.append(job)
+        self._running.extend(served)
+        return picked
+
+    def _step(self, picked: list[tuple[Job, int]]) -> None:
+        parts: list[tuple[Job, list[int], list[list[int]]]] = []
+        for job, count in picked:
+            try:
+                indices, ids = job.work.take(count)
+            except Exception as error:  # a text this request may not send (truncation=false)
+                self._fail(job, error)
+                continue
+            parts.append((job, indices, ids))
+        if not parts:
+            return
         try:
-            prediction = inference.predict_fn(merged, self.classifier)
-        except BaseException as error:
-            if len(jobs) > 1:
-                # Run them one by one so that only the request at fault gets the error.
-                for job in jobs:
-                    self._predict_group([job])
+            scores = inference.score_batch(self.classifier, [row for _, _, ids in parts for row in ids])
+        except Exception:
+            if len(parts) == 1:
+                raise_for = parts[0][0]
+                self._fail(raise_for, RuntimeError("the model failed on this request's texts"), log=True)
                 return
-            jobs[0].error = error
-            jobs[0].done.set()
+            # Score each request on its own, so only the one at fault gets the error.
+            for part in parts:
+                self._score_alone(part)
             return
         start = 0
-        for job in jobs:
-            end = start + len(job.request.texts)
-            job.prediction = inference.Prediction(
-                job.request, prediction.labels, prediction.scores[start:end]
-            )
-            start = end
-            job.done.set()
+        for job, indices, ids in parts:
+            self._deliver(job, indices, scores[start : start + len(ids)])
+            start += len(ids)
 
-
-class InferenceServer(ThreadingHTTPServer):
-    # Finish in-flight requests on shutdown instead of cutting them off.
-    daemon_threads = False
-    block_on_close = True
-    # Room for bursts of concurrent clients connecting at once (the default backlog is 5).
-    request_queue_size = 128
-
-    def __init__(
-        self, address: tuple[str, int], classifier: inference.Classifier, max_body_bytes: int
-    ) -> None:
-        super().__init__(address, InvocationHandler)
-        self.classifier = classifier
-        self.max_body_bytes = max_body_bytes
-        self.batcher = MicroBatcher(classifier, inference.MAX_TEXTS)
-        # Keep-alive connections waiting for their next request, closed at shutdown so that
-        # joining their threads does not wait for the read timeout.
-        self._idle: set[socket.socket] = set()
-        self._idle_lock = threading.Lock()
-        self.stopping = False
-
-    def set_idle(self, connection: socket.socket, idle: bool) -> None:
-        with self._idle_lock:
-            if idle and self.stopping:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            elif idle:
-                self._idle.add(connection)
-            else:
-                self._idle.discard(connection)
-
-    def shutdown(self) -> None:
-        with self._idle_lock:
-            self.stopping = True
-            for connection in self._idle:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self._idle.clear()
-        super().shutdown()
-
-
-class InvocationHandler(BaseHTTPRequestHandler):
-    server: InferenceServer
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
-    # Seconds a client may stall while sending; a stuck client must not hold a thread forever.
-    timeout = 60
-
-    def handle_one_request(self) -> None:
-        self.server.set_idle(self.connection, True)
-        super().handle_one_request()
-        if self.server.stopping:
-            self.close_connection = True
-
-    def parse_request(self) -> bool:
-        self.server.set_idle(self.connection, False)
-        return super().parse_request()
-
-    def finish(self) -> None:
-        self.server.set_idle(self.connection, False)  # the connection is done; forget it
-        super().finish()
-
-    def do_GET(self) -> None:  # noqa: N802 (name fixed by BaseHTTPRequestHandler)
-        if self.path.split("?", 1)[0] == "/ping":
-            self._send(HTTPStatus.OK, b'{"status": "healthy"}', inference.JSON)
-        else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}; use /ping or /invocations")
-
-    def do_POST(self) -> None:  # noqa: N802
-        if self.path.split("?", 1)[0] != "/invocations":
-            self._error(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}; use POST /invocations")
-            return
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.strip().isdigit():
-            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
-            return
-        length = int(length_header)
-        if length > self.server.max_body_bytes:
-            # The unread body would be parsed as the next request; close the connection.
-            self.close_connection = True
-            self._error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"request body of {length} bytes exceeds the limit of {self.server.max_body_bytes}",
-            )
-            return
-        body = self.rfile.read(length)
-        started = time.perf_counter()
+    def _score_alone(self, part: tuple[Job, list[int], list[list[int]]]) -> None:
+        job, indices, ids = part
         try:
-            request = inference.input_fn(body, self.headers.get("Content-Type"))
-            # Fail on a bad Accept before spending model time.
-            accept = self.headers.get("Accept")
-            inference.response_type(accept)
-            prediction = self.server.batcher.predict(request)
-            payload = inference.output_fn(prediction, accept)
+            scores = inference.score_batch(self.classifier, ids)
+        except Exception:
+            self._fail(job, RuntimeError("the model failed on this request's texts"), log=True)
+            return
+        self._deliver(job, indices, scores)
+
+    def _deliver(self, job: Job, indices: list[int], scores: list[list[float]]) -> None:
+        job.work.put(indices, scores)
+        self.texts_scored += len(indices)
+        if job.work.done and not job.finished:
+            job.finish(job.work.prediction())
+
+    def _fail(self, job: Job, error: BaseException, log: bool = False) -> None:
+        if log:
+            logger.exception("scoring failed")
+        job.finish(error=error)  # finished: its other sub-batches are skipped
+
+
+class App:
+    """The ASGI application: routes, body limits, errors as JSON, one log line per request."""
+
+    def __init__(self, scheduler: Scheduler, options: ServerOptions, page: bytes) -> None:
+        self.scheduler = scheduler
+        self.options = options
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        try:
+            status, note = await self._route(scope, receive, send)
+        except ClientError as error:
+            await _send_error(send, error.status, str(error), error.headers, error.close)
+            logger.warning("%s %s %d from %s: %s", method, path, error.status, _client(scope), error)
+            return
         except inference.RequestError as error:
-            self._error(HTTPStatus(error.status), str(error))
+            await _send_error(send, HTTPStatus(error.status), str(error))
+            logger.warning("%s %s %d from %s: %s", method, path, error.status, _client(scope), error)
             return
         except Exception as error:  # a bug or resource problem: report it, keep serving
-            logger.exception("request failed")
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
+            logger.exception("%s %s failed", method, path)
+            await _send_error(send, HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
             return
-        elapsed_ms = 1000 * (time.perf_counter() - started)
-        logger.debug("%d texts in %.1f ms", len(request.texts), elapsed_ms)
-        self._send(HTTPStatus.OK, payload.encode("utf-8"), inference.response_type(accept))
+        elapsed = 1000 * (time.perf_counter() - started)
+        logger.info("%s %s %d%s in %.1f ms", method, path, status, note, elapsed)
 
-    def _error(self, status: HTTPStatus, message: str) -> None:
-        body = json.dumps({"code": int(status), "type": status.phrase, "message": message})
-        self._send(status, body.encode("utf-8"), inference.JSON)
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+        method, path = scope["method"], scope["path"]
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            raise ClientError(
+                HTTPStatus.NOT_FOUND, f"no such path {path!r}; use GET /, GET /ping or POST /invocations"
+            )
+        if method not in allowed:
+            raise ClientError(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method} is not allowed on {path}; use {' or '.join(allowed)}",
+                {"Allow": ", ".join(allowed)},
+            )
+        if path == "/":
+            await _send(send, HTTPStatus.OK, self.page, "text/html")
+            return HTTPStatus.OK, ""
+        if path == "/ping":
+            if not self.scheduler.alive:
+                raise ClientError(HTTPStatus.SERVICE_UNAVAILABLE, "the model thread has stopped")
+            await _send(send, HTTPStatus.OK, b'{"status": "healthy"}', inference.JSON)
+            return HTTPStatus.OK, ""
+        return await self._invoke(scope, receive, send)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+        headers = _headers(scope)
+        body = await self._read_body(headers, receive)
+        if body is None:
+            return 499, " (client closed the connection while sending)"
+        loop = asyncio.get_running_loop()
+        accept = headers.get("accept")
+        # Decoding a 6 MiB body takes a while: off the event loop, which serves everyone.
+        request = await loop.run_in_executor(None, inference.input_fn, body, headers.get("content-type"))
+        inference.response_type(accept)  # refuse a bad Accept before spending model time
+        job = self.scheduler.submit(request, loop, self.options.time_budget)
+        prediction = await self._wait(job, receive)
+        if prediction is None:
+            return 499, f" (client left; {job.work.remaining} text(s) dropped)"
+        payload = inference.output_fn(prediction, accept).encode("utf-8")
+        await _send(send, HTTPStatus.OK, payload, inference.response_type(accept))
+        return HTTPStatus.OK, f", {len(request.texts)} text(s)"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base-class signature)
-        logger.debug("%s " + format, self.address_string(), *args)
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
+        limit = self.options.max_body_bytes
+        length = headers.get("content-length")
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if length is None and not chunked:
+            raise ClientError(
+                HTTPStatus.LENGTH_REQUIRED, "a Content-Length header (or a chunked body) is required"
+            )
+        body = bytearray()
+        more = True
+        while more:
+            message = await _receive_body(receive)
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit or (length is not None and int(length) > limit):
+                await self._refuse_large(len(body), more, receive)
+        return bytes(body)
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        logger.info('"%s" %s', self.requestline, code)
+    async def _refuse_large(self, received: int, more: bool, receive: Receive) -> None:
+        """413, after reading what the client still sends (up to a point): a client that is
+        still sending when the connection closes gets a reset instead of the answer."""
+        limit = self.options.max_body_bytes
+        drained = received
+        while more and drained <= DRAIN_LIMIT:
+            message = await _receive_body(receive)
+            if message["type"] == "http.disconnect":
+                break
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        raise ClientError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"request body of {drained}{'+' if more else ''} bytes exceeds the limit of {limit}",
+            # Past the drain limit the rest of the body is unread: it would be parsed as the
+            # next request, so the connection ends.
+            close=more,
+        )
+
+    async def _wait(self, job: Job, receive: Receive) -> inference.Prediction | None:
+        """The prediction, or None when the client hung up first (its work is dropped)."""
+
+        async def hang_up() -> None:
+            # With the body read, the next message is the disconnect, if the client leaves.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(hang_up())
+        try:
+            # The scheduler fails the job at its deadline; the margin only guards against a
+            # sub-batch that never returns.
+            waiting: set[asyncio.Future[Any]] = {job.future, watcher}
+            done, _ = await asyncio.wait(waiting, timeout=job.budget + 5, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not job.future.done():
+                job.cancelled = True
+        if job.future in done:
+            return job.future.result()
+        if watcher in done:
+            return None
+        raise TimeBudgetExceeded(
+            f"not done within the time budget of {job.budget:g} s; send fewer texts per request"
+        )
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.get_running_loop().run_in_executor(None, self.scheduler.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
-def make_server(
-    model_dir: str, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: int | None = None
-) -> InferenceServer:
-    """Load the model and bind the server (port 0 picks a free port: see ``server_address``)."""
-    classifier = inference.model_fn(str(model_dir))
-    return InferenceServer((host, port), classifier, max_body_bytes or inference.MAX_BODY_BYTES)
-
-
-def serve(server: InferenceServer) -> None:
-    """Serve until SIGTERM or SIGINT, then finish in-flight requests and close the socket."""
-
-    def stop(signum: int, _frame: Any) -> None:
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
-        # shutdown() waits for serve_forever() to return, so it must not run on that thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    host, port = server.server_address[:2]
-    logger.info("serving on http://%s:%d (GET /ping, POST /invocations)", host, port)
+async def _receive_body(receive: Receive) -> Message:
     try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        server.batcher.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    logger.info("server stopped")
+        return await asyncio.wait_for(receive(), BODY_TIMEOUT)
+    except TimeoutError:
+        raise ClientError(
+            HTTPStatus.REQUEST_TIMEOUT, f"no request body data for {BODY_TIMEOUT:g} s", close=True
+        ) from None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
+def _error_body(status: HTTPStatus, message: str) -> bytes:
+    return json.dumps({"code": int(status), "type": status.phrase, "message": message}).encode("utf-8")
+
+
+async def _send_error(
+    send: Send, status: HTTPStatus, message: str, headers: dict[str, str] | None = None, close: bool = False
+) -> None:
+    extra = dict(headers or {})
+    if close:
+        extra["Connection"] = "close"
+    with contextlib.suppress(RuntimeError, OSError):  # the response had started or the client left
+        await _send(send, status, _error_body(status, message), inference.JSON, extra)
+
+
+async def _send(
+    send: Send, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> None:
+    raw = [
+        (b"content-type", f"{content_type}; charset=utf-8".encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
+        *(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (headers or {}).items()
+        ),
+    ]
+    await send({"type": "http.response.start", "status": int(status), "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _JsonErrorsProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol; requests it cannot parse get JSON like every other error."""
+
+    def send_400_response(self, msg: str) -> None:
+        status = HTTPStatus.BAD_REQUEST
+        body = _error_body(status, f"malformed HTTP request: {msg}")
+        headers = [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=int(status), headers=headers, reason=status.phrase),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the signal once stopped, which would end the process "killed by
+        # SIGTERM"; a server that stopped cleanly on request is a normal exit for the CLI.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:
+            logger.info(
+                "received %s, finishing requests in flight (at most %d s)",
+                signal.Signals(sig).name,
+                GRACEFUL_SHUTDOWN,
+            )
+        super().handle_exit(sig, frame)
+
+
+class InferenceServer:
+    """A bound socket, the model and its scheduler; :meth:`serve` runs until SIGTERM/SIGINT."""
+
+    def __init__(
+        self, classifier: inference.Classifier, options: ServerOptions, listener: socket.socket, version: str
+    ) -> None:
+        self.classifier = classifier
+        self.options = options
+        self.socket = listener
+        self.scheduler = Scheduler(classifier, options.batch_size)
+        page = render_page(classifier.labels, version, classifier.max_length)
+        self.app = App(self.scheduler, options, page)
+        config = uvicorn.Config(
+            self.app,
+            http=_JsonErrorsProtocol,
+            ws="none",
+            loop="asyncio",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            backlog=BACKLOG,
+        )
+        self._server = _Uvicorn(config)
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self.socket.getsockname()[:2]
+        return host, port
+
+    def serve(self) -> None:
+        host, port = self.server_address
+        shown = f"[{host}]" if ":" in host else host
+        logger.info(
+            "serving on http://%s:%d (GET / to try the model, GET /ping, POST /invocations)", shown, port
+        )
+        try:
+            self._server.run(sockets=[self.socket])
+        finally:
+            self.scheduler.close()
+            self.socket.close()
+        logger.info("server stopped")
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to finish (from another thread)."""
+        self._server.should_exit = True
+
+
+def make_server(model_dir: str | Path, options: ServerOptions | None = None) -> InferenceServer:
+    """Check the options, bind the socket (port 0: any free port), then load the model."""
+    options = options or ServerOptions()
+    problems = options.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    listener = _bind(options.host, options.port)
+    try:
+        classifier = inference.load_model(str(model_dir), quantize=options.quantize)
+    except BaseException:
+        listener.close()
+        raise
+    classifier.batch_size = options.batch_size
+    return InferenceServer(classifier, options, listener, model_version(Path(model_dir)))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(BACKLOG)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+def model_version(model_dir: Path) -> str:
+    """The training run's id when the folder is a run's model (outputs/runs/<id>/model)."""
+    try:
+        record = json.loads((model_dir.parent / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    run_id = record.get("run_id") if isinstance(record, dict) else None
+    return str(run_id) if run_id else model_dir.resolve().name

@@ -1,0 +1,129 @@
+"""The page ``serve`` answers on ``GET /``: type a text, see the label and a bar per label score.
+
+Self-contained (no CDN, no build step), so it works offline and behind a firewall. It calls
+``POST /invocations`` like any client, so what it shows is what the endpoint answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Text classifier</title>
+<style>
+  body { font-family: system-ui, "Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans KR", sans-serif;
+         max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }
+  textarea { width: 100%; min-height: 6rem; font: inherit; padding: .5rem; box-sizing: border-box; }
+  button { font: inherit; padding: .4rem 1.2rem; margin-top: .5rem; }
+  #predicted { font-size: 1.4rem; font-weight: 600; min-height: 1.8rem; }
+  .bar { display: grid; grid-template-columns: 10rem 1fr 4.5rem; gap: .5rem; align-items: center;
+         margin: .3rem 0; }
+  .track { background: #eaeef2; border-radius: 3px; height: 1.1rem; }
+  .fill { background: #0969da; border-radius: 3px; height: 100%; }
+  .name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  .value { text-align: right; font-variant-numeric: tabular-nums; }
+  #status { color: #6e7781; min-height: 1.2rem; }
+  #status.error { color: #cf222e; }
+  footer { margin-top: 2rem; color: #6e7781; font-size: .85rem; }
+</style>
+</head>
+<body>
+<h1>Text classifier</h1>
+<label for="text">Text to classify</label>
+<textarea id="text" autofocus></textarea>
+<button id="classify" type="button">Classify</button>
+<p id="status" role="status"></p>
+<p id="predicted" aria-live="polite"></p>
+<div id="scores"></div>
+<footer>Model <span id="version"></span> &middot; labels: <span id="labels"></span> &middot;
+max <span id="max-length"></span> tokens per text &middot; <code>POST /invocations</code></footer>
+<script type="application/json" id="model-info">__MODEL_INFO__</script>
+<script>
+"use strict";
+const info = JSON.parse(document.getElementById("model-info").textContent);
+const $ = (id) => document.getElementById(id);
+$("version").textContent = info.version;
+$("labels").textContent = info.labels.join(", ");
+$("max-length").textContent = String(info.max_length);
+
+function show(answer) {
+  // top_k null: every label, best first, as {label, score}.
+  $("predicted").textContent = answer[0].label;
+  const scores = $("scores");
+  scores.replaceChildren();
+  for (const item of answer) {
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.dataset.label = item.label;
+    row.dataset.score = String(item.score);
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = item.label;
+    const track = document.createElement("div");
+    track.className = "track";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = (100 * item.score).toFixed(1) + "%";
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = (100 * item.score).toFixed(1) + "%";
+    row.append(name, track, value);
+    scores.append(row);
+  }
+}
+
+async function classify() {
+  const text = $("text").value;
+  const status = $("status");
+  status.className = "";
+  if (!text.trim()) {
+    status.textContent = "Type a text first.";
+    return;
+  }
+  status.textContent = "Classifying...";
+  $("classify").disabled = true;
+  try {
+    const response = await fetch("invocations", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      body: JSON.stringify({inputs: text, parameters: {top_k: null}}),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      throw new Error(answer.message || response.statusText);
+    }
+    show(answer);
+    status.textContent = "";
+  } catch (error) {
+    status.className = "error";
+    status.textContent = "Error: " + error.message;
+  } finally {
+    $("classify").disabled = false;
+  }
+}
+
+$("classify").addEventListener("click", classify);
+$("text").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) classify();
+});
+</script>
+</body>
+</html>
+"""
+
+
+def render_page(labels: Sequence[str], version: str, max_length: int) -> bytes:
+    """The page with the model's labels and version (escaped for a <script> element)."""
+    info = json.dumps(
+        {"labels": list(labels), "version": version, "max_length": max_length}, ensure_ascii=False
+    )
+    # "</script>" or "<!--" inside a label must not end the element: escape the characters.
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        info = info.replace(raw, escaped)
+    return _PAGE.replace("__MODEL_INFO__", info).encode("utf-8")

@@ -1,0 +1,127 @@
+"""The page ``serve`` answers on ``GET /``, in a real headless Chromium driven by Selenium.
+
+Needs a Chromium (or Chrome) and its ChromeDriver: Debian's ``chromium`` and ``chromium-driver``
+packages, or CHROME_BIN / CHROMEDRIVER pointing at them (GitHub's Ubuntu runners have both). The
+test skips, saying what is missing, where there is no browser; with REQUIRE_BROWSER=1 (set by
+CI that installs one) it fails instead, so a broken install cannot pass as a skip.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+SENTENCE = "이 영화 정말 재밌어요, 배우들 연기도 최고!"
+
+
+def _find(env_var: str, names: tuple[str, ...], folder_env: str | None = None) -> str | None:
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    if folder_env and os.environ.get(folder_env):
+        for name in names:
+            candidate = Path(os.environ[folder_env]) / name
+            if candidate.is_file():
+                return str(candidate)
+    return next((found for name in names if (found := shutil.which(name))), None)
+
+
+def _require(reason: str) -> NoReturn:
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _require("selenium is not installed (pip install -e '.[dev]')")
+    binary = _find("CHROME_BIN", ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))
+    driver_path = _find("CHROMEDRIVER", ("chromedriver",), folder_env="CHROMEWEBDRIVER")
+    if binary is None or driver_path is None:
+        _require(
+            "no headless browser: install Debian's chromium and chromium-driver (or set CHROME_BIN "
+            f"and CHROMEDRIVER); found browser={binary}, driver={driver_path}"
+        )
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        # Offline machines: no update checks, sync or background fetches that fail and retry.
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page_server(live_server, tiny_model_dir):
+    return live_server(tiny_model_dir)
+
+
+def _invoke(port: int, text: str) -> list[dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps({"inputs": text, "parameters": {"top_k": None}}).encode("utf-8")
+    connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+    return json.loads(connection.getresponse().read())
+
+
+def test_typing_a_korean_sentence_shows_the_label_and_a_bar_per_label(browser, page_server, config):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, port = page_server
+    browser.get(f"http://127.0.0.1:{port}/")
+    labels = list(config.data.label_names)
+    assert browser.find_element(By.ID, "labels").text == ", ".join(labels)
+    assert browser.find_element(By.ID, "version").text
+    box = browser.find_element(By.ID, "text")
+    box.send_keys(SENTENCE)
+    assert box.get_attribute("value") == SENTENCE
+    browser.find_element(By.ID, "classify").click()
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#scores .bar")) == len(labels)
+    )
+
+    bars = browser.find_elements(By.CSS_SELECTOR, "#scores .bar")
+    shown = [(bar.get_attribute("data-label"), float(bar.get_attribute("data-score"))) for bar in bars]
+    expected = _invoke(port, SENTENCE)
+    assert [label for label, _ in shown] == [item["label"] for item in expected]
+    assert [score for _, score in shown] == pytest.approx([item["score"] for item in expected], abs=1e-6)
+    assert sorted(label for label, _ in shown) == sorted(labels)
+    assert browser.find_element(By.ID, "predicted").text == expected[0]["label"]
+    for bar, item in zip(bars, expected, strict=True):
+        width = bar.find_element(By.CSS_SELECTOR, ".fill").value_of_css_property("width")
+        track = bar.find_element(By.CSS_SELECTOR, ".track").value_of_css_property("width")
+        ratio = float(width.removesuffix("px")) / float(track.removesuffix("px"))
+        assert ratio == pytest.approx(item["score"], abs=0.01), "a bar's length must be its score"
+        assert bar.find_element(By.CSS_SELECTOR, ".value").text == f"{100 * item['score']:.1f}%"
+
+
+def test_an_empty_text_is_refused_on_the_page_and_an_error_is_shown(browser, page_server):
+    from selenium.webdriver.common.by import By
+
+    _, port = page_server
+    browser.get(f"http://127.0.0.1:{port}/")
+    browser.find_element(By.ID, "classify").click()
+    assert "Type a text first" in browser.find_element(By.ID, "status").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#scores .bar") == []
