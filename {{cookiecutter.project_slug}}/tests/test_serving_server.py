@@ -281,6 +281,18 @@ def live(live_server, tiny_model_dir):
     return lambda **options: live_server(tiny_model_dir, **options)
 
 
+def test_connections_send_without_nagle_delay(live):
+    # Headers and body leave in two writes; without TCP_NODELAY each keep-alive answer waited
+    # for the client's delayed ACK (~40 ms). Checked as the socket option, not as a timing.
+    server, port = live()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    assert call(port, "GET", "/ping", connection=connection)[0] == 200
+    sockets = [c.transport.get_extra_info("socket") for c in server._server.server_state.connections]
+    assert sockets
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
+    connection.close()
+
+
 def test_a_small_request_is_not_stuck_behind_a_large_one(live):
     server, port = live(batch_size=8)
     big_texts = [f"{'아주 ' * (i % 13)}긴 리뷰 {i}" for i in range(1024)]

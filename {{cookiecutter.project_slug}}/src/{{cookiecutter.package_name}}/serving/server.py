@@ -582,7 +582,10 @@ def make_server(model_dir: str | Path, options: ServerOptions | None = None) -> 
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY only on sockets that do, and without it each
+    # keep-alive answer waits ~40 ms (headers and body go out as two writes; Nagle meets the
+    # client's delayed ACK). Measured: /ping p50 44 ms on keep-alive with proto 0, 0.8 ms fresh.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
