@@ -286,3 +286,14 @@ def test_the_container_reads_int8_from_its_environment(tiny_model_dir, monkeypat
 def _quantized_linear_layers(classifier) -> int:
     # Dynamic quantization swaps nn.Linear for torch.ao.nn.quantized.dynamic.Linear.
     return sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in classifier.model.modules())
+
+
+def test_long_texts_come_in_smaller_sub_batches_of_even_cost(classifier):
+    texts = ["아주 긴 리뷰 " * 30] * 4 + ["짧다"] * 60
+    work = inference.Work(inference.Request(texts), classifier)
+    first = work.even_count(16)
+    assert 1 <= first < 16, "the long texts come first, fewer at a time"
+    work.take(first)
+    while work.remaining > 60:
+        work.take(work.even_count(16))
+    assert work.even_count(16) == 16, "short texts fill a whole sub-batch"

@@ -369,7 +369,7 @@ def test_requests_share_forward_passes_and_only_the_faulty_one_fails(live, tiny_
             assert [by_label[label] for label in expected.labels] == pytest.approx(scores, abs=1e-5)
 
 
-def test_sixty_four_clients_mixing_good_and_bad_requests_get_no_5xx(live):
+def test_sixty_four_clients_mixing_good_and_bad_requests_get_no_5xx(live, caplog):
     _, port = live(batch_size=16, max_body_bytes=MAX_BODY)
     kinds = [
         ("POST", "/invocations", json.dumps({"inputs": ["좋아요", "별로예요"]}).encode(), 200),
@@ -409,6 +409,7 @@ def test_sixty_four_clients_mixing_good_and_bad_requests_get_no_5xx(live):
         total = sum(pool.map(client, range(64)))
     assert not problems, problems[:10]
     assert total >= 64
+    assert "Traceback" not in caplog.text, "client errors are one log line each"
 
 
 def test_sigterm_shuts_down_cleanly_despite_idle_and_stalled_clients(server):

@@ -271,8 +271,12 @@ class Work:
                 f"parameters.max_length={self.max_length} exceeds the model's limit of "
                 f"{model.max_length} tokens"
             )
-        # Character length orders texts nearly as token length does, without tokenising first.
-        self._order = sorted(range(len(request.texts)), key=lambda i: len(request.texts[i]), reverse=True)
+        # Character length orders texts nearly as token length does, without tokenising first
+        # (capped where encode() cuts, so one huge text does not count as thousands of tokens).
+        window = self.max_length * CHARS_PER_TOKEN
+        self._chars = [min(len(text), window) for text in request.texts]
+        self._order = sorted(range(len(request.texts)), key=self._chars.__getitem__, reverse=True)
+        self._mean_chars = sum(self._chars) / max(1, len(self._chars))
         self._next = 0
         self._scores: list[list[float] | None] = [None] * len(request.texts)
         self._left = len(request.texts)
@@ -286,6 +290,16 @@ class Work:
     def remaining(self) -> int:
         """Texts not yet handed out by :meth:`take`."""
         return len(self._order) - self._next
+
+    def even_count(self, count: int) -> int:
+        """How many of the next ``count`` texts to take so that a sub-batch costs about as much
+        as an average one of this request: fewer when the next texts are the long ones (they
+        come first). A server uses it to keep every step short, so that other requests wait
+        about one average sub-batch, not the longest one."""
+        if self.remaining == 0:
+            return 0
+        longest = max(1, self._chars[self._order[self._next]])
+        return max(1, min(count, int(count * self._mean_chars / longest)))
 
     def take(self, count: int) -> tuple[list[int], list[list[int]]]:
         """The next ``count`` texts (indices into the request) with their token ids."""

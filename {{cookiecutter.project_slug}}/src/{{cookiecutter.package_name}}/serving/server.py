@@ -11,9 +11,10 @@ connection. What is ours is a small ASGI app and the scheduler of model work:
 
 - One model thread scores for every request: parallel forward passes only oversubscribe the
   cores, and a fast tokenizer shared between threads can fail with "Already borrowed".
-- Fair: each request is cut into sub-batches that the model thread takes in turn, newest
-  requests first, so a one-text request waits about one sub-batch however large the requests
-  before it. Texts of several requests share a forward pass when a sub-batch has room.
+- Fair: each request is cut into sub-batches that the model thread takes in turn; a request
+  that just arrived gets the next step, so a one-text request waits about one sub-batch
+  however large the requests before it. Texts of several requests share a forward pass when
+  a sub-batch has room.
 - Work for a client that hung up is dropped, and so is a request's rest once it has run past
   the time budget (below SageMaker's 60 s invocation limit): it gets a 503 with the reason.
 """
@@ -150,6 +151,7 @@ class Scheduler:
         # Requests not yet served go first, then the ones already under way, round-robin.
         self._new: deque[Job] = deque()
         self._running: deque[Job] = deque()
+        self._new_only = False  # whether the last step served only new requests
         self._wake = threading.Condition()
         self._closed = False
         self.texts_scored = 0
@@ -191,12 +193,16 @@ class Scheduler:
                 self._step(picked)
 
     def _pick(self) -> list[tuple[Job, int]]:
-        """Up to ``batch_size`` texts: newest requests first, then the others in turn."""
+        """Up to ``batch_size`` texts. Requests that just arrived get a step of their own
+        (a one-text request then waits for the step under way and its own short one), but
+        never twice in a row, so that a stream of small requests cannot starve a large one."""
         picked: list[tuple[Job, int]] = []
         room = self.batch_size
         served: list[Job] = []
         now = time.monotonic()
-        for queue in (self._new, self._running):
+        queues = (self._new,) if self._new and not self._new_only else (self._running, self._new)
+        self._new_only = queues == (self._new,)
+        for queue in queues:
             while queue and room:
                 job = queue.popleft()
                 if job.finished:  # failed on an earlier sub-batch
@@ -218,7 +224,7 @@ class Scheduler:
                         )
                     )
                     continue
-                take = min(room, job.work.remaining)
+                take = job.work.even_count(min(room, job.work.remaining))
                 picked.append((job, take))
                 room -= take
                 if job.work.remaining > take:
