@@ -15,6 +15,7 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Text classifier</title>
+<link rel="icon" href="data:,">
 <style>
   body { font-family: system-ui, "Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans KR", sans-serif;
          max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }
