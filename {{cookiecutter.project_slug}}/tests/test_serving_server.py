@@ -98,6 +98,13 @@ def test_ping_and_invocations(server, tiny_model_dir, config):
     assert header == ["label", "score", *(f"score_{n}" for n in config.data.label_names)]
 
 
+def test_texts_cut_to_the_token_limit_are_logged(server):
+    _, port, log = server
+    assert invoke(port, {"inputs": ["아주 긴 리뷰 " * 400, "짧다"]})[0] == 200
+    time.sleep(0.2)
+    assert re.search(r"POST /invocations 200, 2 text\(s\), 1 cut to \d+ tokens", log.read_text("utf-8"))
+
+
 def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir):
     _, port, _ = server
     from nsmc_sentiment_classifier.serving import inference

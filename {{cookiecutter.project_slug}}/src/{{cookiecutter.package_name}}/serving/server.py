@@ -352,7 +352,8 @@ class App:
             return 499, f" (client left; {job.work.remaining} text(s) dropped)"
         payload = inference.output_fn(prediction, accept).encode("utf-8")
         await _send(send, HTTPStatus.OK, payload, inference.response_type(accept))
-        return HTTPStatus.OK, f", {len(request.texts)} text(s)"
+        cut = f", {prediction.truncated} cut to {job.work.max_length} tokens" if prediction.truncated else ""
+        return HTTPStatus.OK, f", {len(request.texts)} text(s){cut}"
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
         limit = self.options.max_body_bytes
