@@ -20,7 +20,7 @@ from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 REGION = load_config().sagemaker.region
 INFERENCE_IMAGE = (
     f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"
-    "2.6.0-transformers5.5.3-gpu-py312-cu124-ubuntu22.04"
+    "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04"
 )
 
 
@@ -60,7 +60,7 @@ def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archiv
     assert variant["InitialInstanceCount"] == 1
     model = sm.describe_model(ModelName=variant["ModelName"])
     container = model["PrimaryContainer"]
-    # Trained with transformers 5.3.0 -> the closest inference image of the same major version.
+    # Trained with transformers 5.3.0, served by the image the container-parity test runs.
     assert container["Image"] == INFERENCE_IMAGE
     assert container["ModelDataUrl"].endswith("/model.tar.gz")
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
@@ -174,7 +174,7 @@ def test_deploy_from_training_job_repackages_with_handler(
     config_name = sm.describe_endpoint(EndpointName="from-job")["EndpointConfigName"]
     [variant] = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
     container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
-    # transformers 4.56.2 training image -> the newest 4.x inference image (4.51.3).
+    # Whatever the training image, the inference image is the tested one (4.51.3).
     assert "huggingface-pytorch-inference:2.6.0-transformers4.51.3-gpu-py312" in container["Image"]
     repackaged = tmp_path / "repackaged.tar.gz"
     bucket, key = container["ModelDataUrl"][len("s3://") :].split("/", 1)
@@ -279,7 +279,7 @@ def test_batch_transform_job_settings(moto_url, cli, config, model_archive, tmp_
     ]
     assert job["TransformOutput"]["S3OutputPath"] in out
     # A CPU instance gets the CPU image; the model made for the job is removed after it.
-    assert "huggingface-pytorch-inference:2.6.0-transformers5.5.3-cpu-py312" in out
+    assert "huggingface-pytorch-inference:2.6.0-transformers4.51.3-cpu-py312" in out
     assert aws_moto.sagemaker_leftovers(REGION)["models"] == []
 
 
@@ -345,7 +345,7 @@ def test_serverless_deploy_uses_cpu_image_and_no_instances(moto_url, cli, config
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant
     image = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"]
-    assert "-transformers5.5.3-cpu-py312" in image
+    assert "-transformers4.51.3-cpu-py312" in image
     assert cli.main(["sagemaker", "delete", "--all"]) == 0
     assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
 
@@ -423,3 +423,19 @@ def test_failed_deploy_removes_what_it_created(moto_url, cli, model_archive, cap
     assert code == 2
     assert capsys.readouterr().err.startswith("error: AWS: ")
     assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
+
+
+def test_the_default_inference_image_is_the_tested_pair_and_others_are_flagged(config, caplog):
+    import dataclasses
+
+    from nsmc_sentiment_classifier.aws.endpoints import inference_versions
+    from nsmc_sentiment_classifier.aws.images import TESTED_INFERENCE
+
+    assert inference_versions(config) == TESTED_INFERENCE
+    assert not caplog.records
+    other = dataclasses.replace(
+        config.sagemaker, inference_transformers_version="4.49.0", inference_pytorch_version="2.6.0"
+    )
+    chosen = inference_versions(dataclasses.replace(config, sagemaker=other))
+    assert chosen.transformers == "4.49.0"
+    assert "not the one the container-parity test covers" in caplog.text

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import labelled_records
 
+from nsmc_sentiment_classifier.aws import images
 from nsmc_sentiment_classifier.serving import batch, inference, package
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON", "")
@@ -44,6 +45,28 @@ def texts(config):
     records = labelled_records(config, 40, offset=4000)
     # Plus an empty text and one longer than the tiny model's 256 positions (truncated).
     return [text for text, _ in records] + ["", "끝까지 본 내 자신이 대견하다 " * 60]
+
+
+BOM = "\ufeff"
+# Accept headers with wildcards, lists and parameters: both sides answer the same body; locally
+# the Content-Type is the concrete type, while the container's toolkit (2.6.0,
+# handler_service.handle) echoes the Accept header as the Content-Type, except "*/*" and none.
+ACCEPTS = ["application/*", "text/csv, application/json;q=0.5", "application/json; charset=utf-8", "text/*"]
+
+
+def edge_cases(texts):
+    body = json.dumps({"inputs": texts[:3]}, ensure_ascii=False)
+    byte_order_marked = [
+        (JSON, JSON, BOM + body),
+        (CSV, CSV, BOM + csv_body(texts[:3])),
+        (
+            JSONL,
+            JSONL,
+            BOM + "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in texts[:3]),
+        ),
+        ("text/plain", JSON, BOM + texts[2]),
+    ]
+    return byte_order_marked + [(JSON, accept, body) for accept in ACCEPTS]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +111,10 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
     ]
     requests += [{"content_type": ct, "accept": JSON, "body": body} for ct, body in bad]
     requests.append({"content_type": JSON, "accept": "image/png", "body": '{"inputs": "a"}'})
+    # Edge cases where the local server and the container must agree (see EDGE_CASES).
+    requests += [
+        {"content_type": ct, "accept": accept, "body": body} for ct, accept, body in edge_cases(texts)
+    ]
     (work / "requests.json").write_text(json.dumps(requests, ensure_ascii=False), "utf-8")
     harness = Path(__file__).with_name("parity_harness.py")
     # A clean environment: nothing of this project's (transformers 5) site on the path.
@@ -114,7 +141,25 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
         text=True,
         check=True,
     ).stdout.strip()
-    assert version == "4.51.3", f"PARITY_PYTHON has transformers {version}, not the container's"
+    tested = images.TESTED_INFERENCE
+    assert version == tested.transformers, (
+        f"PARITY_PYTHON has transformers {version}, but deploy's default image is "
+        f"{tested.describe()} (aws/images.py TESTED_INFERENCE): test that image or change the default"
+    )
+    toolkit = subprocess.run(
+        [
+            PARITY_PYTHON,
+            "-c",
+            "import importlib.metadata as m; print(m.version('sagemaker-huggingface-inference-toolkit'))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert toolkit == images.TESTED_TOOLKIT, (
+        f"PARITY_PYTHON has inference toolkit {toolkit}, deploy's default image has {images.TESTED_TOOLKIT}"
+    )
     answers = json.loads((work / "results.json").read_text("utf-8"))
     return requests, answers
 
@@ -190,8 +235,32 @@ def test_bad_requests_are_4xx_with_a_reason(container_answers):
         "'inputs' column",
         "unsupported Accept",
     ]
-    bad_answers = answers[7:]
+    bad_answers = answers[7 : 7 + len(reasons)]
     assert len(bad_answers) == len(reasons)
     for answer, reason in zip(bad_answers, reasons, strict=True):
         assert answer["status"] == 400, answer
         assert reason in answer["body"], (reason, answer["body"])
+
+
+def test_byte_order_marks_and_accept_variants_agree_with_the_local_server(container_answers, local, texts):
+    requests, answers = container_answers
+    cases = edge_cases(texts)
+    for request, answer in zip(requests[-len(cases) :], answers[-len(cases) :], strict=True):
+        assert answer["status"] == 200, (request["content_type"], request["accept"], answer)
+        ours = local_answer(local, request)
+        concrete = inference.response_type(request["accept"])
+        if request["accept"] in ACCEPTS:
+            assert answer["content_type"] == request["accept"], "toolkit 2.6.0 echoes Accept"
+        else:
+            assert answer["content_type"] == concrete
+        if concrete == CSV:
+            theirs_rows = list(csv.DictReader(io.StringIO(answer["body"])))
+            ours_rows = list(csv.DictReader(io.StringIO(ours)))
+            assert [r["label"] for r in theirs_rows] == [r["label"] for r in ours_rows]
+        elif concrete == JSONL:
+            assert_same(
+                [json.loads(line) for line in answer["body"].splitlines()],
+                [json.loads(line) for line in ours.splitlines()],
+            )
+        else:
+            assert_same(json.loads(answer["body"]), json.loads(ours))

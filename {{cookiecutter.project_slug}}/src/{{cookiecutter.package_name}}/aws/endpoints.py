@@ -19,7 +19,7 @@ from typing import Any
 from ..cli import UsageError
 from ..config import ProjectConfig
 from ..data.io import DataFormatError, read_table, write_jsonl
-from .images import Versions, check_instance_type, image_uri, matching_inference_versions
+from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, check_instance_type, image_uri
 from .images import versions_from_image as _versions_from_image
 from .session import Aws, resource_name, split_s3_uri, timestamp
 
@@ -71,19 +71,31 @@ def configured_versions(config: ProjectConfig) -> Versions:
     return Versions(section.transformers_version, section.pytorch_version, section.py_version)
 
 
-def inference_versions(config: ProjectConfig, trained: Versions) -> Versions:
-    """Configured inference versions, else the inference image matching the training ones."""
+def inference_versions(config: ProjectConfig) -> Versions:
+    """The inference image's versions: the pair the container-parity test runs, unless
+    [sagemaker] names others (then a warning says that image is not the tested one)."""
     section = config.sagemaker
-    if section.inference_transformers_version or section.inference_pytorch_version:
-        if not (section.inference_transformers_version and section.inference_pytorch_version):
-            raise UsageError(
-                "set both inference_transformers_version and inference_pytorch_version in "
-                "[sagemaker] of config.toml, or neither"
-            )
-        return Versions(
-            section.inference_transformers_version, section.inference_pytorch_version, section.py_version
+    if not (section.inference_transformers_version or section.inference_pytorch_version):
+        return TESTED_INFERENCE
+    if not (section.inference_transformers_version and section.inference_pytorch_version):
+        raise UsageError(
+            "set both inference_transformers_version and inference_pytorch_version in "
+            "[sagemaker] of config.toml, or neither (the tested image: "
+            f"{TESTED_INFERENCE.describe()})"
         )
-    return matching_inference_versions(trained)
+    chosen = Versions(
+        section.inference_transformers_version, section.inference_pytorch_version, section.py_version
+    )
+    if chosen != TESTED_INFERENCE:
+        log.warning(
+            "inference image %s is not the one the container-parity test covers (%s, inference "
+            "toolkit %s); leave inference_transformers_version and inference_pytorch_version "
+            "empty to use that one",
+            chosen.describe(),
+            TESTED_INFERENCE.describe(),
+            TESTED_TOOLKIT,
+        )
+    return chosen
 
 
 def resolve_model_source(
@@ -320,9 +332,7 @@ def deploy(
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
-    image = image_uri(
-        inference_versions(config, source.versions), "inference", aws.settings.region, lookup_type
-    )
+    image = image_uri(inference_versions(config), "inference", aws.settings.region, lookup_type)
     check_endpoint_free(aws, endpoint_name)
     suffix = timestamp()
     name = resource_name(endpoint_name, suffix)
@@ -626,9 +636,7 @@ def batch_transform(
         TransformS3DataSource,
     )
 
-    image = image_uri(
-        inference_versions(config, source.versions), "inference", aws.settings.region, instance_type
-    )
+    image = image_uri(inference_versions(config), "inference", aws.settings.region, instance_type)
     base = resource_name(config.project.slug, max_length=40)
     job_name = resource_name(f"{base}-batch", timestamp())
     prefix = f"s3://{aws.bucket}/{base}/batch/{job_name}"

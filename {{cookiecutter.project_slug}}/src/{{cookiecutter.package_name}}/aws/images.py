@@ -79,23 +79,13 @@ def check_versions(versions: Versions, scope: str, processor: str | None = None)
     )
 
 
-def matching_inference_versions(trained: Versions) -> Versions:
-    """The inference image closest to the training versions: same major transformers version,
-    preferring the oldest release not older than the one the model was saved with."""
-    major = _version_key(trained.transformers)[:1]
-    candidates = sorted(
-        {c for c, _ in supported_versions("inference") if _version_key(c.transformers)[:1] == major},
-        key=lambda c: (_version_key(c.transformers), _version_key(c.pytorch)),
-    )
-    if not candidates:
-        raise UsageError(
-            f"no Hugging Face inference image for transformers {trained.transformers} "
-            f"(major version {major[0]}); set inference_transformers_version and "
-            f"inference_pytorch_version in [sagemaker] of config.toml"
-        )
-    wanted = _version_key(trained.transformers)
-    newer = [c for c in candidates if _version_key(c.transformers) >= wanted]
-    return newer[0] if newer else candidates[-1]
+# The inference image that the container-parity test (tests/test_serving_parity.py) runs: its
+# transformers version and the Hugging Face inference toolkit version are pinned in the parity
+# environment, and the test checks that they still match these. deploy and batch-transform use
+# this image unless [sagemaker] names another. The 5.x images carry a newer toolkit that is not
+# on PyPI (toolkit 2.6.0 does not import under transformers 5), so none of them can be tested.
+TESTED_INFERENCE = Versions("4.51.3", "2.6.0", "py312")
+TESTED_TOOLKIT = "2.6.0"
 
 
 def processor_for(instance_type: str) -> str:

@@ -231,7 +231,9 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> Request:
         except UnicodeDecodeError as error:
             raise RequestError(f"request body is not valid UTF-8: {error}") from None
     else:
-        text = input_data
+        # The container's toolkit decodes JSON and CSV bodies itself, as "utf-8", which keeps a
+        # byte-order mark; spreadsheet exports often start with one. Drop it, as locally.
+        text = input_data.removeprefix("\ufeff")
     if media_type == JSON:
         return _from_json(text)
     if media_type == CSV:
