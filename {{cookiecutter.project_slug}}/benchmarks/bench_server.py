@@ -175,7 +175,7 @@ def fairness(port: int, texts: list[str], big: int, rounds: int) -> dict:
         thread = threading.Thread(target=_timed_post, args=(port, {"inputs": chunk}, outcome))
         thread.start()
         time.sleep(0.3)  # the large request is being scored
-        smalls = []
+        smalls: list[float] = []
         while thread.is_alive():  # small requests sent while the large one runs
             status, seconds = post(new_connection(port), {"inputs": texts[len(smalls) % len(texts)]})
             smalls.append(seconds)

@@ -82,3 +82,30 @@ def test_check_rejects_a_nested_layout(tiny_model_dir, tmp_path):
     message = str(caught.value)
     assert "missing config.json" in message and "missing code/inference.py" in message
     assert "files outside the root" in message
+
+
+def test_a_cache_snapshot_of_links_is_packaged_as_files(tiny_model_dir, tmp_path, capsys):
+    # The Hugging Face cache layout: snapshots/<revision>/<file> -> ../../blobs/<hash>.
+    blobs, snapshot = tmp_path / "cache" / "blobs", tmp_path / "cache" / "snapshots" / "abc123"
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for number, source in enumerate(sorted(p for p in tiny_model_dir.iterdir() if p.is_file())):
+        blob = blobs / f"blob{number}"
+        blob.write_bytes(source.read_bytes())
+        (snapshot / source.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    out = tmp_path / "model.tar.gz"
+    assert cli.main(["package", "--model", str(snapshot), "--out", str(out)]) == 0, capsys.readouterr().err
+    with tarfile.open(out) as archive:
+        members = {member.name: member for member in archive.getmembers()}
+        assert all(member.isfile() for member in members.values()), "links must go in as files"
+        assert read_member(archive, "config.json") == (tiny_model_dir / "config.json").read_bytes()
+
+
+def test_a_broken_link_in_the_model_folder_is_named(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "tokenizer.json").unlink()
+    (folder / "tokenizer.json").symlink_to(tmp_path / "gone.json")
+    assert cli.main(["package", "--model", str(folder), "--out", str(tmp_path / "m.tar.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "broken link(s) tokenizer.json" in err and "Traceback" not in err

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,42 @@ from ..data.io import DataFormatError, read_table, write_jsonl
 from ..metrics import compute_metrics, save_confusion_matrix_png
 from . import inference
 
+# What predict can write, by extension (write_records).
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
+
 
 class ModelLabelsError(ValueError):
     """The model's labels do not match the configured label names."""
 
 
-def load_classifier(model_dir: str | os.PathLike[str], batch_size: int | None = None) -> inference.Classifier:
+@dataclass
+class BatchReport:
+    """What a predict or evaluate run did, beyond the scores: for the summary lines."""
+
+    rows: int
+    # Line numbers (in the input file) of empty or whitespace-only texts; they were scored too.
+    empty_lines: list[int] = field(default_factory=list)
+    # Texts longer than the model's token limit, cut to it.
+    truncated: int = 0
+    max_length: int = 0
+
+    def notes(self) -> list[str]:
+        found = []
+        if self.empty_lines:
+            shown = ", ".join(str(line) for line in self.empty_lines[:5])
+            more = f" and {len(self.empty_lines) - 5} more" if len(self.empty_lines) > 5 else ""
+            found.append(f"{len(self.empty_lines)} of {self.rows} texts are empty (lines {shown}{more})")
+        if self.truncated:
+            found.append(
+                f"{self.truncated} of {self.rows} texts were longer than {self.max_length} tokens and "
+                "were truncated (see --max-length)"
+            )
+        return found
+
+
+def load_classifier(
+    model_dir: str | os.PathLike[str], batch_size: int | None = None, quantize: str = "none"
+) -> inference.Classifier:
     """``model_fn`` on a local folder, with a clear error when it is not a model folder."""
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
@@ -27,7 +58,7 @@ def load_classifier(model_dir: str | os.PathLike[str], batch_size: int | None = 
             f"{folder}: not a model folder (no config.json); train first or pass --model with "
             "the folder training wrote"
         )
-    classifier = inference.model_fn(str(folder))
+    classifier = inference.load_model(str(folder), quantize=quantize)
     if batch_size:
         classifier.batch_size = batch_size
     return classifier
@@ -67,11 +98,13 @@ def predict_file(
     text_column: str,
     max_length: int | None = None,
     progress: bool = True,
-) -> int:
+) -> BatchReport:
     """Predict every row of a CSV/TSV/JSONL file; the output keeps the input columns."""
     source = resolve_data_file(input_path)
     table = read_table(source)
     require_columns(table.columns, (text_column,), source)
+    if not table.rows:
+        raise DataFormatError(f"{source}: no rows to predict (only a header line)")
     texts = []
     for row in table.rows:
         text = row.values[text_column]
@@ -81,6 +114,12 @@ def predict_file(
             )
         texts.append(text)
     prediction = classify(classifier, texts, max_length, progress)
+    report = BatchReport(
+        len(texts),
+        [row.line for row, text in zip(table.rows, texts, strict=True) if not text.strip()],
+        prediction.truncated,
+        max_length or classifier.max_length,
+    )
     added = prediction_columns(prediction.labels)
     clash = sorted(set(added) & set(table.columns))
     if clash:
@@ -90,7 +129,7 @@ def predict_file(
         for i, row in enumerate(table.rows)
     ]
     write_records(output_path, [*table.columns, *added], records)
-    return len(records)
+    return report
 
 
 def evaluate_file(
@@ -113,13 +152,25 @@ def evaluate_file(
             f"{list(label_names)}; evaluate with the configuration the model was trained with"
         )
     source = resolve_data_file(data_path)
-    examples = load_examples(source, text_column, label_column, label_names, label_format=label_format)
+    # Empty texts are scored like any other (an endpoint gets them too) and reported, not dropped.
+    examples = load_examples(
+        source, text_column, label_column, label_names, skip_empty=False, label_format=label_format
+    )
     if not examples:
-        raise DataFormatError(f"{source}: no labelled rows to evaluate")
+        raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
     prediction = classify(classifier, [e.text for e in examples], max_length, progress, "evaluate")
     predicted = [max(range(len(row)), key=row.__getitem__) for row in prediction.scores]
     metrics = compute_metrics([e.label for e in examples], predicted, label_names)
     metrics["data"] = str(source)
+    report = BatchReport(
+        len(examples),
+        [e.line for e in examples if not e.text.strip()],
+        prediction.truncated,
+        max_length or classifier.max_length,
+    )
+    metrics["empty_texts"] = len(report.empty_lines)
+    metrics["truncated_texts"] = report.truncated
+    metrics["notes"] = report.notes()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(

@@ -40,11 +40,13 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
     folder = Path(model_dir)
     if not folder.is_dir():
         raise PackageError(f"{folder}: model folder not found")
-    files = sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix in MODEL_SUFFIXES and path.name not in SKIPPED_FILES
-    )
+    candidates = [p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES and p.name not in SKIPPED_FILES]
+    # Links are followed (a Hugging Face cache snapshot is all links into blobs/); one that
+    # leads nowhere would silently drop a file, so it is an error.
+    broken = sorted(p.name for p in candidates if p.is_symlink() and not p.exists())
+    if broken:
+        raise PackageError(f"{folder}: broken link(s) {', '.join(broken)}: their targets do not exist")
+    files = sorted(path for path in candidates if path.is_file())
     names = {path.name for path in files}
     if "config.json" not in names:
         raise PackageError(f"{folder}: no config.json; expected a folder written by save_pretrained")
@@ -72,7 +74,8 @@ def build_model_archive(model_dir: str | os.PathLike[str], output: str | os.Path
     handle, partial = tempfile.mkstemp(prefix=output.name, suffix=".partial", dir=output.parent)
     os.close(handle)
     try:
-        with tarfile.open(partial, "w:gz") as archive:
+        # dereference: a linked file goes in as the file it points to, never as a link.
+        with tarfile.open(partial, "w:gz", dereference=True) as archive:
             for path in files:
                 archive.add(path, arcname=path.name, filter=_normalise)
             archive.add(Path(inference.__file__), arcname="code/inference.py", filter=_normalise)
