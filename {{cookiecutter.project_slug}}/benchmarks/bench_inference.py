@@ -1,27 +1,24 @@
-"""Inference benchmark: batch prediction vs ``transformers.pipeline``, and the local server.
+"""Inference benchmark: batch prediction vs ``transformers.pipeline``, and int8 vs fp32.
 
-Same machine, same run, same model object and batch size for both batch runs; the server
-scenarios send one-text JSON requests from 1 and 16 concurrent keep-alive clients on 127.0.0.1,
-each bounded by a request count and a time limit. Example (full NSMC test file via `data download`):
+Same machine, same run, same texts and batch size for every method. The int8 part loads the
+model a second time with dynamic int8 quantization of its linear layers (``--quantize int8``)
+and, when the file has labels, reports the accuracy of both against them. Example (full NSMC
+test file via `data download`):
 
     python benchmarks/bench_inference.py --model path/to/model --data ratings_test.txt --limit 3000
 
 Any saved sequence-classification model folder works; a base model without a classification
-head (loaded with a fresh 2-label head) is fine for speed figures.
+head (loaded with a fresh 2-label head) is fine for speed figures. The server has its own
+benchmark: benchmarks/bench_server.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import re
-import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -41,8 +38,9 @@ def main() -> None:
         "--batch-size", type=int, help="texts per forward pass for both (default: config eval_batch_size)"
     )
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each batch method")
-    parser.add_argument("--server-requests", type=int, default=400, help="most requests per server scenario")
-    parser.add_argument("--server-seconds", type=float, default=30.0, help="most seconds per server scenario")
+    parser.add_argument(
+        "--label-column", default="label", help="gold label ids for the int8 accuracy check (if present)"
+    )
     parser.add_argument(
         "--threads", type=int, help="torch threads for the batch runs and the server (default: torch's)"
     )
@@ -61,6 +59,7 @@ def main() -> None:
     args.batch_size = args.batch_size or config.train.eval_batch_size
     table = io_module.read_table(args.data, limit=args.limit)
     texts = [str(row.values[args.text_column]) for row in table.rows]
+    gold = [row.values.get(args.label_column) for row in table.rows]
     results: dict = {"machine": machine(), "texts": len(texts), "batch_size": args.batch_size}
     print(f"{len(texts)} texts from {args.data}; model {args.model}")
     print(results["machine"])
@@ -69,8 +68,9 @@ def main() -> None:
     padding = padding_stats(classifier, texts, args.batch_size)
     results["padding"] = padding
     print(
-        f"tokens: {padding['real']} real; padded to {padding['sorted']} in length-sorted "
-        f"batches, {padding['input_order']} in input-order batches"
+        f"tokens: {padding['real']} real; padded to {padding['project']} in the project's "
+        f"sub-batches ({padding['sorted']} if all were sorted by tokens), "
+        f"{padding['input_order']} in input-order batches"
     )
     ours_run = lambda items: batch.classify(classifier, items, progress=False)  # noqa: E731
     pipe_run = pipeline_runner(classifier, args.batch_size)
@@ -108,7 +108,7 @@ def main() -> None:
         f"{max(ours_cpu) / max(pipe_cpu):.2f}x"
     )
 
-    results["server"] = server_scenarios(args, texts)
+    results["int8"] = int8_vs_fp32(args, classifier, ours, texts, gold)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), "utf-8")
 
@@ -130,9 +130,19 @@ def padding_stats(classifier, texts: list[str], batch_size: int) -> dict:
             for i in range(0, len(order), batch_size)
         )
 
+    from nsmc_sentiment_classifier.serving import inference
+
+    # What predict_fn runs: its own sub-batches, as inference.Work hands them out.
+    work = inference.Work(inference.Request(list(texts)), classifier)
+    project = 0
+    while not work.done:
+        indices, ids = work.take(batch_size)
+        project += len(ids) * max(len(row) for row in ids)
+        work.put(indices, [[0.0] for _ in indices])
     return {
         "real": sum(lengths),
         "sorted": padded(sorted(lengths, reverse=True)),
+        "project": project,
         "input_order": padded(lengths),
     }
 
@@ -157,110 +167,44 @@ def pipeline_runner(classifier, batch_size: int):
     return lambda items: pipe(items, batch_size=batch_size, truncation=True, max_length=classifier.max_length)
 
 
-def server_scenarios(args: argparse.Namespace, texts: list[str]) -> dict:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+def int8_vs_fp32(args: argparse.Namespace, fp32, fp32_prediction, texts: list[str], gold: list) -> dict:
+    """Speed and accuracy of the int8-quantized model against the fp32 one, same texts."""
+    from nsmc_sentiment_classifier.serving import batch
+
+    int8 = batch.load_classifier(args.model, args.batch_size, quantize="int8")
+    runners = {
+        "fp32": lambda items: batch.classify(fp32, items, progress=False),
+        "int8": lambda items: batch.classify(int8, items, progress=False),
     }
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)  # torch's default thread count follows it
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            PACKAGE,
-            "serve",
-            "--model",
-            str(args.model),
-            "--port",
-            "0",
-            "--batch-size",
-            str(args.batch_size),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        port = wait_for_port(process)
-        figures = {}
-        for clients in (1, 16):
-            figures[clients] = load(port, texts, clients, args.server_requests, args.server_seconds)
-            f = figures[clients]
-            print(
-                f"server, {clients:2d} client(s): {f['requests']} requests in "
-                f"{f['seconds']:.1f} s = {f['requests_per_s']:.1f} req/s; "
-                f"latency p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms; "
-                f"errors {f['errors']}"
-            )
-        return figures
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def wait_for_port(process: subprocess.Popen[str]) -> int:
-    assert process.stdout is not None  # started with stdout=PIPE
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        match = re.search(r"serving on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            # Keep draining the log so the server never blocks on a full pipe.
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return int(match.group(1))
-    raise RuntimeError("the server did not start")
-
-
-def load(port: int, texts: list[str], clients: int, max_requests: int, max_seconds: float) -> dict:
-    """One-text JSON requests from ``clients`` keep-alive connections until a bound is hit."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    issued = iter(range(max_requests))
-    stop_at = time.monotonic() + max_seconds
-
-    def client() -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            while time.monotonic() < stop_at:
-                with lock:
-                    number = next(issued, None)
-                if number is None:
-                    return
-                body = json.dumps({"inputs": texts[number % len(texts)]}).encode("utf-8")
-                started = time.perf_counter()
-                connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    errors += response.status != 200
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {
-        "clients": clients,
-        "requests": len(ordered),
-        "seconds": seconds,
-        "errors": errors,
-        "requests_per_s": len(ordered) / seconds,
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+    rates: dict[str, list[float]] = {"fp32": [], "int8": []}
+    outputs = {"fp32": fp32_prediction, "int8": None}
+    for _ in range(args.repeats):  # alternated; the best run of each is the least disturbed
+        for name, run in runners.items():
+            rate, _, outputs[name] = time_batch(run, texts, args.batch_size)
+            rates[name].append(rate)
+    predicted = {name: [row.index(max(row)) for row in output.scores] for name, output in outputs.items()}
+    figures: dict = {
+        "fp32_texts_per_s": rates["fp32"],
+        "int8_texts_per_s": rates["int8"],
+        "speedup_best": max(rates["int8"]) / max(rates["fp32"]),
+        "same_label": sum(a == b for a, b in zip(predicted["fp32"], predicted["int8"], strict=True))
+        / len(texts),
     }
+    print(f"fp32             : {max(rates['fp32']):8.1f} texts/s")
+    print(f"int8             : {max(rates['int8']):8.1f} texts/s = {figures['speedup_best']:.2f}x fp32")
+    print(f"int8 vs fp32     : same label for {100 * figures['same_label']:.2f}% of texts")
+    labelled = [(i, int(label)) for i, label in enumerate(gold) if str(label).strip().lstrip("-").isdigit()]
+    if labelled:
+        for name in ("fp32", "int8"):
+            hits = sum(predicted[name][i] == label for i, label in labelled)
+            figures[f"{name}_accuracy"] = hits / len(labelled)
+        figures["accuracy_difference_points"] = 100 * (figures["int8_accuracy"] - figures["fp32_accuracy"])
+        figures["labelled_texts"] = len(labelled)
+        print(
+            f"accuracy         : fp32 {figures['fp32_accuracy']:.4f}, int8 {figures['int8_accuracy']:.4f} "
+            f"({figures['accuracy_difference_points']:+.2f} points) on {len(labelled)} labelled texts"
+        )
+    return figures
 
 
 def machine() -> str:

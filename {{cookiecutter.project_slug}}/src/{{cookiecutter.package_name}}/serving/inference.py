@@ -61,6 +61,8 @@ QUANTIZE_MODES = ("none", "int8")
 # huge text costs no more than a long one; a cut that yields too few tokens is widened once to
 # WIDE_WINDOW, beyond which a text is cut regardless (it is longer than any model limit).
 CHARS_PER_TOKEN = 8
+# Sub-batches a request tokenises at a time (see Work.take).
+TOKENISED_AHEAD = 8
 WIDE_WINDOW = 64
 
 
@@ -280,6 +282,8 @@ class Work:
         self._order = sorted(range(len(request.texts)), key=self._chars.__getitem__, reverse=True)
         self._mean_chars = sum(self._chars) / max(1, len(self._chars))
         self._next = 0
+        # Tokenised texts not yet handed out, longest (in tokens) first.
+        self._ready: list[tuple[int, list[int]]] = []
         self._scores: list[list[float] | None] = [None] * len(request.texts)
         self._left = len(request.texts)
         self.truncated = 0
@@ -291,7 +295,7 @@ class Work:
     @property
     def remaining(self) -> int:
         """Texts not yet handed out by :meth:`take`."""
-        return len(self._order) - self._next
+        return len(self._order) - self._next + len(self._ready)
 
     def even_count(self, count: int) -> int:
         """How many of the next ``count`` texts to take so that a sub-batch costs about as much
@@ -300,25 +304,30 @@ class Work:
         about one average sub-batch, not the longest one."""
         if self.remaining == 0:
             return 0
-        longest = max(1, self._chars[self._order[self._next]])
+        longest = max(1, self._chars[self._ready[0][0] if self._ready else self._order[self._next]])
         return max(1, min(count, int(count * self._mean_chars / longest)))
 
     def take(self, count: int) -> tuple[list[int], list[list[int]]]:
         """The next ``count`` texts (indices into the request) with their token ids."""
-        indices = self._order[self._next : self._next + count]
-        self._next += len(indices)
-        ids, too_long = encode(
-            self.model.tokenizer, [self.request.texts[i] for i in indices], self.max_length
-        )
-        if too_long and not self.request.truncation:
-            first = indices[too_long[0]]
-            raise RequestError(
-                f"text #{first} is longer than the limit of {self.max_length} tokens "
-                f"({len(too_long)} such text(s) in this part of the request); send "
-                "truncation=true or shorter texts"
+        if not self._ready:
+            # Tokenise several sub-batches at once and order them by tokens: character order is
+            # only close to token order, and within a block the difference is made up.
+            block = self._order[self._next : self._next + count * TOKENISED_AHEAD]
+            self._next += len(block)
+            ids, too_long = encode(
+                self.model.tokenizer, [self.request.texts[i] for i in block], self.max_length
             )
-        self.truncated += len(too_long)
-        return indices, ids
+            if too_long and not self.request.truncation:
+                first = block[too_long[0]]
+                raise RequestError(
+                    f"text #{first} is longer than the limit of {self.max_length} tokens "
+                    f"({len(too_long)} such text(s) in this part of the request); send "
+                    "truncation=true or shorter texts"
+                )
+            self.truncated += len(too_long)
+            self._ready = sorted(zip(block, ids, strict=True), key=lambda pair: len(pair[1]), reverse=True)
+        part, self._ready = self._ready[:count], self._ready[count:]
+        return [index for index, _ in part], [ids for _, ids in part]
 
     def put(self, indices: Sequence[int], scores: Sequence[list[float]]) -> None:
         for index, row in zip(indices, scores, strict=True):
