@@ -92,8 +92,9 @@ def test_typing_a_korean_sentence_shows_the_label_and_a_bar_per_label(browser, p
     server, port = page_server
     browser.get(f"http://127.0.0.1:{port}/")
     labels = list(config.data.label_names)
-    assert browser.find_element(By.ID, "labels").text == ", ".join(labels)
-    assert browser.find_element(By.ID, "version").text
+    # textContent, not .text: label names keep their exact spaces.
+    assert browser.find_element(By.ID, "labels").get_attribute("textContent") == ", ".join(labels)
+    assert browser.find_element(By.ID, "version").get_attribute("textContent")
     box = browser.find_element(By.ID, "text")
     box.send_keys(SENTENCE)
     assert box.get_attribute("value") == SENTENCE
@@ -108,7 +109,7 @@ def test_typing_a_korean_sentence_shows_the_label_and_a_bar_per_label(browser, p
     assert [label for label, _ in shown] == [item["label"] for item in expected]
     assert [score for _, score in shown] == pytest.approx([item["score"] for item in expected], abs=1e-6)
     assert sorted(label for label, _ in shown) == sorted(labels)
-    assert browser.find_element(By.ID, "predicted").text == expected[0]["label"]
+    assert browser.find_element(By.ID, "predicted").get_attribute("textContent") == expected[0]["label"]
     for bar, item in zip(bars, expected, strict=True):
         width = bar.find_element(By.CSS_SELECTOR, ".fill").value_of_css_property("width")
         track = bar.find_element(By.CSS_SELECTOR, ".track").value_of_css_property("width")

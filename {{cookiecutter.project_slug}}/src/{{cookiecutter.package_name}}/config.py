@@ -65,7 +65,7 @@ class SageMakerSection:
     transformers_version: str = "5.3.0"
     pytorch_version: str = "2.9.0"
     py_version: str = "py312"
-    # Empty: the inference image the container-parity test runs (aws/images.py TESTED_INFERENCE).
+    # Empty: the inference image the container-parity test runs (serving/container.py).
     inference_transformers_version: str = ""
     inference_pytorch_version: str = ""
     entry_point: str = "train_hf"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from ..cli import UsageError
+from ..serving import container
 
 # The instance types accepted by the local-mode containers of the SDK.
 LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
@@ -79,13 +80,11 @@ def check_versions(versions: Versions, scope: str, processor: str | None = None)
     )
 
 
-# The inference image that the container-parity test (tests/test_serving_parity.py) runs: its
-# transformers version and the Hugging Face inference toolkit version are pinned in the parity
-# environment, and the test checks that they still match these. deploy and batch-transform use
-# this image unless [sagemaker] names another. The 5.x images carry a newer toolkit that is not
-# on PyPI (toolkit 2.6.0 does not import under transformers 5), so none of them can be tested.
-TESTED_INFERENCE = Versions("4.51.3", "2.6.0", "py312")
-TESTED_TOOLKIT = "2.6.0"
+# The inference image the container-parity test runs (see serving/container.py).
+TESTED_INFERENCE = Versions(
+    container.CONTAINER_TRANSFORMERS, container.CONTAINER_PYTORCH, container.CONTAINER_PYTHON
+)
+TESTED_TOOLKIT = container.CONTAINER_TOOLKIT
 
 
 def processor_for(instance_type: str) -> str:
