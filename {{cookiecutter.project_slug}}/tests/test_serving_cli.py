@@ -12,6 +12,7 @@ from conftest import labelled_records, write_labelled
 
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.data import io as io_module
+from nsmc_sentiment_classifier.serving import batch
 
 
 @pytest.fixture
@@ -25,6 +26,25 @@ def texts_file(tmp_path, config):
     return path
 
 
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Refusals must come before the model is loaded (seconds to minutes for a real one)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the problem was reported")
+
+    monkeypatch.setattr(batch, "load_classifier", refuse)
+
+
+@pytest.fixture
+def no_data_read(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data was read before the arguments were checked")
+
+    monkeypatch.setattr(batch, "read_table", refuse)
+    monkeypatch.setattr(batch, "load_examples", refuse)
+
+
 @pytest.mark.parametrize(
     ("flags", "reason"),
     [
@@ -34,10 +54,27 @@ def texts_file(tmp_path, config):
         (["--out", "predictions.xlsx"], "must end in .csv, .tsv, .txt, .jsonl, .json"),
     ],
 )
+@pytest.mark.usefixtures("no_model_load", "no_data_read")
 def test_predict_refuses_bad_arguments_before_any_work(tiny_model_dir, texts_file, flags, reason, capsys):
     code = cli.main(["predict", str(texts_file), "--model", str(tiny_model_dir), *flags])
     err = capsys.readouterr().err
     assert code == 2 and reason in err and "Traceback" not in err
+
+
+@pytest.mark.usefixtures("no_model_load", "no_data_read")
+def test_evaluate_refuses_bad_arguments_before_any_work(tiny_model_dir, texts_file, tmp_path, capsys):
+    args = ["--batch-size", "-3", "--max-length", "0", "--out", str(texts_file)]
+    code = cli.main(["evaluate", str(texts_file), "--model", str(tiny_model_dir), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: evaluate: --batch-size") and "Traceback" not in err
+    assert "--max-length must be at least 2" in err and "is a file; give a folder" in err
+
+
+def test_a_max_length_over_the_model_limit_is_refused(tiny_model_dir, texts_file, capsys):
+    code = cli.main(["predict", str(texts_file), "--model", str(tiny_model_dir), "--max-length", "100000"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--max-length 100000 exceeds the model's limit of 256 tokens" in err
+    assert "Traceback" not in err and not texts_file.with_name("reviews.predictions.csv").exists()
 
 
 def test_all_problems_are_listed_at_once(tmp_path, capsys):
@@ -48,17 +85,31 @@ def test_all_problems_are_listed_at_once(tmp_path, capsys):
     assert "--batch-size" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("content", ["", "header"], ids=["empty", "header-only"])
-def test_predict_on_a_file_without_rows_says_so(tiny_model_dir, tmp_path, config, content, capsys):
-    data = tmp_path / "nothing.csv"
+@pytest.mark.usefixtures("no_model_load")
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("nothing.csv", "", "file is empty"),
+        ("nothing.csv", "header", "no rows to predict (only a header line)"),
+        ("nothing.jsonl", "", "no rows to predict (the file is empty)"),
+        ("nothing.jsonl", "\n\n", "no rows to predict (the file is empty)"),
+    ],
+    ids=["empty-csv", "header-only-csv", "empty-jsonl", "blank-jsonl"],
+)
+def test_predict_on_a_file_without_rows_says_so(
+    tiny_model_dir, tmp_path, config, name, content, reason, capsys
+):
+    # An error, not an output with only a header: nothing to predict, and an empty output
+    # would pass for a successful run further down a pipeline.
+    data = tmp_path / name
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(["id", config.data.text_column])
-    data.write_text(content and header.getvalue(), "utf-8")
+    data.write_text(header.getvalue() if content == "header" else content, "utf-8")
     code = cli.main(["predict", str(data), "--model", str(tiny_model_dir), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "nothing.csv" in err and "Traceback" not in err
-    assert "empty" in err or "only a header" in err
-    assert not (tmp_path / "nothing.predictions.csv").exists()
+    assert code == 2 and f"{name}: " in err and reason in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("nothing.predictions.*"))
 
 
 def test_predict_reports_empty_and_truncated_texts(tiny_model_dir, texts_file, capsys):
@@ -71,11 +122,14 @@ def test_predict_reports_empty_and_truncated_texts(tiny_model_dir, texts_file, c
     assert len(table.rows) == 5, "empty texts are predicted too, not dropped"
 
 
-def test_evaluate_reports_empty_texts_instead_of_dropping_them(tiny_model_dir, tmp_path, config, capsys):
+def test_evaluate_reports_empty_and_truncated_texts_instead_of_dropping_them(
+    tiny_model_dir, tmp_path, config, capsys
+):
     records = labelled_records(config, 20, offset=4000)
     records[3] = ("", records[3][1])
     records[7] = ("  ", records[7][1])
-    data = write_labelled(tmp_path / "test.tsv", config, records)
+    records[9] = ("끝까지 본 내 자신이 대견하다 " * 80, records[9][1])
+    data = write_labelled(tmp_path / "test.tsv", config, records)  # header on line 1
     out = tmp_path / "report"
     code = cli.main(
         ["evaluate", str(data), "--model", str(tiny_model_dir), "--out", str(out), "--no-progress"]
@@ -83,19 +137,51 @@ def test_evaluate_reports_empty_texts_instead_of_dropping_them(tiny_model_dir, t
     printed = capsys.readouterr().out
     assert code == 0, printed
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
-    assert metrics["num_examples"] == 20 and metrics["empty_texts"] == 2
-    assert "2 of 20 texts are empty" in printed
+    assert metrics["num_examples"] == 20 and sum(map(sum, metrics["confusion_matrix"])) == 20
+    assert metrics["empty_texts"] == 2 and metrics["empty_text_lines"] == [5, 9]
+    assert metrics["truncated_texts"] == 1 and metrics["max_length"] == 256
+    assert "2 of 20 texts are empty (lines 5, 9)" in printed
+    assert "1 of 20 texts were longer than 256 tokens and were truncated" in printed
 
 
-def test_evaluate_on_a_header_only_file_says_so(tiny_model_dir, tmp_path, config, capsys):
-    data = tmp_path / "test.tsv"
-    data.write_text(f"{config.data.text_column}\t{config.data.label_column}\n", "utf-8")
+@pytest.mark.usefixtures("no_model_load")
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("test.tsv", "header", "no labelled rows to evaluate (only a header line)"),
+        ("test.tsv", "", "file is empty"),
+        ("test.jsonl", "", "the file is empty"),
+    ],
+    ids=["header-only-tsv", "empty-tsv", "empty-jsonl"],
+)
+def test_evaluate_on_a_file_without_rows_says_so(
+    tiny_model_dir, tmp_path, config, name, content, reason, capsys
+):
+    data = tmp_path / name
+    header = f"{config.data.text_column}\t{config.data.label_column}\n"
+    data.write_text(header if content == "header" else content, "utf-8")
     code = cli.main(["evaluate", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert code == 2 and "no labelled rows to evaluate" in err and "Traceback" not in err
+    assert code == 2 and f"{name}: " in err and reason in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
 
 
-def test_predict_with_int8_quantization(tiny_model_dir, texts_file, capsys):
+@pytest.mark.usefixtures("no_model_load")
+def test_evaluate_without_a_prepared_split_says_what_to_do(project_dir, tiny_model_dir, capsys):
+    code = cli.main(["evaluate", "--model", str(tiny_model_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no prepared test split at" in err and "run `data prepare` first" in err
+
+
+def test_predict_with_int8_quantization(tiny_model_dir, texts_file, monkeypatch, capsys):
+    loaded = []
+    original = batch.load_classifier
+
+    def spy(*args, **kwargs):
+        loaded.append(original(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(batch, "load_classifier", spy)
     out = texts_file.with_name("int8.jsonl")
     code = cli.main(
         ["predict", str(texts_file), "--model", str(tiny_model_dir), "--quantize", "int8", "--out", str(out)]
@@ -103,3 +189,26 @@ def test_predict_with_int8_quantization(tiny_model_dir, texts_file, capsys):
     assert code == 0, capsys.readouterr().err
     records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert len(records) == 5 and all(r["predicted_label"] for r in records)
+    assert quantized_linear_layers(loaded[0].model)
+
+
+def quantized_linear_layers(model) -> list[str]:
+    # torch.ao's dynamic quantized layer is also a class named Linear, in a "quantized" module.
+    return [
+        name
+        for name, module in model.named_modules()
+        if type(module).__name__ == "Linear" and ".quantized." in type(module).__module__
+    ]
+
+
+def test_int8_quantizes_the_linear_layers(tiny_model_dir):
+    import torch
+
+    classifier = batch.load_classifier(tiny_model_dir, 4, quantize="int8")
+    assert classifier.batch_size == 4
+    assert "electra.encoder.layer.0.attention.self.query" in quantized_linear_layers(classifier.model)
+    # Only the down-projections (more inputs than outputs) stay in float, as inference.py says.
+    floats = [m for m in classifier.model.modules() if type(m) is torch.nn.Linear]
+    assert floats and all(m.in_features > m.out_features for m in floats)
+    plain = batch.load_classifier(tiny_model_dir)
+    assert not quantized_linear_layers(plain.model)

@@ -101,11 +101,21 @@ def test_a_cache_snapshot_of_links_is_packaged_as_files(tiny_model_dir, tmp_path
         assert read_member(archive, "config.json") == (tiny_model_dir / "config.json").read_bytes()
 
 
-def test_a_broken_link_in_the_model_folder_is_named(tiny_model_dir, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("gone.json", "broken link(s) tokenizer.json: their targets do not exist"),
+        ("a-folder", "link(s) to something other than a regular file: tokenizer.json ->"),
+    ],
+    ids=["broken", "to-a-folder"],
+)
+def test_a_link_that_is_not_a_file_is_named(tiny_model_dir, tmp_path, target, reason, capsys):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
+    (tmp_path / "a-folder").mkdir()
     (folder / "tokenizer.json").unlink()
-    (folder / "tokenizer.json").symlink_to(tmp_path / "gone.json")
+    (folder / "tokenizer.json").symlink_to(tmp_path / target)
     assert cli.main(["package", "--model", str(folder), "--out", str(tmp_path / "m.tar.gz")]) == 2
     err = capsys.readouterr().err
-    assert "broken link(s) tokenizer.json" in err and "Traceback" not in err
+    assert reason in err and "Traceback" not in err
+    assert not (tmp_path / "m.tar.gz").exists()

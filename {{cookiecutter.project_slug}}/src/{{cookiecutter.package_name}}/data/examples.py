@@ -58,6 +58,8 @@ def load_examples(
     """
     file = resolve_data_file(path)
     reader = iter_rows(file)
+    if not reader.columns:  # JSON Lines without a record (an empty CSV/TSV fails in iter_rows)
+        raise DataFormatError(f"{file}: the file is empty (no records)")
     require_columns(reader.columns, (text_column, label_column), file, label_names)
     kept: list[tuple[str, Any, int]] = []
     first_lines: dict[str, int] = {}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.examples import load_examples, require_columns, resolve_data_file
-from ..data.io import DataFormatError, read_table, write_jsonl
+from ..data.examples import Example, load_examples, require_columns, resolve_data_file
+from ..data.io import DataFormatError, Table, read_table, write_jsonl
 from ..metrics import compute_metrics, save_confusion_matrix_png
 from . import inference
+
+logger = logging.getLogger(__name__)
 
 # What predict can write, by extension (write_records).
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
@@ -91,85 +94,115 @@ def prediction_values(prediction: inference.Prediction, index: int) -> list[Any]
     return [prediction.labels[best], round(row[best], 6), *(round(score, 6) for score in row)]
 
 
-def predict_file(
-    classifier: inference.Classifier,
-    input_path: str | os.PathLike[str],
-    output_path: str | os.PathLike[str],
-    text_column: str,
-    max_length: int | None = None,
-    progress: bool = True,
-) -> BatchReport:
-    """Predict every row of a CSV/TSV/JSONL file; the output keeps the input columns."""
+@dataclass
+class TextFile:
+    """The rows of a file to predict, read (and checked) before the model is loaded."""
+
+    source: Path
+    table: Table
+    texts: list[str]
+
+
+@dataclass
+class LabelledFile:
+    """The labelled rows to evaluate, read (and checked) before the model is loaded."""
+
+    source: Path
+    examples: list[Example]
+
+
+def read_texts(input_path: str | os.PathLike[str], text_column: str) -> TextFile:
+    """Read a CSV/TSV/JSONL file (or the one inside a folder) and its texts.
+
+    A file without rows is an error rather than an output with only a header: there is nothing
+    to predict, and an empty output would pass for a successful run in a pipeline."""
     source = resolve_data_file(input_path)
     table = read_table(source)
-    require_columns(table.columns, (text_column,), source)
+    for warning in table.warnings:  # e.g. rows whose fields are all empty, skipped
+        logger.warning(warning)
     if not table.rows:
-        raise DataFormatError(f"{source}: no rows to predict (only a header line)")
+        what = "only a header line" if table.columns else "the file is empty"
+        raise DataFormatError(f"{source}: no rows to predict ({what})")
+    require_columns(table.columns, (text_column,), source)
     texts = []
     for row in table.rows:
-        text = row.values[text_column]
+        text = row.values.get(text_column)
         if not isinstance(text, str):
             raise DataFormatError(
                 f"{source}: line {row.line}: column {text_column!r} must hold text, got {text!r}"
             )
         texts.append(text)
-    prediction = classify(classifier, texts, max_length, progress)
-    report = BatchReport(
-        len(texts),
-        [row.line for row, text in zip(table.rows, texts, strict=True) if not text.strip()],
-        prediction.truncated,
-        max_length or classifier.max_length,
-    )
-    added = prediction_columns(prediction.labels)
-    clash = sorted(set(added) & set(table.columns))
+    return TextFile(source, table, texts)
+
+
+def predict_texts(
+    classifier: inference.Classifier,
+    data: TextFile,
+    output_path: str | os.PathLike[str],
+    max_length: int | None = None,
+    progress: bool = True,
+) -> BatchReport:
+    """Predict every row of ``data``; the output keeps the input columns."""
+    added = prediction_columns(classifier.labels)
+    clash = sorted(set(added) & set(data.table.columns))
     if clash:
-        raise DataFormatError(f"{source}: input already has output column(s) {clash}; rename them")
+        raise DataFormatError(f"{data.source}: input already has output column(s) {clash}; rename them")
+    prediction = classify(classifier, data.texts, max_length, progress)
     records = [
         {**row.values, **dict(zip(added, prediction_values(prediction, i), strict=True))}
-        for i, row in enumerate(table.rows)
+        for i, row in enumerate(data.table.rows)
     ]
-    write_records(output_path, [*table.columns, *added], records)
-    return report
+    write_records(output_path, [*data.table.columns, *added], records)
+    lines = [row.line for row in data.table.rows]
+    return _report(classifier, prediction, data.texts, lines, max_length)
 
 
-def evaluate_file(
-    classifier: inference.Classifier,
+def read_labelled(
     data_path: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
     text_column: str,
     label_column: str,
     label_names: Sequence[str],
-    max_length: int | None = None,
-    progress: bool = True,
     label_format: str = "auto",
-) -> dict[str, Any]:
-    """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics.
+) -> LabelledFile:
+    """Read the labelled rows of a file (or of the one inside a folder).
 
-    ``label_format`` says how the file's label values read (see [data].label_format)."""
-    if list(classifier.labels) != list(label_names):
-        raise ModelLabelsError(
-            f"the model's labels {classifier.labels} differ from the configured label names "
-            f"{list(label_names)}; evaluate with the configuration the model was trained with"
-        )
+    Empty texts are kept: they are scored like any other (an endpoint gets them too) and
+    reported with their line numbers, where training skips them."""
     source = resolve_data_file(data_path)
-    # Empty texts are scored like any other (an endpoint gets them too) and reported, not dropped.
     examples = load_examples(
         source, text_column, label_column, label_names, skip_empty=False, label_format=label_format
     )
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
-    prediction = classify(classifier, [e.text for e in examples], max_length, progress, "evaluate")
+    return LabelledFile(source, examples)
+
+
+def evaluate_examples(
+    classifier: inference.Classifier,
+    data: LabelledFile,
+    out_dir: str | os.PathLike[str],
+    text_column: str,
+    label_names: Sequence[str],
+    max_length: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics."""
+    if list(classifier.labels) != list(label_names):
+        raise ModelLabelsError(
+            f"the model's labels {classifier.labels} differ from the configured label names "
+            f"{list(label_names)}; evaluate with the configuration the model was trained with"
+        )
+    examples = data.examples
+    texts = [e.text for e in examples]
+    prediction = classify(classifier, texts, max_length, progress, "evaluate")
     predicted = [max(range(len(row)), key=row.__getitem__) for row in prediction.scores]
     metrics = compute_metrics([e.label for e in examples], predicted, label_names)
-    metrics["data"] = str(source)
-    report = BatchReport(
-        len(examples),
-        [e.line for e in examples if not e.text.strip()],
-        prediction.truncated,
-        max_length or classifier.max_length,
-    )
+    metrics["data"] = str(data.source)
+    report = _report(classifier, prediction, texts, [e.line for e in examples], max_length)
     metrics["empty_texts"] = len(report.empty_lines)
+    metrics["empty_text_lines"] = report.empty_lines
     metrics["truncated_texts"] = report.truncated
+    metrics["max_length"] = report.max_length
     metrics["notes"] = report.notes()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +226,17 @@ def evaluate_file(
     wrong.sort(key=lambda record: -record["score"])
     write_records(out / "misclassified.csv", columns, wrong)
     return metrics
+
+
+def _report(
+    classifier: inference.Classifier,
+    prediction: inference.Prediction,
+    texts: Sequence[str],
+    lines: Sequence[int],
+    max_length: int | None,
+) -> BatchReport:
+    empty = [line for line, text in zip(lines, texts, strict=True) if not text.strip()]
+    return BatchReport(len(texts), empty, prediction.truncated, max_length or classifier.max_length)
 
 
 def write_records(

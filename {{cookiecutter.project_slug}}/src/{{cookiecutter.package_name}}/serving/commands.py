@@ -7,9 +7,13 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ProjectConfig, load_config
 from ..training.runs import LATEST_FILE, latest_model_dir
+
+if TYPE_CHECKING:
+    from . import inference
 
 logger = logging.getLogger(__name__)
 
@@ -158,20 +162,15 @@ def _usage_error(error: Exception) -> Exception:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .batch import OUTPUT_SUFFIXES, load_classifier, predict_file
+    from .batch import OUTPUT_SUFFIXES, predict_texts, read_texts
 
+    # Cheapest first: the arguments, then the data file, and only then the model.
     _check_run_options(args, "predict", OUTPUT_SUFFIXES)
     config = _with_defaults(args)
     out = args.out or _default_output(args.file)
-    classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size, args.quantize)
-    report = predict_file(
-        classifier,
-        args.file,
-        out,
-        args.text_column or config.data.text_column,
-        args.max_length,
-        progress=not args.no_progress,
-    )
+    data = read_texts(args.file, args.text_column or config.data.text_column)
+    classifier = _load_classifier(args, config)
+    report = predict_texts(classifier, data, out, args.max_length, progress=not args.no_progress)
     print(f"wrote {report.rows} predictions to {out}")
     for note in report.notes():
         print(f"note: {note}")
@@ -179,23 +178,36 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .batch import ModelLabelsError, evaluate_file, load_classifier
+    from .batch import ModelLabelsError, evaluate_examples, read_labelled
 
     _check_run_options(args, "evaluate")
     config = _with_defaults(args, EVALUATION_DIR)
-    data = args.file or Path(config.data.prepared_dir) / "test"
-    classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size, args.quantize)
+    if args.file is None:
+        args.file = Path(config.data.prepared_dir) / "test"
+        if not args.file.exists():
+            raise _usage_error(
+                ValueError(
+                    f"evaluate: no prepared test split at {args.file}; run `data prepare` first "
+                    "or pass a labelled file"
+                )
+            )
+    data = read_labelled(
+        args.file,
+        config.data.text_column,
+        config.data.label_column,
+        config.data.label_names,
+        _label_format(args.file, config),
+    )
+    classifier = _load_classifier(args, config)
     try:
-        metrics = evaluate_file(
+        metrics = evaluate_examples(
             classifier,
             data,
             args.out,
             config.data.text_column,
-            config.data.label_column,
             config.data.label_names,
             args.max_length,
             progress=not args.no_progress,
-            label_format=_label_format(data, config),
         )
     except ModelLabelsError as error:
         raise _usage_error(error) from None
@@ -207,6 +219,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"wrote metrics.json, confusion_matrix.png and misclassified.csv to {args.out}")
     return 0
+
+
+def _load_classifier(args: argparse.Namespace, config: ProjectConfig) -> inference.Classifier:
+    """The model for predict/evaluate, with --max-length checked against its token limit."""
+    from .batch import load_classifier
+
+    classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size, args.quantize)
+    if args.max_length is not None and args.max_length > classifier.max_length:
+        raise _usage_error(
+            ValueError(
+                f"{args.group}: --max-length {args.max_length} exceeds the model's limit of "
+                f"{classifier.max_length} tokens"
+            )
+        )
+    return classifier
 
 
 def _label_format(data: Path, config: ProjectConfig) -> str:

@@ -41,11 +41,16 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
     if not folder.is_dir():
         raise PackageError(f"{folder}: model folder not found")
     candidates = [p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES and p.name not in SKIPPED_FILES]
-    # Links are followed (a Hugging Face cache snapshot is all links into blobs/); one that
-    # leads nowhere would silently drop a file, so it is an error.
-    broken = sorted(p.name for p in candidates if p.is_symlink() and not p.exists())
+    # Links are followed (a Hugging Face cache snapshot is all links into blobs/) and archived
+    # as the files they point to. One that leads nowhere, or to a folder or device, would
+    # silently drop a file, so it is an error.
+    links = [p for p in candidates if p.is_symlink()]
+    broken = sorted(p.name for p in links if not p.exists())
     if broken:
         raise PackageError(f"{folder}: broken link(s) {', '.join(broken)}: their targets do not exist")
+    odd = sorted(f"{p.name} -> {p.resolve()}" for p in links if not p.is_file())
+    if odd:
+        raise PackageError(f"{folder}: link(s) to something other than a regular file: {', '.join(odd)}")
     files = sorted(path for path in candidates if path.is_file())
     names = {path.name for path in files}
     if "config.json" not in names:
