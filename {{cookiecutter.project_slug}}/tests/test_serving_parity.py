@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import labelled_records
 
-from nsmc_sentiment_classifier.aws import images
-from nsmc_sentiment_classifier.serving import batch, inference, package
+from nsmc_sentiment_classifier.serving import batch, container, inference, package
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON", "")
 pytestmark = pytest.mark.skipif(
@@ -141,10 +140,9 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
         text=True,
         check=True,
     ).stdout.strip()
-    tested = images.TESTED_INFERENCE
-    assert version == tested.transformers, (
-        f"PARITY_PYTHON has transformers {version}, but deploy's default image is "
-        f"{tested.describe()} (aws/images.py TESTED_INFERENCE): test that image or change the default"
+    assert version == container.CONTAINER_TRANSFORMERS, (
+        f"PARITY_PYTHON has transformers {version}, but deploy's default image has "
+        f"{container.CONTAINER_TRANSFORMERS} (serving/container.py): test that image or change the default"
     )
     toolkit = subprocess.run(
         [
@@ -157,8 +155,8 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
         text=True,
         check=True,
     ).stdout.strip()
-    assert toolkit == images.TESTED_TOOLKIT, (
-        f"PARITY_PYTHON has inference toolkit {toolkit}, deploy's default image has {images.TESTED_TOOLKIT}"
+    assert toolkit == container.CONTAINER_TOOLKIT, (
+        f"PARITY_PYTHON has toolkit {toolkit}; deploy's default image: {container.CONTAINER_TOOLKIT}"
     )
     answers = json.loads((work / "results.json").read_text("utf-8"))
     return requests, answers
