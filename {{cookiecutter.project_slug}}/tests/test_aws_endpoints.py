@@ -427,15 +427,32 @@ def test_failed_deploy_removes_what_it_created(moto_url, cli, model_archive, cap
 
 def test_the_default_inference_image_is_the_tested_pair_and_others_are_flagged(config, caplog):
     import dataclasses
+    import logging
 
     from nsmc_sentiment_classifier.aws.endpoints import inference_versions
-    from nsmc_sentiment_classifier.aws.images import TESTED_INFERENCE
+    from nsmc_sentiment_classifier.aws.images import TESTED_INFERENCE, Versions, check_versions
+    from nsmc_sentiment_classifier.cli import UsageError
 
+    # The pair the container-parity test runs (serving/container.py) has a CPU and a GPU image.
+    for processor in ("cpu", "gpu"):
+        check_versions(TESTED_INFERENCE, "inference", processor)
     assert inference_versions(config) == TESTED_INFERENCE
     assert not caplog.records
-    other = dataclasses.replace(
-        config.sagemaker, inference_transformers_version="4.49.0", inference_pytorch_version="2.6.0"
-    )
-    chosen = inference_versions(dataclasses.replace(config, sagemaker=other))
-    assert chosen.transformers == "4.49.0"
-    assert "not the one the container-parity test covers" in caplog.text
+
+    def with_inference(transformers, pytorch):
+        section = dataclasses.replace(
+            config.sagemaker, inference_transformers_version=transformers, inference_pytorch_version=pytorch
+        )
+        return dataclasses.replace(config, sagemaker=section)
+
+    # Naming the tested pair explicitly is not a warning; another pair is, in one line.
+    tested = with_inference(TESTED_INFERENCE.transformers, TESTED_INFERENCE.pytorch)
+    assert inference_versions(tested) == TESTED_INFERENCE
+    assert not caplog.records
+    chosen = inference_versions(with_inference("5.5.3", "2.6.0"))
+    assert chosen == Versions("5.5.3", "2.6.0", config.sagemaker.py_version)
+    [warning] = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert "not the one the container-parity test covers" in warning.getMessage()
+    assert "\n" not in warning.getMessage()
+    with pytest.raises(UsageError, match="or neither"):
+        inference_versions(with_inference("5.5.3", ""))

@@ -1,13 +1,16 @@
 """Container parity: the packaged model.tar.gz under the inference toolkit's own handler service.
 
-Needs a separate virtualenv pinned like the Hugging Face inference container (transformers
-4.51.3, sagemaker-huggingface-inference-toolkit 2.6.0, which does not import with transformers
-5); point PARITY_PYTHON at its python. The template's ``.ci/parity-env.sh VENV`` builds one.
+Needs a separate virtualenv pinned like the Hugging Face inference image that `sagemaker deploy`
+and `batch-transform` use by default (serving/container.py: transformers 4.51.3 with
+sagemaker-huggingface-inference-toolkit 2.6.0, which does not import with transformers 5); point
+PARITY_PYTHON at its python. The template's ``.ci/parity-env.sh VENV`` builds one. A test fails
+when that virtualenv and the default image drift apart.
 """
 
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
 import os
@@ -21,21 +24,23 @@ from conftest import labelled_records
 from nsmc_sentiment_classifier.serving import batch, container, inference, package
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON", "")
-pytestmark = pytest.mark.skipif(
+needs_parity_python = pytest.mark.skipif(
     not PARITY_PYTHON,
     reason="set PARITY_PYTHON to the python of a venv pinned like the inference container "
-    "(transformers 4.51.3 + sagemaker-huggingface-inference-toolkit 2.6.0)",
+    f"(transformers {container.CONTAINER_TRANSFORMERS} + sagemaker-huggingface-inference-toolkit "
+    f"{container.CONTAINER_TOOLKIT}; README: Container parity)",
 )
+PROJECT = Path(__file__).resolve().parents[1]
 
 JSON, CSV, JSONL = "application/json", "text/csv", "application/jsonlines"
 CONTAINER_LIMITS = {"INFERENCE_MAX_TEXTS": "50", "INFERENCE_MAX_BODY_BYTES": "20000"}
 
 
-def csv_body(texts):
+def csv_body(texts, with_id=True):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "inputs"])
-    writer.writerows(enumerate(texts))
+    writer.writerow(["id", "inputs"] if with_id else ["inputs"])
+    writer.writerows([number, text] if with_id else [text] for number, text in enumerate(texts))
     return buffer.getvalue()
 
 
@@ -47,25 +52,49 @@ def texts(config):
 
 
 BOM = "\ufeff"
-# Accept headers with wildcards, lists and parameters: both sides answer the same body; locally
-# the Content-Type is the concrete type, while the container's toolkit (2.6.0,
-# handler_service.handle) echoes the Accept header as the Content-Type, except "*/*" and none.
-ACCEPTS = ["application/*", "text/csv, application/json;q=0.5", "application/json; charset=utf-8", "text/*"]
+# Accept headers with wildcards, lists and parameters. Both sides answer the same body (the first
+# supported type, as inference.response_type picks it); the local server labels it with that
+# concrete type, while the container's toolkit labels it with the Accept header as sent (see
+# container_content_type).
+ACCEPTS = [
+    None,
+    "*/*",
+    "application/*",
+    "text/*",
+    "text/csv, application/json;q=0.5",
+    "application/json; charset=utf-8",
+    "application/json, text/csv",
+]
+
+
+def container_content_type(accept):
+    """The Content-Type the inference toolkit 2.6.0 answers with: handler_service.handle replaces
+    only a missing Accept or "*/*" (by application/json) and then calls
+    context.set_response_content_type(0, accept) after the handlers ran, so output_fn cannot
+    choose it."""
+    return JSON if not accept or accept == "*/*" else accept
 
 
 def edge_cases(texts):
-    body = json.dumps({"inputs": texts[:3]}, ensure_ascii=False)
+    """(content type, accept, body) that the local server and the container must answer alike."""
+    three = texts[:3]
+    body = json.dumps({"inputs": three}, ensure_ascii=False)
+    jsonl = "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in three)
+    # A UTF-8 byte-order mark, as spreadsheet exports write it. The toolkit decodes exactly
+    # "application/json" and "text/csv" bodies itself, with .decode("utf-8"), which keeps the
+    # mark; any other type (a charset parameter included) reaches input_fn as bytes.
     byte_order_marked = [
         (JSON, JSON, BOM + body),
-        (CSV, CSV, BOM + csv_body(texts[:3])),
-        (
-            JSONL,
-            JSONL,
-            BOM + "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in texts[:3]),
-        ),
+        (JSON + "; charset=utf-8", JSON, BOM + body),
+        # "inputs" first: the mark sticks to the first header cell.
+        (CSV, CSV, BOM + csv_body(three, with_id=False)),
+        (CSV, CSV, BOM + csv_body(three)),
+        (JSONL, JSONL, BOM + jsonl),
         ("text/plain", JSON, BOM + texts[2]),
     ]
-    return byte_order_marked + [(JSON, accept, body) for accept in ACCEPTS]
+    accepts = [(JSON, accept, body) for accept in ACCEPTS]
+    refused = [(JSON, "image/png", body), (JSON, "text/html, image/*", body)]
+    return byte_order_marked + accepts + refused
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +139,12 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
     ]
     requests += [{"content_type": ct, "accept": JSON, "body": body} for ct, body in bad]
     requests.append({"content_type": JSON, "accept": "image/png", "body": '{"inputs": "a"}'})
-    # Edge cases where the local server and the container must agree (see EDGE_CASES).
+    # Edge cases where the local server and the container must agree (see edge_cases).
     requests += [
         {"content_type": ct, "accept": accept, "body": body} for ct, accept, body in edge_cases(texts)
     ]
     (work / "requests.json").write_text(json.dumps(requests, ensure_ascii=False), "utf-8")
     harness = Path(__file__).with_name("parity_harness.py")
-    # A clean environment: nothing of this project's (transformers 5) site on the path.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "OMP_NUM_THREADS": "1", **CONTAINER_LIMITS}
     result = subprocess.run(
         [
             PARITY_PYTHON,
@@ -127,39 +154,58 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
             str(work / "results.json"),
         ],
         cwd=work,
-        env=env,
+        env=parity_environment(work),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, f"toolkit harness failed:\n{result.stdout}\n{result.stderr}"
-    version = subprocess.run(
-        [PARITY_PYTHON, "-c", "import transformers; print(transformers.__version__)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert version == container.CONTAINER_TRANSFORMERS, (
-        f"PARITY_PYTHON has transformers {version}, but deploy's default image has "
-        f"{container.CONTAINER_TRANSFORMERS} (serving/container.py): test that image or change the default"
-    )
-    toolkit = subprocess.run(
-        [
-            PARITY_PYTHON,
-            "-c",
-            "import importlib.metadata as m; print(m.version('sagemaker-huggingface-inference-toolkit'))",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert toolkit == container.CONTAINER_TOOLKIT, (
-        f"PARITY_PYTHON has toolkit {toolkit}; deploy's default image: {container.CONTAINER_TOOLKIT}"
-    )
     answers = json.loads((work / "results.json").read_text("utf-8"))
     return requests, answers
+
+
+def parity_environment(home):
+    """A clean environment: nothing of this project's (transformers 5) site on the path."""
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "OMP_NUM_THREADS": "1", **CONTAINER_LIMITS}
+
+
+def test_the_documents_name_the_default_inference_image():
+    """README (and with SageMaker, config.toml and docs/sagemaker.md) state the pair of
+    serving/container.py."""
+    transformers, toolkit = container.CONTAINER_TRANSFORMERS, container.CONTAINER_TOOLKIT
+    readme = (PROJECT / "README.md").read_text("utf-8")
+    for pin in (f"transformers=={transformers}", f"sagemaker-huggingface-inference-toolkit=={toolkit}"):
+        assert pin in readme, f"README.md: the parity virtualenv recipe should pin {pin}"
+    # config.toml's SageMaker table and docs/sagemaker.md exist only with the SageMaker part.
+    with_sagemaker = (PROJECT / "docs" / "sagemaker.md").exists()
+    for name in ("README.md", *(("config.toml", "docs/sagemaker.md") if with_sagemaker else ())):
+        text = (PROJECT / name).read_text("utf-8")
+        for statement in (f"transformers {transformers}", f"toolkit {toolkit}"):
+            assert statement in text, f"{name} should name the default inference image: {statement!r}"
+
+
+@needs_parity_python
+def test_the_parity_environment_runs_the_default_inference_image(tmp_path):
+    """deploy and batch-transform use the image of serving/container.py unless config.toml names
+    another; this test is only worth its name if it runs that image's transformers and toolkit."""
+    script = (
+        "import importlib.metadata as m, transformers; "
+        "print(transformers.__version__, m.version('sagemaker-huggingface-inference-toolkit'))"
+    )
+    found = subprocess.run(
+        [PARITY_PYTHON, "-c", script],
+        env=parity_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    default = [container.CONTAINER_TRANSFORMERS, container.CONTAINER_TOOLKIT]
+    assert found == default, (
+        f"PARITY_PYTHON runs transformers {found[0]} with inference toolkit {found[1]}, but the "
+        f"default inference image of deploy and batch-transform (serving/container.py) has "
+        f"transformers {default[0]} with toolkit {default[1]}: rebuild the parity virtualenv for "
+        f"that image, or change the default"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +228,7 @@ def assert_same(container, ours):
             assert_same(theirs, mine)
 
 
+@needs_parity_python
 def test_json_and_text_requests_match_local_predictions(container_answers, local):
     requests, answers = container_answers
     for index in (0, 1, 2, 3, 6):
@@ -190,6 +237,7 @@ def test_json_and_text_requests_match_local_predictions(container_answers, local
         assert_same(json.loads(answers[index]["body"]), json.loads(local_answer(local, requests[index])))
 
 
+@needs_parity_python
 def test_container_matches_the_local_batch_prediction(container_answers, local, texts):
     _, answers = container_answers
     container = json.loads(answers[2]["body"])
@@ -200,26 +248,33 @@ def test_container_matches_the_local_batch_prediction(container_answers, local, 
             assert abs(by_label[label] - score) <= 1e-4
 
 
-def test_csv_and_jsonlines_match(container_answers, local, texts, config):
+def assert_same_body(media_type, container, ours):
+    """Two answers in ``media_type``: same labels, scores within 1e-4."""
+    if media_type == CSV:
+        theirs, mine = (list(csv.DictReader(io.StringIO(body))) for body in (container, ours))
+        assert len(theirs) == len(mine)
+        for container_row, local_row in zip(theirs, mine, strict=True):
+            assert container_row.keys() == local_row.keys()
+            assert container_row.pop("label") == local_row.pop("label")
+            for column, score in local_row.items():
+                assert abs(float(container_row[column]) - float(score)) <= 1e-4, column
+    elif media_type == JSONL:
+        assert_same(*([json.loads(line) for line in body.splitlines()] for body in (container, ours)))
+    else:
+        assert_same(json.loads(container), json.loads(ours))
+
+
+@needs_parity_python
+def test_csv_and_jsonlines_match(container_answers, local, texts):
     requests, answers = container_answers
-    csv_answer, jsonl_answer = answers[4], answers[5]
-    assert csv_answer["status"] == 200 and csv_answer["content_type"] == CSV
-    theirs = list(csv.DictReader(io.StringIO(csv_answer["body"])))
-    mine = list(csv.DictReader(io.StringIO(local_answer(local, requests[4]))))
-    assert len(theirs) == len(mine) == len(texts)
-    for container_row, local_row in zip(theirs, mine, strict=True):
-        assert container_row["label"] == local_row["label"]
-        for column in ("score", *(f"score_{n}" for n in config.data.label_names)):
-            assert abs(float(container_row[column]) - float(local_row[column])) <= 1e-4
-    assert jsonl_answer["status"] == 200 and jsonl_answer["content_type"] == JSONL
-    lines = jsonl_answer["body"].splitlines()
-    assert len(lines) == len(texts)
-    assert_same(
-        [json.loads(line) for line in lines],
-        [json.loads(line) for line in local_answer(local, requests[5]).splitlines()],
-    )
+    for index, media_type in ((4, CSV), (5, JSONL)):
+        answer = answers[index]
+        assert answer["status"] == 200 and answer["content_type"] == media_type, answer
+        assert len(answer["body"].splitlines()) == len(texts) + (media_type == CSV)
+        assert_same_body(media_type, answer["body"], local_answer(local, requests[index]))
 
 
+@needs_parity_python
 def test_bad_requests_are_4xx_with_a_reason(container_answers):
     _, answers = container_answers
     reasons = [
@@ -240,25 +295,46 @@ def test_bad_requests_are_4xx_with_a_reason(container_answers):
         assert reason in answer["body"], (reason, answer["body"])
 
 
-def test_byte_order_marks_and_accept_variants_agree_with_the_local_server(container_answers, local, texts):
+def local_server_answer(port, request):
+    """The request over HTTP to `serve`'s server: {"status", "content_type", "body"}."""
+    headers = {"Content-Type": request["content_type"]}
+    if request["accept"] is not None:
+        headers["Accept"] = request["accept"]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", "/invocations", request["body"].encode("utf-8"), headers)
+        response = connection.getresponse()
+        body = response.read().decode("utf-8")
+        return {"status": response.status, "content_type": response.getheader("Content-Type"), "body": body}
+    finally:
+        connection.close()
+
+
+def media_type(content_type):
+    return content_type.split(";", 1)[0].strip()
+
+
+@needs_parity_python
+def test_byte_order_marks_and_accept_variants_agree_with_the_local_server(
+    container_answers, live_server, tiny_model_dir, texts
+):
+    # The byte-order-mark cases need inference.input_fn to drop a leading U+FEFF from a body
+    # the toolkit already decoded (a str), as it does for bytes ("utf-8-sig").
     requests, answers = container_answers
     cases = edge_cases(texts)
-    for request, answer in zip(requests[-len(cases) :], answers[-len(cases) :], strict=True):
-        assert answer["status"] == 200, (request["content_type"], request["accept"], answer)
-        ours = local_answer(local, request)
+    _, port = live_server(tiny_model_dir)
+    for request, container_answer in zip(requests[-len(cases) :], answers[-len(cases) :], strict=True):
+        ours = local_server_answer(port, request)
+        case = (request["content_type"], request["accept"], container_answer, ours)
+        assert container_answer["status"] // 100 == ours["status"] // 100, case
+        if ours["status"] != 200:
+            assert container_answer["status"] == 400 and ours["status"] == 406, case
+            assert "unsupported Accept" in container_answer["body"], case
+            assert "unsupported Accept" in ours["body"], case
+            continue
         concrete = inference.response_type(request["accept"])
-        if request["accept"] in ACCEPTS:
-            assert answer["content_type"] == request["accept"], "toolkit 2.6.0 echoes Accept"
-        else:
-            assert answer["content_type"] == concrete
-        if concrete == CSV:
-            theirs_rows = list(csv.DictReader(io.StringIO(answer["body"])))
-            ours_rows = list(csv.DictReader(io.StringIO(ours)))
-            assert [r["label"] for r in theirs_rows] == [r["label"] for r in ours_rows]
-        elif concrete == JSONL:
-            assert_same(
-                [json.loads(line) for line in answer["body"].splitlines()],
-                [json.loads(line) for line in ours.splitlines()],
-            )
-        else:
-            assert_same(json.loads(answer["body"]), json.loads(ours))
+        assert media_type(ours["content_type"]) == concrete, case
+        # The container labels the same body with the Accept header as sent (see
+        # container_content_type): send a concrete Accept to get a concrete Content-Type.
+        assert container_answer["content_type"] == container_content_type(request["accept"]), case
+        assert_same_body(concrete, container_answer["body"], ours["body"])
