@@ -177,44 +177,23 @@ def int8_vs_fp32(args: argparse.Namespace, fp32, fp32_prediction, texts: list[st
         "int8": lambda items: batch.classify(int8, items, progress=False),
     }
     rates: dict[str, list[float]] = {"fp32": [], "int8": []}
-    cpu_rates: dict[str, list[float]] = {"fp32": [], "int8": []}
     outputs = {"fp32": fp32_prediction, "int8": None}
     for _ in range(args.repeats):  # alternated; the best run of each is the least disturbed
         for name, run in runners.items():
-            rate, cpu_rate, outputs[name] = time_batch(run, texts, args.batch_size)
+            rate, _, outputs[name] = time_batch(run, texts, args.batch_size)
             rates[name].append(rate)
-            cpu_rates[name].append(cpu_rate)
     predicted = {name: [row.index(max(row)) for row in output.scores] for name, output in outputs.items()}
     figures: dict = {
         "fp32_texts_per_s": rates["fp32"],
         "int8_texts_per_s": rates["int8"],
-        "fp32_texts_per_cpu_s": cpu_rates["fp32"],
-        "int8_texts_per_cpu_s": cpu_rates["int8"],
         "speedup_best": max(rates["int8"]) / max(rates["fp32"]),
-        # Each round's int8 run over the fp32 run just before it: load that changes between
-        # rounds (a shared machine) moves these less than the best-of-each ratio.
-        "speedup_per_round": [b / a for a, b in zip(rates["fp32"], rates["int8"], strict=True)],
-        "cpu_speedup_best": max(cpu_rates["int8"]) / max(cpu_rates["fp32"]),
         "same_label": sum(a == b for a, b in zip(predicted["fp32"], predicted["int8"], strict=True))
         / len(texts),
     }
-    runs = lambda name: ", ".join(f"{rate:.1f}" for rate in rates[name])  # noqa: E731
-    print(f"fp32             : {max(rates['fp32']):8.1f} texts/s (runs: {runs('fp32')})")
-    print(f"int8             : {max(rates['int8']):8.1f} texts/s (runs: {runs('int8')})")
-    per_round = ", ".join(f"{ratio:.2f}" for ratio in figures["speedup_per_round"])
-    print(f"int8 speed-up    : {figures['speedup_best']:8.2f}x  (per round: {per_round})")
-    print(
-        f"per CPU-second   : {max(cpu_rates['int8']):.1f} vs {max(cpu_rates['fp32']):.1f} texts = "
-        f"{figures['cpu_speedup_best']:.2f}x"
-    )
+    print(f"fp32             : {max(rates['fp32']):8.1f} texts/s")
+    print(f"int8             : {max(rates['int8']):8.1f} texts/s = {figures['speedup_best']:.2f}x fp32")
     print(f"int8 vs fp32     : same label for {100 * figures['same_label']:.2f}% of texts")
-    # Gold labels as ids (NSMC: 0/1) or as the model's label names (id2label).
-    ids = {name: i for i, name in enumerate(fp32.labels)}
-    labelled = []
-    for i, label in enumerate(gold):
-        text = "" if label is None else str(label).strip()
-        if text in ids or text.isdigit():
-            labelled.append((i, ids[text] if text in ids else int(text)))
+    labelled = [(i, int(label)) for i, label in enumerate(gold) if str(label).strip().lstrip("-").isdigit()]
     if labelled:
         for name in ("fp32", "int8"):
             hits = sum(predicted[name][i] == label for i, label in labelled)

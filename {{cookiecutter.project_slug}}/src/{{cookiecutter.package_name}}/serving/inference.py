@@ -189,55 +189,26 @@ def load_model(model_dir: str, quantize: str = "none") -> Classifier:
 
 
 def _quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantization of the linear layers (weights int8, activations per batch).
-
-    On CPUs with AVX-512 VNNI every linear layer but the one that outputs the logits is
-    quantized, weights per output channel and activations over the full 8-bit range. Elsewhere
-    activations get 7 bits and the down-projections (more inputs than outputs: a feed-forward
-    block's second layer, the classifier's last one) stay in float."""
-    # Without VNNI the int8 kernels add pairs of products in 16 bits, which 8-bit activations can
-    # overflow; torch's dynamic Linear therefore always quantizes activations to 7 bits. The
-    # down-projections read the activation function's long-tailed outputs, which 7 bits
-    # represent badly: on 3,000 NSMC texts (fine-tuned multilingual-E5-small) quantizing them
-    # too cost 0.8 accuracy points, keeping them in float 0.1, at 1.65x fp32 speed. VNNI adds in
-    # 32 bits, so there the full range is safe: every layer quantized, +0.1 points (98.4% same
-    # labels as fp32) at 2.2-2.3x fp32 speed (BENCHMARKS.md). The logits layer (num_labels
-    # outputs) costs next to nothing, so it stays in float either way.
+    """Dynamic int8 quantization of the linear layers (weights int8, activations per batch),
+    except the down-projections (more inputs than outputs: a feed-forward block's second layer,
+    the classifier's last one), which stay in float."""
+    # The down-projections read the activation function's long-tailed outputs, which one int8
+    # scale per batch represents badly: quantizing them too cost 0.8 accuracy points on NSMC
+    # (multilingual-E5-small), keeping them in float 0.1 (BENCHMARKS.md).
     # torch.ao's eager API is the one that exists in every torch the containers ship (2.6 and
     # newer) without extra packages, and is fast on CPU without compilation; newer torch marks
     # it deprecated in favour of torchao, which the inference image does not have.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-        from torch.ao.quantization import (
-            default_dynamic_qconfig,
-            per_channel_dynamic_qconfig,
-            quantize_dynamic,
-        )
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-        vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)
-        full_range = torch.backends.quantized.engine in ("x86", "fbgemm", "onednn") and vnni()
-        qconfig = per_channel_dynamic_qconfig if full_range else default_dynamic_qconfig
         layers = {
-            name: qconfig
+            name: default_dynamic_qconfig
             for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear)
-            and module.out_features != model.config.num_labels
-            and (full_range or module.in_features <= module.out_features)
+            if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features
         }
-        model = quantize_dynamic(model, layers, dtype=torch.qint8)
-
-    def forward(self: Any, x: torch.Tensor) -> torch.Tensor:
-        # DynamicLinear.forward for int8 weights, with 8-bit instead of 7-bit activations.
-        packed = self._packed_params._packed_params
-        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
-
-    if full_range:
-        for module in model.modules():
-            if isinstance(module, DynamicLinear):
-                module.forward = forward.__get__(module)
-    return model
+        return quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 def _load_tokenizer(model_dir: str) -> Any:
