@@ -245,11 +245,11 @@ def write_records(
     """Write CSV, TSV (.tsv/.txt) or JSON Lines by the file's extension."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise DataFormatError(f"{path}: output must end in {', '.join(OUTPUT_SUFFIXES)}")
     if suffix in (".jsonl", ".json"):
         write_jsonl(path, records)
         return
-    if suffix not in (".csv", ".tsv", ".txt"):
-        raise DataFormatError(f"{path}: output must end in .csv, .tsv, .txt or .jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
     # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:

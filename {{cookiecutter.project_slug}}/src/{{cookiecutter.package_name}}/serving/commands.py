@@ -96,13 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds a request may take before it gets 503 (default: %(default)s; SageMaker "
         "ends invocations at 60 s)",
     )
-    serve.add_argument(
-        "--quantize",
-        choices=("none", "int8"),
-        default=os.environ.get("INFERENCE_QUANTIZE", "none"),
-        help="int8: dynamic int8 quantization of the linear layers on CPU, faster with a small "
-        "accuracy cost (see BENCHMARKS.md) (default: INFERENCE_QUANTIZE or none)",
-    )
+    _add_quantize_option(serve, os.environ.get("INFERENCE_QUANTIZE", "none"), "INFERENCE_QUANTIZE or none")
     serve.set_defaults(handler=run_serve)
 
     package = subparsers.add_parser(
@@ -126,14 +120,18 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="truncate texts to this many tokens (default: the model's tokenizer limit)",
     )
+    _add_quantize_option(parser, "none", "none")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_quantize_option(parser: argparse.ArgumentParser, default: str, shown_default: str) -> None:
     parser.add_argument(
         "--quantize",
         choices=("none", "int8"),
-        default="none",
+        default=default,
         help="int8: dynamic int8 quantization of the linear layers on CPU, faster with a small "
-        "accuracy cost (see BENCHMARKS.md) (default: %(default)s)",
+        f"accuracy cost (see BENCHMARKS.md) (default: {shown_default})",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _check_run_options(args: argparse.Namespace, command: str, output_suffixes: Sequence[str] = ()) -> None:

@@ -247,8 +247,7 @@ class Scheduler:
             scores = inference.score_batch(self.classifier, [row for _, _, ids in parts for row in ids])
         except Exception:
             if len(parts) == 1:
-                raise_for = parts[0][0]
-                self._fail(raise_for, RuntimeError("the model failed on this request's texts"), log=True)
+                self._fail(parts[0][0], RuntimeError("the model failed on this request's texts"), log=True)
                 return
             # Score each request on its own, so only the one at fault gets the error.
             for part in parts:
@@ -345,19 +344,20 @@ class App:
         accept = headers.get("accept")
         # Decoding a 6 MiB body takes a while: off the event loop, which serves everyone.
         request = await loop.run_in_executor(None, inference.input_fn, body, headers.get("content-type"))
-        inference.response_type(accept)  # refuse a bad Accept before spending model time
+        media_type = inference.response_type(accept)  # a bad Accept fails before model time
         job = self.scheduler.submit(request, loop, self.options.time_budget)
         prediction = await self._wait(job, receive)
         if prediction is None:
             return 499, f" (client left; {job.work.remaining} text(s) dropped)"
         payload = inference.output_fn(prediction, accept).encode("utf-8")
-        await _send(send, HTTPStatus.OK, payload, inference.response_type(accept))
+        await _send(send, HTTPStatus.OK, payload, media_type)
         cut = f", {prediction.truncated} cut to {job.work.max_length} tokens" if prediction.truncated else ""
         return HTTPStatus.OK, f", {len(request.texts)} text(s){cut}"
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
         limit = self.options.max_body_bytes
         length = headers.get("content-length")
+        declared = int(length) if length is not None else 0  # h11 has checked it is a number
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if length is None and not chunked:
             raise ClientError(
@@ -371,7 +371,7 @@ class App:
                 return None
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > limit or (length is not None and int(length) > limit):
+            if max(len(body), declared) > limit:
                 await self._refuse_large(len(body), more, receive)
         return bytes(body)
 
