@@ -135,6 +135,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="process mode: folder for the /opt/ml tree (default: sagemaker-process in the project folder)",
     )
     train.add_argument(
+        "--python",
+        metavar="EXECUTABLE",
+        help="process mode: the Python that runs the entry point (default: this one), e.g. a "
+        "virtualenv pinned like the training image",
+    )
+    train.add_argument(
         "--track",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -249,6 +255,7 @@ def _train(args: argparse.Namespace) -> int:
         output_path=args.output_path if hosted else None,
         region=args.region,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
+        python=args.python,
     )
     if not hosted and args.output_path:
         import dataclasses

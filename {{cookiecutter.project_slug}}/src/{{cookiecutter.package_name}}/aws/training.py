@@ -95,6 +95,7 @@ class TrainingPlan:
     checkpoint_s3_uri: str = ""
     image: str = ""
     experiment_name: str = ""
+    python: str = ""  # process mode: the interpreter that runs the entry point
 
     @property
     def module(self) -> str:
@@ -180,6 +181,7 @@ def plan_training(
     output_path: str | None = None,
     region: str | None = None,
     checkpoint_s3_uri: str | None = None,
+    python: str | None = None,
 ) -> TrainingPlan:
     """Validate a launch completely offline (instance type, image versions, channels...)."""
     section = config.sagemaker
@@ -234,6 +236,13 @@ def plan_training(
             raise UsageError(f"{name} must be an s3:// URI, got {uri!r}")
     if checkpoint_s3_uri and mode != "hosted":
         raise UsageError("--checkpoint-s3-uri applies to hosted jobs only")
+    if python:
+        if mode != "process":
+            raise UsageError("--python applies to process mode only (--mode process)")
+        found = shutil.which(python)
+        if found is None:
+            raise UsageError(f"--python {python}: no such executable")
+        python = str(Path(found).absolute())  # not resolved: a venv's python is a link
     return TrainingPlan(
         mode=mode,
         entry_point=entry_point,
@@ -251,6 +260,7 @@ def plan_training(
         output_path=(output_path or section.output_path).rstrip("/"),
         checkpoint_s3_uri=(checkpoint_s3_uri or "").rstrip("/"),
         experiment_name=resource_name(section.experiment_name or config.project.slug),
+        python=python or "",
     )
 
 
@@ -568,9 +578,10 @@ def run_process(
     (config_dir / "inputdataconfig.json").write_text(env["SM_INPUT_DATA_CONFIG"])
     (config_dir / "resourceconfig.json").write_text(env["SM_RESOURCE_CONFIG"])
 
+    python = plan.python or sys.executable
     if plan.torchrun or gpus > 1:
         command = [
-            sys.executable,
+            python,
             "-m",
             "torch.distributed.run",
             "--nnodes=1",
@@ -578,7 +589,7 @@ def run_process(
             LAUNCHER,
         ]
     else:
-        command = [sys.executable, LAUNCHER]
+        command = [python, LAUNCHER]
     command += hyperparameter_args(hyperparameters)
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
     child_env.update(env)
