@@ -61,6 +61,75 @@ def _patch_moto() -> None:
             self.algorithm_specification["MetricDefinitions"] = requested
 
     FakeTrainingJob.__init__ = keep_metric_definitions  # type: ignore[method-assign]
+    _add_missing_operations()
+
+
+# Roles whose name contains this are denied every action by the stand-in for
+# iam:SimulatePrincipalPolicy (which moto lacks), so tests can see the SDK's check fail.
+NO_PERMISSIONS = "NoPermissions"
+
+
+def _add_missing_operations() -> None:
+    """Operations moto does not implement, answered as AWS would for the cases tests need."""
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+    from moto.sagemaker.models import sagemaker_backends
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def simulate_principal_policy(self):
+        source = self._get_param("PolicySourceArn")
+        actions = self._get_param("ActionNames", [])
+        decision = "implicitDeny" if NO_PERMISSIONS in source else "allowed"
+        results = [
+            {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": decision}
+            for action in actions
+        ]
+        return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+    IamResponse.simulate_principal_policy = simulate_principal_policy  # type: ignore[attr-defined]
+
+    def stop_training_job(self):
+        name = json.loads(self.body)["TrainingJobName"]
+        job = sagemaker_backends[self.current_account][self.region].training_jobs[name]
+        job.training_job_status = "Stopping"
+        job.secondary_status = "Stopping"
+        return "{}"
+
+    SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
+
+    # moto drops a training job's Environment; AWS keeps and describes it.
+    create, describe = SageMakerResponse.create_training_job, SageMakerResponse.describe_training_job
+
+    def create_training_job(self):
+        result = create(self)
+        environment = self._get_param("Environment")
+        if environment:
+            job = self.sagemaker_backend.training_jobs[self._get_param("TrainingJobName")]
+            job.environment = environment
+        return result
+
+    def describe_training_job(self):
+        result = describe(self)
+        job = self.sagemaker_backend.training_jobs[self._get_param("TrainingJobName")]
+        if getattr(job, "environment", None):
+            result.result["Environment"] = job.environment  # type: ignore[index]
+        return result
+
+    SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
+    SageMakerResponse.describe_training_job = describe_training_job  # type: ignore[method-assign]
+
+
+def set_training_job_status(name: str, region: str, status: str) -> None:
+    """moto completes jobs at once; a test that needs a running job sets it here (server side)."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    for backend in sagemaker_backends.values():
+        jobs = backend[region].training_jobs
+        if name in jobs:
+            jobs[name].training_job_status = status
+            jobs[name].secondary_status = status
+            return
+    raise KeyError(name)
 
 
 def _free_port() -> int:

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -103,14 +104,25 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert all(isinstance(value, str) for value in hps.values())
 
     slug = config.project.slug
+    run_id = summary["TrainingJobName"]
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
     assert {"train", "validation", "test", "code", "sm_drivers"} <= set(channels)
+    # One run id names the job, its data prefix and its checkpoints, all printed at launch.
+    assert run_id.startswith(f"{slug}-")
     for split in ("train", "validation", "test"):
-        assert channels[split].startswith(f"s3://{aws_moto.BUCKET}/{slug}/data/")
-        assert channels[split].endswith(f"/{split}")
+        assert channels[split] == f"s3://{aws_moto.BUCKET}/{slug}/{run_id}/input/{split}"
+        assert f"input {split}: {channels[split]}" in out
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{aws_moto.BUCKET}/{slug}/output"
-    assert job["CheckpointConfig"]["S3Uri"].startswith(f"s3://{aws_moto.BUCKET}/{slug}/checkpoints/")
+    assert job["CheckpointConfig"]["S3Uri"] == f"s3://{aws_moto.BUCKET}/{slug}/{run_id}/checkpoints"
+    assert f"checkpoints: {job['CheckpointConfig']['S3Uri']}" in out
+    assert f"run id {run_id}" in out
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
+    assert tags == {"project": slug, "run-id": run_id}
+    # A hub id goes to the job as it is, and without a tracking server nothing is tracked.
+    assert hps["model_name_or_path"] == config.model.base_model
+    assert "base_model" not in channels
+    assert "MLFLOW_TRACKING_URI" not in job.get("Environment", {})
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
 
@@ -148,13 +160,8 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     # The image's own CUDA builds of torch and transformers must not be replaced.
     assert "accelerate" in names and not names & {"torch", "transformers"}
     assert summary["TrainingJobName"] in out
-
-    # Hosted runs are tracked by default, under an experiment named after the project.
-    [component] = sm.list_trial_components()["TrialComponentSummaries"]
-    described = sm.describe_trial_component(TrialComponentName=component["TrialComponentName"])
-    assert described["Parameters"]["training_job"] == {"StringValue": summary["TrainingJobName"]}
-    assert described["Parameters"]["instance_count"] == {"NumberValue": 2.0}
-    assert described["Parameters"]["image"] == {"StringValue": spec["TrainingImage"]}
+    # SageMaker Experiments (Classic) is retired: tracking is MLflow, from inside the job.
+    assert sm.list_trial_components()["TrialComponentSummaries"] == []
 
 
 @pytest.mark.parametrize(
@@ -170,7 +177,35 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
             ["--role", aws_moto.FAKE_ROLE, "--pytorch-version", "2.8.0"],
             "no Hugging Face training image for transformers 5.3.0 / pytorch 2.8.0 / py312",
         ),
-        (["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.m5.xlarge"], "exists only for gpu instances"),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.m5.xlarge"],
+            "there is no CPU Hugging Face training image",
+        ),
+        (
+            [
+                "--role",
+                aws_moto.FAKE_ROLE,
+                "--transformers-version",
+                "4.28.1",
+                "--pytorch-version",
+                "2.0.0",
+                "--py-version",
+                "py310",
+            ],
+            "cannot run this project's code (transformers 4.28.1 < 4.51, Python py310 < py311",
+        ),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--mlflow", "sqlite:///mlflow.db"],
+            "a hosted job runs in a container and cannot write to a store on this machine",
+        ),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--mlflow", "arn:aws:sagemaker:xx:1:mlflow/x"],
+            "is not a SageMaker MLflow ARN",
+        ),
+        (
+            ["--role", aws_moto.FAKE_ROLE, "--hp", "model_name_or_path=./no-such-model"],
+            "base model ./no-such-model: no such folder",
+        ),
         (
             ["--role", aws_moto.FAKE_ROLE, "--train", "missing/train"],
             "channel 'train': missing/train does not exist",
@@ -227,8 +262,11 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
     importlib.util.find_spec("torch") is None, reason="torch is needed to train in process mode"
 )
 def test_process_mode_trains_through_the_container_contract(
-    moto_url, prepared, cli, pkg, config, tiny_model_dir, tmp_path, capsys
+    moto_url, prepared, cli, pkg, config, tiny_model_dir, tmp_path, capsys, monkeypatch
 ):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = f"sqlite:///{(tmp_path / 'tracking' / 'mlflow.db').as_posix()}"
+    (tmp_path / "tracking").mkdir()
     code = cli.main(
         [
             "sagemaker",
@@ -237,7 +275,8 @@ def test_process_mode_trains_through_the_container_contract(
             "process",
             "--work-dir",
             str(tmp_path / "work"),
-            "--track",
+            "--mlflow",
+            store,
             "--hp",
             f"model_name_or_path={tiny_model_dir}",
             "--hp",
@@ -252,6 +291,11 @@ def test_process_mode_trains_through_the_container_contract(
             "logging_steps=1",
             "--hp",
             "mixed_precision=no",
+            # Two evaluations, so the tracked metrics must be a history, not a final value.
+            "--hp",
+            "eval_strategy=steps",
+            "--hp",
+            "eval_steps=2",
         ]
     )
     captured = capsys.readouterr()
@@ -270,16 +314,189 @@ def test_process_mode_trains_through_the_container_contract(
     assert "eval_accuracy=" in out
     assert f"model: {model_dir}" in out
 
-    # The run was recorded as an experiment named after the project, with params and metrics.
+    # Tracked from INSIDE the entry point, in the MLflow store the launch named: the run is
+    # named after the job (the run id), with its options, every evaluation and the model's place.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name(config.project.slug)
+    assert experiment is not None
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == job_dir.name
+    assert run.info.status == "FINISHED"
+    assert float(run.data.params["epochs"]) == 1
+    assert run.data.params["entry_point"] == "train_hf"
+    history = client.get_metric_history(run.info.run_id, "eval_accuracy")
+    assert len({m.step for m in history}) >= 2, history
+    assert "validation_accuracy" in run.data.metrics
+    assert run.data.tags["model_artifacts"] == str(model_dir)
+    # Nothing went to AWS (no experiments there) nor to the project's own local store.
     sm = aws_moto.client("sagemaker", REGION)
-    experiments = [e["ExperimentName"] for e in sm.list_experiments()["ExperimentSummaries"]]
-    assert experiments == [config.project.slug]
-    components = sm.list_trial_components()["TrialComponentSummaries"]
-    [component] = [c for c in components if c["TrialComponentName"].startswith(config.project.slug)]
-    described = sm.describe_trial_component(TrialComponentName=component["TrialComponentName"])
-    params = described["Parameters"]
-    assert params["epochs"] == {"StringValue": "1"}
-    assert params["entry_point"] == {"StringValue": "train_hf"}
-    assert params["mode"] == {"StringValue": "process"}
-    metrics = {m["MetricName"] for m in described.get("Metrics", [])}
-    assert {"eval_accuracy", "eval_loss"} <= metrics, described.get("Metrics")
+    assert sm.list_experiments()["ExperimentSummaries"] == []
+    assert not (config.root / "mlruns").exists()
+
+
+def _bucket() -> None:
+    aws_moto.client("s3", REGION).create_bucket(
+        Bucket=aws_moto.BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+
+
+def _hosted(cli, *args: str) -> int:
+    return cli.main(
+        ["sagemaker", "train", "--role", aws_moto.FAKE_ROLE, "--bucket", aws_moto.BUCKET, "--no-wait", *args]
+    )
+
+
+def _jobs() -> list[dict]:
+    sm = aws_moto.client("sagemaker", REGION)
+    names = [j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"]]
+    return [sm.describe_training_job(TrainingJobName=name) for name in sorted(names)]
+
+
+def test_local_base_model_is_uploaded_once_and_mounted_as_a_channel(
+    moto_url, prepared, cli, config, tiny_model_dir, capsys, monkeypatch
+):
+    # A dry run shows where the folder will go, not the local path, and touches nothing.
+    code = cli.main(
+        [
+            "sagemaker",
+            "train",
+            "--dry-run",
+            "--role",
+            aws_moto.FAKE_ROLE,
+            "--bucket",
+            aws_moto.BUCKET,
+            "--hp",
+            f"model_name_or_path={tiny_model_dir}",
+        ]
+    )
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0
+    channel = plan["channels"]["base_model"]
+    slug = config.project.slug
+    assert channel.startswith(f"s3://{aws_moto.BUCKET}/{slug}/base-models/")
+    assert "model_name_or_path" not in plan["hyperparameters"]
+    assert str(tiny_model_dir) not in json.dumps(plan["channels"])
+    _nothing_created()
+
+    _bucket()
+    for _ in range(2):
+        assert _hosted(cli, "--hp", f"model_name_or_path={tiny_model_dir}", "--hp", "epochs=1") == 0
+    capsys.readouterr()
+    first, second = _jobs()
+    for job in (first, second):
+        channels = {
+            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]
+        }
+        # The same files are uploaded once and reused (content-addressed).
+        assert channels["base_model"] == channel
+        assert "model_name_or_path" not in job["HyperParameters"]
+        assert job["HyperParameters"]["epochs"] == "1"
+    s3 = aws_moto.client("s3", REGION)
+    key = channel.split(f"s3://{aws_moto.BUCKET}/", 1)[1]
+    listed = s3.list_object_versions(Bucket=aws_moto.BUCKET, Prefix=key).get("Versions", [])
+    names = sorted(o["Key"][len(key) + 1 :] for o in listed)
+    assert "config.json" in names and names.count("config.json") == 1
+
+    # Inside the job, the channel is the base model (whatever config.toml says).
+    from nsmc_sentiment_classifier.training import options
+
+    args = options.build_parser().parse_args([])
+    monkeypatch.setenv("SM_CHANNEL_BASE_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(prepared / "train"))
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(prepared / "validation"))
+    resolved = options.resolve_options(args)
+    assert resolved.model_name_or_path == str(tiny_model_dir)
+
+
+def test_hosted_job_logs_to_a_managed_mlflow_server(moto_url, prepared, cli, config, capsys):
+    _bucket()
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/team"
+    assert _hosted(cli, "--mlflow", arn) == 0
+    out = capsys.readouterr().out
+    [job] = _jobs()
+    assert job["Environment"]["MLFLOW_TRACKING_URI"] == arn
+    assert job["Environment"]["MODEL_OUTPUT_S3_PATH"] == job["OutputDataConfig"]["S3OutputPath"]
+    assert f"MLflow: {arn}" in out
+    # The job installs the plugin that signs requests to a managed tracking server.
+    code_uri = next(
+        c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"] if c["ChannelName"] == "code"
+    )
+    key = code_uri.split(f"s3://{aws_moto.BUCKET}/", 1)[1] + "/requirements.txt"
+    body = aws_moto.client("s3", REGION).get_object(Bucket=aws_moto.BUCKET, Key=key)["Body"].read().decode()
+    assert "sagemaker-mlflow" in body
+
+
+def test_a_role_that_fails_the_permission_check_stops_before_any_upload(
+    moto_url, prepared, cli, capsys, monkeypatch
+):
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "true")
+    role = f"arn:aws:iam::123456789012:role/{aws_moto.NO_PERMISSIONS}"
+    code = cli.main(["sagemaker", "train", "--role", role])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "cannot run SageMaker training jobs: Missing permissions: " in err
+    assert "docs/sagemaker.md" in err
+    s3 = aws_moto.client("s3", REGION)
+    assert all(
+        s3.list_objects_v2(Bucket=b["Name"]).get("KeyCount", 0) == 0 for b in s3.list_buckets()["Buckets"]
+    )
+    assert aws_moto.client("sagemaker", REGION).list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_a_bucket_that_does_not_exist_is_refused_before_anything_else(moto_url, prepared, cli, capsys):
+    code = cli.main(["sagemaker", "train", "--role", aws_moto.FAKE_ROLE, "--bucket", "no-such-bucket-here"])
+    assert code == 2
+    assert "S3 bucket 'no-such-bucket-here' does not exist" in capsys.readouterr().err
+    _nothing_created()
+
+
+def test_local_mode_on_a_cpu_machine_points_to_process_mode(moto_url, prepared, cli, capsys):
+    from nsmc_sentiment_classifier.aws import training
+
+    if training.count_gpus():
+        pytest.skip("a GPU is visible here: local mode picks the GPU image")
+    code = cli.main(["sagemaker", "train", "--mode", "local", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "there is no CPU Hugging Face training image" in err and "--mode process" in err
+
+
+def test_describe_logs_and_stop_a_job_in_its_own_region(moto_url, prepared, cli, config, capsys):
+    _bucket()
+    assert _hosted(cli) == 0
+    capsys.readouterr()
+    [job] = _jobs()
+    name = job["TrainingJobName"]
+
+    assert cli.main(["sagemaker", "describe", name]) == 0
+    out = capsys.readouterr().out
+    assert f"training job {name}: Completed" in out
+    assert f"checkpoints: {job['CheckpointConfig']['S3Uri']}" in out
+    assert cli.main(["sagemaker", "describe", name, "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["tags"] == {"project": config.project.slug, "run-id": name}
+
+    # The job's log lines live in the configured region; AWS_DEFAULT_REGION names another one.
+    logs = aws_moto.client("logs", REGION)
+    now = int(time.time() * 1000)  # CloudWatch drops events older than its retention
+    group, stream = "/aws/sagemaker/TrainingJobs", f"{name}/algo-1-{now // 1000}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": f"step {i}"} for i in range(3)],
+    )
+    assert cli.main(["sagemaker", "logs", name]) == 0
+    assert capsys.readouterr().out.splitlines() == ["step 0", "step 1", "step 2"]
+
+    aws_moto.set_training_job_status(name, REGION, "InProgress")
+    assert cli.main(["sagemaker", "stop", name]) == 0
+    assert f"training job {name}: Stopping" in capsys.readouterr().out
+    assert _jobs()[0]["TrainingJobStatus"] == "Stopping"
+    assert cli.main(["sagemaker", "describe", "no-such-job"]) == 2
+    assert "training job 'no-such-job'" in capsys.readouterr().err

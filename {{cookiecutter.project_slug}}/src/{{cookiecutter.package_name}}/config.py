@@ -75,8 +75,8 @@ class SageMakerSection:
     max_wait_seconds: int = 172800
     volume_size_gb: int = 50
     distribution: str = "auto"
-    track_experiments: bool = True
-    experiment_name: str = ""
+    # MLflow tracking server for training jobs: a SageMaker MLflow ARN or an http(s) URL.
+    mlflow_tracking_server: str = ""
     endpoint_name: str = ""
 
 

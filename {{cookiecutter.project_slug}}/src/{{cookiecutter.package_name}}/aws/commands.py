@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import json
 import logging
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -141,11 +142,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "virtualenv pinned like the training image",
     )
     train.add_argument(
-        "--track",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="record the run in SageMaker Experiments (default: config "
-        "track_experiments for hosted jobs, off for other modes)",
+        "--mlflow",
+        metavar="ARN_OR_URI",
+        help="MLflow tracking server the entry point logs to: a SageMaker MLflow ARN or an "
+        "http(s) URL (process mode: also a local store such as sqlite:///mlflow.db); default: "
+        "config mlflow_tracking_server, then MLFLOW_TRACKING_URI; none: nothing is tracked",
     )
     train.add_argument("--no-wait", action="store_true", help="return once the job is created")
     train.add_argument(
@@ -153,6 +154,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _aws_arguments(train)
     train.set_defaults(handler=_train)
+
+    for verb, text in (
+        ("describe", "status, inputs, checkpoints, model and metrics of a training job"),
+        ("logs", "a training job's CloudWatch log lines (--follow: until it ends)"),
+        ("stop", "stop a running training job"),
+    ):
+        job_parser = commands.add_parser(verb, help=text)
+        job_parser.add_argument("job", help="training job name (= run id, printed at launch)")
+        if verb == "describe":
+            job_parser.add_argument("--json", action="store_true", help="machine-readable output")
+        if verb == "logs":
+            job_parser.add_argument("--follow", action="store_true", help="stream until the job ends")
+        _aws_arguments(job_parser)
+        job_parser.set_defaults(handler={"describe": _describe, "logs": _logs, "stop": _stop}[verb])
 
     deploy = commands.add_parser("deploy", help="deploy a model as a real-time endpoint")
     _model_source_arguments(deploy)
@@ -222,10 +237,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     images.set_defaults(handler=_images)
 
 
+def _tracking_uri(args: argparse.Namespace, section: Any) -> str:
+    import os
+
+    return args.mlflow or section.mlflow_tracking_server or os.environ.get("MLFLOW_TRACKING_URI", "")
+
+
 @_aws_command
 def _train(args: argparse.Namespace) -> int:
     from .images import Versions
-    from .training import detect_local_mode, parse_overrides, plan_training, train
+    from .training import (
+        BASE_MODEL_CHANNEL,
+        detect_local_mode,
+        folder_digest,
+        parse_overrides,
+        plan_training,
+        train,
+    )
 
     config = load_config(args.config)
     section = config.sagemaker
@@ -238,7 +266,6 @@ def _train(args: argparse.Namespace) -> int:
         args.py_version or section.py_version,
     )
     hosted = mode == "hosted"
-    track = args.track if args.track is not None else (section.track_experiments and hosted)
     plan = plan_training(
         config,
         mode=mode,
@@ -256,14 +283,15 @@ def _train(args: argparse.Namespace) -> int:
         region=args.region,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
         python=args.python,
+        tracking_uri=_tracking_uri(args, section),
     )
     if not hosted and args.output_path:
         import dataclasses
 
         plan = dataclasses.replace(plan, output_path=args.output_path)
     settings = None
-    if hosted or track:
-        settings = _settings(args, config, need_role=hosted)
+    if hosted:
+        settings = _settings(args, config, need_role=True)
     elif mode != "process":
         from .session import resolve_settings
 
@@ -277,14 +305,98 @@ def _train(args: argparse.Namespace) -> int:
 
             summary["image"] = image_uri(plan.versions, "training", settings.region, plan.instance_type)
             summary["region"], summary["role"] = settings.region, settings.role
-        summary["track_experiments"] = track
+        if plan.base_model_dir:
+            summary.pop("base_model_dir")
+            if hosted:
+                assert settings is not None
+                bucket = settings.bucket or f"sagemaker-{settings.region}-<account>"
+                digest = folder_digest(Path(plan.base_model_dir))[:16]
+                source = f"s3://{bucket}/{plan.base_job_name}/base-models/{digest}"
+                summary["base_model_upload"] = (
+                    f"{plan.base_model_dir} -> {source} (uploaded once, reused while unchanged)"
+                )
+            else:
+                source = plan.base_model_dir
+            summary["channels"][BASE_MODEL_CHANNEL] = source
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return 0
-    result = train(config, plan, settings, wait=not args.no_wait, track=track, work_dir=args.work_dir)
+    if hosted:
+        from .session import Aws
+
+        assert settings is not None
+        Aws(settings).preflight("training")
+
+    def announce(launch: Any) -> None:
+        print(f"training job {launch.run_id} created (run id {launch.run_id})")
+        for name, uri in sorted(launch.data.items()):
+            print(f"  input {name}: {uri}")
+        print(f"  checkpoints: {launch.checkpoint_uri}")
+        print(f"  model: {launch.output_path.rstrip('/')}/{launch.run_id}/output/model.tar.gz")
+        print(f"  MLflow: {launch.tracking_uri or 'off (no tracking server configured)'}")
+        print(f"  follow it: sagemaker logs {launch.run_id}; stop it: sagemaker stop {launch.run_id}")
+        sys.stdout.flush()
+
+    result = train(config, plan, settings, wait=not args.no_wait, work_dir=args.work_dir, on_launch=announce)
     print(f"{result.mode} training {result.job_name}: {result.status or 'created'}")
     print(f"model: {result.model_location}")
     for name, value in sorted(result.metrics.items()):
         print(f"  {name}={value:g}")
+    return 0
+
+
+@_aws_command
+def _describe(args: argparse.Namespace) -> int:
+    from .jobs import describe_job
+    from .session import Aws
+
+    config = load_config(args.config)
+    info = describe_job(Aws(_settings(args, config, need_role=False)), args.job)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(info), indent=2, ensure_ascii=False))
+        return 0
+    print(f"training job {info.name}: {info.status} ({info.secondary_status})")
+    if info.failure_reason:
+        print(f"  failure: {info.failure_reason}")
+    print(f"  instances: {info.instance}")
+    print(f"  image: {info.image}")
+    for name, uri in sorted(info.data.items()):
+        print(f"  input {name}: {uri}")
+    print(f"  checkpoints: {info.checkpoint_uri or '-'}")
+    print(f"  model: {info.model_data or '-'}")
+    print(f"  billable seconds: {info.billable_seconds}")
+    for name, value in sorted(info.final_metrics.items()):
+        print(f"  {name}={value:g}")
+    return 0
+
+
+@_aws_command
+def _logs(args: argparse.Namespace) -> int:
+    from .jobs import LogReader, wait_for_job
+    from .session import Aws
+
+    config = load_config(args.config)
+    aws = Aws(_settings(args, config, need_role=False))
+    if args.follow:
+        wait_for_job(aws, args.job, logs=True)
+        return 0
+    lines = list(LogReader(aws, args.job).read())
+    for line in lines:
+        print(line)
+    if not lines:
+        print(f"no log lines yet for {args.job} in {aws.settings.region}")
+    return 0
+
+
+@_aws_command
+def _stop(args: argparse.Namespace) -> int:
+    from .jobs import stop_job
+    from .session import Aws
+
+    config = load_config(args.config)
+    status = stop_job(Aws(_settings(args, config, need_role=False)), args.job)
+    print(f"training job {args.job}: {status}")
     return 0
 
 

@@ -54,11 +54,43 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
+# What the project's code needs (pyproject.toml): images below this cannot run its scripts.
+MIN_TRANSFORMERS = (4, 51)
+MIN_PYTHON = (3, 11)
+
+
+def _below_floor(versions: Versions) -> str:
+    """Why the project's scripts cannot run in an image with ``versions`` ("" if they can)."""
+    problems = []
+    if _version_key(versions.transformers)[:2] < MIN_TRANSFORMERS:
+        problems.append(f"transformers {versions.transformers} < {'.'.join(map(str, MIN_TRANSFORMERS))}")
+    digits = versions.py.removeprefix("py")
+    python = (int(digits[0]), int(digits[1:] or 0)) if digits.isdigit() else (0, 0)
+    if python < MIN_PYTHON:
+        problems.append(f"Python {versions.py} < py{''.join(map(str, MIN_PYTHON))}")
+    return ", ".join(problems)
+
+
 def check_versions(versions: Versions, scope: str, processor: str | None = None) -> None:
-    """Raise UsageError naming the valid triples when ``versions`` has no ``scope`` image."""
+    """Raise UsageError naming the valid triples when ``versions`` has no ``scope`` image, when
+    the image is older than what the project's scripts need, or has no image for ``processor``."""
     available = supported_versions(scope)
+    floor = _below_floor(versions)
+    if floor:
+        usable = [c for c, _ in available if not _below_floor(c)]
+        raise UsageError(
+            f"the {scope} image {versions.describe()} cannot run this project's code ({floor}; "
+            "pyproject.toml needs transformers >= 4.51 and Python >= 3.11); e.g. "
+            + ", ".join(c.describe() for c in usable[-3:])
+        )
     for candidate, processors in available:
         if candidate == versions:
+            if processor == "cpu" and scope == "training" and processor not in processors:
+                raise UsageError(
+                    f"there is no CPU Hugging Face training image ({versions.describe()} exists "
+                    "for GPU instances only); train on a GPU instance type (e.g. ml.g5.2xlarge), "
+                    "or run the entry point without a container: --mode process"
+                )
             if processor and processor not in processors:
                 raise UsageError(
                     f"the Hugging Face {scope} image for {versions.describe()} exists only for "

@@ -96,6 +96,23 @@ def resource_name(base: str, suffix: str = "", max_length: int = 63) -> str:
     return clean[:max_length].rstrip("-")
 
 
+# Tag keys on every resource this project creates; `list` and `delete --all` select by them.
+PROJECT_TAG = "project"
+RUN_TAG = "run-id"
+
+
+def project_tags(config: ProjectConfig, run_id: str = "") -> list[dict[str, str]]:
+    """``[{"Key": "project", "Value": <slug>}, {"Key": "run-id", ...}]`` as the APIs take them."""
+    tags = [{"Key": PROJECT_TAG, "Value": config.project.slug}]
+    if run_id:
+        tags.append({"Key": RUN_TAG, "Value": run_id})
+    return tags
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
 class Aws:
     """boto3 and SageMaker SDK sessions for one region, created on first use."""
 
@@ -115,6 +132,47 @@ class Aws:
         return session
 
     @cached_property
+    def account(self) -> str:
+        """The caller's account; also proves the credentials work (before anything is sent)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return str(self.client("sts").get_caller_identity()["Account"])
+        except ClientError as error:
+            raise UsageError(
+                f"AWS credentials were refused ({_error_code(error)}); refresh them "
+                "(`aws sso login`, `aws configure`) or check AWS_PROFILE"
+            ) from None
+        except BotoCoreError as error:
+            raise UsageError(f"AWS credentials cannot be used: {error}") from None
+
+    def preflight(self, role_type: str | None) -> None:
+        """Every precondition of a launch, each failing in one line, before any upload or
+        create: credentials, the bucket (exists, owned by this account), and with
+        ``role_type`` ("training" or "serving") the role, through the SageMaker SDK's own
+        permission and trust check (skipped when SAGEMAKER_VALIDATE_ROLE=false)."""
+        log.debug("AWS account %s, bucket %s", self.account, self.bucket)
+        if role_type is None:
+            return
+        from sagemaker.core.helper.iam_role_resolver import RoleValidationError, resolve_and_validate_role
+
+        try:
+            resolve_and_validate_role(
+                self.settings.role, role_type=role_type, sagemaker_session=self.sagemaker_session
+            )
+        except RoleValidationError as error:
+            detail = [line.strip() for line in str(error).splitlines() if line.strip()]
+            missing = next((line for line in detail if line.startswith("Missing permissions")), "")
+            trust = next((line for line in detail if "trust policy" in line), "")
+            raise UsageError(
+                f"role {self.settings.role} cannot run SageMaker {role_type} jobs: "
+                f"{missing or trust or _first_line(str(error))}; see docs/sagemaker.md "
+                "(IAM policy for the role)"
+            ) from None
+        except ValueError as error:
+            raise UsageError(f"role {self.settings.role}: {_first_line(str(error))}") from None
+
+    @cached_property
     def sagemaker_session(self) -> Any:
         from sagemaker.core.helper.session_helper import Session
 
@@ -131,17 +189,18 @@ class Aws:
         from botocore.exceptions import ClientError
 
         s3 = self.client("s3")
+        account = self.account
         if self.settings.bucket:
             try:
-                s3.head_bucket(Bucket=self.settings.bucket)
+                # Data and models must not go to a bucket of another account.
+                s3.head_bucket(Bucket=self.settings.bucket, ExpectedBucketOwner=account)
             except ClientError as error:
                 raise UsageError(
-                    f"S3 bucket {self.settings.bucket!r} does not exist or is not accessible "
-                    f"({_error_code(error)}); create it, or leave bucket empty to use the "
-                    "SageMaker default bucket"
+                    f"S3 bucket {self.settings.bucket!r} does not exist, is not accessible or "
+                    f"belongs to another account than {account} ({_error_code(error)}); create "
+                    "it, or leave bucket empty to use the SageMaker default bucket"
                 ) from None
             return self.settings.bucket
-        account = self.client("sts").get_caller_identity()["Account"]
         region = self.settings.region
         name = f"sagemaker-{region}-{account}"
         try:

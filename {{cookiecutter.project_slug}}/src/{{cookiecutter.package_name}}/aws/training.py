@@ -34,6 +34,7 @@ from typing import Any
 from ..cli import UsageError
 from ..config import CONFIG_ENV_VAR, ProjectConfig
 from ..data.io import find_data_files
+from ..training.options import BASE_MODEL_ENV
 from .images import (
     Versions,
     check_instance_type,
@@ -55,6 +56,7 @@ LAUNCHER = "sm_entry.py"
 CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
 PROVIDED_BY_DLC = {"torch", "transformers"}
+MLFLOW_PLUGIN = "sagemaker-mlflow>=0.1,<1"
 
 
 def metric_definitions() -> list[dict[str, str]]:
@@ -94,8 +96,12 @@ class TrainingPlan:
     output_path: str = ""
     checkpoint_s3_uri: str = ""
     image: str = ""
-    experiment_name: str = ""
     python: str = ""  # process mode: the interpreter that runs the entry point
+    # A local base model folder, sent to hosted jobs as the BASE_MODEL_CHANNEL input channel
+    # (a path on this machine means nothing inside the container); empty for a hub id.
+    base_model_dir: str = ""
+    # MLflow tracking server (URI or SageMaker MLflow ARN) the entry point logs to; empty: none.
+    tracking_uri: str = ""
 
     @property
     def module(self) -> str:
@@ -164,6 +170,71 @@ def check_channel(name: str, source: str) -> str:
     return str(path.resolve())
 
 
+# The channel the entry point reads the base model from (training/options.py).
+BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
+
+
+def local_base_model(name_or_path: str) -> str:
+    """The absolute folder when ``name_or_path`` names a local model, "" for a hub id.
+
+    A hosted job cannot see this machine, so a folder is uploaded and mounted as a channel;
+    anything that looks like a path but is not a saved model is refused before any upload.
+    """
+    if not name_or_path:
+        return ""
+    from ..training.modeling import looks_like_path
+
+    if not looks_like_path(name_or_path):
+        return ""
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        raise UsageError(
+            f"base model {name_or_path}: no such folder; set [model].base_model to a hub id or "
+            "a saved model folder (or --hp model_name_or_path=...)"
+        )
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"base model folder {folder} has no config.json (not a saved model)")
+    return str(folder.resolve())
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over the relative names and full contents of a folder's files."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+UPLOAD_MARKER = "_upload-complete.json"
+
+
+def upload_base_model(aws: Aws, folder: Path, project_prefix: str) -> str:
+    """Upload a base model folder once, under its content digest; reuse an earlier upload of
+    the same files (the marker object is written last, so a broken upload is redone)."""
+    from botocore.exceptions import ClientError
+
+    digest = folder_digest(folder)
+    uri = f"{project_prefix}/base-models/{digest[:16]}"
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    s3 = aws.client("s3")
+    try:
+        s3.head_object(Bucket=bucket, Key=f"{key}/{UPLOAD_MARKER}")
+        log.info("base model %s: reusing %s (same files)", folder, uri)
+        return uri
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    log.info("base model %s: uploading to %s", folder, uri)
+    aws.upload(folder, uri)
+    marker = json.dumps({"sha256": digest, "source": folder.name}).encode()
+    s3.put_object(Bucket=bucket, Key=f"{key}/{UPLOAD_MARKER}", Body=marker)
+    return uri
+
+
 def plan_training(
     config: ProjectConfig,
     *,
@@ -182,6 +253,7 @@ def plan_training(
     region: str | None = None,
     checkpoint_s3_uri: str | None = None,
     python: str | None = None,
+    tracking_uri: str | None = None,
 ) -> TrainingPlan:
     """Validate a launch completely offline (instance type, image versions, channels...)."""
     section = config.sagemaker
@@ -203,6 +275,8 @@ def plan_training(
     versions = versions or Versions(section.transformers_version, section.pytorch_version, section.py_version)
     if mode != "process":
         check_versions(versions, "training", processor_for(instance_type))
+    if tracking_uri:
+        check_tracking_uri(tracking_uri, mode)
 
     prepared = Path(config.data.prepared_dir)
     given = dict(channels or {})
@@ -217,6 +291,13 @@ def plan_training(
 
     hyperparameters = default_hyperparameters(config)
     hyperparameters.update(overrides or {})
+    base_model_dir = ""
+    if mode in ("hosted", "local", "local_gpu"):
+        base_model_dir = local_base_model(hyperparameters.get("model_name_or_path", ""))
+        if base_model_dir:
+            # The job reads it from its channel; a local path would mislead anyone reading
+            # the job's hyperparameters.
+            del hyperparameters["model_name_or_path"]
 
     use_spot = section.use_spot if use_spot is None else use_spot
     max_run = max_run_seconds or section.max_run_seconds
@@ -259,8 +340,9 @@ def plan_training(
         torchrun=torchrun,
         output_path=(output_path or section.output_path).rstrip("/"),
         checkpoint_s3_uri=(checkpoint_s3_uri or "").rstrip("/"),
-        experiment_name=resource_name(section.experiment_name or config.project.slug),
         python=python or "",
+        base_model_dir=base_model_dir,
+        tracking_uri=tracking_uri or "",
     )
 
 
@@ -296,7 +378,11 @@ def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -
     )
     # The job must train with the configuration this launch was validated against.
     shutil.copyfile(config.path, target / "config.toml")
-    (destination / "requirements.txt").write_text("\n".join(_requirements(config)) + "\n", encoding="utf-8")
+    requirements = _requirements(config)
+    if plan.tracking_uri.startswith("arn:"):
+        # Signs MLflow requests to a SageMaker managed tracking server.
+        requirements.append(MLFLOW_PLUGIN)
+    (destination / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     # The launcher points the package at the staged config: a config.toml found by searching
     # the working directory's parents could be another one.
     (destination / LAUNCHER).write_text(
@@ -326,12 +412,42 @@ def _metric_definition_shapes() -> list[Any]:
     return [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in metric_definitions()]
 
 
+def project_tags(config: ProjectConfig, run_id: str = "") -> list[dict[str, str]]:
+    """The tags on everything this project creates: ``list`` and ``delete --all`` find
+    resources by them (names can be changed, tags say whose a resource is)."""
+    from .session import project_tags as tags
+
+    return tags(config, run_id)
+
+
+@dataclass
+class Launch:
+    """Where a hosted run's pieces live, all named by its run id (= the training job name)."""
+
+    run_id: str
+    data: dict[str, str]
+    checkpoint_uri: str
+    output_path: str
+    tracking_uri: str = ""
+
+
 def launch_sagemaker(
-    config: ProjectConfig, plan: TrainingPlan, aws: Aws | None, *, wait: bool = True
+    config: ProjectConfig,
+    plan: TrainingPlan,
+    aws: Aws | None,
+    *,
+    wait: bool = True,
+    on_launch: Callable[[Launch], None] | None = None,
 ) -> TrainingResult:
-    """Hosted job or local-mode container through ``ModelTrainer``."""
-    from sagemaker.train import ModelTrainer
-    from sagemaker.train.configs import (
+    """Hosted job or local-mode container through ``ModelTrainer``.
+
+    Hosted: the SDK names the job ``<base>-<timestamp>``, and that name is the run id: local
+    channels are uploaded by the SDK under ``<base>/<job>/input/``, checkpoints go to
+    ``<base>/<job>/checkpoints`` (unless resuming from a given URI), the model to
+    ``<output>/<job>/output/model.tar.gz``, and the entry point names its MLflow run after it.
+    """
+    from sagemaker.core.shapes import Tag
+    from sagemaker.core.training.configs import (
         CheckpointConfig,
         Compute,
         InputData,
@@ -339,11 +455,12 @@ def launch_sagemaker(
         SourceCode,
         StoppingCondition,
     )
+    from sagemaker.train import ModelTrainer
     from sagemaker.train.distributed import Torchrun
     from sagemaker.train.model_trainer import Mode
 
     hosted = plan.mode == "hosted"
-    run_id = f"{plan.base_job_name}-{timestamp()}"
+    environment = {"MLFLOW_TRACKING_URI": plan.tracking_uri} if plan.tracking_uri else {}
     with tempfile.TemporaryDirectory(prefix="sm-source-") as staging:
         source_dir = stage_source(config, plan, Path(staging) / "code")
         compute = Compute(
@@ -357,47 +474,38 @@ def launch_sagemaker(
             max_wait_time_in_seconds=plan.max_wait_seconds if plan.use_spot else None,
         )
         options: dict[str, Any] = {}
+        channels = dict(plan.channels)
+        assert aws is not None  # local mode too: the DLC comes from a private ECR registry
         if hosted:
-            assert aws is not None
-            # The SDK's CloudWatch log streaming (wait with logs) builds its client from the
-            # default credential chain, ignoring the session's region.
-            os.environ.setdefault("AWS_DEFAULT_REGION", aws.settings.region)
-            bucket = aws.bucket
-            prefix = f"s3://{bucket}/{plan.base_job_name}"
-            inputs = []
-            for name, source in plan.channels.items():
-                # Local folders go under a per-run prefix; s3:// channels are used as they are.
-                uri = (
-                    source
-                    if source.startswith("s3://")
-                    else aws.upload(Path(source), f"{prefix}/data/{run_id}/{name}")
-                )
-                log.info("channel %s: %s", name, uri)
-                inputs.append(InputData(channel_name=name, data_source=uri))
+            prefix = f"s3://{aws.bucket}/{plan.base_job_name}"
+            if plan.base_model_dir:
+                channels[BASE_MODEL_CHANNEL] = upload_base_model(aws, Path(plan.base_model_dir), prefix)
             output_path = plan.output_path or f"{prefix}/output"
-            checkpoint_uri = plan.checkpoint_s3_uri or f"{prefix}/checkpoints/{run_id}"
+            environment["MODEL_OUTPUT_S3_PATH"] = output_path
             options.update(
                 sagemaker_session=aws.sagemaker_session,
                 role=aws.settings.role,
                 output_data_config=OutputDataConfig(s3_output_path=output_path),
+                # No S3 URI: the SDK puts checkpoints under the job's own prefix.
                 checkpoint_config=CheckpointConfig(
-                    s3_uri=checkpoint_uri, local_path=CONTAINER_CHECKPOINT_DIR
+                    s3_uri=plan.checkpoint_s3_uri or None, local_path=CONTAINER_CHECKPOINT_DIR
                 ),
+                tags=[Tag(key=t["Key"], value=t["Value"]) for t in project_tags(config)],
             )
         else:
             from sagemaker.core.local import LocalSession
 
             check_docker()
+            if plan.base_model_dir:
+                channels[BASE_MODEL_CHANNEL] = plan.base_model_dir
             root = Path(plan.output_path or "sagemaker-local").resolve()
             root.mkdir(parents=True, exist_ok=True)
-            inputs = [InputData(channel_name=n, data_source=s) for n, s in plan.channels.items()]
-            # Credentials are still needed: the DLC is pulled from a private ECR registry.
-            assert aws is not None
             options.update(
                 training_mode=Mode.LOCAL_CONTAINER,
                 sagemaker_session=LocalSession(boto_session=aws.boto),
                 local_container_root=str(root),
             )
+        inputs = [InputData(channel_name=name, data_source=source) for name, source in channels.items()]
         trainer = ModelTrainer(
             training_image=plan.image,
             source_code=SourceCode(
@@ -410,26 +518,39 @@ def launch_sagemaker(
             stopping_condition=stopping,
             hyperparameters=dict(plan.hyperparameters),
             base_job_name=plan.base_job_name,
+            environment=environment,
             **options,
         ).with_metric_definitions(_metric_definition_shapes())
-        trainer.train(input_data_config=inputs, wait=wait if hosted else True, logs=wait)
+        # Hosted: never the SDK's wait, whose log streaming ignores the session's region.
+        trainer.train(input_data_config=inputs, wait=not hosted, logs=not hosted and wait)
     if not hosted:
         # Local mode gathers /opt/ml/model of every container into this tarball.
         model = Path(options["local_container_root"]) / "compressed_artifacts" / "model.tar.gz"
-        return TrainingResult(plan.mode, run_id, str(model), "Completed")
+        return TrainingResult(plan.mode, plan.base_job_name, str(model), "Completed")
+    from .jobs import describe_job, wait_for_job
+
     # The SDK's documented way to reach the job it just created.
-    job = trainer._latest_training_job
-    job.refresh()
-    artifacts = getattr(job, "model_artifacts", None)
-    location = getattr(artifacts, "s3_model_artifacts", "") or ""
-    metrics = {
-        m.metric_name: float(m.value)
-        for m in (getattr(job, "final_metric_data_list", None) or [])
-        if hasattr(m, "metric_name")
-    }
-    return TrainingResult(
-        "hosted", job.training_job_name, str(location), str(job.training_job_status), metrics
+    job_name = str(trainer._latest_training_job.training_job_name)
+    client = aws.client("sagemaker")
+    described = client.describe_training_job(TrainingJobName=job_name)
+    client.add_tags(ResourceArn=described["TrainingJobArn"], Tags=project_tags(config, job_name))
+    launch = Launch(
+        run_id=job_name,
+        data={
+            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+            for c in described.get("InputDataConfig", [])
+            if "S3DataSource" in c.get("DataSource", {})
+        },
+        checkpoint_uri=described.get("CheckpointConfig", {}).get("S3Uri", ""),
+        output_path=described["OutputDataConfig"]["S3OutputPath"],
+        tracking_uri=plan.tracking_uri,
     )
+    if on_launch is not None:
+        on_launch(launch)
+    if wait:
+        wait_for_job(aws, job_name)
+    info = describe_job(aws, job_name)
+    return TrainingResult("hosted", job_name, info.model_data, info.status, info.final_metrics)
 
 
 def check_docker() -> None:
@@ -594,6 +715,11 @@ def run_process(
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
     child_env.update(env)
     child_env["PYTHONUNBUFFERED"] = "1"
+    if plan.tracking_uri:
+        child_env["MLFLOW_TRACKING_URI"] = plan.tracking_uri
+    else:
+        # As in a hosted job: no server configured, nothing tracked (not this machine's store).
+        child_env.pop("MLFLOW_TRACKING_URI", None)
     # The staged copy, not the installed package, must be imported (as in the container).
     child_env.pop("PYTHONPATH", None)
     child_env.pop(f"{PACKAGE.upper()}_CONFIG", None)
@@ -632,57 +758,26 @@ def run_process(
     return TrainingResult("process", job_name, str(ml / "model"), "Completed", metrics)
 
 
-@dataclass
-class ExperimentRecorder:
-    """Parameters and metrics of one run in SageMaker Experiments (``sagemaker.core``)."""
+_TRACKING_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(tracking-server|app)/[\w-]+$"
+)
 
-    aws: Aws
-    experiment_name: str
-    run_name: str
-    _run: Any = None
 
-    def __enter__(self) -> ExperimentRecorder:
-        from sagemaker.core.experiments import Run
-
-        self._run = Run(
-            experiment_name=self.experiment_name,
-            run_name=resource_name(self.run_name),
-            sagemaker_session=self.aws.sagemaker_session,
+def check_tracking_uri(uri: str, mode: str) -> None:
+    """A tracking server the job can reach: a SageMaker MLflow ARN or an http(s) URL; a local
+    store (sqlite:, a folder) only where the entry point runs on this machine."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    if scheme == "arn":
+        if not _TRACKING_ARN.match(uri):
+            raise UsageError(
+                f"MLflow tracking server {uri!r} is not a SageMaker MLflow ARN "
+                "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>)"
+            )
+    elif scheme not in ("http", "https") and mode in ("hosted", "local", "local_gpu"):
+        raise UsageError(
+            f"MLflow tracking server {uri!r}: a {mode} job runs in a container and cannot "
+            "write to a store on this machine; use an MLflow server URL or a SageMaker MLflow ARN"
         )
-        self._run.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._run.__exit__(*exc)
-
-    def parameters(self, values: Mapping[str, Any]) -> None:
-        self._run.log_parameters(
-            {
-                k: v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
-                for k, v in values.items()
-            }
-        )
-
-    def metrics(self, values: Mapping[str, float], step: int) -> None:
-        for name, value in values.items():
-            # An explicit step keeps the curve ordered (and moto requires one).
-            self._run.log_metric(name=name, value=value, step=step)
-
-
-def run_parameters(plan: TrainingPlan) -> dict[str, Any]:
-    return {
-        **plan.hyperparameters,
-        "entry_point": plan.entry_point,
-        "mode": plan.mode,
-        "instance_type": plan.instance_type,
-        "instance_count": plan.instance_count,
-        "image": plan.image or "(none: process mode)",
-        "transformers_version": plan.versions.transformers,
-        "pytorch_version": plan.versions.pytorch,
-        "py_version": plan.versions.py,
-        "use_spot": str(plan.use_spot),
-        "torchrun": str(plan.torchrun),
-    }
 
 
 def train(
@@ -691,33 +786,18 @@ def train(
     settings: AwsSettings | None,
     *,
     wait: bool = True,
-    track: bool = False,
     work_dir: Path | None = None,
+    on_launch: Callable[[Launch], None] | None = None,
 ) -> TrainingResult:
-    """Launch ``plan``; with ``track``, record parameters and metrics as an experiment run."""
+    """Launch ``plan``. Tracking happens inside the entry point (MLflow, when the plan names a
+    tracking server), the same code for local runs, process mode and hosted jobs."""
     aws = Aws(settings) if settings is not None else None
     if plan.mode != "process":
         region = settings.region if settings else config.sagemaker.region
         plan = dataclasses.replace(
             plan, image=image_uri(plan.versions, "training", region, plan.instance_type)
         )
-    if track and aws is None:
-        raise UsageError("experiment tracking needs AWS settings (region, credentials)")
     if plan.mode == "process":
         # Under the project root, where .gitignore expects it, whatever the working directory.
-        work = work_dir or config.root / "sagemaker-process"
-        if not track or aws is None:
-            return run_process(config, plan, work)
-        with ExperimentRecorder(aws, plan.experiment_name, f"process-{timestamp()}") as recorder:
-            recorder.parameters(run_parameters(plan))
-            return run_process(config, plan, work, on_metrics=recorder.metrics)
-    result = launch_sagemaker(config, plan, aws, wait=wait)
-    if track:
-        assert aws is not None
-        with ExperimentRecorder(aws, plan.experiment_name, result.job_name) as recorder:
-            recorder.parameters(
-                {**run_parameters(plan), "training_job": result.job_name, "model_data": result.model_location}
-            )
-            if result.metrics:
-                recorder.metrics(result.metrics, step=0)
-    return result
+        return run_process(config, plan, work_dir or config.root / "sagemaker-process")
+    return launch_sagemaker(config, plan, aws, wait=wait, on_launch=on_launch)

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 _FIX = "set [model].base_model in config.toml or pass --model_name_or_path"
 
 
-def _looks_like_path(name_or_path: str) -> bool:
+def looks_like_path(name_or_path: str) -> bool:
+    """Whether a base model is meant as a local folder rather than a hub id."""
     return (
         Path(name_or_path).expanduser().is_absolute()
         or name_or_path.startswith((".", "~"))
@@ -30,7 +31,7 @@ def load_model_config(name_or_path: str, trust_remote_code: bool = False) -> Any
     data is tokenised or weights load, and failing in one line that says what to fix."""
     from transformers import AutoConfig
 
-    if _looks_like_path(name_or_path):
+    if looks_like_path(name_or_path):
         folder = Path(name_or_path).expanduser()
         if not folder.is_dir():
             raise OptionError(f"base model folder {folder} does not exist; {_FIX}")

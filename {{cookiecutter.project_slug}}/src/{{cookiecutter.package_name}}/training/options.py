@@ -98,6 +98,9 @@ def _sagemaker_hyperparameters(environ: Mapping[str, str]) -> dict[str, Any]:
     return known
 
 
+BASE_MODEL_ENV = "SM_CHANNEL_BASE_MODEL"
+
+
 def _channel(environ: Mapping[str, str], split: str) -> str | None:
     return environ.get(f"SM_CHANNEL_{split.upper()}")
 
@@ -107,7 +110,9 @@ def log_ignored_channels(environ: Mapping[str, str]) -> None:
     ignored = sorted(
         key[len("SM_CHANNEL_") :].lower()
         for key in environ
-        if key.startswith("SM_CHANNEL_") and key[len("SM_CHANNEL_") :].lower() not in SPLITS
+        if key.startswith("SM_CHANNEL_")
+        and key[len("SM_CHANNEL_") :].lower() not in SPLITS
+        and key != BASE_MODEL_ENV
     )
     if ignored:
         log.info("ignoring input channel(s) that hold no training data: %s", ", ".join(ignored))
@@ -139,6 +144,9 @@ def resolve_options(args: argparse.Namespace, environ: Mapping[str, str] | None 
     if environ.get("TRAINING_JOB_NAME"):
         values["run_id"] = environ["TRAINING_JOB_NAME"]
     values.update(given)
+    # A local base model reaches a hosted job as this channel (see aws/training.py).
+    if environ.get(BASE_MODEL_ENV):
+        values["model_name_or_path"] = environ[BASE_MODEL_ENV]
 
     # A missing test split is fine unless it was asked for explicitly; "none" skips it.
     skip = str(values["test_dir"]).strip().lower() in {"", "none"}

@@ -239,6 +239,7 @@ def run_with_options(
             final = final_metrics(evaluations)
             complete_run(plan, Path(options.config_path).parent, {"final_metrics": final})
             tracker.log_metrics(final, result.global_step)
+            tracker.set_tags({"model_artifacts": model_artifacts_location(plan.model_dir)})
             # Not the weights: a copy per run would double the disk the runs take.
             tracker.log_artifacts(plan.output_dir, skip=("model",))
             for name in ("README.md", "config.json"):
@@ -318,6 +319,17 @@ def open_tracker(options: TrainOptions, plan: RunPlan, entry_point: str) -> Trac
         {**recorded_options(options), "fingerprint": plan.fingerprint, "entry_point": entry_point}
     )
     return tracker
+
+
+def model_artifacts_location(model_dir: Path) -> str:
+    """Where the trained model ends up: in a SageMaker job, the model.tar.gz that SageMaker
+    uploads from SM_MODEL_DIR when the job ends (the launcher passes the output path);
+    elsewhere the model folder itself."""
+    output_path = os.environ.get("MODEL_OUTPUT_S3_PATH", "").rstrip("/")
+    job = os.environ.get("TRAINING_JOB_NAME", "")
+    if output_path and job:
+        return f"{output_path}/{job}/output/model.tar.gz"
+    return str(Path(model_dir).resolve())
 
 
 def final_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

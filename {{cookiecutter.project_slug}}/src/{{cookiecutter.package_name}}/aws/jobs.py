@@ -1,0 +1,155 @@
+"""Training jobs after launch: describe, stream logs, wait, stop.
+
+Every call goes through the project's own session for the configured region (never the default
+credential chain's region), so logs come from where the job runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cli import UsageError
+from .session import Aws
+
+log = logging.getLogger(__name__)
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TERMINAL = ("Completed", "Failed", "Stopped")
+POLL_SECONDS = 15.0
+
+
+@dataclass
+class JobInfo:
+    name: str
+    status: str
+    secondary_status: str
+    failure_reason: str
+    instance: str
+    image: str
+    model_data: str
+    checkpoint_uri: str
+    billable_seconds: int
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _described(aws: Aws, job_name: str) -> dict[str, Any]:
+    client = aws.client("sagemaker")
+    try:
+        return dict(client.describe_training_job(TrainingJobName=job_name))
+    except client.exceptions.ClientError as error:
+        message = error.response.get("Error", {}).get("Message", str(error))
+        raise UsageError(f"training job {job_name!r} in {aws.settings.region}: {message}") from None
+
+
+def describe_job(aws: Aws, job_name: str) -> JobInfo:
+    """The facts a user asks about a job, from one DescribeTrainingJob (and its tags)."""
+    job = _described(aws, job_name)
+    resources = job.get("ResourceConfig", {})
+    tags = aws.client("sagemaker").list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
+    return JobInfo(
+        name=job_name,
+        status=str(job.get("TrainingJobStatus", "")),
+        secondary_status=str(job.get("SecondaryStatus", "")),
+        failure_reason=str(job.get("FailureReason", "")),
+        instance=f"{resources.get('InstanceCount', '?')} x {resources.get('InstanceType', '?')}",
+        image=str(job.get("AlgorithmSpecification", {}).get("TrainingImage", "")),
+        model_data=str(job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")),
+        checkpoint_uri=str(job.get("CheckpointConfig", {}).get("S3Uri", "")),
+        billable_seconds=int(job.get("BillableTimeInSeconds") or 0),
+        final_metrics={
+            str(m["MetricName"]): float(m["Value"])
+            for m in job.get("FinalMetricDataList", [])
+            if "MetricName" in m and "Value" in m
+        },
+        data={
+            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+            for c in job.get("InputDataConfig", [])
+            if "S3DataSource" in c.get("DataSource", {})
+        },
+        tags={t["Key"]: t["Value"] for t in tags},
+    )
+
+
+class LogReader:
+    """New lines of a job's CloudWatch streams (one per instance), remembered between reads."""
+
+    def __init__(self, aws: Aws, job_name: str) -> None:
+        self.client = aws.client("logs")
+        self.job_name = job_name
+        self.tokens: dict[str, str | None] = {}
+
+    def _streams(self) -> list[str]:
+        try:
+            found = self.client.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job_name}/"
+            )
+        except self.client.exceptions.ResourceNotFoundException:
+            return []  # the group appears with the first job of an account/region
+        return sorted(s["logStreamName"] for s in found.get("logStreams", []))
+
+    def read(self) -> Iterator[str]:
+        for stream in self._streams():
+            while True:
+                kwargs: dict[str, Any] = {
+                    "logGroupName": LOG_GROUP,
+                    "logStreamName": stream,
+                    "startFromHead": True,
+                }
+                token = self.tokens.get(stream)
+                if token:
+                    kwargs["nextToken"] = token
+                page = self.client.get_log_events(**kwargs)
+                for event in page.get("events", []):
+                    yield str(event.get("message", ""))
+                next_token = page.get("nextForwardToken")
+                done = not page.get("events") or next_token == token
+                self.tokens[stream] = next_token
+                if done:
+                    break
+
+
+def wait_for_job(
+    aws: Aws,
+    job_name: str,
+    *,
+    logs: bool = True,
+    echo: Callable[[str], None] = print,
+    poll_seconds: float = POLL_SECONDS,
+) -> str:
+    """Wait until the job ends (streaming its logs); returns the final status, and raises
+    UsageError with the failure reason when it did not complete."""
+    reader = LogReader(aws, job_name) if logs else None
+    last = ""
+    while True:
+        job = _described(aws, job_name)
+        status = str(job.get("TrainingJobStatus", ""))
+        secondary = str(job.get("SecondaryStatus", ""))
+        if reader is not None:
+            for line in reader.read():
+                echo(line)
+        if secondary != last:
+            log.info("%s: %s (%s)", job_name, status, secondary)
+            last = secondary
+        if status in TERMINAL:
+            break
+        time.sleep(poll_seconds)
+    if status != "Completed":
+        reason = job.get("FailureReason") or secondary
+        raise UsageError(f"training job {job_name} {status.lower()}: {reason}")
+    return status
+
+
+def stop_job(aws: Aws, job_name: str) -> str:
+    """Ask SageMaker to stop a running job; a job that already ended is left as it is."""
+    job = _described(aws, job_name)
+    status = str(job.get("TrainingJobStatus", ""))
+    if status in TERMINAL or status == "Stopping":
+        return status
+    aws.client("sagemaker").stop_training_job(TrainingJobName=job_name)
+    return "Stopping"
