@@ -118,6 +118,54 @@ def _add_missing_operations() -> None:
     SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
     SageMakerResponse.describe_training_job = describe_training_job  # type: ignore[method-assign]
 
+    def update_endpoint(self):
+        # As AWS does once the new fleet is up: the endpoint serves the new config.
+        endpoint = self.sagemaker_backend.endpoints[self._get_param("EndpointName")]
+        config = self.sagemaker_backend.describe_endpoint_config(self._get_param("EndpointConfigName"))
+        endpoint.endpoint_config_name = config["EndpointConfigName"]
+        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+
+    # Every SageMaker action in the order it reached the server (tests assert sequences).
+    call_action = SageMakerResponse.call_action
+
+    def recorded(self):
+        CALLS.append(self._get_action())
+        return call_action(self)
+
+    SageMakerResponse.call_action = recorded  # type: ignore[method-assign]
+
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    invoke = SageMakerRuntimeResponse.invoke_endpoint
+
+    def invoke_recorded(self):
+        INVOKED.append(json.loads(self.body))
+        return invoke(self)
+
+    SageMakerRuntimeResponse.invoke_endpoint = invoke_recorded  # type: ignore[method-assign]
+
+    describe_transform = SageMakerResponse.describe_transform_job
+
+    def describe_transform_job(self):
+        result = describe_transform(self)
+        if FAIL_TRANSFORM_JOBS:
+            result.result.update(  # type: ignore[attr-defined]
+                TransformJobStatus="Failed", FailureReason="ClientError: model container failed"
+            )
+        return result
+
+    SageMakerResponse.describe_transform_job = describe_transform_job  # type: ignore[method-assign]
+
+
+CALLS: list[str] = []
+# Bodies of InvokeEndpoint requests, in order.
+INVOKED: list[dict] = []
+# While non-empty, every transform job describes itself as Failed.
+FAIL_TRANSFORM_JOBS: list[bool] = []
+
 
 def set_training_job_status(name: str, region: str, status: str) -> None:
     """moto completes jobs at once; a test that needs a running job sets it here (server side)."""
@@ -157,6 +205,9 @@ def activate(monkeypatch: Any, tmp_path: Any) -> str:
     """Point every AWS client of this process (and its children) at a freshly reset moto."""
     url = server_url()
     _post(f"{url}/moto-api/reset", None)
+    CALLS.clear()
+    INVOKED.clear()
+    FAIL_TRANSFORM_JOBS.clear()
     for name in (
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",

@@ -7,6 +7,7 @@ check what is created, sent and removed. tests/test_serving_*.py cover the handl
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -456,3 +457,190 @@ def test_the_default_inference_image_is_the_tested_pair_and_others_are_flagged(c
     assert "\n" not in warning.getMessage()
     with pytest.raises(UsageError, match="or neither"):
         inference_versions(with_inference("5.5.3", ""))
+
+
+def _tags(arn: str) -> dict[str, str]:
+    tags = aws_moto.client("sagemaker", REGION).list_tags(ResourceArn=arn)["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def _deploy(cli, archive, *args: str) -> int:
+    return cli.main(
+        ["sagemaker", "deploy", "--model-data", str(archive), "--role", aws_moto.FAKE_ROLE, *args]
+    )
+
+
+def test_deploy_update_swaps_the_model_without_downtime(moto_url, cli, config, model_archive, capsys):
+    endpoint = f"{config.project.slug}-endpoint"
+    assert _deploy(cli, model_archive, "--update") == 2
+    assert f"endpoint {endpoint} does not exist; deploy it without --update" in capsys.readouterr().err
+    assert _deploy(cli, model_archive) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    old_config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    [old_model] = aws_moto.sagemaker_leftovers(REGION)["models"]
+    assert _deploy(cli, model_archive, "--update", "--no-wait") == 2
+    assert "drop --no-wait" in capsys.readouterr().err
+    capsys.readouterr()
+
+    aws_moto.CALLS.clear()
+    time.sleep(1)  # a new second: new resource names
+    code = _deploy(cli, model_archive, "--update", "--instance-count", "2")
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert "(updated)" in captured.out
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    new_config = described["EndpointConfigName"]
+    assert new_config != old_config
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=new_config)["ProductionVariants"]
+    assert variant["InitialInstanceCount"] == 2
+    # The endpoint was never deleted: a new model and config, UpdateEndpoint, wait, then the
+    # old config and model go.
+    calls = [c for c in aws_moto.CALLS if not c.startswith(("Describe", "List"))]
+    assert calls == [
+        "CreateModel",
+        "CreateEndpointConfig",
+        "UpdateEndpoint",
+        "DeleteEndpointConfig",
+        "DeleteModel",
+    ]
+    assert calls.index("UpdateEndpoint") < aws_moto.CALLS.index("DeleteEndpointConfig")
+    waited = aws_moto.CALLS[
+        aws_moto.CALLS.index("UpdateEndpoint") : aws_moto.CALLS.index("DeleteEndpointConfig")
+    ]
+    assert "DescribeEndpoint" in waited
+    leftovers = aws_moto.sagemaker_leftovers(REGION)
+    assert leftovers["endpoint_configs"] == [new_config]
+    assert leftovers["models"] == [variant["ModelName"]] and old_model not in leftovers["models"]
+    for arn in (
+        described["EndpointArn"],
+        sm.describe_endpoint_config(EndpointConfigName=new_config)["EndpointConfigArn"],
+        sm.describe_model(ModelName=variant["ModelName"])["ModelArn"],
+    ):
+        assert _tags(arn) == {"project": config.project.slug}
+
+
+def test_delete_all_finds_the_project_by_tags(moto_url, cli, config, model_archive, capsys):
+    # Any endpoint name: tags, not names, say whose a resource is.
+    assert _deploy(cli, model_archive, "--endpoint-name", "renamed-by-the-team") == 0
+    s3 = aws_moto.client("s3", REGION)
+    s3.create_bucket(Bucket="inputs", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="inputs", Key="texts.jsonl", Body=b'{"inputs": "good"}\n')
+    args = ["--model-data", str(model_archive), "--input", "s3://inputs/texts.jsonl", "--no-wait"]
+    assert cli.main(["sagemaker", "batch-transform", *args, "--role", aws_moto.FAKE_ROLE]) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    [job] = sm.list_transform_jobs()["TransformJobSummaries"]
+    assert _tags(job["TransformJobArn"]) == {"project": config.project.slug}
+    # Another team's model with a name like ours is not this project's.
+    foreign = f"{config.project.slug}-endpoint-foreign"
+    sm.create_model(
+        ModelName=foreign,
+        PrimaryContainer={"Image": INFERENCE_IMAGE},
+        ExecutionRoleArn=aws_moto.FAKE_ROLE,
+        Tags=[{"Key": "project", "Value": "someone-else"}],
+    )
+    capsys.readouterr()
+    assert cli.main(["sagemaker", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "endpoint         renamed-by-the-team  InService" in listed
+    assert f"transform job    {job['TransformJobName']}" in listed
+    assert foreign not in listed
+
+    assert cli.main(["sagemaker", "delete", "--all"]) == 0
+    capsys.readouterr()
+    assert cli.main(["sagemaker", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "no endpoints, endpoint configs or models of this project" in listed
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [],
+        "endpoint_configs": [],
+        "models": [foreign],
+    }
+
+
+def test_failed_batch_transform_removes_its_model(moto_url, cli, model_archive, capsys):
+    aws_moto.FAIL_TRANSFORM_JOBS.append(True)
+    s3 = aws_moto.client("s3", REGION)
+    s3.create_bucket(Bucket="inputs", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="inputs", Key="texts.jsonl", Body=b'{"inputs": "good"}\n')
+    code = cli.main(
+        [
+            "sagemaker",
+            "batch-transform",
+            "--model-data",
+            str(model_archive),
+            "--input",
+            "s3://inputs/texts.jsonl",
+            "--role",
+            aws_moto.FAKE_ROLE,
+        ]
+    )
+    assert code == 2
+    assert "model container failed" in capsys.readouterr().err
+    assert aws_moto.sagemaker_leftovers(REGION)["models"] == []
+    assert "DeleteModel" in aws_moto.CALLS
+
+
+def test_invoke_chunks_large_inputs_and_keeps_order(moto_url, cli, config, model_archive, tmp_path, capsys):
+    from nsmc_sentiment_classifier.aws import endpoints
+
+    assert _deploy(cli, model_archive) == 0
+    texts = [f"리뷰 {i}" for i in range(endpoints.INVOKE_MAX_TEXTS + 44)]
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    sizes = [endpoints.INVOKE_MAX_TEXTS, 44]
+    labels = config.data.label_names
+    answers = []
+    start = 0
+    for size in sizes:
+        answers.append([{"label": labels[(start + i) % 2], "score": (start + i) / 1000} for i in range(size)])
+        start += size
+    aws_moto.queue_endpoint_results(moto_url, REGION, answers)
+    capsys.readouterr()
+    assert cli.main(["sagemaker", "invoke", "--file", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [len(body["inputs"]) for body in aws_moto.INVOKED] == sizes
+    assert [text for body in aws_moto.INVOKED for text in body["inputs"]] == texts
+    assert lines == [f"{labels[i % 2]}\t{i / 1000:.4f}\t{text}" for i, text in enumerate(texts)]
+
+    # A request stays under the payload limit whatever the count.
+    big = ["가" * 400_000] * 10
+    chunks = list(endpoints.request_chunks(big))
+    assert sum(map(len, chunks)) == 10 and len(chunks) > 1
+    for chunk in chunks:
+        assert len(json.dumps({"inputs": chunk}, ensure_ascii=False).encode()) <= endpoints.INVOKE_MAX_BYTES
+
+
+def test_register_approve_and_deploy_a_registered_version(
+    moto_url, cli, config, model_archive, tmp_path, capsys
+):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"accuracy": 0.875, "macro_f1": 0.87, "notes": ["x"]}), encoding="utf-8")
+    args = ["sagemaker", "register", "--model-data", str(model_archive), "--metrics", str(metrics)]
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    arn = captured.out.split()[2].rstrip(":")
+    assert f"model package {arn}: PendingManualApproval" in captured.out
+    sm = aws_moto.client("sagemaker", REGION)
+    package = sm.describe_model_package(ModelPackageName=arn)
+    assert package["ModelPackageGroupName"] == config.project.slug
+    assert package["InferenceSpecification"]["Containers"][0]["Image"] == INFERENCE_IMAGE
+    assert package["CustomerMetadataProperties"]["metric.accuracy"] == "0.875"
+
+    # Not approved yet: nothing to deploy, and nothing is created.
+    deploy = ["sagemaker", "deploy", "--model-package", "latest-approved", "--role", aws_moto.FAKE_ROLE]
+    assert cli.main(deploy) == 2
+    assert "no Approved version" in capsys.readouterr().err
+    assert aws_moto.sagemaker_leftovers(REGION)["models"] == []
+
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    code = cli.main(deploy)
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    endpoint = sm.describe_endpoint(EndpointName=f"{config.project.slug}-endpoint")
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
+        "ProductionVariants"
+    ]
+    model = sm.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["ModelPackageName"] == arn
+    assert _tags(model["ModelArn"]) == {"project": config.project.slug}

@@ -65,10 +65,16 @@ def _settings(args: argparse.Namespace, config: ProjectConfig, need_role: bool) 
     )
 
 
-def _model_source_arguments(parser: argparse.ArgumentParser) -> None:
+def _model_source_arguments(parser: argparse.ArgumentParser, *, package: bool = True) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--job", help="name of a completed training job whose model to use")
     source.add_argument("--model-data", help="model.tar.gz (local file or s3:// URI) with code/inference.py")
+    if package:
+        source.add_argument(
+            "--model-package",
+            metavar="ARN|latest-approved",
+            help="an Approved version of the project's model package group (see `sagemaker register`)",
+        )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -192,8 +198,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="--autoscale target: invocations per instance per minute",
     )
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for InService")
+    deploy.add_argument(
+        "--update",
+        action="store_true",
+        help="swap the existing endpoint to this model with no downtime (new endpoint config, "
+        "UpdateEndpoint, then the old config and model are removed)",
+    )
     _aws_arguments(deploy)
     deploy.set_defaults(handler=_deploy)
+
+    register_parser = commands.add_parser(
+        "register",
+        help="add a model to the project's model registry (as PendingManualApproval)",
+        description="Registers a version in the model package group named after the project, with "
+        "its evaluation metrics and the inference image it is tested with. Approve it (Studio, "
+        "or `aws sagemaker update-model-package --model-approval-status Approved`), then "
+        "`deploy --model-package latest-approved`.",
+    )
+    _model_source_arguments(register_parser, package=False)
+    register_parser.add_argument(
+        "--metrics",
+        type=Path,
+        help="metrics.json written by `evaluate` (default with --job: the job's final metrics)",
+    )
+    register_parser.add_argument("--description", default="", help="shown in the registry")
+    _aws_arguments(register_parser)
+    register_parser.set_defaults(handler=_register)
 
     invoke = commands.add_parser("invoke", help="classify texts with the endpoint")
     invoke.add_argument("texts", nargs="*", help="texts to classify")
@@ -403,14 +433,16 @@ def _stop(args: argparse.Namespace) -> int:
 def _source(args: argparse.Namespace, config: ProjectConfig) -> tuple[str, str]:
     from .endpoints import resolve_model_source
 
-    return resolve_model_source(config, job=args.job, model_data=args.model_data)
+    return resolve_model_source(
+        config, job=args.job, model_data=args.model_data, model_package=getattr(args, "model_package", None)
+    )
 
 
 @_aws_command
 def _deploy(args: argparse.Namespace) -> int:
     from .endpoints import (
         check_autoscaling,
-        check_endpoint_free,
+        check_update,
         default_endpoint_name,
         deploy,
         materialise_model_source,
@@ -439,7 +471,8 @@ def _deploy(args: argparse.Namespace) -> int:
     )
     aws = Aws(settings)
     endpoint_name = args.endpoint_name or default_endpoint_name(config)
-    check_endpoint_free(aws, endpoint_name)  # before uploading anything
+    aws.preflight("serving")
+    check_update(aws, endpoint_name, update=args.update, wait=not args.no_wait)  # before any upload
     source = materialise_model_source(config, aws, kind, value)
     result = deploy(
         config,
@@ -452,14 +485,62 @@ def _deploy(args: argparse.Namespace) -> int:
         serverless_max_concurrency=args.serverless_concurrency,
         autoscaling=scaling,
         wait=not args.no_wait,
+        update=args.update,
     )
-    print(f"endpoint {result.endpoint_name}: {result.status}")
+    print(f"endpoint {result.endpoint_name}: {result.status}{' (updated)' if args.update else ''}")
     if result.autoscaling and scaling is not None:
         print(f"  autoscaling: {result.autoscaling} ({scaling.minimum}-{scaling.maximum} instances)")
     print(f"  endpoint config: {result.endpoint_config_name}")
     print(f"  model: {result.model_name} ({result.model_data})")
     print(f"  image: {result.image}")
     print("It is billed while it exists: remove it with `sagemaker delete`.")
+    return 0
+
+
+@_aws_command
+def _register(args: argparse.Namespace) -> int:
+    from .endpoints import materialise_model_source
+    from .registry import list_versions, metrics_for_job, numeric_metrics, register
+    from .session import Aws, project_tags
+
+    config = load_config(args.config)
+    kind, value = _source(args, config)
+    metrics: dict[str, float] | None = None
+    if args.metrics is not None:
+        try:
+            metrics = numeric_metrics(json.loads(args.metrics.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--metrics {args.metrics}: {error}") from None
+        if not metrics:
+            raise UsageError(f"--metrics {args.metrics}: no numeric metrics in it")
+    aws = Aws(_settings(args, config, need_role=False))
+    aws.preflight(None)
+    if metrics is None and kind == "job":
+        metrics = metrics_for_job(aws, value)
+    source = materialise_model_source(config, aws, kind, value)
+    tags = {t["Key"]: t["Value"] for t in project_tags(config, source.run_id)}
+    registered = register(
+        config,
+        aws,
+        source,
+        metrics=metrics,
+        metrics_uri=None,
+        tags=tags,
+        description=args.description,
+        run_id=source.run_id,
+    )
+    print(f"model package {registered.arn}: {registered.status}")
+    count = len(list_versions(aws, registered.group))
+    print(f"  group: {registered.group} (version {registered.version}; {count} in all)")
+    print(f"  model: {registered.model_data}")
+    print(f"  image: {registered.image}")
+    if registered.metrics_uri:
+        print(f"  metrics: {registered.metrics_uri}")
+    print(
+        "Approve it: aws sagemaker update-model-package --model-package-arn "
+        f"{registered.arn} --model-approval-status Approved; then: sagemaker deploy "
+        "--model-package latest-approved"
+    )
     return 0
 
 
@@ -502,6 +583,7 @@ def _batch_transform(args: argparse.Namespace) -> int:
             name = Path(args.input).with_suffix(".jsonl").name
             records = str(jsonl_for_transform(config, Path(args.input), Path(tmp) / name))
         aws = Aws(settings)
+        aws.preflight("serving")
         source = materialise_model_source(config, aws, kind, value)
         result = batch_transform(
             config,
@@ -525,11 +607,11 @@ def _batch_transform(args: argparse.Namespace) -> int:
 @_aws_command
 def _list(args: argparse.Namespace) -> int:
     from .endpoints import list_resources
-    from .session import Aws, resource_name
+    from .session import Aws
 
     config = load_config(args.config)
     aws = Aws(_settings(args, config, need_role=False))
-    listing = list_resources(aws, resource_name(config.project.slug))
+    listing = list_resources(aws, config.project.slug)
     for endpoint in listing.endpoints:
         print(f"endpoint         {endpoint['name']}  {endpoint['status']}")
     for name in listing.endpoint_configs:
@@ -548,12 +630,12 @@ def _list(args: argparse.Namespace) -> int:
 @_aws_command
 def _delete(args: argparse.Namespace) -> int:
     from .endpoints import default_endpoint_name, delete, delete_all
-    from .session import Aws, resource_name
+    from .session import Aws
 
     config = load_config(args.config)
     aws = Aws(_settings(args, config, need_role=False))
     if args.all:
-        removed = delete_all(aws, resource_name(config.project.slug))
+        removed = delete_all(aws, config.project.slug)
     else:
         removed = delete(aws, args.endpoint_name or default_endpoint_name(config))
     for item in removed:

@@ -11,7 +11,7 @@ import json
 import logging
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from ..config import ProjectConfig
 from ..data.io import DataFormatError, read_table, write_jsonl
 from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, check_instance_type, image_uri
 from .images import versions_from_image as _versions_from_image
-from .session import Aws, resource_name, split_s3_uri, timestamp
+from .session import PROJECT_TAG, Aws, project_tags, resource_name, split_s3_uri, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class ModelSource:
     model_data: str
     versions: Versions
     origin: str
+    run_id: str = ""  # the training job (= run id) it came from, when known
+    package_arn: str = ""  # a registered model package version deployed as such
 
 
 @dataclass
@@ -99,13 +101,20 @@ def inference_versions(config: ProjectConfig) -> Versions:
 
 
 def resolve_model_source(
-    config: ProjectConfig, *, job: str | None = None, model_data: str | None = None
+    config: ProjectConfig,
+    *,
+    job: str | None = None,
+    model_data: str | None = None,
+    model_package: str | None = None,
 ) -> tuple[str, str]:
-    """Offline check of what to deploy; returns (kind, value) with kind 'job', 'local' or 's3'."""
-    if bool(job) == bool(model_data):
-        raise UsageError("give exactly one of --job NAME or --model-data PATH_OR_S3_URI")
+    """Offline check of what to deploy; returns (kind, value) with kind 'job', 'package',
+    'local' or 's3'."""
+    if sum(map(bool, (job, model_data, model_package))) != 1:
+        raise UsageError("give exactly one of --job NAME, --model-data PATH_OR_S3_URI or --model-package ARN")
     if job:
         return "job", job
+    if model_package:
+        return "package", model_package
     assert model_data is not None
     if model_data.startswith("s3://"):
         split_s3_uri(model_data)
@@ -136,8 +145,12 @@ def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: 
             raise UsageError(f"training job {value} is {job.training_job_status}, not Completed")
         artifact = job.model_artifacts.s3_model_artifacts
         versions = _versions_from_image(str(job.algorithm_specification.training_image))
-        source = ModelSource(artifact, versions or configured_versions(config), f"job {value}")
+        source = ModelSource(artifact, versions or configured_versions(config), f"job {value}", value)
         return _with_handler(config, aws, source)
+    if kind == "package":
+        from .registry import resolve_model_package
+
+        return resolve_model_package(config, aws, value).model_source(configured_versions(config))
     if kind == "s3":
         return _with_handler(config, aws, ModelSource(value, configured_versions(config), value))
     key = f"{resource_name(config.project.slug)}/models/{timestamp()}"
@@ -167,7 +180,7 @@ def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> Model
         key = f"{resource_name(config.project.slug)}/models/{timestamp()}"
         uri = aws.upload(packaged, f"s3://{aws.bucket}/{key}")
         log.info("repackaged %s with %s as %s", source.model_data, HANDLER, uri)
-        return ModelSource(uri, source.versions, source.origin)
+        return ModelSource(uri, source.versions, source.origin, source.run_id)
 
 
 @dataclass
@@ -273,25 +286,44 @@ def _disable_autoscaling(aws: Aws, endpoint_name: str) -> list[Removed]:
     return [Removed("autoscaling target", resource)]
 
 
-def create_model(
-    aws: Aws, name: str, image: str, model_data: str, environment: dict[str, str] | None = None
-) -> Any:
-    from sagemaker.core.resources import Model
-    from sagemaker.core.shapes import ContainerDefinition
-
-    env = {
+def container_environment(region: str) -> dict[str, str]:
+    """What the Hugging Face inference container needs to run code/inference.py."""
+    return {
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_REGION": aws.settings.region,
-        **(environment or {}),
+        "SAGEMAKER_REGION": region,
     }
-    return Model.create(
-        model_name=name,
-        primary_container=ContainerDefinition(image=image, model_data_url=model_data, environment=env),
-        execution_role_arn=aws.settings.role,
-        session=aws.boto,
-        region=aws.settings.region,
-    )
+
+
+def create_model(
+    aws: Aws,
+    name: str,
+    image: str,
+    source: ModelSource,
+    tags: list[dict[str, str]],
+    environment: dict[str, str] | None = None,
+) -> Callable[[], Any]:
+    """A SageMaker Model for ``source``; returns how to delete it. A registered version is
+    deployed as its package (lineage back to the approved version, no drift from it)."""
+    client = aws.client("sagemaker")
+    if source.package_arn:
+        from .registry import create_model_from_package
+
+        create_model_from_package(
+            aws, name, source.package_arn, {t["Key"]: t["Value"] for t in tags}, environment
+        )
+    else:
+        client.create_model(
+            ModelName=name,
+            PrimaryContainer={
+                "Image": image,
+                "ModelDataUrl": source.model_data,
+                "Environment": {**container_environment(aws.settings.region), **(environment or {})},
+            },
+            ExecutionRoleArn=aws.settings.role,
+            Tags=tags,
+        )
+    return lambda: client.delete_model(ModelName=name)
 
 
 def plan_deploy(
@@ -323,20 +355,28 @@ def deploy(
     serverless_max_concurrency: int = 5,
     autoscaling: Autoscaling | None = None,
     wait: bool = True,
+    update: bool = False,
 ) -> Deployment:
     """Model -> endpoint config -> endpoint (-> autoscaling); removes what it made if a later
-    step fails."""
+    step fails.
+
+    ``update`` swaps an existing endpoint to the new model without downtime: SageMaker keeps
+    serving the old fleet until the new one is InService (UpdateEndpoint); only then are the old
+    endpoint config and model removed. If the update fails, SageMaker rolls back to the old
+    config, and the new model and config are removed.
+    """
     check_autoscaling(
         autoscaling, serverless=bool(serverless_memory_mb), wait=wait, instance_count=instance_count
     )
+    check_update(aws, endpoint_name, update=update, wait=wait)
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
     image = image_uri(inference_versions(config), "inference", aws.settings.region, lookup_type)
-    check_endpoint_free(aws, endpoint_name)
     suffix = timestamp()
     name = resource_name(endpoint_name, suffix)
     client = aws.client("sagemaker")
+    tags = project_tags(config, source.run_id)
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
     if serverless_memory_mb:
         variant["ServerlessConfig"] = {
@@ -347,22 +387,36 @@ def deploy(
         variant.update(
             InstanceType=instance_type, InitialInstanceCount=instance_count, InitialVariantWeight=1.0
         )
+    old_config = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"] if update else ""
     created: list[Callable[[], Any]] = []  # how to remove each resource made so far
+    scaling = ""
     try:
-        created.append(create_model(aws, name, image, source.model_data).delete)
+        created.append(create_model(aws, name, image, source, tags))
         # boto3 here: sagemaker-core 2.27 sends ServerlessConfig.MemorySizeInMb (wrong case),
         # which the API rejects.
-        client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+        client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant], Tags=tags)
         created.append(lambda: client.delete_endpoint_config(EndpointConfigName=name))
-        endpoint = Endpoint.create(
-            endpoint_name=endpoint_name,
-            endpoint_config_name=name,
-            session=aws.boto,
-            region=aws.settings.region,
+        if update:
+            # Scaling targets pin the variant's instance count; the new config brings its own.
+            _disable_autoscaling(aws, endpoint_name)
+            client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+            endpoint = Endpoint.get(endpoint_name=endpoint_name, session=aws.boto, region=aws.settings.region)
+        else:
+            endpoint = Endpoint.create(
+                endpoint_name=endpoint_name,
+                endpoint_config_name=name,
+                tags=[_tag_shape(t) for t in tags],
+                session=aws.boto,
+                region=aws.settings.region,
+            )
+            created.append(endpoint.delete)
+        log.info(
+            "endpoint %s is being %s (model %s, image %s)",
+            endpoint_name,
+            "updated" if update else "created",
+            name,
+            image,
         )
-        created.append(endpoint.delete)
-        log.info("endpoint %s is being created (model %s, image %s)", endpoint_name, name, image)
-        scaling = ""
         if wait:
             endpoint.wait_for_status("InService")
         if autoscaling:
@@ -376,17 +430,60 @@ def deploy(
             except Exception as error:  # report, but keep the original failure
                 log.warning("could not clean up after a failed deploy: %s", error)
         raise
+    if update and endpoint.endpoint_config_name == name:
+        _remove_config_and_models(client, old_config)
     return Deployment(
         endpoint_name, name, name, image, source.model_data, str(endpoint.endpoint_status), scaling
     )
 
 
-def check_endpoint_free(aws: Aws, endpoint_name: str) -> None:
-    if _endpoint_exists(aws, endpoint_name):
+def _tag_shape(tag: dict[str, str]) -> dict[str, str]:
+    """A boto3-style tag as sagemaker-core resources take it (validated into their Tag)."""
+    return {"key": tag["Key"], "value": tag["Value"]}
+
+
+def _remove_config_and_models(client: Any, config_name: str) -> list[Removed]:
+    """An endpoint config no endpoint uses any more, and its models no other config uses."""
+    removed: list[Removed] = []
+    in_use = _configs_in_use(client, exclude="")
+    if config_name in in_use:
+        return removed
+    try:
+        described = client.describe_endpoint_config(EndpointConfigName=config_name)
+    except client.exceptions.ClientError:
+        return removed
+    client.delete_endpoint_config(EndpointConfigName=config_name)
+    removed.append(Removed("endpoint config", config_name))
+    models_in_use = _models_in_use(client, in_use)
+    for variant in described.get("ProductionVariants", []):
+        model = variant["ModelName"]
+        if model not in models_in_use:
+            client.delete_model(ModelName=model)
+            removed.append(Removed("model", model))
+    return removed
+
+
+def check_update(aws: Aws, endpoint_name: str, *, update: bool, wait: bool) -> None:
+    """Before uploading anything: a new deployment needs a free name, an update an endpoint
+    that is InService (and waiting, since the old model goes only once the new one serves)."""
+    exists = _endpoint_exists(aws, endpoint_name)
+    if not update:
+        if exists:
+            raise UsageError(
+                f"endpoint {endpoint_name} already exists; swap its model without downtime with "
+                f"--update, delete it first (`sagemaker delete --endpoint-name {endpoint_name}`), "
+                "or choose --endpoint-name"
+            )
+        return
+    if not exists:
+        raise UsageError(f"endpoint {endpoint_name} does not exist; deploy it without --update")
+    if not wait:
         raise UsageError(
-            f"endpoint {endpoint_name} already exists; delete it first "
-            f"(`sagemaker delete --endpoint-name {endpoint_name}`) or choose --endpoint-name"
+            "--update waits until the new model serves (the old one is removed then); drop --no-wait"
         )
+    status = aws.client("sagemaker").describe_endpoint(EndpointName=endpoint_name)["EndpointStatus"]
+    if status != "InService":
+        raise UsageError(f"endpoint {endpoint_name} is {status}; it can be updated once it is InService")
 
 
 def _endpoint_exists(aws: Aws, endpoint_name: str) -> bool:
@@ -417,19 +514,46 @@ def read_texts(texts: Sequence[str], file: str | None, config: ProjectConfig) ->
     return found
 
 
+# Requests stay well inside the handler's limits (INFERENCE_MAX_TEXTS 4096 texts and
+# INFERENCE_MAX_BODY_BYTES 6 MiB, SageMaker's payload cap) and its 60 s deadline.
+INVOKE_MAX_TEXTS = 256
+INVOKE_MAX_BYTES = 5 * 1024 * 1024
+
+
+def request_chunks(texts: Sequence[str]) -> Iterator[list[str]]:
+    """Consecutive runs of ``texts`` whose JSON request fits the limits (order kept)."""
+    chunk: list[str] = []
+    size = len(b'{"inputs": []}')
+    for text in texts:
+        cost = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) + 2
+        if chunk and (len(chunk) >= INVOKE_MAX_TEXTS or size + cost > INVOKE_MAX_BYTES):
+            yield chunk
+            chunk, size = [], len(b'{"inputs": []}')
+        if size + cost > INVOKE_MAX_BYTES:
+            raise UsageError(f"a text of {cost} bytes is over the endpoint's payload limit")
+        chunk.append(text)
+        size += cost
+    if chunk:
+        yield chunk
+
+
 def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str]) -> list[dict[str, Any]]:
-    """Send texts as one JSON request; returns one {"label", "score"} per text."""
+    """Send texts as JSON requests of at most INVOKE_MAX_TEXTS texts; returns one
+    {"label", "score"} per text, in the order of ``texts``."""
     runtime = aws.client("sagemaker-runtime")
-    response = runtime.invoke_endpoint(
-        EndpointName=endpoint_name,
-        Body=json.dumps({"inputs": list(texts)}, ensure_ascii=False).encode("utf-8"),
-        ContentType=JSON,
-        Accept=JSON,
-    )
-    answer = json.loads(response["Body"].read().decode("utf-8"))
-    if not isinstance(answer, list) or len(answer) != len(texts):
-        raise UsageError(f"unexpected response from {endpoint_name}: {str(answer)[:300]}")
-    return [item[0] if isinstance(item, list) else item for item in answer]
+    answers: list[dict[str, Any]] = []
+    for chunk in request_chunks(texts):
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint_name,
+            Body=json.dumps({"inputs": chunk}, ensure_ascii=False).encode("utf-8"),
+            ContentType=JSON,
+            Accept=JSON,
+        )
+        answer = json.loads(response["Body"].read().decode("utf-8"))
+        if not isinstance(answer, list) or len(answer) != len(chunk):
+            raise UsageError(f"unexpected response from {endpoint_name}: {str(answer)[:300]}")
+        answers += [item[0] if isinstance(item, list) else item for item in answer]
+    return answers
 
 
 def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
@@ -519,53 +643,61 @@ class Listing:
         return not (self.endpoints or self.endpoint_configs or self.models)
 
 
-def list_resources(aws: Aws, prefix: str) -> Listing:
-    """This project's SageMaker resources (names starting with ``prefix``)."""
+def _tagged(client: Any, arn: str, slug: str) -> bool:
+    try:
+        tags = client.list_tags(ResourceArn=arn).get("Tags", [])
+    except client.exceptions.ClientError:
+        return False  # deleted meanwhile
+    return any(t["Key"] == PROJECT_TAG and t["Value"] == slug for t in tags)
+
+
+def list_resources(aws: Aws, slug: str) -> Listing:
+    """This project's SageMaker resources: those tagged ``project=<slug>`` (whatever their
+    names; other projects' resources are never touched)."""
     client = aws.client("sagemaker")
 
-    def named(operation: str, key: str, field_name: str) -> list[dict[str, Any]]:
-        return [
-            item
-            for item in _paged(client, operation, key, NameContains=prefix)
-            if item[field_name].startswith(prefix)
-        ]
+    def mine(operation: str, key: str, arn_field: str) -> list[dict[str, Any]]:
+        return [item for item in _paged(client, operation, key) if _tagged(client, item[arn_field], slug)]
 
     return Listing(
         endpoints=[
             {"name": e["EndpointName"], "status": str(e.get("EndpointStatus", ""))}
-            for e in named("list_endpoints", "Endpoints", "EndpointName")
+            for e in mine("list_endpoints", "Endpoints", "EndpointArn")
         ],
         endpoint_configs=[
             c["EndpointConfigName"]
-            for c in named("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")
+            for c in mine("list_endpoint_configs", "EndpointConfigs", "EndpointConfigArn")
         ],
-        models=[m["ModelName"] for m in named("list_models", "Models", "ModelName")],
+        models=[m["ModelName"] for m in mine("list_models", "Models", "ModelArn")],
         training_jobs=[
             {"name": j["TrainingJobName"], "status": str(j.get("TrainingJobStatus"))}
-            for j in named("list_training_jobs", "TrainingJobSummaries", "TrainingJobName")
+            for j in mine("list_training_jobs", "TrainingJobSummaries", "TrainingJobArn")
         ],
         transform_jobs=[
             {"name": j["TransformJobName"], "status": str(j.get("TransformJobStatus"))}
-            for j in named("list_transform_jobs", "TransformJobSummaries", "TransformJobName")
+            for j in mine("list_transform_jobs", "TransformJobSummaries", "TransformJobArn")
         ],
     )
 
 
-def delete_all(aws: Aws, prefix: str) -> list[Removed]:
-    """Every endpoint, endpoint config and model of this project."""
+def delete_all(aws: Aws, slug: str) -> list[Removed]:
+    """Every endpoint, endpoint config and model tagged as this project's (training and
+    transform jobs are records, not billed resources, and stay)."""
     removed: list[Removed] = []
-    listing = list_resources(aws, prefix)
+    listing = list_resources(aws, slug)
     for endpoint in listing.endpoints:
         removed += delete(aws, endpoint["name"])
     client = aws.client("sagemaker")
     in_use = _configs_in_use(client, exclude="")
+    gone = {(r.kind, r.name) for r in removed}
     for name in listing.endpoint_configs:
-        if name not in in_use and not any(r.name == name for r in removed):
+        if name not in in_use and ("endpoint config", name) not in gone:
             client.delete_endpoint_config(EndpointConfigName=name)
             removed.append(Removed("endpoint config", name))
     models_in_use = _models_in_use(client, in_use)
+    gone = {(r.kind, r.name) for r in removed}
     for name in listing.models:
-        if name not in models_in_use and not any(r.name == name for r in removed):
+        if name not in models_in_use and ("model", name) not in gone:
             client.delete_model(ModelName=name)
             removed.append(Removed("model", name))
     return removed
@@ -645,13 +777,11 @@ def batch_transform(
     output_uri = (output_uri or f"{prefix}/output").rstrip("/")
     # A MultiRecord request holds as many lines as fit in the payload: far more texts than the
     # real-time limit allows, and more work than the 60 s real-time deadline.
-    model = create_model(
-        aws,
-        job_name,
-        image,
-        source.model_data,
-        environment={"INFERENCE_MAX_TEXTS": str(BATCH_MAX_TEXTS)},
+    tags = project_tags(config, source.run_id)
+    delete_model = create_model(
+        aws, job_name, image, source, tags, environment={"INFERENCE_MAX_TEXTS": str(BATCH_MAX_TEXTS)}
     )
+    started = removed = False
     try:
         job = TransformJob.create(
             transform_job_name=job_name,
@@ -675,19 +805,20 @@ def batch_transform(
             transform_resources=TransformResources(
                 instance_type=instance_type, instance_count=instance_count
             ),
+            tags=[_tag_shape(t) for t in tags],
             session=aws.boto,
             region=aws.settings.region,
         )
-    except BaseException:
-        model.delete()
-        raise
-    removed = False
-    if wait:
-        job.wait(logs=False)
-        # The model only served this job; keeping it would leak a resource.
-        model.delete()
-        removed = True
-    job.refresh()
+        started = True
+        if wait:
+            job.wait(logs=False)
+        job.refresh()
+    finally:
+        # The model only serves this job: once it has ended (or could not start), keeping the
+        # model would leak it. Without waiting it stays, tagged, for `delete --all`.
+        if wait or not started:
+            delete_model()
+            removed = True
     return TransformResult(
         job_name, job_name, image, input_uri, output_uri, str(job.transform_job_status), removed
     )

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..cli import UsageError
 from ..config import ProjectConfig
-from .endpoints import ModelSource, Removed, _paged, inference_versions
+from .endpoints import ModelSource, Removed, _paged, container_environment, inference_versions
 from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, image_uri, versions_from_image
 from .session import Aws, resource_name, split_s3_uri, timestamp
 
@@ -70,7 +70,9 @@ class Registered:
 
     def model_source(self, fallback: Versions) -> ModelSource:
         """As the ModelSource that endpoints.deploy / batch_transform take."""
-        return ModelSource(self.model_data, self.versions or fallback, f"model package {self.arn}")
+        return ModelSource(
+            self.model_data, self.versions or fallback, f"model package {self.arn}", package_arn=self.arn
+        )
 
 
 def numeric_metrics(data: Mapping[str, Any]) -> dict[str, float]:
@@ -188,16 +190,6 @@ def register(
         status=str(described.get("ModelApprovalStatus", PENDING)),
         metrics_uri=metrics_uri or "",
     )
-
-
-def container_environment(region: str) -> dict[str, str]:
-    """The handler settings endpoints.create_model gives a model, so a registered version
-    serves exactly as a directly deployed one."""
-    return {
-        "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_REGION": region,
-    }
 
 
 def ensure_group(config: ProjectConfig, aws: Aws, tags: Mapping[str, str]) -> str:

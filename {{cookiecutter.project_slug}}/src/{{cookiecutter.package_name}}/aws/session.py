@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..cli import UsageError
@@ -148,17 +149,23 @@ class Aws:
 
     def preflight(self, role_type: str | None) -> None:
         """Every precondition of a launch, each failing in one line, before any upload or
-        create: credentials, the bucket (exists, owned by this account), and with
+        create: credentials, a configured bucket (exists, owned by this account), and with
         ``role_type`` ("training" or "serving") the role, through the SageMaker SDK's own
         permission and trust check (skipped when SAGEMAKER_VALIDATE_ROLE=false)."""
-        log.debug("AWS account %s, bucket %s", self.account, self.bucket)
+        log.debug("AWS account %s", self.account)
+        if self.settings.bucket:
+            log.debug("bucket %s", self.bucket)  # the default bucket is checked when first used
         if role_type is None:
             return
         from sagemaker.core.helper.iam_role_resolver import RoleValidationError, resolve_and_validate_role
 
         try:
+            # The resolver reads only boto_session from its session argument; the full SDK
+            # session would resolve (and create) the default bucket before anything is checked.
             resolve_and_validate_role(
-                self.settings.role, role_type=role_type, sagemaker_session=self.sagemaker_session
+                self.settings.role,
+                role_type=role_type,
+                sagemaker_session=SimpleNamespace(boto_session=self.boto),
             )
         except RoleValidationError as error:
             detail = [line.strip() for line in str(error).splitlines() if line.strip()]
