@@ -203,6 +203,7 @@ def test_deploy_refuses_bad_input_before_creating_anything(moto_url, cli, model_
             "--instance-count must be at least 1",
         ),
         (["--job", "no-such-job"], "training job 'no-such-job' in ap-northeast-2: Could not find"),
+        (["--model-package", "my-model-v2"], "expected a versioned model package ARN"),
     ]
     for args, message in cases:
         code = cli.main(["sagemaker", "deploy", "--role", aws_moto.FAKE_ROLE, *args])
@@ -644,3 +645,11 @@ def test_register_approve_and_deploy_a_registered_version(
     model = sm.describe_model(ModelName=variant["ModelName"])
     assert model["PrimaryContainer"]["ModelPackageName"] == arn
     assert _tags(model["ModelArn"]) == {"project": config.project.slug}
+
+
+def test_images_marks_versions_too_old_for_the_project(cli, capsys):
+    assert cli.main(["sagemaker", "images", "--scope", "training"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    old = [line for line in lines if line.startswith("4.28.1 ")]
+    assert old and all("cannot run this project: transformers 4.28.1 < 4.51" in line for line in old)
+    assert any(line.startswith("5.3.0 ") and "cannot run" not in line for line in lines)

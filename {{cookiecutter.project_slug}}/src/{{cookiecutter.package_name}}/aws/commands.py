@@ -647,10 +647,13 @@ def _delete(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _images(args: argparse.Namespace) -> int:
-    from .images import supported_versions
+    from .images import below_floor, supported_versions
 
     for versions, processors in supported_versions(args.scope):
+        too_old = below_floor(versions)
+        note = f"  (cannot run this project: {too_old})" if too_old else ""
         print(
-            f"{versions.transformers:10} pytorch {versions.pytorch:8} {versions.py:6} {'/'.join(processors)}"
+            f"{versions.transformers:10} pytorch {versions.pytorch:8} {versions.py:6} "
+            f"{'/'.join(processors)}{note}"
         )
     return 0

@@ -47,6 +47,7 @@ class ModelSource:
     origin: str
     run_id: str = ""  # the training job (= run id) it came from, when known
     package_arn: str = ""  # a registered model package version deployed as such
+    image: str = ""  # a registered version's own image (else: the configured inference image)
 
 
 @dataclass
@@ -114,7 +115,9 @@ def resolve_model_source(
     if job:
         return "job", job
     if model_package:
-        return "package", model_package
+        from .registry import check_package_ref
+
+        return "package", check_package_ref(model_package)
     assert model_data is not None
     if model_data.startswith("s3://"):
         split_s3_uri(model_data)
@@ -372,7 +375,9 @@ def deploy(
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
-    image = image_uri(inference_versions(config), "inference", aws.settings.region, lookup_type)
+    image = source.image or image_uri(
+        inference_versions(config), "inference", aws.settings.region, lookup_type
+    )
     suffix = timestamp()
     name = resource_name(endpoint_name, suffix)
     client = aws.client("sagemaker")
@@ -626,7 +631,12 @@ def _configs_in_use(client: Any, exclude: str) -> set[str]:
 def _models_in_use(client: Any, config_names: set[str]) -> set[str]:
     models = set()
     for name in config_names:
-        described = client.describe_endpoint_config(EndpointConfigName=name)
+        try:
+            described = client.describe_endpoint_config(EndpointConfigName=name)
+        except client.exceptions.ClientError as error:
+            # Another team's config this caller may not read: its models are not ours anyway.
+            log.debug("endpoint config %s: %s", name, error)
+            continue
         models |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
     return models
 
@@ -768,7 +778,9 @@ def batch_transform(
         TransformS3DataSource,
     )
 
-    image = image_uri(inference_versions(config), "inference", aws.settings.region, instance_type)
+    image = source.image or image_uri(
+        inference_versions(config), "inference", aws.settings.region, instance_type
+    )
     base = resource_name(config.project.slug, max_length=40)
     job_name = resource_name(f"{base}-batch", timestamp())
     prefix = f"s3://{aws.bucket}/{base}/batch/{job_name}"

@@ -59,7 +59,7 @@ MIN_TRANSFORMERS = (4, 51)
 MIN_PYTHON = (3, 11)
 
 
-def _below_floor(versions: Versions) -> str:
+def below_floor(versions: Versions) -> str:
     """Why the project's scripts cannot run in an image with ``versions`` ("" if they can)."""
     problems = []
     if _version_key(versions.transformers)[:2] < MIN_TRANSFORMERS:
@@ -75,9 +75,9 @@ def check_versions(versions: Versions, scope: str, processor: str | None = None)
     """Raise UsageError naming the valid triples when ``versions`` has no ``scope`` image, when
     the image is older than what the project's scripts need, or has no image for ``processor``."""
     available = supported_versions(scope)
-    floor = _below_floor(versions)
+    floor = below_floor(versions)
     if floor:
-        usable = [c for c, _ in available if not _below_floor(c)]
+        usable = [c for c, _ in available if not below_floor(c)]
         raise UsageError(
             f"the {scope} image {versions.describe()} cannot run this project's code ({floor}; "
             "pyproject.toml needs transformers >= 4.51 and Python >= 3.11); e.g. "

@@ -45,6 +45,16 @@ _METADATA_UNSAFE = re.compile(r"[^\w .:/=+@-]")
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^/]+/\d+$")
 
 
+def check_package_ref(ref: str) -> str:
+    """Offline: ``ref`` is a versioned model package ARN or ``latest-approved``."""
+    if ref != LATEST_APPROVED and not _PACKAGE_ARN.match(ref):
+        raise UsageError(
+            f"--model-package {ref!r}: expected a versioned model package ARN "
+            f"(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>) or {LATEST_APPROVED}"
+        )
+    return ref
+
+
 def group_name(config: ProjectConfig) -> str:
     """One group per project, so its versions sit together and ``latest-approved`` has a scope."""
     return resource_name(config.project.slug)
@@ -71,7 +81,11 @@ class Registered:
     def model_source(self, fallback: Versions) -> ModelSource:
         """As the ModelSource that endpoints.deploy / batch_transform take."""
         return ModelSource(
-            self.model_data, self.versions or fallback, f"model package {self.arn}", package_arn=self.arn
+            self.model_data,
+            self.versions or fallback,
+            f"model package {self.arn}",
+            package_arn=self.arn,
+            image=self.image,
         )
 
 
@@ -232,11 +246,8 @@ def resolve_model_package(config: ProjectConfig, aws: Aws, ref: str) -> Register
                 f"{waiting}); approve one with `{approve}` (`sagemaker register` adds versions)"
             )
         ref = max(approved, key=lambda v: int(v["version"]))["arn"]
-    elif not _PACKAGE_ARN.match(ref):
-        raise UsageError(
-            f"--model-package {ref!r}: expected a versioned model package ARN "
-            f"(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>) or {LATEST_APPROVED}"
-        )
+    else:
+        check_package_ref(ref)
     try:
         described = client.describe_model_package(ModelPackageName=ref)
     except client.exceptions.ClientError as error:

@@ -291,13 +291,15 @@ def plan_training(
 
     hyperparameters = default_hyperparameters(config)
     hyperparameters.update(overrides or {})
-    base_model_dir = ""
-    if mode in ("hosted", "local", "local_gpu"):
-        base_model_dir = local_base_model(hyperparameters.get("model_name_or_path", ""))
-        if base_model_dir:
-            # The job reads it from its channel; a local path would mislead anyone reading
-            # the job's hyperparameters.
-            del hyperparameters["model_name_or_path"]
+    base_model_dir = local_base_model(hyperparameters.get("model_name_or_path", ""))
+    if base_model_dir and mode == "process":
+        # The entry point runs from the staged code folder: a relative path would miss.
+        hyperparameters["model_name_or_path"] = base_model_dir
+        base_model_dir = ""
+    if base_model_dir:
+        # The job reads it from its channel; a local path would mislead anyone reading the
+        # job's hyperparameters.
+        del hyperparameters["model_name_or_path"]
 
     use_spot = section.use_spot if use_spot is None else use_spot
     max_run = max_run_seconds or section.max_run_seconds
