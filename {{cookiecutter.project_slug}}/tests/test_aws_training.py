@@ -261,8 +261,9 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
 @pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="torch is needed to train in process mode"
 )
+@pytest.mark.parametrize("entry_point", ["train_hf", "train_torch"])
 def test_process_mode_trains_through_the_container_contract(
-    moto_url, prepared, cli, pkg, config, tiny_model_dir, tmp_path, capsys, monkeypatch
+    moto_url, prepared, cli, pkg, config, tiny_model_dir, tmp_path, capsys, monkeypatch, entry_point
 ):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = f"sqlite:///{(tmp_path / 'tracking' / 'mlflow.db').as_posix()}"
@@ -273,6 +274,8 @@ def test_process_mode_trains_through_the_container_contract(
             "train",
             "--mode",
             "process",
+            "--entry-point",
+            entry_point,
             "--work-dir",
             str(tmp_path / "work"),
             "--mlflow",
@@ -325,7 +328,7 @@ def test_process_mode_trains_through_the_container_contract(
     assert run.info.run_name == job_dir.name
     assert run.info.status == "FINISHED"
     assert float(run.data.params["epochs"]) == 1
-    assert run.data.params["entry_point"] == "train_hf"
+    assert run.data.params["entry_point"] == entry_point
     history = client.get_metric_history(run.info.run_id, "eval_accuracy")
     assert len({m.step for m in history}) >= 2, history
     assert "validation_accuracy" in run.data.metrics
