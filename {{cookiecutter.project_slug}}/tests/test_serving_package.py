@@ -40,16 +40,19 @@ def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, cap
         handler = read_member(archive, "code/inference.py")
         requirements = read_member(archive, "code/requirements.txt").decode()
         archive.extractall(tmp_path / "extracted", filter="data")
-    assert sorted(names) == sorted(
-        [
-            "config.json",
-            "model.safetensors",
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "code/inference.py",
-            "code/requirements.txt",
-        ]
-    )
+    # transformers 4.x also saves special_tokens_map.json with a tokenizer (5.x folds it into
+    # tokenizer_config.json): the model's own files, whichever version saved them.
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "code/inference.py",
+        "code/requirements.txt",
+    }
+    saved = {p.name for p in Path(model_with_training_leftovers).iterdir()}
+    expected |= saved & {"special_tokens_map.json"}
+    assert sorted(names) == sorted(expected)
     assert handler == Path(inference.__file__).read_bytes()
     # Only comments: everything the handlers import is in the container already.
     assert all(not line.strip() or line.startswith("#") for line in requirements.splitlines())
