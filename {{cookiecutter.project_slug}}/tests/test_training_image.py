@@ -82,12 +82,18 @@ def test_entry_point_trains_under_the_training_image(
 
     hyperparameters = {
         "model_name_or_path": tiny_model_dir,
-        "epochs": 1,
-        "batch_size": 16,
+        "max_steps": 4,
+        "batch_size": 8,
         "eval_batch_size": 16,
         "max_seq_length": 32,
         "logging_steps": 1,
         "mixed_precision": "no",
+        # Several evaluations, so that the best model is restored from a checkpoint that the
+        # image's transformers wrote (not necessarily the last one).
+        "eval_strategy": "steps",
+        "eval_steps": 1,
+        "early_stopping_patience": 0,
+        "learning_rate": 0.01,
     }
     # The entry point logs to MLflow as a job does (here a local store, not a tracking server).
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -119,6 +125,22 @@ def test_entry_point_trains_under_the_training_image(
     assert (ml / "output" / "data" / "metrics_validation.json").is_file()
     assert "eval_accuracy=" in captured.out
     assert store.is_file()
+
+    if entry_point == "train_hf":
+        # The saved model is the best checkpoint, every weight of it (transformers 5.3 writes
+        # LayerNorm weights as gamma/beta, which its Trainer's own reload skipped).
+        import json
+
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        states = sorted(ml.glob("checkpoints/*/checkpoint-*/trainer_state.json"))
+        best = json.loads(states[-1].read_text(encoding="utf-8"))["best_model_checkpoint"]
+        saved = AutoModelForSequenceClassification.from_pretrained(model_dir).state_dict()
+        expected = AutoModelForSequenceClassification.from_pretrained(best).state_dict()
+        assert saved.keys() == expected.keys()
+        differing = [name for name in saved if not torch.equal(saved[name], expected[name])]
+        assert differing == [], (best, differing[:5])
 
     # The model the image's transformers saved loads and predicts here.
     classifier = batch.load_classifier(model_dir)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
 from ..metrics import compute_metrics
@@ -198,11 +198,27 @@ class HFTrainer:
         # under DDP (doubling gradients and logged loss with 2 processes).
         self.trainer.model_accepts_loss_kwargs = False
 
+    def _load_weights(self, checkpoint: str | Path) -> None:
+        """A checkpoint's weights into the model through ``from_pretrained``, which reads every
+        key naming the running transformers may have written. The Trainer's own loading
+        (``load_state_dict(strict=False)``) skips names it does not expect without a word:
+        transformers 5.3 (the default training image) saves BERT/ELECTRA LayerNorm weights
+        as ``gamma``/``beta``, so the best model and resumed runs silently kept other
+        LayerNorm weights."""
+        model = self.trainer.model
+        assert isinstance(model, PreTrainedModel)
+        saved = type(model).from_pretrained(str(checkpoint))
+        model.load_state_dict(saved.state_dict())
+
     def fit(self, resume_from: Path | None) -> FitResult:
         started = time.monotonic()
+        if resume_from:
+            self._load_weights(resume_from)
         self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         train_seconds = time.monotonic() - started - self.callback.eval_seconds
         state = self.trainer.state
+        if state.best_model_checkpoint and self.trainer.args.load_best_model_at_end:
+            self._load_weights(state.best_model_checkpoint)
         resumed_from = (checkpoint_step(resume_from) or 0) if resume_from else 0
         return FitResult(
             global_step=state.global_step,
