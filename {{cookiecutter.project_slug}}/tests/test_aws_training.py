@@ -384,7 +384,9 @@ def test_local_base_model_is_uploaded_once_and_mounted_as_a_channel(
     _nothing_created()
 
     _bucket()
-    for _ in range(2):
+    for attempt in range(2):
+        if attempt:
+            time.sleep(1.1)  # the SDK names jobs <base>-<YYYYMMDDHHMMSS>: one per second
         assert _hosted(cli, "--hp", f"model_name_or_path={tiny_model_dir}", "--hp", "epochs=1") == 0
     capsys.readouterr()
     first, second = _jobs()
