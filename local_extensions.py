@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
 
+from cookiecutter.config import get_user_config
+from cookiecutter.repository import expand_abbreviations, is_repo_url, is_zip_file
 from cookiecutter.utils import simple_filter
 
 
@@ -26,3 +31,39 @@ _CJK_RANGES = ((0x1100, 0x11FF), (0x3000, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0x
 def needs_cjk_font(value: object) -> bool:
     """Whether text holds characters that matplotlib's default font cannot draw (Korean, ...)."""
     return any(low <= ord(char) <= high for char in str(value) for low, high in _CJK_RANGES)
+
+
+@simple_filter
+def template_folder(repo_dir: object) -> str:
+    """The template's folder as an absolute path, for the hooks to load its readers from.
+
+    cookiecutter passes ``_repo_dir`` as typed (``.``, ``../template``), relative to where it was
+    started, while the hooks run inside the new project's folder. It renders the hooks from inside
+    the template folder (that is how it finds ``hooks/``), so there the working directory is the
+    template folder; cruft gives no ``_repo_dir`` and renders from its clone the same way.
+    """
+    path = Path(str(repo_dir or ""))
+    return str(path) if path.is_absolute() else os.getcwd()
+
+
+def template_reference(template: str, folder: str, abbreviations: Mapping[str, str]) -> str:
+    """What a project stores as ``_template``: a full URL for a remote template (abbreviations
+    such as ``gh:`` expanded, ``git+`` kept so cookiecutter knows the VCS), else an absolute path,
+    so that replaying or updating works from any folder and machine."""
+    expanded = expand_abbreviations(template, dict(abbreviations))
+    if is_repo_url(expanded) or "://" in expanded:
+        return expanded
+    path = Path(expanded).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if is_zip_file(expanded):
+        # Unzipped elsewhere: only the shell's folder says where a relative archive was.
+        return str(Path(os.environ.get("PWD") or os.getcwd()) / path)
+    return folder
+
+
+@simple_filter
+def stored_template(template: object) -> str:
+    """:func:`template_reference` of the ``_template`` being rendered (see :func:`template_folder`
+    for why the working directory is the template folder)."""
+    return template_reference(str(template or ""), os.getcwd(), get_user_config()["abbreviations"])

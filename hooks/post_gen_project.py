@@ -3,8 +3,8 @@ point tests at the real package name and keep the answers for later regeneration
 
 Runs inside the new project folder. The dataset was checked by the pre-generation hook, before
 any file was written, so a mismatch never leaves a half-written (or, with ``-f``, a
-half-updated) project behind; this hook only repeats that check where the pre-generation hook
-could not reach the template's readers (see ``needs_check``).
+half-updated) project behind; this hook never reads the data: the label format that check decided
+for numeric label names arrives in ``LABEL_FORMAT_FILE``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from pathlib import Path
 
 # Raw triple-quoted: JSON never holds three unescaped quotes in a row, nor ends in a backslash.
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+# An absolute path or a URL, whatever was typed (see local_extensions.stored_template).
+# A JSON string: single-quoted, as Jinja's tojson escapes single quotes.
+TEMPLATE = json.loads(r'{{ cookiecutter._template | default("") | stored_template | tojson }}')
+LABEL_FORMAT_FILE = Path(".template-label-format")
 PROJECT = Path.cwd()
 PACKAGE = ANSWERS["package_name"]
 CONFIG = PROJECT / "config.toml"
@@ -49,28 +53,13 @@ def set_config_value(table: str, key: str, value: str) -> None:
     CONFIG.write_text(text[:start] + section + text[end:], encoding="utf-8")
 
 
-def needs_check(names: list[str]) -> bool:
-    """The pre-generation hook checked the dataset when it could load the template's readers;
-    numeric label names also need the decided label format, which only a check yields."""
-    return not ANSWERS.get("_repo_dir") or any(name.strip().isdigit() for name in names)
-
-
-def check_dataset(path: Path) -> str | None:
-    """Check the dataset with the generated package's readers; returns the label format to pin."""
-    sys.path.insert(0, str(PROJECT / "src"))
-    from importlib import import_module
-
-    check = import_module(f"{PACKAGE}.data.check")
-    names = [name.strip() for name in ANSWERS["label_names"].split(",")]
-    result = check.check_dataset(path, ANSWERS["text_column"], ANSWERS["label_column"], names)
-    if result.problems:
-        print(
-            "ERROR: the dataset does not match the answers; the project is removed.\n"
-            + "\n".join(f"  - {p}" for p in result.problems),
-            file=sys.stderr,
-        )
-        raise SystemExit(1)
-    return result.label_format
+def decided_label_format() -> str | None:
+    """The label format the pre-generation hook's dataset check decided, if it left one."""
+    if not LABEL_FORMAT_FILE.is_file():
+        return None
+    decided = LABEL_FORMAT_FILE.read_text(encoding="utf-8").strip()
+    LABEL_FORMAT_FILE.unlink()
+    return decided
 
 
 def remove_sagemaker_parts() -> None:
@@ -99,10 +88,15 @@ def rename_package_in_tests() -> None:
 
 def save_answers(pinned: dict[str, str]) -> None:
     """``.cookiecutter.json`` in cookiecutter's replay format, so it re-bakes as it is:
-    ``cookiecutter --replay-file .cookiecutter.json <template>``."""
+    ``cookiecutter --replay-file .cookiecutter.json <template>``, from any folder or machine:
+    the template is absolute or a URL, and ``_checked_dataset`` tells the pre-generation hook that
+    a missing dataset at that path is another machine's, not a typo."""
     answers = {k: v for k, v in ANSWERS.items() if not k.startswith("_")}
     answers.update(pinned)
-    answers["_template"] = ANSWERS.get("_template", "")
+    answers["_template"] = TEMPLATE
+    dataset = answers["dataset"]
+    if dataset not in BUILTIN_DATASETS and not dataset.startswith("s3://"):
+        answers["_checked_dataset"] = dataset
     (PROJECT / ".cookiecutter.json").write_text(
         json.dumps({"cookiecutter": answers}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
@@ -111,14 +105,13 @@ def save_answers(pinned: dict[str, str]) -> None:
 def main() -> int:
     pinned: dict[str, str] = {}
     dataset = ANSWERS["dataset"]
-    names = [name.strip() for name in ANSWERS["label_names"].split(",")]
+    label_format = decided_label_format()
+    if label_format:
+        set_config_value("data", "label_format", label_format)
+        pinned["label_format"] = label_format
     if dataset not in BUILTIN_DATASETS and not dataset.startswith("s3://"):
         # Stored absolute: a relative answer meant the folder cookiecutter ran in.
         path = user_path(dataset)
-        if needs_check(names):
-            label_format = check_dataset(path)
-            if label_format and any(name.isdigit() for name in names):
-                set_config_value("data", "label_format", label_format)
         if str(path) != dataset:
             set_config_value("data", "source", str(path))
             pinned["dataset"] = str(path)

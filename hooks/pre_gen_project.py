@@ -7,7 +7,8 @@ anything.
 
 A local dataset is read in full here, with the template's own readers (the generated package's
 ``data.check``), so a mismatch stops generation before any file exists: with ``cookiecutter -f``
-an existing project is left exactly as it was.
+an existing project is left exactly as it was. The check runs here only: the post-generation
+hook takes the label format it decided from ``LABEL_FORMAT_FILE`` instead of reading the data again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from types import ModuleType
 
 # Raw triple-quoted: JSON never holds three unescaped quotes in a row, nor ends in a backslash.
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+# Absolute, however the template was given (see local_extensions.template_folder).
+# A JSON string: single-quoted, as Jinja's tojson escapes single quotes.
+TEMPLATE_FOLDER = Path(json.loads(r'{{ cookiecutter._repo_dir | default("") | template_folder | tojson }}'))
+# Where this hook leaves the label format it decided for the post-generation hook, which deletes it.
+LABEL_FORMAT_FILE = ".template-label-format"
+LABEL_FORMATS = ("auto", "ids", "names")
 
 # Names a generated package must not take: importing it would shadow the stdlib module or a
 # dependency the project itself imports.
@@ -70,6 +77,10 @@ BUILTIN_DATASETS = {"nsmc", "nsmc-sample"}
 # Families with an accelerator; anything else trains on CPU.
 GPU_FAMILIES = re.compile(r"^(p\d|g\d|trn\d|dl\d|inf\d)")
 MAX_LENGTH_RANGE = (8, 8192)
+FIX_AMBIGUITY = (
+    "answer label_format=ids or label_format=names (e.g. `cookiecutter --no-input <template> "
+    "label_format=ids ...`), or use label names that are not numbers (e.g. '1star', '2star', ...)"
+)
 # Deliberately loose: one '@', a dotted domain, no spaces or brackets (what packaging accepts).
 EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
@@ -117,17 +128,40 @@ def check_labels(value: str, problems: list[str]) -> None:
         )
 
 
-def check_dataset(value: str, problems: list[str]) -> None:
+def regeneration(answers: dict) -> str | None:
+    """Why these answers re-generate an existing project (None for a new one).
+
+    cruft re-renders a linked project from its stored answers (update, diff, check) and marks its
+    context with ``_commit``; a replay of a project's ``.cookiecutter.json`` carries the dataset
+    that was checked when it was baked (``_checked_dataset``, written by the post-generation hook).
+    """
+    if answers.get("_commit"):
+        return "cruft re-generates the project from its stored answers"
+    if answers.get("_checked_dataset") and answers["_checked_dataset"] == answers["dataset"]:
+        return "the answers are a project's stored answers, checked when it was generated"
+    return None
+
+
+def check_dataset(value: str, problems: list[str], warnings: list[str]) -> bool:
+    """Whether the dataset answer is usable; True when its rows can and must be checked."""
     if value in BUILTIN_DATASETS:
-        return
+        return False
     if value.startswith("s3://"):
         if not S3_RE.match(value):
             problems.append(
                 f"dataset={value!r}: not a well-formed S3 URI; expected s3://bucket-name/prefix "
                 "(bucket: 3-63 lowercase letters, digits, '.', '-')"
             )
-        return
+        return False
     path = user_path(value)
+    reason = regeneration(ANSWERS)
+    if not path.exists() and reason:
+        # The data may be private to the machine that baked the project; a re-generation still
+        # works without it (the stored answers pin everything the data decided).
+        warnings.append(
+            f"dataset {str(path)!r} is not on this machine, so its rows were not checked ({reason})"
+        )
+        return False
     if not path.exists():
         problems.append(
             f"dataset={value!r}: {path} does not exist; give 'nsmc-sample', 'nsmc', an existing "
@@ -140,47 +174,61 @@ def check_dataset(value: str, problems: list[str]) -> None:
         )
     elif path.is_dir() and not any(p.suffix.lower() in DATA_SUFFIXES for p in path.iterdir() if p.is_file()):
         problems.append(f"dataset={value!r}: folder {path} holds no CSV/TSV/JSONL files")
+    else:
+        return True
+    return False
 
 
-def template_dir() -> Path | None:
-    """The template folder on disk: cookiecutter gives it as ``_repo_dir``; cruft gives only
-    ``_template``, which is the folder itself for a local template."""
-    for key in ("_repo_dir", "_template"):
-        value = ANSWERS.get(key)
-        if value and (Path(value) / "cookiecutter.json").is_file():
-            return Path(value)
-    return None
-
-
-def template_check_module() -> ModuleType | None:
-    """The template's ``<package>.data.check``, loaded under the project's package name."""
-    folder = template_dir()
-    if folder is None:
-        return None
-    found = [path.parent for path in folder.glob("*/src/*/__init__.py") if "cookiecutter" in path.parts[-4]]
+def template_package() -> ModuleType:
+    """The template's package (its standard-library data readers), under the project's name."""
+    found = [
+        path.parent
+        for path in TEMPLATE_FOLDER.glob("*/src/*/__init__.py")
+        if "cookiecutter" in path.parts[-4]
+    ]
     if len(found) != 1:
-        return None
+        raise RuntimeError(
+            f"the template folder {TEMPLATE_FOLDER} holds no single package to check the data with"
+        )
     name = ANSWERS["package_name"]
     spec = importlib.util.spec_from_file_location(
         name, found[0] / "__init__.py", submodule_search_locations=[str(found[0])]
     )
     if spec is None or spec.loader is None:
-        return None
+        raise RuntimeError(f"cannot load {found[0]} to check the data with")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.data.check")
+    return module
 
 
 def check_dataset_contents(value: str, problems: list[str], warnings: list[str]) -> None:
-    """Columns and labels of a local dataset, every row of every split file."""
-    check = template_check_module()
-    if check is None:
-        return  # the post-generation hook runs the same check with the generated package
+    """Columns and labels of a local dataset, every row of every split file; the label format it
+    decides for numeric label names goes to the post-generation hook."""
+    try:
+        name = template_package().__name__
+    except RuntimeError as error:
+        problems.append(f"dataset={value!r}: cannot be checked: {error}")
+        return
+    check = importlib.import_module(f"{name}.data.check")
+    labels = importlib.import_module(f"{name}.data.labels")
     names = [part.strip() for part in ANSWERS["label_names"].split(",")]
-    result = check.check_dataset(user_path(value), ANSWERS["text_column"], ANSWERS["label_column"], names)
-    problems.extend(result.problems)
+    path = user_path(value)
+    result = check.check_dataset(
+        path, ANSWERS["text_column"], ANSWERS["label_column"], names, ANSWERS["label_format"]
+    )
+    # At generation time there is no config.toml yet: the fix is an answer.
+    problems.extend(problem.replace(labels.FIX_AMBIGUITY, FIX_AMBIGUITY) for problem in result.problems)
     warnings.extend(result.warnings)
+    if result.problems:
+        return
+    print(
+        f"Checked every row of {len(result.files)} file(s) of {path}: labels are "
+        f"{result.label_format or 'read per file'}",
+        file=sys.stderr,
+    )
+    if result.label_format and ANSWERS["label_format"] == "auto" and any(n.isdigit() for n in names):
+        Path(LABEL_FORMAT_FILE).write_text(result.label_format, encoding="utf-8")
 
 
 def check_instance(key: str, value: str, problems: list[str], warnings: list[str]) -> None:
@@ -230,6 +278,11 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
     if answers["text_column"].strip() and answers["text_column"] == answers["label_column"]:
         problems.append(f"text_column and label_column are both {answers['text_column']!r}: they must differ")
     check_labels(answers["label_names"], problems)
+    if answers["label_format"] not in LABEL_FORMATS:
+        problems.append(
+            f"label_format={answers['label_format']!r}: must be one of {', '.join(LABEL_FORMATS)} "
+            "('auto': decided from the data)"
+        )
     model = answers["base_model"]
     if user_path(model).is_dir():
         pass
@@ -245,16 +298,12 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
     if not REGION_RE.match(answers["aws_region"]):
         problems.append(f"aws_region={answers['aws_region']!r}: expected a region name like 'ap-northeast-2'")
     dataset_problems: list[str] = []
-    check_dataset(answers["dataset"], dataset_problems)
+    readable = check_dataset(answers["dataset"], dataset_problems, warnings)
     problems.extend(dataset_problems)
-    dataset = answers["dataset"]
-    if (
-        not dataset_problems
-        and dataset not in BUILTIN_DATASETS
-        and not dataset.startswith("s3://")
-        and not any("label_names" in problem or "_column" in problem for problem in problems)
+    if readable and not any(
+        "label_names" in problem or "label_format" in problem or "_column" in problem for problem in problems
     ):
-        check_dataset_contents(dataset, problems, warnings)
+        check_dataset_contents(answers["dataset"], problems, warnings)
     return problems, warnings
 
 

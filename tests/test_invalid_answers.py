@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import chdir
+from pathlib import Path
 
 import pytest
-from conftest import bake, install
+from conftest import REPO, bake, check_keys, install
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
 CASES = {
     "slug-uppercase": ({"project_slug": "My Project"}, "project_slug='My Project'"),
@@ -33,6 +36,7 @@ CASES = {
     "dataset-missing": ({"dataset": "/no/such/file.csv"}, "does not exist"),
     "dataset-s3": ({"dataset": "s3://Bad_Bucket/x"}, "not a well-formed S3 URI"),
     "same-columns": ({"text_column": "x", "label_column": "x"}, "they must differ"),
+    "label-format": ({"label_format": "numbers"}, "label_format='numbers': must be one of auto, ids, names"),
     # The wheel build rejects it later (packaging's metadata check) with a far worse message.
     "author-email": ({"author_email": "me at example"}, "author_email='me at example'"),
     "author-email-no-domain": ({"author_email": "me@localhost"}, "not an e-mail address"),
@@ -163,8 +167,19 @@ def test_ambiguous_numeric_labels_are_refused_with_the_fix(out, tmp_path, capfd)
     with pytest.raises(FailedHookException):
         bake(out, dataset=str(data), text_column="text", label_column="stars", label_names="1,2,3,4,5")
     err = capfd.readouterr().err
-    assert "label_format" in err and "numbers" in err, err
+    # The fix is an answer: at generation time there is no config.toml to edit.
+    assert "answer label_format=ids or label_format=names" in err and "numbers" in err, err
+    assert "config.toml" not in err, err
     assert list(out.iterdir()) == []
+    project = bake(
+        out,
+        dataset=str(data),
+        text_column="text",
+        label_column="stars",
+        label_names="1,2,3,4,5",
+        label_format="names",
+    )
+    assert 'label_format = "names"' in (project / "config.toml").read_text(encoding="utf-8")
 
 
 def test_file_without_header_row_is_named_as_such(out, tmp_path, capfd):
@@ -196,3 +211,74 @@ def test_spreadsheet_export_warns_but_is_accepted(out, tmp_path, capfd):
     assert project.exists()
     err = capfd.readouterr().err
     assert "WARNING" in err and "line" in err, err
+
+
+CHECKED = "Checked every row of"
+
+
+def template_as_given(form: str, tmp_path: Path) -> tuple[str, Path]:
+    """The template argument and the folder cookiecutter runs in, for each way users give it."""
+    if form == "dot":
+        return ".", REPO
+    sibling = tmp_path / "sibling"
+    sibling.mkdir(exist_ok=True)
+    if form == "absolute":
+        return str(REPO), sibling
+    return os.path.relpath(REPO, sibling), sibling
+
+
+def bake_as_given(form: str, tmp_path: Path, out: Path, **context) -> tuple[int, str]:
+    """Bake through the Python API, or through the command line for the "cli-*" forms."""
+    check_keys(context)
+    template, cwd = template_as_given(form.removeprefix("cli-"), tmp_path)
+    if form.startswith("cli-"):
+        pairs = [f"{key}={value}" for key, value in context.items()]
+        command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), template, *pairs]
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+        return result.returncode, result.stderr
+    with chdir(cwd):
+        try:
+            cookiecutter(template, no_input=True, extra_context=context, output_dir=str(out))
+        except FailedHookException:
+            return 1, ""
+    return 0, ""
+
+
+FORMS = ["dot", "relative", "absolute", "cli-dot", "cli-relative"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_dataset_is_checked_however_the_template_is_given(form, out, tmp_path, capfd):
+    """`cookiecutter .` or `../template`: the check ran nowhere and bad data was accepted."""
+    data = write(tmp_path, "document,label\n좋다,good\n나쁘다,bad\n")
+    code, err = bake_as_given(form, tmp_path, out, dataset=str(data))
+    err += capfd.readouterr().err
+    assert code != 0 and "Labels found: 'bad', 'good'" in err, err
+    assert list(out.iterdir()) == []
+    columns = write(tmp_path, "review,stars\n좋다,1\n", name="columns.csv")
+    code, err = bake_as_given(form, tmp_path, out, dataset=str(columns))
+    err += capfd.readouterr().err
+    assert code != 0 and "column(s) 'document', 'label' not found" in err, err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("form", ["dot", "cli-relative"])
+def test_dataset_is_read_once_before_anything_is_written(form, out, tmp_path, capfd):
+    """Once, by the pre-generation hook; the post-generation hook never reads the data again."""
+    rows = [f"review {i},{i % 5 + 1}" for i in range(100)]
+    data = write_rows(tmp_path / "ratings.csv", "text,stars", rows)
+    answers = {
+        "dataset": str(data),
+        "text_column": "text",
+        "label_column": "stars",
+        "label_names": "1,2,3,4,5",
+    }
+    code, err = bake_as_given(form, tmp_path, out, **answers)
+    err += capfd.readouterr().err
+    assert code == 0, err
+    assert err.count(CHECKED) == 1, err
+    (project,) = out.iterdir()
+    assert 'label_format = "names"' in (project / "config.toml").read_text(encoding="utf-8")
+    stored = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
+    assert stored["label_format"] == "names"
+    assert not (project / ".template-label-format").exists()

@@ -4,7 +4,9 @@ and pull later template changes into it (with cruft, which builds on cookiecutte
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -56,8 +58,15 @@ def test_stored_answers_rebake_the_same_project(out, tmp_path):
     assert git("status", "--porcelain", cwd=project) == ""
 
 
+def bake_relative(out: Path, overwrite_if_exists: bool = False, **context) -> Path:
+    """`cookiecutter .` run inside the template: cookiecutter passes the hooks a relative path."""
+    with chdir(REPO):
+        return bake(out, overwrite_if_exists=overwrite_if_exists, template=".", **context)
+
+
+@pytest.mark.parametrize("template", ["absolute", "relative"])
 @pytest.mark.parametrize("problem", ["dataset-labels", "answer"])
-def test_refused_regeneration_over_a_project_leaves_it_untouched(problem, out, tmp_path):
+def test_refused_regeneration_over_a_project_leaves_it_untouched(problem, template, out, tmp_path):
     data = labelled_csv(tmp_path, ["bad", "good"])
     answers = {
         "dataset": str(data),
@@ -65,7 +74,8 @@ def test_refused_regeneration_over_a_project_leaves_it_untouched(problem, out, t
         "label_column": "stars",
         "label_names": "bad,good",
     }
-    project = bake(out, **answers)
+    baker = bake_relative if template == "relative" else bake
+    project = baker(out, **answers)
     (project / "config.toml").write_text(
         (project / "config.toml").read_text(encoding="utf-8") + "# my edit\n", encoding="utf-8"
     )
@@ -79,7 +89,7 @@ def test_refused_regeneration_over_a_project_leaves_it_untouched(problem, out, t
     else:
         changed = {**answers, "author_email": "not-an-address"}
     with pytest.raises(FailedHookException):
-        bake(out, overwrite_if_exists=True, **changed)
+        baker(out, overwrite_if_exists=True, **changed)
     assert digest(project) == before
 
 
@@ -163,5 +173,130 @@ def test_cruft_pulls_template_changes_and_keeps_the_users(start, tmp_path):
     assert "movie_reviews" in (project / "tests" / "conftest.py").read_text(encoding="utf-8")
     assert not list(project.rglob("*.rej"))
     # Nothing else changed: the update touched only the template's change (and cruft's file).
+    changed = git("status", "--porcelain", cwd=project).split("\n")
+    assert sorted(line[3:] for line in changed if line) == [".cruft.json", "Makefile"]
+
+
+def test_stored_template_is_absolute_or_a_url():
+    """`_template` must mean the same later, elsewhere: `.` is only meaningful where it was typed.
+    `gh:` cannot be reached offline, so its resolution is tested here as a unit."""
+    spec = importlib.util.spec_from_file_location("local_extensions", REPO / "local_extensions.py")
+    assert spec is not None and spec.loader is not None
+    extensions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extensions)
+    template_reference = extensions.template_reference
+    abbreviations = {"gh": "https://github.com/{0}.git", "gl": "https://gitlab.com/{0}.git"}
+    assert template_reference("gh:me/tpl", "/x", abbreviations) == "https://github.com/me/tpl.git"
+    assert template_reference("git+file:///srv/tpl", "/x", abbreviations) == "git+file:///srv/tpl"
+    assert template_reference("https://host/a/tpl.git", "/x", abbreviations) == "https://host/a/tpl.git"
+    assert template_reference("/srv/tpl", "/x", abbreviations) == "/srv/tpl"
+    assert template_reference(".", "/srv/tpl", abbreviations) == "/srv/tpl"
+    assert template_reference("../tpl", "/srv/tpl", abbreviations) == "/srv/tpl"
+
+
+def stored(project: Path) -> dict:
+    return json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
+
+
+def test_relative_template_is_stored_absolute_and_replays_elsewhere(out, tmp_path):
+    project = bake_relative(out)
+    assert stored(project)["_template"] == str(REPO)
+    before = digest(project)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # The README's command, from another folder, with the stored template as it is.
+    with chdir(elsewhere):
+        cookiecutter(
+            stored(project)["_template"],
+            replay=str(project / ".cookiecutter.json"),
+            output_dir=str(out),
+            overwrite_if_exists=True,
+        )
+    assert digest(project) == before
+
+
+def test_git_url_template_is_checked_stored_and_linkable(out, tmp_path, capfd):
+    template = template_repository(tmp_path)
+    url = f"git+file://{template}"
+    data = labelled_csv(tmp_path, ["bad", "good"])
+    answers = {"dataset": str(data), "text_column": "text", "label_column": "stars"}
+    with pytest.raises(FailedHookException):
+        bake(out, template=url, **answers)
+    assert "Labels found: 'bad', 'good'" in capfd.readouterr().err
+    assert list(out.iterdir()) == []
+    project = bake(out, template=url, label_names="bad,good", **answers)
+    assert stored(project)["_template"] == url
+    # The README's own commands (cruft hands the URL to git, which does not know `git+`).
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    commands = [line for line in readme.splitlines() if line.startswith(("TEMPLATE=", "cruft link "))]
+    assert len(commands) == 2, commands
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", "-ec", "\n".join(commands)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["template"] == str(template)
+
+
+def test_regeneration_without_the_dataset_file(out, tmp_path, capfd):
+    """The dataset may be private to the machine that baked the project: replaying its stored
+    answers works without it, while a missing dataset in NEW answers is still refused."""
+    data = labelled_csv(tmp_path, ["bad", "good"])
+    answers = {
+        "dataset": str(data),
+        "text_column": "text",
+        "label_column": "stars",
+        "label_names": "bad,good",
+    }
+    project = bake(out, **answers)
+    before = digest(project)
+    data.unlink()
+    capfd.readouterr()
+    with chdir(project):
+        cookiecutter(str(REPO), replay=".cookiecutter.json", output_dir="..", overwrite_if_exists=True)
+    assert digest(project) == before
+    err = capfd.readouterr().err
+    assert f"dataset {str(data)!r} is not on this machine, so its rows were not checked" in err, err
+    # New answers naming a missing file: a typo, refused as before.
+    with pytest.raises(FailedHookException):
+        bake(tmp_path / "fresh", **answers)
+    assert "does not exist" in capfd.readouterr().err
+    replay = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))
+    replay["cookiecutter"]["dataset"] = str(tmp_path / "typo.csv")
+    (tmp_path / "edited.json").write_text(json.dumps(replay), encoding="utf-8")
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(REPO), replay=str(tmp_path / "edited.json"), output_dir=str(tmp_path / "fresh"))
+    assert "typo.csv" in capfd.readouterr().err
+
+
+def test_cruft_update_without_the_dataset_file(tmp_path):
+    """`cruft update` on a machine that lacks the dataset the project was baked with."""
+    template = template_repository(tmp_path)
+    data = labelled_csv(tmp_path, ["bad", "good"])
+    answers = {
+        "dataset": str(data),
+        "text_column": "text",
+        "label_column": "stars",
+        "label_names": "bad,good",
+    }
+    project = bake(tmp_path / "out", template=str(template), **answers)
+    stored_answers = subprocess.run(
+        [sys.executable, "-c", LINK_ANSWERS], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    cruft("link", "--no-input", "--extra-context", stored_answers, str(template), cwd=project)
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "generated", cwd=project)
+    data.unlink()
+    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
+    makefile.write_text(makefile.read_text(encoding="utf-8") + "# template change\n", encoding="utf-8")
+    git("commit", "-q", "-am", "template change", cwd=template)
+    cruft("update", "--skip-apply-ask", cwd=project)
+    assert (project / "Makefile").read_text(encoding="utf-8").endswith("# template change\n")
     changed = git("status", "--porcelain", cwd=project).split("\n")
     assert sorted(line[3:] for line in changed if line) == [".cruft.json", "Makefile"]

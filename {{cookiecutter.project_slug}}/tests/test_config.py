@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import PACKAGE
 
@@ -93,11 +95,65 @@ def test_config_is_found_from_a_subfolder(tmp_path, monkeypatch):
     project = tmp_path / "project"
     (project / "notebooks" / "deep").mkdir(parents=True)
     write(project, BASE.replace('package = "x"', f"package = {PACKAGE!r}"))
-    # Another project's config.toml on the way up is not this package's.
-    write(project / "notebooks", BASE)
     monkeypatch.delenv(config_module.CONFIG_ENV_VAR, raising=False)
     monkeypatch.chdir(project / "notebooks" / "deep")
     assert config_module.default_config_path() == project / "config.toml"
+
+
+def project_in_project(tmp_path, inner_config):
+    """This package's project with another one inside it (a copy, an experiment, a clone)."""
+    outer = tmp_path / "outer"
+    inner = outer / "experiments" / "inner"
+    (inner / "src").mkdir(parents=True)
+    write(outer, BASE.replace('package = "x"', f"package = {PACKAGE!r}"))
+    if inner_config is not None:
+        write(inner, inner_config)
+    return outer, inner
+
+
+def test_invalid_nearest_config_is_reported_not_skipped(tmp_path, monkeypatch):
+    """A syntax error in the project's own file must not send the command to a parent project."""
+    broken = BASE.replace('package = "x"', f"package = {PACKAGE!r}").replace('name = "x"', 'name = "x')
+    _, inner = project_in_project(tmp_path, broken)
+    monkeypatch.delenv(config_module.CONFIG_ENV_VAR, raising=False)
+    monkeypatch.chdir(inner / "src")
+    with pytest.raises(config_module.ConfigError) as caught:
+        config_module.default_config_path()
+    message = str(caught.value)
+    assert message.startswith(f"{inner / 'config.toml'}:3:"), message
+    assert "not valid TOML" in message and "\n" not in message
+
+
+def test_toml_error_names_file_line_and_column(tmp_path):
+    path = write(tmp_path, BASE.replace('label_column = "label"', "label_column = label"))
+    line = BASE.splitlines().index('label_column = "label"') + 1
+    with pytest.raises(
+        config_module.ConfigError, match=rf"^{re.escape(str(path))}:{line}:16: not valid TOML: "
+    ):
+        config_module.load_config(path)
+
+
+def test_nearest_config_of_another_package_is_an_error(tmp_path, monkeypatch):
+    _, inner = project_in_project(tmp_path, BASE)
+    monkeypatch.delenv(config_module.CONFIG_ENV_VAR, raising=False)
+    monkeypatch.chdir(inner)
+    with pytest.raises(config_module.ConfigError, match="config file of the package 'x', not of"):
+        config_module.default_config_path()
+
+
+@pytest.mark.parametrize("marker", ["pyproject.toml", ".git"])
+def test_search_stops_at_a_project_root_without_config(marker, tmp_path, monkeypatch):
+    _, inner = project_in_project(tmp_path, None)
+    if marker == ".git":
+        (inner / marker).mkdir()
+    else:
+        (inner / marker).write_text("[project]\nname = 'inner'\n", encoding="utf-8")
+    monkeypatch.delenv(config_module.CONFIG_ENV_VAR, raising=False)
+    monkeypatch.chdir(inner / "src")
+    with pytest.raises(
+        config_module.ConfigError, match=f"no config.toml in {re.escape(str(inner))}, the root"
+    ):
+        config_module.default_config_path()
 
 
 def test_label_format_is_checked(tmp_path):

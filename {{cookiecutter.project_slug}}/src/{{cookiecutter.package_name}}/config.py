@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -175,34 +176,76 @@ def _section(cls: type | None, table: Any, where: str, option_values: dict[str, 
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}") from error
 
 
-def _names_this_package(path: Path) -> bool:
-    """Whether ``path`` is a config file of this package (not another project's config.toml)."""
-    try:
-        with open(path, "rb") as handle:
-            project = tomllib.load(handle).get("project", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-    return isinstance(project, dict) and project.get("package") == __package__
+# Files or folders that mark a project root: the search for config.toml stops at one.
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+# tomllib's messages end in "(at line L, column C)" (Python 3.11 and 3.12 carry no attributes).
+_TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _toml_error(path: Path, error: tomllib.TOMLDecodeError) -> ConfigError:
+    """``FILE:LINE:COLUMN: not valid TOML: reason``, the position an editor jumps to."""
+    message = str(error)
+    match = _TOML_POSITION_RE.search(message)
+    if match is None:
+        return ConfigError(f"{path}: not valid TOML: {message}")
+    reason = message[: match.start()]
+    return ConfigError(f"{path}:{match.group(1)}:{match.group(2)}: not valid TOML: {reason}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        try:
+            return tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise _toml_error(path, error) from None
+
+
+def _check_owner(path: Path) -> Path:
+    """``path`` itself when it is this package's config file; else an error saying whose it is."""
+    project = _read_toml(path).get("project")
+    package = project.get("package") if isinstance(project, dict) else None
+    if package == __package__:
+        return path
+    owner = f"of the package {package!r}" if isinstance(package, str) else "without [project].package"
+    raise ConfigError(
+        f"{path} is the nearest {CONFIG_FILE_NAME} but is a config file {owner}, not of "
+        f"{__package__!r}; run the command inside the {__package__!r} project, pass --config FILE, "
+        f"or set {CONFIG_ENV_VAR}"
+    )
 
 
 def default_config_path() -> Path:
     """The file used when --config is not given.
 
-    In order: the environment variable; a ``config.toml`` of this package in the working
-    directory or one of its parents; the project root of a source checkout (editable installs,
-    so commands work from anywhere); a copy next to the modules (the staged source of a
-    SageMaker job).
+    In order: the environment variable; else the nearest ``config.toml`` in the working
+    directory or its parents, which must be this package's and valid TOML (a broken or foreign
+    file is an error, never a reason to look further up, where another project may live); a
+    project root without one (``pyproject.toml`` or ``.git``) ends the search with an error.
+    Outside any project: the project root of a source checkout (editable installs, so commands
+    work from anywhere), then a copy next to the modules (the staged source of a SageMaker job).
     """
     override = os.environ.get(CONFIG_ENV_VAR)
     if override:
         return Path(override)
     cwd = Path.cwd()
-    candidates = [folder / CONFIG_FILE_NAME for folder in (cwd, *cwd.parents)]
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return _check_owner(candidate)
+        markers = [name for name in PROJECT_MARKERS if (folder / name).exists()]
+        if markers:
+            raise ConfigError(
+                f"no {CONFIG_FILE_NAME} in {folder}, the root of a project (it has "
+                f"{' and '.join(markers)}), or below it on the way to {cwd}; run the command inside "
+                f"the {__package__!r} project, pass --config FILE, or set {CONFIG_ENV_VAR}"
+            )
     module_dir = Path(__file__).resolve().parent
-    candidates += [module_dir.parents[1] / CONFIG_FILE_NAME, module_dir / CONFIG_FILE_NAME]
-    for candidate in candidates:
-        if candidate.is_file() and _names_this_package(candidate):
-            return candidate
+    for candidate in (module_dir.parents[1] / CONFIG_FILE_NAME, module_dir / CONFIG_FILE_NAME):
+        if candidate.is_file():
+            try:
+                return _check_owner(candidate)
+            except ConfigError:
+                continue  # a site-packages neighbour, not this package's source checkout
     raise ConfigError(
         f"no {CONFIG_FILE_NAME} of the {__package__!r} project in {cwd} or its parent folders; "
         f"run the command inside the project, pass --config FILE, or set {CONFIG_ENV_VAR}"
@@ -213,12 +256,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
     """Read and validate the configuration; ``path`` defaults to :func:`default_config_path`."""
     config_path = Path(path) if path else default_config_path()
     try:
-        with open(config_path, "rb") as handle:
-            raw = tomllib.load(handle)
+        raw = _read_toml(config_path)
     except FileNotFoundError as error:
         raise ConfigError(f"configuration file not found: {config_path}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{config_path}: not valid TOML: {error}") from error
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(
