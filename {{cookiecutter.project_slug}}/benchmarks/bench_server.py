@@ -6,7 +6,9 @@ Starts ``serve`` as users do (a subprocess on 127.0.0.1) and measures, in one ru
    keep-alive must not be slower (no Nagle / delayed-ACK stalls).
 2. Fairness: one-text requests sent while another client's large request (512 texts by
    default) runs; each small request's latency as a share of the large request's time.
-3. Mixed load: 64 concurrent clients for 30 s sending good requests and bad ones (malformed
+3. Mixed lengths: requests of 17 and 64 texts, a few of them thousands of characters long
+   among short ones; latency, and that every text got its answer.
+4. Mixed load: 64 concurrent clients for 30 s sending good requests and bad ones (malformed
    JSON, wrong methods, oversized bodies, deep nesting, lone surrogates, unknown paths, clients
    that hang up mid-request); counts by status, 5xx and connection errors, and the server's
    resident memory after a 10 s warm-up with the same load and after the load (Linux /proc).
@@ -62,6 +64,7 @@ def main() -> None:
             post(new_connection(port), {"inputs": text})
         results["latency"] = latency(port, texts, args.requests)
         results["fairness"] = fairness(port, texts, args.big, args.rounds)
+        results["mixed_lengths"] = mixed_lengths(port, texts, args.requests // 10 or 1)
         # Warm-up: the same load, briefly. First uses of each input shape and thread grow the
         # heap once (allocator arenas, kernel caches); what grows after that would be a leak.
         print("warm-up:", end=" ")
@@ -197,6 +200,41 @@ def fairness(port: int, texts: list[str], big: int, rounds: int) -> dict:
         "share": shares,
         "worst_share": max(shares),
     }
+
+
+def mixed_lengths(port: int, texts: list[str], rounds: int) -> dict:
+    figures = {}
+    for size in (17, 64):
+        seconds: list[float] = []
+        statuses: Counter[int] = Counter()
+        answered = 0
+        for round_ in range(rounds):
+            chunk = [texts[(round_ * size + i) % len(texts)] for i in range(size)]
+            for position in range(round_ % 3, size, 16):  # one long text in every 16
+                chunk[position] = " ".join(texts[position : position + 100])[:3000]
+            connection = new_connection(port)
+            body = json.dumps({"inputs": chunk}, ensure_ascii=False).encode("utf-8")
+            started = time.perf_counter()
+            connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = response.read()
+            seconds.append(time.perf_counter() - started)
+            connection.close()
+            statuses[response.status] += 1
+            if response.status == 200 and len(json.loads(answer)) == size:
+                answered += 1
+        figure = {
+            **percentiles(seconds),
+            "requests": rounds,
+            "all_answered": answered,
+            "by_status": dict(statuses),
+        }
+        figures[f"{size}_texts"] = figure
+        print(
+            f"{size} texts of mixed length: p50 {figure['p50_ms']:.0f} ms, p99 {figure['p99_ms']:.0f} ms; "
+            f"{answered} of {rounds} requests answered in full; by status {dict(statuses)}"
+        )
+    return figures
 
 
 def _timed_post(port: int, payload: object, outcome: dict) -> None:

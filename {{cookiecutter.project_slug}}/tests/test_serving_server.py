@@ -436,3 +436,109 @@ def test_sigterm_shuts_down_cleanly_despite_idle_and_stalled_clients(server):
     stalled.close()
     with pytest.raises(OSError):
         call(port, "GET", "/ping")
+
+
+def test_a_long_text_among_short_ones_gets_every_answer(live):
+    # 16 short texts and one of 3,000 characters: the short ones not yet tokenised were never
+    # scheduled, and the request waited out its time budget for a 503.
+    _, port = live(time_budget=10)
+    texts = [f"짧은 리뷰 {i}" for i in range(8)] + ["아주 긴 리뷰 " * 430] + [f"좋다 {i}" for i in range(8)]
+    for content_type, body in (
+        ("application/json", json.dumps({"inputs": texts}).encode("utf-8")),
+        ("application/jsonlines", "".join(json.dumps({"inputs": t}) + "\n" for t in texts).encode("utf-8")),
+    ):
+        status, _, answer = invoke(port, body, content_type, "application/jsonlines")
+        assert status == 200, answer
+        assert len(answer.decode("utf-8").splitlines()) == 17
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": "a", "parameters": {"top_k": ' + b"9" * 5000 + b"}}",
+        b'{"inputs": ' + b"1" * 5000 + b"}",
+    ],
+)
+def test_a_number_too_long_to_parse_is_a_400(live, body):
+    _, port = live()
+    status, content_type, answer = invoke(port, body)
+    assert status == 400 and content_type.startswith("application/json")
+    assert "number is too long" in json.loads(answer)["message"]
+
+
+def test_serve_checks_its_options_before_importing_torch(tmp_path):
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    for command in (
+        ["serve", "--model", str(tmp_path), "--port", "99999"],
+        ["predict", str(tmp_path), "--batch-size", "0"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", PACKAGE, *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert error and ("port must be 0-65535" in error[0] or "--batch-size" in error[0])
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+        assert "torch" not in imported and "transformers" not in imported
+
+
+def test_sigterm_under_load_answers_every_request_in_flight(tiny_model_dir, tmp_path):
+    log = tmp_path / "server.log"
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", PACKAGE, "serve", "--model", str(tiny_model_dir), "--port", "0"]
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            [*command, "--batch-size", "1", "--shutdown-grace", "2"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (match := re.search(r"serving on http://127\.0\.0\.1:(\d+)", log.read_text("utf-8"))):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text("utf-8")
+            time.sleep(0.1)
+        port = int(match.group(1))
+        # A step per text: the large requests outlast the grace period on any machine.
+        sizes = [1, 2, 8, 64, 512, 4000, 17, 4000, 3]
+        results: list[tuple[int, bytes] | BaseException] = [OSError("not answered")] * len(sizes)
+
+        def client(number: int) -> None:
+            texts = [f"{'아주 ' * (i % 9)}리뷰 {i}" for i in range(sizes[number])]
+            try:
+                status, _, body = invoke(port, {"inputs": texts})
+                results[number] = (status, body)
+            except (OSError, http.client.HTTPException) as error:
+                results[number] = error
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(len(sizes))]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)  # all of them in flight
+        process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=60)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text("utf-8")
+    assert "Traceback" not in text and "never retrieved" not in text, text
+    for size, result in zip(sizes, results, strict=True):
+        assert isinstance(result, tuple), f"{size} texts: {result}"
+        status, body = result
+        answer = json.loads(body)
+        if status == 200:
+            assert len(answer) == size
+        else:
+            assert status == 503 and "shutting down" in answer["message"]
+    with pytest.raises(OSError):
+        call(port, "GET", "/ping")

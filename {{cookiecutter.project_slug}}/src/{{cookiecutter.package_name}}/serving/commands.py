@@ -1,4 +1,8 @@
-"""Commands ``predict``, ``evaluate``, ``serve`` and ``package`` (heavy imports happen on use)."""
+"""Commands ``predict``, ``evaluate``, ``serve`` and ``package``.
+
+torch and transformers are imported only once the options have been checked: importing them
+takes seconds to half a minute, and a mistyped option should not wait for that.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,13 @@ from typing import TYPE_CHECKING
 
 from ..config import ProjectConfig, load_config
 from ..training.runs import LATEST_FILE, latest_model_dir
+from .options import (
+    DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_TIME_BUDGET,
+    OUTPUT_SUFFIXES,
+    QUANTIZE_MODES,
+    ServerOptions,
+)
 
 if TYPE_CHECKING:
     from . import inference
@@ -92,9 +103,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--time-budget",
         type=float,
-        default=50.0,
+        default=DEFAULT_TIME_BUDGET,
         help="seconds a request may take before it gets 503 (default: %(default)s; SageMaker "
         "ends invocations at 60 s)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=DEFAULT_SHUTDOWN_GRACE,
+        help="seconds the requests in flight get to finish after SIGTERM or Ctrl-C; the rest get "
+        "503 (default: %(default)s)",
     )
     _add_quantize_option(serve, os.environ.get("INFERENCE_QUANTIZE", "none"), "INFERENCE_QUANTIZE or none")
     serve.set_defaults(handler=run_serve)
@@ -127,7 +145,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def _add_quantize_option(parser: argparse.ArgumentParser, default: str, shown_default: str) -> None:
     parser.add_argument(
         "--quantize",
-        choices=("none", "int8"),
+        choices=QUANTIZE_MODES,
         default=default,
         help="int8: dynamic int8 quantization of the linear layers on CPU, faster with a small "
         f"accuracy cost (see BENCHMARKS.md) (default: {shown_default})",
@@ -160,10 +178,10 @@ def _usage_error(error: Exception) -> Exception:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .batch import OUTPUT_SUFFIXES, predict_texts, read_texts
-
     # Cheapest first: the arguments, then the data file, and only then the model.
     _check_run_options(args, "predict", OUTPUT_SUFFIXES)
+    from .batch import predict_texts, read_texts
+
     config = _with_defaults(args)
     out = args.out or _default_output(args.file)
     data = read_texts(args.file, args.text_column or config.data.text_column)
@@ -176,9 +194,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    _check_run_options(args, "evaluate")
     from .batch import ModelLabelsError, evaluate_examples, read_labelled
 
-    _check_run_options(args, "evaluate")
     config = _with_defaults(args, EVALUATION_DIR)
     if args.file is None:
         args.file = Path(config.data.prepared_dir) / "test"
@@ -242,16 +260,14 @@ def _label_format(data: Path, config: ProjectConfig) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from . import inference
-    from .server import ServerOptions, make_server
-
     _with_defaults(args)
     options = ServerOptions(
         host=args.host,
         port=args.port,
-        max_body_bytes=inference.MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes,
-        batch_size=inference.BATCH_SIZE if args.batch_size is None else args.batch_size,
+        max_body_bytes=args.max_body_bytes,
+        batch_size=args.batch_size,
         time_budget=args.time_budget,
+        shutdown_grace=args.shutdown_grace,
         quantize=args.quantize,
     )
     problems = options.problems()
@@ -259,6 +275,8 @@ def run_serve(args: argparse.Namespace) -> int:
         problems.insert(0, f"{args.model}: not a model folder (no config.json); train first or pass --model")
     if problems:
         raise _usage_error(ValueError("serve: " + "; ".join(problems)))
+    from .server import make_server
+
     try:
         server = make_server(args.model, options)
     except OSError as error:

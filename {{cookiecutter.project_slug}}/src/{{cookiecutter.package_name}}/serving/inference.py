@@ -36,6 +36,7 @@ import io
 import json
 import logging
 import os
+import reprlib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -318,8 +319,9 @@ class Work:
         return max(1, min(count, int(count * self._mean_chars / longest)))
 
     def take(self, count: int) -> tuple[list[int], list[list[int]]]:
-        """The next ``count`` texts (indices into the request) with their token ids."""
-        if not self._ready:
+        """The next ``count`` texts (indices into the request) with their token ids: exactly
+        ``min(count, remaining)`` of them, as a scheduler that counts on ``remaining`` needs."""
+        while len(self._ready) < count and self._next < len(self._order):
             # Tokenise several sub-batches at once and order them by tokens: character order is
             # only close to token order, and within a block the difference is made up.
             block = self._order[self._next : self._next + count * TOKENISED_AHEAD]
@@ -335,7 +337,9 @@ class Work:
                     "truncation=true or shorter texts"
                 )
             self.truncated += len(too_long)
-            self._ready = sorted(zip(block, ids, strict=True), key=lambda pair: len(pair[1]), reverse=True)
+            self._ready = sorted(
+                [*self._ready, *zip(block, ids, strict=True)], key=lambda pair: len(pair[1]), reverse=True
+            )
         part, self._ready = self._ready[:count], self._ready[count:]
         return [index for index, _ in part], [ids for _, ids in part]
 
@@ -503,6 +507,8 @@ def _from_json(text: str) -> Request:
         ) from None
     except RecursionError:
         raise RequestError(NESTED_TOO_DEEPLY) from None
+    except ValueError as error:
+        raise RequestError(_number_too_long(error)) from None
     if not isinstance(body, dict) or "inputs" not in body:
         raise RequestError('JSON body must be an object with "inputs": a string or a list of strings')
     unknown = sorted(set(body) - {"inputs", "parameters"})
@@ -537,6 +543,13 @@ DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
 NESTED_TOO_DEEPLY = 'JSON nested too deeply; send {"inputs": ...} with a string or a list of strings'
 
 
+def _number_too_long(error: ValueError) -> str:
+    # json parses integers with int(), which refuses more digits than
+    # sys.get_int_max_str_digits() (4300 by default) with a plain ValueError.
+    reason = str(error).split(";", 1)[0]
+    return f"malformed JSON: a number is too long ({reason}); send parameters as short integers"
+
+
 def _from_jsonlines(text: str) -> Request:
     texts: list[Any] = []
     parameters: Any = None
@@ -551,6 +564,8 @@ def _from_jsonlines(text: str) -> Request:
             raise RequestError(f"JSON Lines line {number}: malformed JSON: {error.msg}") from None
         except RecursionError:
             raise RequestError(f"JSON Lines line {number}: {NESTED_TOO_DEEPLY}") from None
+        except ValueError as error:
+            raise RequestError(f"JSON Lines line {number}: {_number_too_long(error)}") from None
         if isinstance(record, dict):
             if not isinstance(record.get("inputs"), str):
                 raise RequestError(f'JSON Lines line {number}: "inputs" must be a string')
@@ -594,23 +609,29 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     if "top_k" in parameters:
         top_k = parameters["top_k"]
         if top_k is not None and not _is_int(top_k, 1):
-            raise RequestError(f"parameters.top_k must be a positive integer or null, got {top_k!r}")
+            raise RequestError(f"parameters.top_k must be a positive integer or null, got {_shown(top_k)}")
         request.top_k, request.legacy = top_k, False
     if parameters.get("return_all_scores") is not None:
         flag = parameters["return_all_scores"]
         if not isinstance(flag, bool):
-            raise RequestError(f"parameters.return_all_scores must be true or false, got {flag!r}")
+            raise RequestError(f"parameters.return_all_scores must be true or false, got {_shown(flag)}")
         if flag and "top_k" not in parameters:
             request.top_k, request.all_scores_legacy = None, True
     truncation = parameters.get("truncation", True)
     if not isinstance(truncation, bool):
-        raise RequestError(f"parameters.truncation must be true or false, got {truncation!r}")
+        raise RequestError(f"parameters.truncation must be true or false, got {_shown(truncation)}")
     request.truncation = truncation
     max_length = parameters.get("max_length")
     if max_length is not None and not _is_int(max_length, 2):
-        raise RequestError(f"parameters.max_length must be an integer >= 2, got {max_length!r}")
+        raise RequestError(f"parameters.max_length must be an integer >= 2, got {_shown(max_length)}")
     request.max_length = max_length
     return request
+
+
+def _shown(value: Any) -> str:
+    """A client's value for an error message: shortened, so that a huge or deeply nested one
+    neither fills the answer nor recurses."""
+    return reprlib.repr(value)
 
 
 def _is_unicode(text: str) -> bool:

@@ -14,9 +14,14 @@ connection. What is ours is a small ASGI app and the scheduler of model work:
 - Fair: each request is cut into sub-batches that the model thread takes in turn; a request
   that just arrived gets the next step, so a one-text request waits about one sub-batch
   however large the requests before it. Texts of several requests share a forward pass when
-  a sub-batch has room.
+  a sub-batch has room. A request stays in turn until every one of its texts has been handed
+  out (``Work.take`` hands out exactly the count asked for); tests/test_serving_scheduler.py
+  drives this scheduler through thousands of random request mixes.
 - Work for a client that hung up is dropped, and so is a request's rest once it has run past
   the time budget (below SageMaker's 60 s invocation limit): it gets a 503 with the reason.
+- Shutdown (SIGTERM, Ctrl-C): no new connections; the requests in flight get the grace period,
+  oldest first rather than in turn (taking turns would finish all of them late), and what is
+  not done by its end gets a 503 with the reason.
 """
 
 from __future__ import annotations
@@ -25,15 +30,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import h11
@@ -41,6 +47,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import inference
+from .options import ServerOptions
 from .page import render_page
 
 logger = logging.getLogger(__name__)
@@ -50,45 +57,17 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# SageMaker ends an invocation after 60 s; answering before that lets the client see why.
-DEFAULT_TIME_BUDGET = 50.0
 # Seconds a client may pause while sending its body before it gets 408 (and frees the slot).
 BODY_TIMEOUT = 15.0
-# Seconds SIGTERM waits for requests in flight before cutting them off.
-GRACEFUL_SHUTDOWN = 20
+# uvicorn cancels what is still running this long after the grace period (the app answers
+# everything by its end; this only bounds a forward pass that never returns).
+SHUTDOWN_BACKSTOP = 10
 # An oversized body is read and discarded up to this many bytes, so that the client gets its
 # 413 (closing while it still sends would reset the connection); beyond, the connection ends.
 DRAIN_LIMIT = 64 * 1024 * 1024
 # Room for bursts of clients connecting at once.
 BACKLOG = 512
 ROUTES = {"/": ("GET", "HEAD"), "/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = inference.MAX_BODY_BYTES
-    batch_size: int = inference.BATCH_SIZE
-    time_budget: float = DEFAULT_TIME_BUDGET
-    quantize: str = "none"
-
-    def problems(self) -> list[str]:
-        """Everything wrong with these options, so that a bad server never starts."""
-        found = []
-        if not 0 <= self.port <= 65535:
-            found.append(f"port must be 0-65535 (0 = any free port), got {self.port}")
-        if self.max_body_bytes < 1:
-            found.append(f"max body bytes must be positive, got {self.max_body_bytes}")
-        if self.batch_size < 1:
-            found.append(f"batch size must be a positive number of texts, got {self.batch_size}")
-        if not 0 < self.time_budget <= 3600:
-            found.append(f"time budget must be 0-3600 seconds, got {self.time_budget}")
-        if self.quantize not in inference.QUANTIZE_MODES:
-            found.append(
-                f"quantize must be one of {', '.join(inference.QUANTIZE_MODES)}, got {self.quantize!r}"
-            )
-        return found
 
 
 class ClientError(Exception):
@@ -109,6 +88,9 @@ class TimeBudgetExceeded(inference.RequestError):
 
 class ShuttingDown(inference.RequestError):
     status = 503
+
+
+SHUTTING_DOWN = "the server is shutting down; retry on another instance"
 
 
 class Job:
@@ -145,15 +127,18 @@ class Job:
 class Scheduler:
     """The model thread: sub-batches from all waiting requests, taken in turn."""
 
-    def __init__(self, classifier: inference.Classifier, batch_size: int) -> None:
+    def __init__(self, classifier: inference.Classifier) -> None:
         self.classifier = classifier
-        self.batch_size = batch_size
+        self.batch_size = classifier.batch_size
         # Requests not yet served go first, then the ones already under way, round-robin.
         self._new: deque[Job] = deque()
         self._running: deque[Job] = deque()
         self._new_only = False  # whether the last step served only new requests
         self._wake = threading.Condition()
         self._closed = False
+        # Set when shutdown begins: the requests in flight must be done by then.
+        self._stop_by: float | None = None
+        self._grace = 0.0
         self.texts_scored = 0
         self.jobs_dropped = 0
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
@@ -166,11 +151,21 @@ class Scheduler:
     def submit(self, request: inference.Request, loop: asyncio.AbstractEventLoop, budget: float) -> Job:
         job = Job(inference.Work(request, self.classifier), loop, budget)
         with self._wake:
-            if self._closed:
-                raise ShuttingDown("the server is shutting down; retry on another instance")
+            if self._closed or (self._stop_by is not None and time.monotonic() >= self._stop_by):
+                raise ShuttingDown(SHUTTING_DOWN)
             self._new.append(job)
             self._wake.notify()
         return job
+
+    def drain(self, grace: float) -> None:
+        """Shutdown has begun: serve the requests in flight oldest first (in turn, all of them
+        would finish late) and fail what is not done within ``grace`` seconds."""
+        with self._wake:
+            self._grace = grace
+            self._stop_by = time.monotonic() + grace
+            self._running = deque(sorted([*self._running, *self._new], key=lambda job: job.started))
+            self._new.clear()
+            self._wake.notify()
 
     def close(self) -> None:
         """Stop after the sub-batch under way; requests still waiting get 503."""
@@ -186,9 +181,9 @@ class Scheduler:
                     self._wake.wait()
                 if self._closed:
                     for job in (*self._new, *self._running):
-                        job.finish(error=ShuttingDown("the server is shutting down"))
+                        job.finish(error=ShuttingDown(SHUTTING_DOWN))
                     return
-                picked = self._pick()
+                picked = self._pick() if self._stop_by is None else self._pick_oldest_first()
             if picked:
                 self._step(picked)
 
@@ -205,24 +200,7 @@ class Scheduler:
         for queue in queues:
             while queue and room:
                 job = queue.popleft()
-                if job.finished:  # failed on an earlier sub-batch
-                    continue
-                if job.cancelled:
-                    self.jobs_dropped += 1
-                    logger.info(
-                        "dropped %d unscored text(s) of a request nobody waits for", job.work.remaining
-                    )
-                    continue
-                if now > job.deadline:
-                    self.jobs_dropped += 1
-                    total = len(job.work.request.texts)
-                    job.finish(
-                        error=TimeBudgetExceeded(
-                            f"not done within the time budget of {job.budget:g} s: scored "
-                            f"{total - job.work.remaining} of {total} texts; send fewer texts "
-                            "per request"
-                        )
-                    )
+                if not self._may_go_on(job, now):
                     continue
                 take = job.work.even_count(min(room, job.work.remaining))
                 picked.append((job, take))
@@ -231,6 +209,57 @@ class Scheduler:
                     served.append(job)
         self._running.extend(served)
         return picked
+
+    def _pick_oldest_first(self) -> list[tuple[Job, int]]:
+        """While shutting down: up to ``batch_size`` texts of the oldest requests; every
+        request is checked, so that all fail together at the end of the grace period."""
+        self._running.extend(self._new)  # arrived after shutdown began: the newest
+        self._new.clear()
+        picked: list[tuple[Job, int]] = []
+        room = self.batch_size
+        waiting: deque[Job] = deque()
+        now = time.monotonic()
+        for job in self._running:
+            if not self._may_go_on(job, now):
+                continue
+            take = job.work.even_count(min(room, job.work.remaining)) if room else 0
+            if take:
+                picked.append((job, take))
+                room -= take
+            if job.work.remaining > take:
+                waiting.append(job)
+        self._running = waiting
+        return picked
+
+    def _may_go_on(self, job: Job, now: float) -> bool:
+        """Whether ``job`` gets texts in this step; one that may not is dropped or failed."""
+        if job.finished:  # failed on an earlier sub-batch
+            return False
+        if job.cancelled:
+            self.jobs_dropped += 1
+            logger.info("dropped %d unscored text(s) of a request nobody waits for", job.work.remaining)
+            return False
+        total = len(job.work.request.texts)
+        progress = f"scored {total - job.work.remaining} of {total} texts"
+        if self._stop_by is not None and now >= self._stop_by:
+            self.jobs_dropped += 1
+            job.finish(
+                error=ShuttingDown(
+                    f"the server is shutting down and this request was not done within the "
+                    f"{self._grace:g} s grace period ({progress}); retry on another instance"
+                )
+            )
+            return False
+        if now > job.deadline:
+            self.jobs_dropped += 1
+            job.finish(
+                error=TimeBudgetExceeded(
+                    f"not done within the time budget of {job.budget:g} s: {progress}; send fewer "
+                    "texts per request"
+                )
+            )
+            return False
+        return True
 
     def _step(self, picked: list[tuple[Job, int]]) -> None:
         parts: list[tuple[Job, list[int], list[list[int]]]] = []
@@ -282,10 +311,26 @@ class Scheduler:
 class App:
     """The ASGI application: routes, body limits, errors as JSON, one log line per request."""
 
-    def __init__(self, scheduler: Scheduler, options: ServerOptions, page: bytes) -> None:
+    def __init__(
+        self, scheduler: Scheduler, options: ServerOptions, max_body_bytes: int, page: bytes
+    ) -> None:
         self.scheduler = scheduler
         self.options = options
+        self.max_body_bytes = max_body_bytes
         self.page = page
+        self.in_flight = 0
+        # Event-loop time by which every request must be answered, once shutdown has begun.
+        self._stop_by: float | None = None
+
+    def begin_shutdown(self) -> None:
+        """No new connections come (uvicorn closed the socket); the requests in flight get the
+        grace period, and what is not done by its end gets 503 (called on the event loop)."""
+        grace = self.options.shutdown_grace
+        self._stop_by = asyncio.get_running_loop().time() + grace
+        self.scheduler.drain(grace)
+        logger.info(
+            "shutting down: %d request(s) in flight get at most %g s to finish", self.in_flight, grace
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -293,10 +338,25 @@ class App:
             return
         if scope["type"] != "http":
             return
+        self.in_flight += 1
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
         try:
             status, note = await self._route(scope, receive, send)
+        except asyncio.CancelledError:
+            if self._stop_by is None:
+                raise
+            # uvicorn's backstop after the grace period (a forward pass overran it): still an
+            # answer, not its plain-text 500 and a traceback.
+            await _send_error(send, HTTPStatus.SERVICE_UNAVAILABLE, SHUTTING_DOWN, close=True)
+            logger.warning("%s %s 503 from %s: cut off at shutdown", method, path, _client(scope))
+            return
         except ClientError as error:
             await _send_error(send, error.status, str(error), error.headers, error.close)
             logger.warning("%s %s %d from %s: %s", method, path, error.status, _client(scope), error)
@@ -355,7 +415,7 @@ class App:
         return HTTPStatus.OK, f", {len(request.texts)} text(s){cut}"
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
-        limit = self.options.max_body_bytes
+        limit = self.max_body_bytes
         length = headers.get("content-length")
         declared = int(length) if length is not None else 0  # h11 has checked it is a number
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
@@ -366,7 +426,7 @@ class App:
         body = bytearray()
         more = True
         while more:
-            message = await _receive_body(receive)
+            message = await self._receive_body(receive)
             if message["type"] == "http.disconnect":
                 return None
             body += message.get("body", b"")
@@ -378,10 +438,10 @@ class App:
     async def _refuse_large(self, received: int, more: bool, receive: Receive) -> None:
         """413, after reading what the client still sends (up to a point): a client that is
         still sending when the connection closes gets a reset instead of the answer."""
-        limit = self.options.max_body_bytes
+        limit = self.max_body_bytes
         drained = received
         while more and drained <= DRAIN_LIMIT:
-            message = await _receive_body(receive)
+            message = await self._receive_body(receive)
             if message["type"] == "http.disconnect":
                 break
             drained += len(message.get("body", b""))
@@ -393,6 +453,21 @@ class App:
             # next request, so the connection ends.
             close=more,
         )
+
+    async def _receive_body(self, receive: Receive) -> Message:
+        """The next part of the body: 408 when the client pauses too long, 503 (and the
+        connection ends) when the shutdown's grace period ends first."""
+        timeout = BODY_TIMEOUT
+        if self._stop_by is not None:
+            timeout = min(timeout, max(0.0, self._stop_by - asyncio.get_running_loop().time()))
+        try:
+            return await asyncio.wait_for(receive(), timeout)
+        except TimeoutError:
+            if timeout < BODY_TIMEOUT:
+                raise ClientError(HTTPStatus.SERVICE_UNAVAILABLE, SHUTTING_DOWN, close=True) from None
+            raise ClientError(
+                HTTPStatus.REQUEST_TIMEOUT, f"no request body data for {BODY_TIMEOUT:g} s", close=True
+            ) from None
 
     async def _wait(self, job: Job, receive: Receive) -> inference.Prediction | None:
         """The prediction, or None when the client hung up first (its work is dropped)."""
@@ -412,6 +487,8 @@ class App:
             watcher.cancel()
             if not job.future.done():
                 job.cancelled = True
+                # Nobody will read its outcome (asyncio would log it as never retrieved).
+                job.future.cancel()
         if job.future in done:
             return job.future.result()
         if watcher in done:
@@ -429,15 +506,6 @@ class App:
                 await asyncio.get_running_loop().run_in_executor(None, self.scheduler.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-async def _receive_body(receive: Receive) -> Message:
-    try:
-        return await asyncio.wait_for(receive(), BODY_TIMEOUT)
-    except TimeoutError:
-        raise ClientError(
-            HTTPStatus.REQUEST_TIMEOUT, f"no request body data for {BODY_TIMEOUT:g} s", close=True
-        ) from None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -499,28 +567,35 @@ class _JsonErrorsProtocol(H11Protocol):
 
 
 class _Uvicorn(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises the signal once stopped, which would end the process "killed by
-        # SIGTERM"; a server that stopped cleanly on request is a normal exit for the CLI.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        if not self.should_exit:
-            logger.info(
-                "received %s, finishing requests in flight (at most %d s)",
-                signal.Signals(sig).name,
-                GRACEFUL_SHUTDOWN,
-            )
-        super().handle_exit(sig, frame)
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # First, before uvicorn closes the idle connections and waits for the busy ones.
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
+
+@contextlib.contextmanager
+def _stopping_is_a_normal_exit() -> Iterator[None]:
+    """uvicorn takes SIGTERM and SIGINT while it serves (and shuts down gracefully), then raises
+    the signal again for the handlers it found. Python's would end the process "killed by
+    SIGTERM" or with KeyboardInterrupt; a server that stopped cleanly on request exits normally,
+    so the handlers it finds are these."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _already_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _already_stopped(sig: int, _frame: FrameType | None) -> None:
+    logger.debug("%s after a graceful shutdown: exiting normally", signal.Signals(sig).name)
 
 
 class InferenceServer:
@@ -532,9 +607,12 @@ class InferenceServer:
         self.classifier = classifier
         self.options = options
         self.socket = listener
-        self.scheduler = Scheduler(classifier, options.batch_size)
+        if options.batch_size is not None:
+            classifier.batch_size = options.batch_size
+        self.scheduler = Scheduler(classifier)
         page = render_page(classifier.labels, version, classifier.max_length)
-        self.app = App(self.scheduler, options, page)
+        max_body_bytes = options.max_body_bytes or inference.MAX_BODY_BYTES
+        self.app = App(self.scheduler, options, max_body_bytes, page)
         config = uvicorn.Config(
             self.app,
             http=_JsonErrorsProtocol,
@@ -543,10 +621,10 @@ class InferenceServer:
             lifespan="on",
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            timeout_graceful_shutdown=math.ceil(options.shutdown_grace) + SHUTDOWN_BACKSTOP,
             backlog=BACKLOG,
         )
-        self._server = _Uvicorn(config)
+        self._server = _Uvicorn(config, self.app.begin_shutdown)
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -560,7 +638,8 @@ class InferenceServer:
             "serving on http://%s:%d (GET / to try the model, GET /ping, POST /invocations)", shown, port
         )
         try:
-            self._server.run(sockets=[self.socket])
+            with _stopping_is_a_normal_exit():
+                self._server.run(sockets=[self.socket])
         finally:
             self.scheduler.close()
             self.socket.close()
@@ -583,7 +662,6 @@ def make_server(model_dir: str | Path, options: ServerOptions | None = None) -> 
     except BaseException:
         listener.close()
         raise
-    classifier.batch_size = options.batch_size
     return InferenceServer(classifier, options, listener, model_version(Path(model_dir)))
 
 
