@@ -36,8 +36,11 @@ def prepared(project_dir, config):
 
 
 def plan(options, entry="train_torch", world_size=1):
+    """Plan a run as a train command does, then end that command (its claim ends with it)."""
     identity = runs.run_identity(options, entry, world_size)
-    return runs.plan_run(options, identity, MARKER, Path(options.config_path).parent)
+    planned = runs.plan_run(options, identity, MARKER, Path(options.config_path).parent)
+    runs.release_run(planned.run_dir)
+    return planned
 
 
 def save_checkpoint(run_dir: Path, step: int, complete: bool = True, marker: str = MARKER) -> Path:
@@ -159,6 +162,62 @@ def test_a_named_run_id_continues_that_run(prepared):
     assert plan(prepared("--run_id", "job-1")).resume_from == named.run_dir / "checkpoint-10"
     with pytest.raises(options_module.OptionError, match="other settings"):
         plan(prepared("--run_id", "job-1", "--seed", "1"))
+
+
+def test_a_finished_run_is_never_rewritten(prepared, project_dir):
+    """``--run_id <finished run> --resume no`` (the way out the refusal used to suggest) rewrote
+    the finished run in place; now any start naming it is refused, and nothing in it changes."""
+    first = plan(prepared("--run_id", "job-1"))
+    first.model_dir.mkdir(parents=True)
+    runs.complete_run(first, project_dir, {"final_metrics": {"test_accuracy": 0.5}})
+    before = {path: path.read_bytes() for path in project_dir.rglob("*") if path.is_file()}
+    for argv in (["--resume", "no"], [], ["--learning_rate", "1e-3"], ["--resume", "job-1"]):
+        with pytest.raises(options_module.OptionError, match="already complete"):
+            plan(prepared("--run_id", "job-1", *argv))
+    with pytest.raises(options_module.OptionError, match="already complete"):
+        runs.complete_run(first, project_dir, {})
+    assert {path: path.read_bytes() for path in project_dir.rglob("*") if path.is_file()} == before
+    # Unfinished, it is continued by its id; --resume no with its id is a contradiction.
+    unfinished = plan(prepared("--run_id", "job-2"))
+    with pytest.raises(options_module.OptionError, match="pick another --run_id, or leave out --resume no"):
+        plan(prepared("--run_id", "job-2", "--resume", "no"))
+    assert plan(prepared("--run_id", "job-2")).run_id == unfinished.run_id
+    for bad in ("../elsewhere", "a/b", ".hidden", ""):
+        if bad:
+            with pytest.raises(options_module.OptionError, match="--run_id"):
+                plan(prepared("--run_id", bad))
+
+
+def test_runs_started_in_the_same_second_get_their_own_ids(prepared, monkeypatch):
+    moment = runs._now()
+    monkeypatch.setattr(runs, "_now", lambda: moment)
+    ids = [plan(prepared("--resume", "no")).run_id for _ in range(12)]
+    assert len(set(ids)) == 12
+    # The newest of them is the one "auto" continues (-10 after -9, not after -1).
+    assert plan(prepared()).run_id == ids[-1]
+
+
+def test_resume_refuses_a_run_of_another_project(prepared, project_dir, tmp_path_factory):
+    first = plan(prepared())
+    runs.write_record(first.run_dir, first.record)
+    save_checkpoint(first.run_dir, 10)
+    other = tmp_path_factory.mktemp("other") / "checkpoints" / first.run_id
+    shutil.copytree(first.run_dir, other)
+    for target in (other, other / "checkpoint-10"):
+        with pytest.raises(options_module.OptionError, match="not in this project's checkpoint folder"):
+            plan(prepared("--resume", str(target)))
+    assert (runs.read_record(other) or {}).get("status") == "running"  # left alone
+
+
+def test_records_hold_paths_relative_to_the_project(prepared, project_dir):
+    first = plan(prepared())
+    record = json.loads((first.run_dir / "run.json").read_text("utf-8"))
+    assert record["checkpoint_dir"] == f"checkpoints/{first.run_id}"
+    assert record["model_dir"] == f"outputs/runs/{first.run_id}/model"
+    assert record["output_dir"] == f"outputs/runs/{first.run_id}"
+    # Outside the project (SageMaker's folders, --model_dir elsewhere): absolute.
+    elsewhere = plan(prepared("--resume", "no", "--model_dir", str(project_dir.parent / "m")))
+    assert elsewhere.record["model_dir"] == str((project_dir.parent / "m").resolve())
 
 
 def test_latest_names_the_newest_completed_run(prepared, project_dir):

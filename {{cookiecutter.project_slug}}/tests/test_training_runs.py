@@ -283,7 +283,6 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     # The restarted process trained only the remaining steps...
     train_steps = [int(line["step"]) for line in logged_metrics(output) if "train_loss" in line]
     assert train_steps and min(train_steps) > saved
-    assert results["train_examples_processed"] <= (120 - saved) * 32
     # ...and the history still holds the points logged before the interruption.
     assert any(r["step"] <= saved and "train_loss" in r for r in results["history"])
 
@@ -311,6 +310,11 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     assert min(steps) <= saved < max(steps) == 120
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
+    # Examples and tokens count the whole run, the part before the kill included (the resumed
+    # process alone reported far fewer, and 0 when nothing was left to train).
+    straight_results = json.loads((straight / "output" / "data" / "train_results.json").read_text("utf-8"))
+    for key in ("train_examples_processed", "real_tokens", "processed_tokens", "token_efficiency"):
+        assert results[key] == straight_results[key], key
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
@@ -525,6 +529,127 @@ def test_a_second_run_with_other_options_trains_anew(channels, tiny_model_dir, p
     write_labelled(source, load_config(), labelled_records(load_config(), 5))
     assert cli.main(["predict", str(source), "--out", str(project_dir / "p.jsonl")]) == 0
     assert len(read_jsonl(project_dir / "p.jsonl")) == 5
+
+
+def _tiny_run_args(tiny_model_dir: Path, channels: Path) -> list[str]:
+    return [
+        "--model_name_or_path", str(tiny_model_dir), "--train_dir", str(channels / "train"),
+        "--validation_dir", str(channels / "validation"), "--max_steps", "6", "--batch_size", "8",
+        "--eval_strategy", "steps", "--eval_steps", "2", "--max_seq_length", "32",
+        "--dev_fraction", "0.1", "--report_to", "none",
+    ]  # fmt: skip
+
+
+def _as_if_killed_after(run_dir: Path, step: int) -> None:
+    """What kill -9 right after checkpoint-<step> leaves (the kill test covers real kills)."""
+    for checkpoint in run_dir.glob("checkpoint-*"):
+        if int(checkpoint.name.split("-")[1]) > step:
+            shutil.rmtree(checkpoint)
+    record = json.loads((run_dir / "run.json").read_text("utf-8"))
+    (run_dir / "run.json").write_text(json.dumps({**record, "status": "running"}), "utf-8")
+
+
+@pytest.mark.parametrize("entry", ["torch", "hf"])
+def test_a_moved_project_resumes_with_its_best_checkpoint(
+    entry, channels, tiny_model_dir, project_dir, monkeypatch
+):
+    """Both entry points stored the best checkpoint by its full path: after the project folder
+    moved, a resumed run no longer found it, rotation deleted it, and the LAST weights were
+    saved as the model. Make checkpoint-2 the best (a score no later evaluation can beat),
+    move the project, resume from checkpoint-4: the saved model must be checkpoint-2's."""
+    from nsmc_sentiment_classifier import cli
+
+    common = ["train", "--entry", entry, *_tiny_run_args(tiny_model_dir, channels)]
+    assert cli.main([*common, "--save_total_limit", "3"]) == 0
+    (run_dir,) = (project_dir / "checkpoints").iterdir()
+    _as_if_killed_after(run_dir, 4)
+    marker, best_key = {
+        "torch": ("loop_state.json", "best_checkpoint"),
+        "hf": ("trainer_state.json", "best_model_checkpoint"),
+    }[entry]
+    best_state = json.loads((run_dir / "checkpoint-2" / marker).read_text("utf-8"))
+    state_file = run_dir / "checkpoint-4" / marker
+    state = json.loads(state_file.read_text("utf-8"))
+    state.update({best_key: best_state[best_key], "best_metric": 2.0})  # accuracy <= 1
+    if entry == "hf":
+        state["best_global_step"] = 2
+    state_file.write_text(json.dumps(state), "utf-8")
+
+    moved = project_dir.with_name(f"{project_dir.name}-moved")
+    shutil.move(project_dir, moved)
+    monkeypatch.chdir(moved)
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(moved / "config.toml"))
+    assert cli.main([*common, "--save_total_limit", "1"]) == 0
+
+    run_dir = moved / "checkpoints" / run_dir.name
+    results = json.loads(
+        (moved / "outputs" / "runs" / run_dir.name / "train_results.json").read_text("utf-8")
+    )
+    assert (results["resumed_from_step"], results["global_step"], results["best_step"]) == (4, 6, 2)
+    # The newest and the best are kept (the Trainer keeps only the best at the end with a limit of 1).
+    kept = sorted(path.name for path in run_dir.glob("checkpoint-*"))
+    assert kept == {"torch": ["checkpoint-2", "checkpoint-6"], "hf": ["checkpoint-2"]}[entry]
+    from safetensors.torch import load_file
+
+    saved = load_file(moved / "outputs" / "runs" / run_dir.name / "model" / "model.safetensors")
+    best = load_file(run_dir / "checkpoint-2" / "model.safetensors")
+    assert saved.keys() == best.keys() and all(torch_equal(saved[key], best[key]) for key in saved)
+
+
+@pytest.mark.parametrize("entry", ["hf", "torch"])
+def test_a_run_killed_after_its_last_checkpoint_ends_without_training_more(
+    entry, channels, tiny_model_dir, project_dir
+):
+    """The Trainer trained one step past the end (step 7 of 6); both entry points reported
+    0 samples/s and token efficiency 0 (nothing left to train in the resumed process)."""
+    from nsmc_sentiment_classifier import cli
+
+    common = ["train", "--entry", entry, *_tiny_run_args(tiny_model_dir, channels), "--save_total_limit", "3"]
+    assert cli.main(common) == 0
+    (run_dir,) = (project_dir / "checkpoints").iterdir()
+    results_file = project_dir / "outputs" / "runs" / run_dir.name / "train_results.json"
+    first = json.loads(results_file.read_text("utf-8"))
+    _as_if_killed_after(run_dir, 6)
+    assert cli.main(common) == 0
+    results = json.loads(results_file.read_text("utf-8"))
+    assert (results["resumed_from_step"], results["global_step"]) == (6, 6)
+    assert max(record["step"] for record in results["history"]) == 6
+    assert results["train_samples_per_second"] > 0
+    for key in ("train_examples_processed", "real_tokens", "processed_tokens", "token_efficiency"):
+        assert results[key] == first[key], key
+
+
+def test_two_trains_at_once_never_share_a_run(channels, tiny_model_dir, project_dir):
+    """Two identical commands started together: each trains a run of its own, or the later
+    one refuses in one line because the other is training that run; never one run for both."""
+    env = {**os.environ, CONFIG_ENV_VAR: str(project_dir / "config.toml"), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        PACKAGE,
+        "train",
+        "--entry",
+        "torch",
+        *_tiny_run_args(tiny_model_dir, channels),
+    ]
+    processes = [
+        subprocess.Popen(
+            command, env=env, cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    codes = [process.returncode for process in processes]
+    for code, output in zip(codes, outputs, strict=True):
+        assert code == 0 or (code == 2 and "is being trained by process" in output), output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+    assert 0 in codes
+    records = [json.loads(path.read_text("utf-8")) for path in project_dir.glob("checkpoints/*/run.json")]
+    assert len(records) == codes.count(0)
+    assert all(record["status"] == "completed" for record in records)
+    for run in _runs(project_dir):
+        results = json.loads((run / "train_results.json").read_text("utf-8"))
+        assert results["global_step"] == 6 and results["resumed_from_step"] == 0
 
 
 @pytest.mark.parametrize(

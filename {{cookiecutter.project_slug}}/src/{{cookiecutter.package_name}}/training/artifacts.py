@@ -59,6 +59,32 @@ def metric_definitions(names: Sequence[str] = LOGGED_METRICS) -> list[dict[str, 
     return [{"Name": name, "Regex": rf"\b{name}={_NUMBER};"} for name in names]
 
 
+def add_training_totals(
+    before: Mapping[str, Any], tokens: Mapping[str, Any], seconds: float
+) -> dict[str, Any]:
+    """A run's training so far: what it trained before a resume (``before``, saved with its
+    checkpoint; empty for a run that never stopped) plus this process's ``tokens`` counts
+    and training ``seconds``. Throughput and token efficiency then describe the whole run, also
+    when a resumed process had little or nothing left to train."""
+    examples = int(before.get("train_examples_processed", 0)) + int(tokens["train_examples_processed"])
+    real = int(before.get("real_tokens", 0)) + int(tokens["real_tokens"])
+    processed = int(before.get("processed_tokens", 0)) + int(tokens["processed_tokens"])
+    return {
+        "train_examples_processed": examples,
+        "real_tokens": real,
+        "processed_tokens": processed,
+        # None, not 0, when no batch was counted (a checkpoint of an older version that carries
+        # no totals): an unknown efficiency is not a zero one.
+        "token_efficiency": real / processed if processed else None,
+        "train_seconds": float(before.get("train_seconds", 0.0)) + seconds,
+    }
+
+
+def samples_per_second(examples: float, seconds: float) -> float | None:
+    """Training throughput; None when nothing was measured (not a misleading 0)."""
+    return examples / seconds if examples > 0 and seconds > 0 else None
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
