@@ -69,7 +69,9 @@ def test_prepare_bundled_sample_is_deterministic_and_stratified(config, tmp_path
     splits = first["splits"]
     assert set(splits) == {"train", "validation", "test"}
     assert splits["test"]["rows"] == 1000  # the sample ships its own test split
-    assert splits["train"]["rows"] + splits["validation"]["rows"] == 4000
+    # 14 training rows repeat a test text; they are dropped, the test split stays whole.
+    assert first["dropped_duplicates"] == {"train": {"test": 14}}
+    assert splits["train"]["rows"] + splits["validation"]["rows"] == 4000 - 14
     shares = [splits[s]["labels"]["positive"] / splits[s]["rows"] for s in ("train", "validation")]
     assert abs(shares[0] - shares[1]) < 0.02
     record = json.loads((tmp_path / "a/train/train.jsonl").read_text(encoding="utf-8").split("\n")[0])
@@ -145,3 +147,61 @@ def test_dev_subset_is_stratified_and_seeded():
     assert chosen == subset.dev_subset(labels, 0.1, seed=1)
     assert chosen != subset.dev_subset(labels, 0.1, seed=2)
     assert subset.dev_subset(labels, 1.0, seed=1) == list(range(1000))
+
+
+def _split_texts(out):
+    return {
+        split: [
+            record["t"] for record in map(json.loads, (out / split / f"{split}.jsonl").open(encoding="utf-8"))
+        ]
+        for split in ("train", "validation", "test")
+    }
+
+
+def test_prepare_keeps_each_text_in_one_split(config, tmp_path):
+    """Exact duplicates used to land in train and test alike (511 of 3i4k's test texts), which
+    inflates test scores; the count was not reported anywhere."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    # Train: 200 distinct texts, each written three times, plus 30 that the test file repeats.
+    train = [{"t": f"문장 {i}", "y": i % 2} for i in range(200) for _ in range(3)]
+    train += [{"t": f"시험 {i}", "y": i % 2} for i in range(30)]
+    test = [{"t": f"시험 {i}", "y": i % 2} for i in range(60)]
+    io.write_jsonl(folder / "train.jsonl", train)
+    io.write_jsonl(folder / "test.jsonl", test)
+    section = dataclasses.replace(
+        config.data,
+        source=str(folder),
+        text_column="t",
+        label_column="y",
+        label_names=("a", "b"),
+        label_format="auto",
+        validation_fraction=0.2,
+    )
+    manifest = prepare.prepare(section, tmp_path / "out")
+    texts = _split_texts(tmp_path / "out")
+    assert texts["test"] == [row["t"] for row in test]  # the source's test split stays whole
+    assert not set(texts["train"]) & set(texts["test"])
+    assert not set(texts["train"]) & set(texts["validation"])
+    assert not set(texts["validation"]) & set(texts["test"])
+    assert manifest["dropped_duplicates"] == {"train": {"test": 30}}
+    # Copies travel together, and the carve stays stratified.
+    assert all(Counter(texts[s]).most_common()[-1][1] == 3 for s in ("train", "validation"))
+    assert manifest["splits"]["validation"]["rows"] == 120
+    assert manifest["splits"]["validation"]["labels"] == {"a": 60, "b": 60}
+
+
+def test_prepare_command_prints_the_dropped_duplicates(config, project_dir, tmp_path, capsys):
+    from nsmc_sentiment_classifier import cli
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    column, label = config.data.text_column, config.data.label_column
+    names = config.data.label_names
+    rows = [{column: f"문장 {i}", label: names[i % len(names)]} for i in range(100)]
+    io.write_jsonl(folder / "train.jsonl", rows)
+    io.write_jsonl(folder / "test.jsonl", rows[:7] + [{column: "새 문장", label: names[0]}])
+    assert cli.main(["data", "prepare", "--source", str(folder), "--out", str(tmp_path / "out")]) == 0
+    assert "dropped 7 train rows whose text is also in the test split" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text("utf-8"))
+    assert manifest["dropped_duplicates"] == {"train": {"test": 7}}

@@ -68,7 +68,70 @@ def test_predict_reports_a_missing_column(tiny_model_dir, tmp_path, capsys, conf
     other = config.data.text_column + "_other"
     data.write_text(f"id,{other}\n1,hello\n", "utf-8")
     assert cli.main(["predict", str(data), "--model", str(tiny_model_dir)]) == 2
-    assert f"missing column(s) {config.data.text_column!r}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"missing column(s) {config.data.text_column!r}" in err
+    # predict's user names the column with an option, not with the configuration's keys.
+    assert "--text-column" in err and "text_column/label_column" not in err
+
+
+def _mixed_lengths_file(tmp_path, config, rows: int = 96, long_rows: int = 8):
+    """A TSV of short texts whose last ``long_rows`` rows are far longer than the rest."""
+    column = config.data.text_column
+    path = tmp_path / "mixed.tsv"
+    lines = [f"id\t{column}"]
+    for i in range(rows):
+        text = "정말 재밌는 영화 " * 40 if i >= rows - long_rows else f"영화 {i}"
+        lines.append(f"{i}\t{text}")
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def test_predict_starts_with_the_first_rows_not_the_longest(tiny_model_dir, tmp_path, monkeypatch, config):
+    """Scoring the longest texts of the whole file first made the first rate/ETA readings
+    (and the first hours of a large run) describe the slowest texts only."""
+    data = _mixed_lengths_file(tmp_path, config)
+    lengths: list[int] = []
+    score_batch = inference.score_batch
+
+    def spy(model, batch):
+        lengths.append(max(len(ids) for ids in batch))
+        return score_batch(model, batch)
+
+    monkeypatch.setattr(inference, "score_batch", spy)
+    out = tmp_path / "out.csv"
+    assert (
+        cli.main(
+            ["predict", str(data), "--model", str(tiny_model_dir), "--out", str(out), "--batch-size", "4"]
+        )
+        == 0
+    )
+    assert lengths[0] < max(lengths) / 4  # the first batch holds early, short rows
+    assert [r.values["id"] for r in io_module.read_table(out).rows] == [str(i) for i in range(96)]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_interrupted_predict_keeps_the_rows_it_finished(
+    tiny_model_dir, tmp_path, monkeypatch, caplog, config, suffix
+):
+    data = _mixed_lengths_file(tmp_path, config)
+    calls = 0
+    score_batch = inference.score_batch
+
+    def interrupt_later(model, batch):
+        nonlocal calls
+        calls += 1
+        if calls > 12:  # the first chunk (8 batches of 4) is done and written by then
+            raise KeyboardInterrupt
+        return score_batch(model, batch)
+
+    monkeypatch.setattr(inference, "score_batch", interrupt_later)
+    out = tmp_path / f"out{suffix}"
+    args = ["predict", str(data), "--model", str(tiny_model_dir), "--out", str(out), "--batch-size", "4"]
+    assert cli.main([*args, "--no-progress"]) == 130
+    rows = io_module.read_table(out).rows
+    assert [r.values["id"] for r in rows] == [str(i) for i in range(32)]  # input order
+    assert all(r.values["predicted_label"] in config.data.label_names for r in rows)
+    assert "first 32 of 96 rows" in caplog.text
 
 
 def test_evaluate_writes_metrics_matrix_and_errors(small_test_file, tiny_model_dir, tmp_path, capsys, config):

@@ -118,6 +118,22 @@ def test_local_tracking_records_and_resumes_a_run(project, tmp_path, monkeypatch
     assert client.get_run(fresh.run_id).info.status == "KILLED"
 
 
+def test_a_new_store_sets_up_its_tables_quietly(tmp_path, monkeypatch, caplog, capfd):
+    """MLflow and Alembic announced the creation of a new store's tables to the user."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    caplog.set_level(logging.INFO)
+    tracker = tracking.start_tracking(
+        backend="mlflow", project_root=tmp_path, experiment="quiet", run_name="r1"
+    )
+    assert isinstance(tracker, tracking.MlflowTracker)
+    tracker.finish("FINISHED")
+    shown = capfd.readouterr()
+    printed = shown.out + shown.err + caplog.text
+    assert "database tables" not in printed and "alembic" not in printed.lower()
+    assert f"MLflow: tracking run {tracker.run_id}" in caplog.text  # this module's own line stays
+    assert logging.getLogger("mlflow.store.db").level == logging.NOTSET  # levels restored
+
+
 def test_tracking_uri_from_environment_and_argument(project, tmp_path, monkeypatch):
     # The shared store stands in for "elsewhere": the run must land there, not under the root.
     elsewhere = tracking.local_store_uri(project)

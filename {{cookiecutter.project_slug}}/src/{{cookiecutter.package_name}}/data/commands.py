@@ -95,6 +95,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     config = load_config(args.config).data
     out = args.out or Path(config.prepared_dir)
     manifest = prepare(config, out, source=args.source)
+    for split, sources in manifest["dropped_duplicates"].items():
+        for held_out, rows in sources.items():
+            print(f"dropped {rows} {split} rows whose text is also in the {held_out} split")
     for split, info in manifest["splits"].items():
         print(f"{split:<10} {info['rows']:>7} rows  {info['labels']}  -> {out / info['path']}")
     return 0

@@ -92,8 +92,10 @@ def require_columns(
     required: Sequence[str],
     path: str | os.PathLike[str],
     label_names: Sequence[str] | None = None,
+    option: str | None = None,
 ) -> None:
     """Raise :class:`DataFormatError` unless every required column is there; ``required`` is
-    (text column, label column) or just the text column."""
+    (text column, label column) or just the text column; ``option`` as in
+    :func:`missing_columns_message`."""
     if any(name not in columns for name in required):
-        raise DataFormatError(missing_columns_message(path, columns, required, label_names))
+        raise DataFormatError(missing_columns_message(path, columns, required, label_names, option))

@@ -261,10 +261,13 @@ def missing_columns_message(
     columns: Sequence[str],
     required: Sequence[str],
     label_names: Sequence[str] | None = None,
+    option: str | None = None,
 ) -> str:
     """The error for required columns a file lacks; ``required`` is (text column, label column)
     or just the text column. When the first line reads like data, it says that the file seems to
-    have no header row, and how to add one."""
+    have no header row, and how to add one. The remedy names ``option`` (e.g. ``--text-column``,
+    for the text column) where the caller's user names the column with it, and otherwise the
+    configuration's text_column/label_column."""
     missing = [name for name in required if name not in columns]
     message = (
         f"{path}: missing column(s) {', '.join(map(repr, missing))} not found; "
@@ -275,14 +278,19 @@ def missing_columns_message(
     except DataFormatError:
         fmt = "jsonl"
     names = list(label_names or ())
+    if option:
+        rename = name = f"pass the text column's name as {option}"
+    else:
+        rename = "set text_column/label_column to its names"
+        name = "set text_column/label_column to the names of the text and label columns"
     if fmt == "jsonl" or not header_looks_like_data(columns, names):
-        return message + "; rename the file's columns or set text_column/label_column to its names"
+        return message + f"; rename the file's columns or {rename}"
     kind = "comma" if fmt == "csv" else "tab"
     example = ("," if fmt == "csv" else "<TAB>").join(_suggest_header(columns, required, names))
     return (
         f"{message}. The first line looks like data, not column names: the file seems to have no "
         f"header row. Add a first line naming the columns, e.g. `{example}` ({kind}-separated), "
-        "and set text_column/label_column to the names of the text and label columns"
+        f"and {name}"
     )
 
 
@@ -317,11 +325,16 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         for record in records:
-            # json.dumps escapes the other control characters itself; these three occur only
-            # inside JSON strings, where a \u escape reads back as the same character.
-            handle.write(_escape_line_breaks(json.dumps(record, ensure_ascii=False)) + "\n")
+            handle.write(jsonl_line(record))
             count += 1
     return count
+
+
+def jsonl_line(record: Mapping[str, Any]) -> str:
+    """One record as a JSON Lines line (Korean kept readable), newline included."""
+    # json.dumps escapes the other control characters itself; these three occur only inside
+    # JSON strings, where a \u escape reads back as the same character.
+    return _escape_line_breaks(json.dumps(record, ensure_ascii=False)) + "\n"
 
 
 def find_data_files(folder: str | os.PathLike[str]) -> list[Path]:

@@ -2,6 +2,11 @@
 
 Layout: ``<out>/<split>/<split>.jsonl`` plus ``<out>/manifest.json``; each folder uploads as the
 channel of the same name, and the training scripts read them with the same readers.
+
+No text is in two splits: a text that occurs several times goes to one split with all its
+copies, and the source's own evaluation splits stay as they are while the training (or
+validation) rows whose text they also hold are dropped; ``manifest.json`` records how many under
+``"dropped_duplicates"``.
 """
 
 from __future__ import annotations
@@ -22,19 +27,51 @@ log = logging.getLogger(__name__)
 
 
 def _carve(examples: list[Example], fraction: float, seed: int, name: str) -> tuple[list, list]:
-    """Split off a stratified ``fraction``; deterministic for a given seed and input order."""
+    """Split off a stratified ``fraction``; deterministic for a given seed and input order.
+
+    Identical texts are carved as one: they all stay or all go, so the same text never counts
+    as training data and as a held-out example at once."""
     from sklearn.model_selection import train_test_split
 
-    labels = [example.label for example in examples]
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.text, []).append(example)
+    members = list(groups.values())
+    # A text's most frequent label stands for its copies in the stratification; without
+    # duplicates this is the plain per-row split.
+    labels = [Counter(example.label for example in group).most_common(1)[0][0] for group in members]
     try:
-        kept, carved = train_test_split(examples, test_size=fraction, random_state=seed, stratify=labels)
+        kept, carved = train_test_split(members, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError as error:
         raise DataFormatError(
-            f"cannot carve a stratified {name} split of {fraction:.0%} from {len(examples)} rows "
-            f"({dict(sorted(Counter(labels).items()))} per label id): {error}. Add data for rare "
-            "labels, change the fraction in config.toml, or provide the split as its own file"
+            f"cannot carve a stratified {name} split of {fraction:.0%} from {len(members)} distinct "
+            f"texts ({dict(sorted(Counter(labels).items()))} per label id): {error}. Add data for "
+            "rare labels, change the fraction in config.toml, or provide the split as its own file"
         ) from None
-    return kept, carved
+    return [example for group in kept for example in group], [
+        example for group in carved for example in group
+    ]
+
+
+def _drop_held_out(loaded: dict[str, list[Example]]) -> dict[str, dict[str, int]]:
+    """Drop the rows of a split whose text a later split of the source also holds (test before
+    validation before train); returns {split: {held-out split: rows dropped}}.
+
+    The held-out split keeps its rows, so scores stay comparable with others' results on a
+    benchmark's published test set."""
+    dropped: dict[str, dict[str, int]] = {}
+    for held_out in ("test", "validation"):
+        if held_out not in loaded:
+            continue
+        texts = {example.text for example in loaded[held_out]}
+        for split in SPLITS[: SPLITS.index(held_out)]:
+            if split not in loaded:
+                continue
+            kept = [example for example in loaded[split] if example.text not in texts]
+            if len(kept) < len(loaded[split]):
+                dropped.setdefault(split, {})[held_out] = len(loaded[split]) - len(kept)
+                loaded[split] = kept
+    return dropped
 
 
 def prepare(config: DataSection, out_dir: str | Path, source: str | None = None) -> dict[str, Any]:
@@ -51,6 +88,7 @@ def prepare(config: DataSection, out_dir: str | Path, source: str | None = None)
         )
         for split, path in files.items()
     }
+    dropped = _drop_held_out(loaded)
     pool = loaded["train"]
     if "test" not in loaded and config.test_fraction > 0:
         pool, loaded["test"] = _carve(pool, config.test_fraction, config.seed, "test")
@@ -69,6 +107,7 @@ def prepare(config: DataSection, out_dir: str | Path, source: str | None = None)
         "label_column": config.label_column,
         "label_names": list(config.label_names),
         "splits": {},
+        "dropped_duplicates": dropped,
     }
     for split in SPLITS:
         if split not in loaded:

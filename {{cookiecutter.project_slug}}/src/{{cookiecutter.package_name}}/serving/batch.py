@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
-from ..data.io import DataFormatError, Table, read_table, write_jsonl
+from ..data.io import DataFormatError, Table, jsonl_line, read_table
 from ..metrics import compute_metrics, save_confusion_matrix_png
 from . import inference
+from .options import OUTPUT_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-# What predict can write, by extension (write_records).
-OUTPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
+# predict works through its input in chunks of this many forward passes, in input order: each
+# chunk is written (and flushed) before the next one starts, so an interrupted run keeps what it
+# finished, and the progress bar's rate is an average over texts of every length from the first
+# chunk on (each chunk is sorted by length only within itself, for little padding).
+CHUNK_BATCHES = 8
 
 
 class ModelLabelsError(ValueError):
@@ -75,12 +80,37 @@ def classify(
     description: str = "predict",
 ) -> inference.Prediction:
     """All label scores for every text, in input order, with a progress bar."""
+    scores: list[list[float]] = []
+    truncated = 0
+    labels = list(classifier.labels)
+    for prediction in classify_chunks(classifier, texts, max_length, progress, description):
+        scores.extend(prediction.scores)
+        truncated += prediction.truncated
+    request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
+    return inference.Prediction(request, labels, scores, truncated)
+
+
+def classify_chunks(
+    classifier: inference.Classifier,
+    texts: Sequence[str],
+    max_length: int | None = None,
+    progress: bool = True,
+    description: str = "predict",
+) -> Iterator[inference.Prediction]:
+    """Label scores chunk by chunk (see ``CHUNK_BATCHES``), in input order, with a progress bar
+    whose rate and ETA are averages over the whole run so far."""
     from tqdm.auto import tqdm
 
-    request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
-    with tqdm(total=len(texts), unit="text", desc=description, disable=not progress) as bar:
-        request.progress = bar.update
-        return inference.predict_fn(request, classifier)
+    size = max(classifier.batch_size, 1) * CHUNK_BATCHES
+    # smoothing=0: a run-wide average, not the latest batches' rate, which swings within each
+    # chunk from its longest texts to its shortest.
+    with tqdm(total=len(texts), unit="text", desc=description, disable=not progress, smoothing=0) as bar:
+        for start in range(0, len(texts), size):
+            request = inference.Request(
+                list(texts[start : start + size]), top_k=None, legacy=False, max_length=max_length
+            )
+            request.progress = bar.update
+            yield inference.predict_fn(request, classifier)
 
 
 def prediction_columns(labels: Sequence[str]) -> list[str]:
@@ -123,7 +153,7 @@ def read_texts(input_path: str | os.PathLike[str], text_column: str) -> TextFile
     if not table.rows:
         what = "only a header line" if table.columns else "the file is empty"
         raise DataFormatError(f"{source}: no rows to predict ({what})")
-    require_columns(table.columns, (text_column,), source)
+    require_columns(table.columns, (text_column,), source, option="--text-column")
     texts = []
     for row in table.rows:
         text = row.values.get(text_column)
@@ -142,19 +172,38 @@ def predict_texts(
     max_length: int | None = None,
     progress: bool = True,
 ) -> BatchReport:
-    """Predict every row of ``data``; the output keeps the input columns."""
+    """Predict every row of ``data``; the output keeps the input columns and order.
+
+    Rows are written as their chunk finishes: when the run is interrupted, the output holds
+    the rows done so far (the first ones of the input), and a warning says how many."""
     added = prediction_columns(classifier.labels)
     clash = sorted(set(added) & set(data.table.columns))
     if clash:
         raise DataFormatError(f"{data.source}: input already has output column(s) {clash}; rename them")
-    prediction = classify(classifier, data.texts, max_length, progress)
-    records = [
-        {**row.values, **dict(zip(added, prediction_values(prediction, i), strict=True))}
-        for i, row in enumerate(data.table.rows)
-    ]
-    write_records(output_path, [*data.table.columns, *added], records)
-    lines = [row.line for row in data.table.rows]
-    return _report(classifier, prediction, data.texts, lines, max_length)
+    rows = data.table.rows
+    written = truncated = 0
+    with open_records(output_path, [*data.table.columns, *added]) as write:
+        try:
+            for prediction in classify_chunks(classifier, data.texts, max_length, progress):
+                write(
+                    [
+                        {**row.values, **dict(zip(added, prediction_values(prediction, i), strict=True))}
+                        for i, row in enumerate(rows[written : written + len(prediction.scores)])
+                    ]
+                )
+                written += len(prediction.scores)
+                truncated += prediction.truncated
+        except KeyboardInterrupt:
+            logger.warning(
+                "interrupted: %s holds the predictions of the first %d of %d rows (input lines up to %s)",
+                output_path,
+                written,
+                len(rows),
+                rows[written - 1].line if written else "none",
+            )
+            raise
+    empty = [row.line for row, text in zip(rows, data.texts, strict=True) if not text.strip()]
+    return BatchReport(len(rows), empty, truncated, max_length or classifier.max_length)
 
 
 def read_labelled(
@@ -243,22 +292,44 @@ def write_records(
     path: str | os.PathLike[str], columns: Sequence[str], records: Sequence[dict[str, Any]]
 ) -> None:
     """Write CSV, TSV (.tsv/.txt) or JSON Lines by the file's extension."""
+    with open_records(path, columns) as write:
+        write(records)
+
+
+class RecordWriter:
+    """Appends records to an open output file (see :func:`open_records`) and flushes them."""
+
+    def __init__(self, handle: TextIO, columns: Sequence[str], suffix: str) -> None:
+        self.handle = handle
+        self.csv: csv.DictWriter | None = None
+        if suffix not in (".jsonl", ".json"):
+            self.csv = csv.DictWriter(
+                handle,
+                fieldnames=list(columns),
+                delimiter="," if suffix == ".csv" else "\t",
+                extrasaction="ignore",
+                lineterminator="\n",
+            )
+            self.csv.writeheader()
+
+    def __call__(self, records: Sequence[dict[str, Any]]) -> None:
+        if self.csv is not None:
+            self.csv.writerows(records)
+        else:
+            self.handle.writelines(jsonl_line(record) for record in records)
+        self.handle.flush()
+
+
+@contextlib.contextmanager
+def open_records(path: str | os.PathLike[str], columns: Sequence[str]) -> Iterator[RecordWriter]:
+    """A writer of CSV, TSV (.tsv/.txt) or JSON Lines records, by the file's extension."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise DataFormatError(f"{path}: output must end in {', '.join(OUTPUT_SUFFIXES)}")
-    if suffix in (".jsonl", ".json"):
-        write_jsonl(path, records)
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = suffix in (".jsonl", ".json")
     # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
-    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(
-            handle,
-            fieldnames=list(columns),
-            delimiter="," if suffix == ".csv" else "\t",
-            extrasaction="ignore",
-            lineterminator="\n",
-        )
-        writer.writeheader()
-        writer.writerows(records)
+    encoding = "utf-8" if jsonl else "utf-8-sig"
+    with open(path, "w", encoding=encoding, newline="\n" if jsonl else "") as handle:
+        yield RecordWriter(handle, columns, suffix)

@@ -44,6 +44,15 @@ class TokenizedSplit(Dataset):
     def labels(self) -> list[int]:
         return [feature["labels"] for feature in self.features]
 
+    def longest_first(self) -> tuple[TokenizedSplit, list[int]]:
+        """The same examples, longest first, and where each one is in this split: batches of
+        neighbours then pad little (results map back through the positions)."""
+        order = sorted(range(len(self)), key=self.lengths.__getitem__, reverse=True)
+        ordered = TokenizedSplit(
+            self.name, [self.examples[i] for i in order], [self.features[i] for i in order]
+        )
+        return ordered, order
+
 
 @dataclass
 class RunData:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,26 +84,73 @@ def load_model(name_or_path: str, label_names: Sequence[str], trust_remote_code:
     from transformers import AutoModelForSequenceClassification
 
     names = list(label_names)
-    kwargs = dict(
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={name: index for index, name in enumerate(names)},
-        trust_remote_code=trust_remote_code,
-        ignore_mismatched_sizes=True,
-    )
+    # dict[str, Any]: a dict(...) call would infer dict[str, object], which transformers 5.25's
+    # typed from_pretrained rejects for each keyword it declares.
+    kwargs: dict[str, Any] = {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {name: index for index, name in enumerate(names)},
+        "trust_remote_code": trust_remote_code,
+        "ignore_mismatched_sizes": True,
+    }
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, use_safetensors=True, **kwargs
-        )
+        with _transformers_quiet():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, use_safetensors=True, output_loading_info=True, **kwargs
+            )
     except OSError as safetensors_error:
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                name_or_path, use_safetensors=False, **kwargs
-            )
+            with _transformers_quiet():
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    name_or_path, use_safetensors=False, output_loading_info=True, **kwargs
+                )
         except OSError:
             raise safetensors_error from None
         log.warning("%s has no safetensors weights; loaded pytorch_model.bin instead", name_or_path)
+    _log_loading(name_or_path, model, info)
     return model
+
+
+@contextmanager
+def _transformers_quiet() -> Iterator[None]:
+    """transformers' warnings off while a model loads: its report of new and unused weights
+    (transformers 5: a table with terminal colour codes, raw escapes in a log file) becomes
+    one plain line (:func:`_log_loading`). Loading errors still raise."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _shown(keys: Sequence[str], limit: int = 4) -> str:
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def _log_loading(name_or_path: str, model: Any, info: dict[str, Any]) -> None:
+    """One line on the weights the checkpoint lacked (initialised anew) or held in excess."""
+    mismatched = {str(entry[0]) for entry in info.get("mismatched_keys") or ()}
+    new = sorted({*map(str, info.get("missing_keys") or ()), *mismatched})
+    unused = sorted(map(str, info.get("unexpected_keys") or ()))
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    # The classification head lies outside the base model: new there is what fine-tuning
+    # expects; new weights inside the base model mean the checkpoint does not fit the model.
+    body = [key for key in new if key.startswith(prefix)]
+    parts = []
+    if new:
+        parts.append(f"{len(new)} weight(s) initialised anew ({_shown(new)})")
+    if unused:
+        parts.append(f"{len(unused)} checkpoint weight(s) unused ({_shown(unused)})")
+    if body:
+        log.warning(
+            "%s: %s; the base model's own weights among them are untrained", name_or_path, "; ".join(parts)
+        )
+    elif parts:
+        log.info("%s: %s, as usual for a new classification head", name_or_path, "; ".join(parts))
 
 
 def load_model_for(

@@ -18,13 +18,19 @@ from typing import Any, Protocol
 
 from ..config import load_config
 from ..metrics import compute_metrics
-from .artifacts import print_metrics, save_learning_curve, write_json, write_split_metrics
+from .artifacts import (
+    print_metrics,
+    samples_per_second,
+    save_learning_curve,
+    write_json,
+    write_split_metrics,
+)
 from .data import RunData, TokenizedSplit, load_run_data, make_collator
 from .losses import class_weights_for
 from .model_card import write_model_card
 from .modeling import load_model_config, load_model_for, load_tokenizer
 from .options import OptionError, TrainOptions, log_ignored_channels, parse_options
-from .runs import RunPlan, complete_run, plan_run, run_identity, write_record
+from .runs import RunPlan, complete_run, plan_run, release_run, run_identity, write_record
 from .runtime import Progress, Runtime, init_runtime, setup_logging
 from .tracking import Tracker, start_tracking
 
@@ -59,16 +65,34 @@ def make_schedule(options: TrainOptions, train_examples: int, world_size: int) -
 class Recorder:
     """History of train/eval log records, mirrored as metric lines and progress lines."""
 
-    def __init__(self, runtime: Runtime, schedule: Schedule, tracker: Tracker | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        schedule: Schedule,
+        tracker: Tracker | None = None,
+        logging_steps: int = 1,
+    ) -> None:
         self.runtime = runtime
         self.schedule = schedule
         self.tracker = tracker or Tracker()
+        self.logging_steps = max(logging_steps, 1)
         self.history: list[dict[str, Any]] = []
         self.progress = Progress(schedule.total_steps, 0, schedule.examples_per_step)
+        self.logged_loss = False
 
     def start(self, step: int, total_steps: int, history: Sequence[Mapping[str, Any]]) -> None:
         self.history = [dict(record) for record in history]
         self.progress = Progress(total_steps, step, self.schedule.examples_per_step)
+        self.logged_loss = False
+
+    def step_done(self, step: int) -> None:
+        """After each optimizer step: until the first loss line of this run (every
+        ``logging_steps``, minutes away on a CPU), a progress line 1, 2, 4, 8, ... steps in, so
+        rate and ETA show from the start."""
+        done = step - self.progress.start_step
+        due = done > 0 and done & (done - 1) == 0 and step % self.logging_steps != 0
+        if self.runtime.is_main and due and not self.logged_loss and step < self.progress.total_steps:
+            log.info("%s", self.progress.line(step))
 
     def record(self, values: Mapping[str, Any]) -> None:
         entry = {key: value for key, value in values.items() if value is not None}
@@ -79,6 +103,7 @@ class Recorder:
                 {key: value for key, value in entry.items() if key != "step"}, int(entry.get("step", 0))
             )
             if "train_loss" in entry:
+                self.logged_loss = True
                 log.info("%s | loss %.4f", self.progress.line(entry["step"]), entry["train_loss"])
             else:
                 shown = ", ".join(
@@ -97,7 +122,9 @@ class FitResult:
     global_step: int
     total_steps: int
     resumed_from_step: int
-    train_seconds: float  # this process's training time, evaluation excluded
+    # The run's training time, evaluation excluded; with ``tokens``, the whole run's (the part
+    # before a resume included), so throughput and token efficiency describe the run.
+    train_seconds: float
     tokens: dict[str, float]
     best_checkpoint: str | None = None
     best_metric: float | None = None
@@ -172,6 +199,7 @@ def run_with_options(
 
     runtime = init_runtime(options.mixed_precision, environ)
     tracker = Tracker()
+    claimed: Path | None = None  # the run folder this process holds (rank 0 only)
     try:
         setup_logging(runtime)
         log.info(
@@ -200,6 +228,8 @@ def run_with_options(
             if runtime.is_main
             else None
         )
+        if runtime.is_main:
+            claimed = plan.run_dir
         options = options.replace(
             run_id=plan.run_id,
             checkpoint_dir=str(plan.run_dir),
@@ -222,7 +252,7 @@ def run_with_options(
             data,
             make_collator(tokenizer, options.padding, data),
             schedule,
-            Recorder(runtime, schedule, tracker),
+            Recorder(runtime, schedule, tracker, options.logging_steps),
             class_weights_for(options.class_weights, data.train.labels, data.label_names),
             entry_point,
             plan,
@@ -249,6 +279,10 @@ def run_with_options(
         tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         runtime.close(wait=False)  # the other ranks may never reach a barrier now
         raise
+    finally:
+        # The process's end would release it too; in-process callers (tests, notebooks) go on.
+        if claimed is not None:
+            release_run(claimed)
     runtime.close()
     return 0
 
@@ -382,10 +416,8 @@ def write_outputs(
     for split, metrics in evaluations.items():
         write_split_metrics(output_dir, split, metrics)
     final = final_metrics(evaluations)
-    samples_per_second = (
-        result.tokens["train_examples_processed"] / result.train_seconds if result.train_seconds > 0 else 0.0
-    )
-    final["train_samples_per_second"] = samples_per_second
+    throughput = samples_per_second(result.tokens["train_examples_processed"], result.train_seconds)
+    final["train_samples_per_second"] = throughput
     final["token_efficiency"] = result.tokens["token_efficiency"]
     if runtime.device.type == "cuda":
         final["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(runtime.device) / 2**30
@@ -413,7 +445,7 @@ def write_outputs(
             **{key: value for key, value in asdict(result).items() if key not in {"tokens", "extra"}},
             **result.tokens,
             **result.extra,
-            "train_samples_per_second": samples_per_second,
+            "train_samples_per_second": throughput,
             "final_metrics": final,
             "history": context.recorder.history,
         },

@@ -58,6 +58,9 @@ _BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")  # what MLflow accepts in a key (colo
 # While this module talks to MLflow: urllib3 announces every retry and the sagemaker-mlflow
 # plugin warns on every request to a non-ARN server; the one warning of this module says it all.
 _NOISY_LOGGERS = ("urllib3.connectionpool", "mlflow.tracking.request_header.registry")
+# The first use of a SQLite store creates and migrates its tables, which MLflow and Alembic
+# announce in INFO lines (``Creating initial MLflow database tables...``): nothing to act on.
+_STORE_LOGGERS = ("mlflow.store.db", "alembic")
 
 
 class Tracker:
@@ -172,16 +175,25 @@ class _DropBelowError(logging.Filter):
 
 @contextmanager
 def _quiet_requests() -> Iterator[None]:
-    """Silence retry chatter of the HTTP stack while this module calls MLflow."""
+    """Silence retry chatter of the HTTP stack and the store's table set-up while this module
+    calls MLflow (warnings and errors still show)."""
     quiet = _DropBelowError()
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     for logger in loggers:
         logger.addFilter(quiet)
+    # Levels rather than filters: a filter sees only its own logger's records, not those of
+    # the modules below it (mlflow.store.db.utils, alembic.runtime.migration).
+    stores = [logging.getLogger(name) for name in _STORE_LOGGERS]
+    levels = [logger.level for logger in stores]
+    for logger in stores:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
         yield
     finally:
         for logger in loggers:
             logger.removeFilter(quiet)
+        for logger, level in zip(stores, levels, strict=True):
+            logger.setLevel(level)
 
 
 class _Refused(Exception):

@@ -7,18 +7,22 @@ the Trainer brings its own loop, DDP handling (under ``torchrun``), mixed precis
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import PrinterCallback, TrainerState
 
 from ..metrics import compute_metrics
-from .checkpoints import checkpoint_step
+from .artifacts import add_training_totals, write_json
+from .checkpoints import PREFIX, checkpoint_step
 from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
 from .losses import weighted_loss
 from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for, trainer_integrations
@@ -26,6 +30,9 @@ from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for,
 log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"  # the Trainer writes it last into each checkpoint
+# The run's training up to a checkpoint (examples, tokens, seconds), written beside the Trainer's
+# files so a resumed run reports throughput and token efficiency of the whole run.
+TOTALS_FILE = "run_totals.json"
 
 
 def _history_entry(logs: dict[str, Any], step: int) -> dict[str, Any] | None:
@@ -54,15 +61,18 @@ class _RecorderCallback(TrainerCallback):
         self.started = False
         self.eval_seconds = 0.0
 
-    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer API
-        if not self.started:  # after a resume the restored state is only known from here on
+    def begin(self, state: TrainerState) -> None:
+        if not self.started:
             self.started = True
             previous = [
                 entry
                 for record in state.log_history
-                if (entry := _history_entry(record, record.get("step", 0)))
+                if (entry := _history_entry(record, int(record.get("step", 0))))
             ]
             self.recorder.start(state.global_step, state.max_steps, previous)
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer API
+        self.begin(state)  # after a resume the restored state is only known from here on
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
         entry = _history_entry(dict(logs or {}), state.global_step)
@@ -73,11 +83,50 @@ class _RecorderCallback(TrainerCallback):
         self.eval_seconds += float((metrics or {}).get("eval_runtime", 0.0))
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        self.recorder.step_done(state.global_step)
         # Evaluate (and checkpoint) at the last step too, as the plain loop does, so the final
         # weights compete for "best model" even when the last interval is incomplete.
         if state.global_step >= state.max_steps and args.eval_strategy == "steps":
             control.should_evaluate = True
             control.should_save = True
+
+
+class _TotalsCallback(TrainerCallback):
+    """Writes the run's training totals into the checkpoint each evaluation precedes (saving
+    follows every evaluation: the strategies are the same). Written before the Trainer's files,
+    so a complete checkpoint has them."""
+
+    def __init__(self, totals: Callable[[], dict[str, Any]], is_main: bool) -> None:
+        self.totals = totals
+        self.is_main = is_main
+
+    def on_evaluate(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer API
+        totals = self.totals()  # on every rank: the counts are summed across ranks
+        if self.is_main:
+            write_json(Path(args.output_dir) / f"{PREFIX}{state.global_step}" / TOTALS_FILE, totals)
+
+
+def _read_totals(checkpoint: Path) -> dict[str, Any]:
+    try:
+        totals = json.loads((checkpoint / TOTALS_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}  # an older checkpoint: only this process's training is counted
+    return totals if isinstance(totals, dict) else {}
+
+
+def _reanchor_best(checkpoint: Path, run_dir: Path) -> None:
+    """The Trainer records the best checkpoint by its full path, and on resume drops one that is
+    not there (ending with the last weights instead). In a moved or cloned project the same
+    checkpoint is in this run folder: point the resumed state at it, atomically."""
+    path = checkpoint / STATE_FILE
+    state = json.loads(path.read_text(encoding="utf-8"))
+    best = state.get("best_model_checkpoint")
+    if not best or Path(best) == run_dir / Path(best).name:
+        return
+    state["best_model_checkpoint"] = str(run_dir / Path(best).name)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 class _CountingTrainer(Trainer):
@@ -163,7 +212,12 @@ class HFTrainer:
     def __init__(self, context: RunContext) -> None:
         self.ctx = context
         self.callback = _RecorderCallback(context.recorder)
-        callbacks: list[TrainerCallback] = [self.callback]
+        self.started = time.monotonic()
+        self.trained_before: dict[str, Any] = {}  # what the run trained before this process
+        callbacks: list[TrainerCallback] = [
+            self.callback,
+            _TotalsCallback(self._totals, context.runtime.is_main),
+        ]
         if context.options.early_stopping_patience > 0:
             callbacks.append(EarlyStoppingCallback(context.options.early_stopping_patience))
         names = context.data.label_names
@@ -178,7 +232,10 @@ class HFTrainer:
             model=context.model,
             args=training_arguments(context),
             train_dataset=context.data.train,
-            eval_dataset=context.data.validation,
+            # Longest first, as the plain loop evaluates: the Trainer batches evaluation data in
+            # its order, and in input order most of each batch is padding. Evaluation during
+            # training only yields scores, which do not depend on the order.
+            eval_dataset=context.data.validation.longest_first()[0],
             data_collator=context.collator,
             processing_class=context.tokenizer,
             compute_metrics=trainer_metrics,
@@ -210,12 +267,32 @@ class HFTrainer:
         saved = type(model).from_pretrained(str(checkpoint))
         model.load_state_dict(saved.state_dict())
 
+    def _totals(self) -> dict[str, Any]:
+        return add_training_totals(
+            self.trained_before,
+            self.trainer.token_counter.totals(self.ctx.runtime.sum),
+            time.monotonic() - self.started - self.callback.eval_seconds,
+        )
+
     def fit(self, resume_from: Path | None) -> FitResult:
-        started = time.monotonic()
+        self.started = time.monotonic()
+        finished = False
         if resume_from:
+            if self.ctx.runtime.is_main:
+                _reanchor_best(resume_from, Path(self.ctx.options.checkpoint_dir))
+            self.ctx.runtime.barrier()
+            self.trained_before = _read_totals(resume_from)
+            saved = TrainerState.load_from_json(str(resume_from / STATE_FILE))
+            # Killed after its last checkpoint: the Trainer would train one more step before it
+            # noticed that none was left.
+            finished = saved.max_steps > 0 and saved.global_step >= saved.max_steps
             self._load_weights(resume_from)
-        self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        train_seconds = time.monotonic() - started - self.callback.eval_seconds
+        if finished:
+            self.trainer.state = saved
+            self.callback.begin(saved)
+        else:
+            self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        totals = self._totals()
         state = self.trainer.state
         if state.best_model_checkpoint and self.trainer.args.load_best_model_at_end:
             self._load_weights(state.best_model_checkpoint)
@@ -224,8 +301,8 @@ class HFTrainer:
             global_step=state.global_step,
             total_steps=state.max_steps,
             resumed_from_step=resumed_from,
-            train_seconds=train_seconds,
-            tokens=self.trainer.token_counter.totals(self.ctx.runtime.sum),
+            train_seconds=totals.pop("train_seconds"),
+            tokens=totals,
             best_checkpoint=state.best_model_checkpoint,
             best_metric=state.best_metric,
             stopped_early=state.global_step < state.max_steps,
@@ -233,11 +310,16 @@ class HFTrainer:
         )
 
     def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
-        output = self.trainer.predict(split, metric_key_prefix=split.name)
+        """Labels and predictions in the split's order (it is scored longest first)."""
+        ordered, order = split.longest_first()
+        output = self.trainer.predict(ordered, metric_key_prefix=split.name)
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else (output.predictions)
+        predicted = [0] * len(split)
+        for index, label in zip(order, np.argmax(logits, -1).tolist(), strict=True):
+            predicted[index] = label
         return (
-            np.asarray(output.label_ids).tolist(),
-            np.argmax(logits, -1).tolist(),
+            split.labels,
+            predicted,
             float((output.metrics or {}).get(f"{split.name}_loss", float("nan"))),
         )
 

@@ -23,6 +23,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from .artifacts import add_training_totals
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
 from .losses import weighted_loss
@@ -42,11 +43,16 @@ class LoopState:
     epoch: int = 0
     batches_done: int = 0  # in the current epoch
     best_metric: float | None = None
+    # The best checkpoint's folder name: relative to the run folder, so a moved or cloned
+    # project keeps it (older checkpoints hold a full path; only its name is used).
     best_checkpoint: str | None = None
     evals_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     # What the saved position (epoch, batches_done) counts in; empty in older checkpoints.
     batch_plan: dict[str, int] = field(default_factory=dict)
+    # The run's training up to this checkpoint (examples, tokens, seconds; all ranks), so a
+    # resumed run reports throughput and token efficiency of the whole run.
+    trained: dict[str, Any] = field(default_factory=dict)
 
 
 def rng_state() -> dict[str, Any]:
@@ -111,6 +117,8 @@ class TorchLoop:
         self.state = LoopState(batch_plan=self._plan_signature())
         self.tokens = TokenCounter()
         self.eval_seconds = 0.0
+        self.fit_started = time.monotonic()
+        self.trained_before: dict[str, Any] = {}  # what the run trained before this process
         self.stopped_early = False
 
     def _plan_signature(self) -> dict[str, int]:
@@ -199,10 +207,14 @@ class TorchLoop:
             (staging / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1), encoding="utf-8")
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)  # atomic: a checkpoint is either complete or absent
-            best = self.state.best_checkpoint
+            best = self._best_path()
             rotate(folder, STATE_FILE, options.save_total_limit, protect=[best] if best else [])
         runtime.barrier()
         return final
+
+    def _best_path(self) -> Path | None:
+        best = self.state.best_checkpoint
+        return Path(self.ctx.options.checkpoint_dir) / Path(best).name if best else None
 
     def _load_checkpoint(self, path: Path) -> None:
         from safetensors.torch import load_model
@@ -266,6 +278,12 @@ class TorchLoop:
         """Evaluate, checkpoint, track the best model; returns True to stop early."""
         options = self.ctx.options
         started = time.monotonic()
+        # Every rank takes part (the counts are summed across ranks).
+        self.state.trained = add_training_totals(
+            self.trained_before,
+            self.tokens.totals(self.ctx.runtime.sum),
+            started - self.fit_started - self.eval_seconds,
+        )
         y_true, y_pred, loss = self.predict(self.ctx.data.validation)
         metrics = evaluation_metrics(y_true, y_pred, loss, self.ctx.data.label_names)
         record = {
@@ -284,7 +302,7 @@ class TorchLoop:
         final = Path(options.checkpoint_dir) / f"{PREFIX}{self.state.global_step}"
         if improved:
             self.state.best_metric = value
-            self.state.best_checkpoint = str(final)
+            self.state.best_checkpoint = final.name
             self.state.evals_without_improvement = 0
         else:
             self.state.evals_without_improvement += 1
@@ -314,9 +332,10 @@ class TorchLoop:
                 self.state.batches_done,
             )
         resumed_from = self.state.global_step
+        self.trained_before = dict(self.state.trained)
         self.ctx.recorder.start(resumed_from, schedule.total_steps, self.state.history)
         self.eval_seconds = 0.0
-        started = time.monotonic()
+        self.fit_started = time.monotonic()
         accumulate = options.gradient_accumulation_steps
         # Summed on the device: reading the loss every micro-batch would stall a GPU pipeline.
         window_loss = torch.zeros((), device=runtime.device)
@@ -358,6 +377,7 @@ class TorchLoop:
                 if not update:
                     continue
                 self._optimizer_step()
+                self.ctx.recorder.step_done(self.state.global_step)
                 epoch_progress = self.state.epoch + self.state.batches_done / len(batches)
                 if self.state.global_step % options.logging_steps == 0 or (
                     self.state.global_step == schedule.total_steps
@@ -386,29 +406,36 @@ class TorchLoop:
                 if last or stop:
                     stop = True
                     break
-        train_seconds = time.monotonic() - started - self.eval_seconds
-        if self.state.best_checkpoint and Path(self.state.best_checkpoint).is_dir():
+        totals = add_training_totals(
+            self.trained_before,
+            self.tokens.totals(runtime.sum),
+            time.monotonic() - self.fit_started - self.eval_seconds,
+        )
+        best = self._best_path()
+        if best is not None and best.is_dir():
             log.info(
                 "loading the best model (%s = %.4f) from %s",
                 options.metric_for_best_model,
                 self.state.best_metric,
-                self.state.best_checkpoint,
+                best,
             )
             from safetensors.torch import load_model
 
-            load_model(
-                self.model, str(Path(self.state.best_checkpoint) / WEIGHTS_FILE), device=str(runtime.device)
-            )
+            load_model(self.model, str(best / WEIGHTS_FILE), device=str(runtime.device))
+        elif best is not None:
+            # Deleted by hand: the last weights are saved, and said to be (not passed off as best).
+            log.warning("the best checkpoint %s is missing: the model saved is the last one", best)
+            best = None
         return FitResult(
             global_step=self.state.global_step,
             total_steps=schedule.total_steps,
             resumed_from_step=resumed_from,
-            train_seconds=train_seconds,
-            tokens=self.tokens.totals(runtime.sum),
-            best_checkpoint=self.state.best_checkpoint,
+            train_seconds=totals.pop("train_seconds"),
+            tokens=totals,
+            best_checkpoint=str(best) if best else None,
             best_metric=self.state.best_metric,
             stopped_early=self.stopped_early,
-            extra={"best_step": checkpoint_step(self.state.best_checkpoint or "")},
+            extra={"best_step": checkpoint_step(best) if best else None},
         )
 
     def _optimizer_step(self) -> None:
