@@ -31,11 +31,12 @@ def check_keys(context: dict) -> None:
     assert not unknown, f"keys not in cookiecutter.json: {unknown}"
 
 
-def bake(output_dir: Path, overwrite_if_exists: bool = False, **context) -> Path:
+def bake(output_dir: Path, overwrite_if_exists: bool = False, template: str = "", **context) -> Path:
+    """Bake from ``template`` as typed (a relative path, a URL), by default this template's folder."""
     check_keys(context)
     return Path(
         cookiecutter(
-            str(REPO),
+            template or str(REPO),
             no_input=True,
             extra_context=context,
             output_dir=str(output_dir),

@@ -1,9 +1,12 @@
 """Answer sets that look like real teams, each run as that team's CI would run it.
 
 For every scenario: bake, ``git init && git add -A && git commit``, clone, build and install the
-wheel from the CLONE, and run the generated project's FULL suite from the clone. One scenario
-also trains and predicts through the command line, as a user would, and checks that nothing it
-writes shows up as untracked in git.
+wheel from the CLONE, and run the generated project's FULL suite from the clone as the team's CI
+runner would: without the dataset (it lives outside the repository, or is git-ignored). One
+scenario, with a local base model folder, first trains and predicts through the command line in
+the clone, as a user would, checks that nothing it writes shows up as untracked in git, and then
+runs the suite there, beside the local runs (mlruns/, outputs/, checkpoints/) and without the
+dataset or the base model folder.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,16 +158,20 @@ class Scenario:
     package: str = ""
     sagemaker: bool = True
     config: dict[str, Any] = field(default_factory=dict)
+    # Answer base_model with a local folder, then train and predict through the CLI in the clone
+    # before its suite runs.
+    local_session: bool = False
 
 
 SCENARIOS = {
     "default": Scenario(None, "nsmc_sentiment_classifier"),
+    # Also the one trained and queried through the CLI, with a local base model folder.
     "korean-cp949": Scenario(
         korean_cp949_csv,
         "yeonghwa_ribyu_gamseong_bunryu",
         config={"label_names": ["부정", "긍정"]},
+        local_session=True,
     ),
-    # Also the one trained and queried through the CLI, with Korean names for three classes.
     "split-folder-no-sagemaker": Scenario(split_folder, "hate_speech", sagemaker=False),
     "seven-sorted-ids": Scenario(seven_sorted, "intents", config={"label_names": SEVEN.split(",")}),
     "numeric-names": Scenario(star_ratings, "star_ratings", config={"label_format": "names"}),
@@ -198,6 +206,12 @@ def cli(site: Path, cwd: Path, package: str, *args: str) -> subprocess.Completed
 def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     scenario = SCENARIOS[name]
     answers = scenario.make(tmp_path) if scenario.make else {}
+    if scenario.local_session:
+        # What the README suggests offline: a model folder on this machine, outside the repository.
+        labels = [label.strip() for label in answers["label_names"].split(",")]
+        answers["base_model"] = str(
+            tiny_model_factory(tmp_path / "base-model", sample_texts(), len(labels), labels)
+        )
     project = bake(out, **answers)
     package = scenario.package
     assert project.name.replace("-", "_") == package
@@ -231,6 +245,16 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
         assert not [n for n in wheel.namelist() if n.endswith("config.toml")]
         leaked = [n for n in wheel.namelist() if str(tmp_path).encode() in wheel.read(n)]
         assert leaked == []
+    if scenario.local_session:
+        first_session(clone, site, package, Path(answers["dataset"]), tmp_path / "predictions.csv")
+        shutil.rmtree(answers["base_model"])
+
+    # The team's CI runner: the dataset is outside the repository (or git-ignored), so it has none.
+    dataset = Path(answers["dataset"]) if "dataset" in answers else None
+    if dataset is not None and dataset.is_dir():
+        shutil.rmtree(dataset)
+    elif dataset is not None:
+        dataset.unlink()
     result = run_generated_tests(clone, site, "-rs")
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
@@ -238,12 +262,19 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     allowed = ["Docker"] + [name for name in ("PARITY_PYTHON", "TRAINING_PYTHON") if not os.environ.get(name)]
     if not scenario.sagemaker:
         allowed.append("sagemaker")
+    missing = [line for line in skips if "the configured dataset is not on this machine" in line]
+    if dataset is not None:
+        # Only the tests about the configured dataset itself skip, naming it.
+        assert missing and all(str(dataset) in line for line in missing), skips
+        allowed.append("the configured dataset is not on this machine")
+    else:
+        assert missing == [], skips
     assert all(any(word in line for word in allowed) for line in skips), skips
 
-    if name != "split-folder-no-sagemaker":
-        return
-    # A user's first session, from the clone: validate, prepare, train briefly, predict.
-    model = tiny_model_factory(tmp_path / "tiny", sample_texts(), 3, THREE_KOREAN)
+
+def first_session(clone: Path, site: Path, package: str, dataset: Path, predictions: Path) -> None:
+    """A user's first session, from a subfolder of the clone: validate, prepare, train briefly
+    (the configured base model: a local folder), predict; nothing it writes is untracked."""
     steps = [
         ("data", "validate"),
         ("data", "prepare"),
@@ -251,8 +282,6 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
             "train",
             "--entry",
             "torch",
-            "--model_name_or_path",
-            str(model),
             "--max_steps",
             "6",
             "--batch_size",
@@ -262,18 +291,20 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
             "--max_seq_length",
             "32",
         ),
-        ("predict", str(tmp_path / "hate-speech" / "dev.tsv"), "--out", str(tmp_path / "predictions.csv")),
+        ("predict", str(dataset), "--out", str(predictions)),
     ]
     for args in steps:
         run = cli(site, clone / "src", package, *args)  # from a subfolder: paths still resolve
         assert run.returncode == 0, (args, run.stdout[-3000:], run.stderr[-3000:])
-    with open(tmp_path / "predictions.csv", encoding="utf-8", newline="") as handle:
+    labels = tomllib.loads((clone / "config.toml").read_text(encoding="utf-8"))["data"]["label_names"]
+    with open(predictions, encoding="utf-8", newline="") as handle:
         predicted = {row["predicted_label"] for row in csv.DictReader(handle)}
-    assert predicted and predicted <= set(THREE_KOREAN)
+    assert predicted and predicted <= set(labels)
     # Everything the run wrote is ignored by git, and nothing it needs is.
     latest = json.loads((clone / "outputs" / "latest.json").read_text(encoding="utf-8"))
     assert (clone / latest["run_dir"] / "model" / "config.json").is_file()
     assert (clone / latest["run_dir"] / "model" / "README.md").is_file()  # the model card
     assert (clone / "mlruns" / "mlflow.db").is_file()  # tracked in the project's local MLflow store
+    assert any((clone / "checkpoints").iterdir())
     assert (clone / "data" / "prepared" / "train" / "train.jsonl").is_file()
     assert git("status", "--porcelain", cwd=clone) == ""

@@ -11,7 +11,6 @@ import json
 import random
 import re
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +21,7 @@ import aws_moto  # noqa: E402
 from conftest import labelled_records, write_labelled  # noqa: E402
 
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
+from nsmc_sentiment_classifier.training.modeling import looks_like_path  # noqa: E402
 
 REGION = load_config().sagemaker.region
 
@@ -39,8 +39,21 @@ def cli():
 
 
 @pytest.fixture
-def prepared(project_dir, config):
-    """data/prepared/{train,validation,test}/<split>.jsonl in a scratch project folder."""
+def prepared(project_dir, config, tiny_model_dir):
+    """data/prepared/{train,validation,test}/<split>.jsonl in a scratch project folder.
+
+    A local base model folder in config.toml is the tiny model there: the team's folder is
+    git-ignored (a CI runner has none), and a real model is too big to upload to moto per test.
+    """
+    if looks_like_path(config.model.base_model):
+        scratch = project_dir / "config.toml"
+        text, replaced = re.subn(
+            r"(?m)^base_model = .*$",
+            f"base_model = {json.dumps(str(tiny_model_dir))}",
+            scratch.read_text("utf-8"),
+        )
+        assert replaced == 1, f"{scratch}: no [model] base_model line to point at the tiny model"
+        scratch.write_text(text, encoding="utf-8")
     records = labelled_records(config, 80)
     random.Random(0).shuffle(records)
     sizes = {"train": 48, "validation": 16, "test": 16}
@@ -119,9 +132,15 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
     assert tags == {"project": slug, "run-id": run_id}
-    # A hub id goes to the job as it is, and without a tracking server nothing is tracked.
-    assert hps["model_name_or_path"] == config.model.base_model
-    assert "base_model" not in channels
+    if looks_like_path(config.model.base_model):
+        # A local folder (the tiny model, see `prepared`) goes up and is mounted as a channel.
+        assert "model_name_or_path" not in hps
+        assert channels["base_model"].startswith(f"s3://{aws_moto.BUCKET}/{slug}/base-models/")
+    else:
+        # A hub id goes to the job as it is.
+        assert hps["model_name_or_path"] == config.model.base_model
+        assert "base_model" not in channels
+    # Without a tracking server nothing is tracked.
     assert "MLFLOW_TRACKING_URI" not in job.get("Environment", {})
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
@@ -225,9 +244,11 @@ def test_invalid_settings_fail_before_anything_is_created(moto_url, prepared, cl
     _nothing_created()
 
 
-def test_missing_region_fails_clearly(moto_url, prepared, cli, config, tmp_path, capsys, monkeypatch):
+def test_missing_region_fails_clearly(
+    moto_url, prepared, project_dir, cli, config, tmp_path, capsys, monkeypatch
+):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    text = Path(config.path).read_text(encoding="utf-8")
+    text = (project_dir / "config.toml").read_text(encoding="utf-8")
     custom = tmp_path / "no-region.toml"
     custom.write_text(text.replace(f'region = "{config.sagemaker.region}"', 'region = ""'), encoding="utf-8")
     code = cli.main(["--config", str(custom), "sagemaker", "train", "--role", aws_moto.FAKE_ROLE])
@@ -263,7 +284,17 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
 )
 @pytest.mark.parametrize("entry_point", ["train_hf", "train_torch"])
 def test_process_mode_trains_through_the_container_contract(
-    moto_url, prepared, cli, pkg, config, tiny_model_dir, tmp_path, capsys, monkeypatch, entry_point
+    moto_url,
+    prepared,
+    project_dir,
+    cli,
+    pkg,
+    config,
+    tiny_model_dir,
+    tmp_path,
+    capsys,
+    monkeypatch,
+    entry_point,
 ):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = f"sqlite:///{(tmp_path / 'tracking' / 'mlflow.db').as_posix()}"
@@ -336,7 +367,8 @@ def test_process_mode_trains_through_the_container_contract(
     # Nothing went to AWS (no experiments there) nor to the project's own local store.
     sm = aws_moto.client("sagemaker", REGION)
     assert sm.list_experiments()["ExperimentSummaries"] == []
-    assert not (config.root / "mlruns").exists()
+    # (The scratch project's store: the real project's mlruns/ holds the user's own local runs.)
+    assert not (project_dir / "mlruns").exists()
 
 
 def _bucket() -> None:
