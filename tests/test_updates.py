@@ -128,6 +128,20 @@ def cruft(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 LINK_ANSWERS = "import json; print(json.dumps(json.load(open('.cookiecutter.json'))['cookiecutter']))"
 
 
+def link_with_stored_answers(project: Path, template: Path) -> None:
+    """The README's command: link a plain-cookiecutter project with the answers it stored."""
+    stored_answers = subprocess.run(
+        [sys.executable, "-c", LINK_ANSWERS], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    cruft("link", "--no-input", "--extra-context", stored_answers, str(template), cwd=project)
+
+
+def commit_generated(project: Path) -> None:
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "generated", cwd=project)
+
+
 @pytest.mark.parametrize("start", ["cruft-create", "cookiecutter-then-link"])
 def test_cruft_pulls_template_changes_and_keeps_the_users(start, tmp_path):
     """The README's update workflow: a linked project, a template change, ``cruft update``."""
@@ -148,14 +162,8 @@ def test_cruft_pulls_template_changes_and_keeps_the_users(start, tmp_path):
         project = out / "movie-reviews"
     else:
         project = Path(cookiecutter(str(template), no_input=True, extra_context=answers, output_dir=str(out)))
-        # The README's command: link with the answers the project stored.
-        stored = subprocess.run(
-            [sys.executable, "-c", LINK_ANSWERS], cwd=project, capture_output=True, text=True, check=True
-        ).stdout
-        cruft("link", "--no-input", "--extra-context", stored, str(template), cwd=project)
-    git("init", "-q", cwd=project)
-    git("add", "-A", cwd=project)
-    git("commit", "-q", "-m", "generated", cwd=project)
+        link_with_stored_answers(project, template)
+    commit_generated(project)
     linked = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
     assert linked["context"]["cookiecutter"]["project_name"] == "Movie Reviews"
     cli = project / "src" / "movie_reviews" / "cli.py"
@@ -285,13 +293,8 @@ def test_cruft_update_without_the_dataset_file(tmp_path):
         "label_names": "bad,good",
     }
     project = bake(tmp_path / "out", template=str(template), **answers)
-    stored_answers = subprocess.run(
-        [sys.executable, "-c", LINK_ANSWERS], cwd=project, capture_output=True, text=True, check=True
-    ).stdout
-    cruft("link", "--no-input", "--extra-context", stored_answers, str(template), cwd=project)
-    git("init", "-q", cwd=project)
-    git("add", "-A", cwd=project)
-    git("commit", "-q", "-m", "generated", cwd=project)
+    link_with_stored_answers(project, template)
+    commit_generated(project)
     data.unlink()
     makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
     makefile.write_text(makefile.read_text(encoding="utf-8") + "# template change\n", encoding="utf-8")

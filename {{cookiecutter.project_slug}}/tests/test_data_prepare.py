@@ -108,15 +108,7 @@ def test_prepare_folder_of_split_files(config, tmp_path):
     for name, n in (("my_train.jsonl", 40), ("my_dev.jsonl", 10)):
         io.write_jsonl(folder / name, ({"t": f"{name} {i}", "y": i % 2} for i in range(n)))
     assert sorted(sources.split_files(folder)) == ["train", "validation"]
-    section = dataclasses.replace(
-        config.data,
-        source=str(folder),
-        text_column="t",
-        label_column="y",
-        label_names=("a", "b"),
-        label_format="auto",
-        test_fraction=0.25,
-    )
+    section = _folder_section(config, folder, test_fraction=0.25)
     manifest = prepare.prepare(section, tmp_path / "out")
     assert {s: i["rows"] for s, i in manifest["splits"].items()} == {
         "train": 30,
@@ -149,6 +141,19 @@ def test_dev_subset_is_stratified_and_seeded():
     assert subset.dev_subset(labels, 1.0, seed=1) == list(range(1000))
 
 
+def _folder_section(config, folder, **fractions):
+    """The data section for a folder of JSON Lines split files with columns t (text), y (a/b)."""
+    return dataclasses.replace(
+        config.data,
+        source=str(folder),
+        text_column="t",
+        label_column="y",
+        label_names=("a", "b"),
+        label_format="auto",
+        **fractions,
+    )
+
+
 def _split_texts(out):
     return {
         split: [
@@ -169,15 +174,7 @@ def test_prepare_keeps_each_text_in_one_split(config, tmp_path):
     test = [{"t": f"시험 {i}", "y": i % 2} for i in range(60)]
     io.write_jsonl(folder / "train.jsonl", train)
     io.write_jsonl(folder / "test.jsonl", test)
-    section = dataclasses.replace(
-        config.data,
-        source=str(folder),
-        text_column="t",
-        label_column="y",
-        label_names=("a", "b"),
-        label_format="auto",
-        validation_fraction=0.2,
-    )
+    section = _folder_section(config, folder, validation_fraction=0.2)
     manifest = prepare.prepare(section, tmp_path / "out")
     texts = _split_texts(tmp_path / "out")
     assert texts["test"] == [row["t"] for row in test]  # the source's test split stays whole
