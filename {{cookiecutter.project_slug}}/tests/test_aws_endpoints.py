@@ -433,7 +433,7 @@ def test_the_default_inference_image_is_the_tested_pair_and_others_are_flagged(c
 
     from nsmc_sentiment_classifier.aws.endpoints import inference_versions
     from nsmc_sentiment_classifier.aws.images import TESTED_INFERENCE, Versions, check_versions
-    from nsmc_sentiment_classifier.cli import UsageError
+    from nsmc_sentiment_classifier.errors import UsageError
 
     # The pair the container-parity test runs (serving/container.py) has a CPU and a GPU image.
     for processor in ("cpu", "gpu"):

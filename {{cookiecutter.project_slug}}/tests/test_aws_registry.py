@@ -17,8 +17,8 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
 
-from nsmc_sentiment_classifier.cli import UsageError  # noqa: E402
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
+from nsmc_sentiment_classifier.errors import UsageError  # noqa: E402
 
 REGION = load_config().sagemaker.region
 INFERENCE_IMAGE = (

@@ -266,7 +266,7 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
     assert plan["channels"]["train"] == str(prepared / "train")
 
     from nsmc_sentiment_classifier.aws import training
-    from nsmc_sentiment_classifier.cli import UsageError as cli_error
+    from nsmc_sentiment_classifier.errors import UsageError as cli_error
 
     try:
         training.check_docker()

@@ -15,16 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .config import VERBOSE_ENV_VAR, ConfigError
-from .data.io import DataFormatError
+from .config import VERBOSE_ENV_VAR
+from .errors import USER_ERRORS
 
 # Modules whose ``register`` adds subcommands; a missing module (e.g. SageMaker parts declined
 # at generation time) is simply skipped.
 COMMAND_MODULES = ("data.commands", "training.commands", "serving.commands", "aws.commands")
-
-
-class UsageError(Exception):
-    """A problem the user can fix from the message alone; printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args) or 0)
-    except (ConfigError, DataFormatError, UsageError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

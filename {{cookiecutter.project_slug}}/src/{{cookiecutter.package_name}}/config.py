@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .errors import ConfigError
 from .training.option_spec import OPTIONS, OptionValues, config_options
 
 CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
@@ -28,10 +29,6 @@ VERBOSE_ENV_VAR = f"{__package__.upper()}_VERBOSE"
 # Dataset sources that are not paths.
 BUILTIN_SOURCES = ("nsmc", "nsmc-sample")
 LABEL_FORMATS = ("auto", "ids", "names")
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, unreadable or holds an invalid value."""
 
 
 @dataclass(frozen=True)

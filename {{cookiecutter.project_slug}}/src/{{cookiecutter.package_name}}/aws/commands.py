@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..cli import UsageError
 from ..config import ProjectConfig, load_config
+from ..errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cli import UsageError
 from ..config import ProjectConfig
-from ..data.io import DataFormatError, read_table, write_jsonl
+from ..data.io import read_table, write_jsonl
+from ..errors import DataFormatError, UsageError
 from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, check_instance_type, image_uri
 from .images import versions_from_image as _versions_from_image
 from .session import PROJECT_TAG, Aws, project_tags, resource_name, split_s3_uri, timestamp

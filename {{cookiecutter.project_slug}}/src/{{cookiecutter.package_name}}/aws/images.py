@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from ..cli import UsageError
+from ..errors import UsageError
 from ..serving import container
 
 # The instance types accepted by the local-mode containers of the SDK.

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cli import UsageError
+from ..errors import UsageError
 from .session import Aws
 
 log = logging.getLogger(__name__)

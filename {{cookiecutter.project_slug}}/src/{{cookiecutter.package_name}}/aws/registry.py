@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..cli import UsageError
 from ..config import ProjectConfig
+from ..errors import UsageError
 from .endpoints import ModelSource, Removed, _paged, container_environment, inference_versions
 from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, image_uri, versions_from_image
 from .session import Aws, resource_name, split_s3_uri, timestamp

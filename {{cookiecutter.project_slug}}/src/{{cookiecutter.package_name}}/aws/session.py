@@ -16,8 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ..cli import UsageError
 from ..config import ProjectConfig
+from ..errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..cli import UsageError
 from ..config import CONFIG_ENV_VAR, ProjectConfig
 from ..data.io import find_data_files
+from ..errors import UsageError
 from ..training.options import BASE_MODEL_ENV
 from .images import (
     Versions,

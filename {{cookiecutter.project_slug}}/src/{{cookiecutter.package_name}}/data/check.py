@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import DataFormatError, iter_rows, missing_columns_message
+from ..errors import DataFormatError
+from .io import iter_rows, missing_columns_message
 from .labels import LabelError, decide_format
 from .sources import split_files
 

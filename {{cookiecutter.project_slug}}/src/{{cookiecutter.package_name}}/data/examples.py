@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .io import DataFormatError, find_data_files, iter_rows, missing_columns_message
+from ..errors import DataFormatError
+from .io import find_data_files, iter_rows, missing_columns_message
 from .labels import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataFormatError
+
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 # Tried in order. cp949 is a superset of EUC-KR, the usual encoding of Korean spreadsheets.
 ENCODINGS = ("utf-8-sig", "cp949")
@@ -31,10 +33,6 @@ MAX_LINES_SHOWN = 5
 # end (Python's str.splitlines among them); escaped, a record stays on one line for all of them.
 _JSONL_ESCAPES = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 _JSONL_ESCAPE_RE = re.compile("[\u2028\u2029\x85]")
-
-
-class DataFormatError(ValueError):
-    """A data file cannot be read; the message names the file and, where known, the line."""
 
 
 @dataclass(frozen=True)

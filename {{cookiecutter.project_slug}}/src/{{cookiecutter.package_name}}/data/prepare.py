@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DataSection
+from ..errors import DataFormatError
 from .download import sha256_of
 from .examples import Example, load_examples
-from .io import DataFormatError, write_jsonl
+from .io import write_jsonl
 from .sources import SPLITS, resolve_source
 
 log = logging.getLogger(__name__)

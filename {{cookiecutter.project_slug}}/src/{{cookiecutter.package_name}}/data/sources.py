@@ -7,8 +7,9 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from ..errors import DataFormatError
 from .download import cache_dir, nsmc_dir
-from .io import SUFFIX_FORMATS, DataFormatError, find_data_files
+from .io import SUFFIX_FORMATS, find_data_files
 
 log = logging.getLogger(__name__)
 

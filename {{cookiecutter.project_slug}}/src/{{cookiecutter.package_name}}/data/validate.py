@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .io import DataFormatError, iter_rows, missing_columns_message
+from ..errors import DataFormatError
+from .io import iter_rows, missing_columns_message
 from .labels import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
 
 # Long lists of row numbers help nobody; the count is always exact.

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
-from ..data.io import DataFormatError, Table, jsonl_line, read_table
+from ..data.io import Table, jsonl_line, read_table
+from ..errors import DataFormatError
 from ..metrics import compute_metrics, save_confusion_matrix_png
 from . import inference
 from .options import OUTPUT_SUFFIXES

@@ -172,7 +172,7 @@ def _check_run_options(args: argparse.Namespace, command: str, output_suffixes: 
 
 
 def _usage_error(error: Exception) -> Exception:
-    from ..cli import UsageError
+    from ..errors import UsageError
 
     return UsageError(str(error))
 

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..data.examples import Example, load_examples
-from ..data.io import DataFormatError
 from ..data.subset import dev_subset
+from ..errors import DataFormatError
 from .options import TrainOptions
 
 log = logging.getLogger(__name__)

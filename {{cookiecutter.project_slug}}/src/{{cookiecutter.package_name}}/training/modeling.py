@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .options import OptionError
+from ..errors import OptionError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, load_config
+from ..config import load_config
+from ..errors import OptionError
 from .option_spec import BY_NAME, OPTIONS, OptionValues
 
 log = logging.getLogger(__name__)
@@ -164,10 +165,6 @@ def resolve_options(args: argparse.Namespace, environ: Mapping[str, str] | None 
     )
     check_options(options)
     return options
-
-
-class OptionError(ConfigError):
-    """An option value is out of range; the message names the option."""
 
 
 def check_options(options: TrainOptions) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import load_config
+from ..errors import OptionError
 from ..metrics import compute_metrics
 from .artifacts import (
     print_metrics,
@@ -29,7 +30,7 @@ from .data import RunData, TokenizedSplit, load_run_data, make_collator
 from .losses import class_weights_for
 from .model_card import write_model_card
 from .modeling import load_model_config, load_model_for, load_tokenizer
-from .options import OptionError, TrainOptions, log_ignored_channels, parse_options
+from .options import TrainOptions, log_ignored_channels, parse_options
 from .runs import RunPlan, complete_run, plan_run, release_run, run_identity, write_record
 from .runtime import Progress, Runtime, init_runtime, setup_logging
 from .tracking import Tracker, start_tracking
@@ -458,8 +459,7 @@ def write_outputs(
 
 def main_for(backend_factory: BackendFactory, entry_point: str) -> int:
     """``python -m`` entry: clean one-line errors for problems the user can fix."""
-    from ..config import ConfigError
-    from ..data.io import DataFormatError
+    from ..errors import ConfigError, DataFormatError
 
     try:
         return run(backend_factory, entry_point)

@@ -42,9 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import OptionError
 from .checkpoints import is_complete, list_checkpoints
 from .option_spec import OPTIONS
-from .options import OptionError, TrainOptions
+from .options import TrainOptions
 
 log = logging.getLogger(__name__)
 

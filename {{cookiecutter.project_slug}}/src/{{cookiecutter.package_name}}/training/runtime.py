@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import VERBOSE_ENV_VAR
-from .options import OptionError
+from ..errors import OptionError
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from ..errors import OptionError
 from .artifacts import add_training_totals
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
 from .losses import weighted_loss
-from .options import OptionError
 from .pipeline import FitResult, RunContext, best_is_higher, evaluation_metrics, main_for
 
 log = logging.getLogger(__name__)
