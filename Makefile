@@ -24,10 +24,12 @@ lint: setup  ## ruff (lint and format check) over the template, hooks and tests
 	$(PY) -m ruff check --no-cache --config ruff.toml .
 	$(PY) -m ruff format --no-cache --check --config ruff.toml .
 
+# Two workers: the scenarios' suites, mostly one busy core each, run side by side on a 2-core
+# runner; worksteal keeps both busy whatever order the long and short ones come in.
 test: lint  ## bake answer sets, run the generated suites (offline)
 	PARITY_PYTHON="$(abspath $(PARITY_VENV))/bin/python" \
 	TRAINING_PYTHON="$(abspath $(TRAINING_VENV))/bin/python" \
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist worksteal tests
 
 demo: setup  ## bake the default project, train on the NSMC sample, evaluate, predict
 	BASE_MODEL="$(BASE_MODEL)" DEMO_DIR="$(DEMO_DIR)" PYTHON="$(abspath $(PY))" bash tools/demo.sh

@@ -211,7 +211,7 @@ def check_dataset_contents(value: str, problems: list[str], warnings: list[str])
         problems.append(f"dataset={value!r}: cannot be checked: {error}")
         return
     check = importlib.import_module(f"{name}.data.check")
-    labels = importlib.import_module(f"{name}.data.labels")
+    labels = importlib.import_module(f"{name}.label_schemes.label_values")
     names = [part.strip() for part in ANSWERS["label_names"].split(",")]
     path = user_path(value)
     result = check.check_dataset(

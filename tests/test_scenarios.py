@@ -1,8 +1,11 @@
 """Answer sets that look like real teams, each run as that team's CI would run it.
 
 For every scenario: bake, ``git init && git add -A && git commit``, clone, build and install the
-wheel from the CLONE, and run the generated project's FULL suite from the clone as the team's CI
-runner would: without the dataset (it lives outside the repository, or is git-ignored). One
+wheel from the CLONE, and run the generated project's suite from the clone as the team's CI
+runner would: without the dataset (it lives outside the repository, or is git-ignored). The
+default answers run the FULL suite; every other scenario runs what changes with the answers
+(``-m "not engine"``: config, data, labels, packaging, one short train and predict), since the
+engine tests (runs and resume, tracking, servers, SageMaker, containers) do not. One
 scenario, with a local base model folder, first trains and predicts through the command line in
 the clone, as a user would, checks that nothing it writes shows up as untracked in git, and then
 runs the suite there, beside the local runs (mlruns/, outputs/, checkpoints/) and without the
@@ -151,6 +154,17 @@ def star_ratings(folder: Path) -> dict[str, Any]:
 # Shared by the scenarios: the libraries' analysis is the same for every project.
 MYPY_CACHE = Path(tempfile.gettempdir()) / "text-classifier-template-mypy-cache"
 
+# The tiers, as the reports (-rsp: every passed and skipped test) must show them: the answer tier
+# trains and predicts in the project's own labels; the engine tier runs for the default answers.
+ANSWER_TIER_TEST = "tests/test_train_predict.py::test_train_then_predict_in_the_projects_labels"
+ENGINE_TIER_MODULES = (
+    "tests/test_training_runs.py",
+    "tests/test_serving_scheduler.py",
+    "tests/test_run_store.py",
+)
+# Fewer would mean that most of what depends on the answers went into the engine tier.
+MIN_ANSWER_TESTS = 150
+
 
 @dataclass
 class Scenario:
@@ -255,8 +269,10 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
         shutil.rmtree(dataset)
     elif dataset is not None:
         dataset.unlink()
-    result = run_generated_tests(clone, site, "-rs")
+    tier = () if name == "default" else ("-m", "not engine")
+    result = run_generated_tests(clone, site, "-rsp", *tier)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    check_tier(result.stdout, full=name == "default")
     skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     # A virtualenv the template's Makefile builds; a skip for its absence only where none is set.
     allowed = ["Docker"] + [name for name in ("PARITY_PYTHON", "TRAINING_PYTHON") if not os.environ.get(name)]
@@ -270,6 +286,20 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     else:
         assert missing == [], skips
     assert all(any(word in line for word in allowed) for line in skips), skips
+
+
+def check_tier(report: str, full: bool) -> None:
+    """The default answers ran every test; another answer set ran the answer tier only, and
+    still a good part of the suite."""
+    passed = [line.split()[1] for line in report.splitlines() if line.startswith("PASSED ")]
+    summary = report.strip().splitlines()[-1]
+    assert ANSWER_TIER_TEST in passed, summary
+    engine = [test for test in passed if test.startswith(ENGINE_TIER_MODULES)]
+    if full:
+        assert "deselected" not in summary and engine, summary
+    else:
+        assert "deselected" in summary and engine == [], summary
+        assert len(passed) >= MIN_ANSWER_TESTS, summary
 
 
 def first_session(clone: Path, site: Path, package: str, dataset: Path, predictions: Path) -> None:

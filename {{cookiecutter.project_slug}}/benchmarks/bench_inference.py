@@ -56,7 +56,7 @@ def main() -> None:
     from nsmc_sentiment_classifier.serving import batch
 
     config = load_config()
-    args.batch_size = args.batch_size or config.train.eval_batch_size
+    args.batch_size = args.batch_size or config.options.eval_batch_size
     table = io_module.read_table(args.data, limit=args.limit)
     texts = [str(row.values[args.text_column]) for row in table.rows]
     gold = [row.values.get(args.label_column) for row in table.rows]

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model",
-        default=config.model.base_model,
+        default=config.options.model_name_or_path,
         help="hub id or local folder (default: the config's base model)",
     )
     parser.add_argument(
@@ -184,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         help="only the project's batching (skip the pad-to-longest baseline)",
     )
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=config.train.batch_size)
-    parser.add_argument("--max-seq-length", type=int, default=config.model.max_seq_length)
-    parser.add_argument("--learning-rate", type=float, default=config.train.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=config.options.batch_size)
+    parser.add_argument("--max-seq-length", type=int, default=config.options.max_seq_length)
+    parser.add_argument("--learning-rate", type=float, default=config.options.learning_rate)
     parser.add_argument("--logging-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, help="keep runs here (default: a temp folder)")

@@ -142,6 +142,30 @@ def write_labelled(
     return path
 
 
+def train_briefly(project_dir: Path, config: ProjectConfig, model_dir: Path, *flags: str) -> Path:
+    """A few steps of training in this process, through the command line, on 32 training and 16
+    validation rows in this project's labels; returns the run's folder."""
+    from nsmc_sentiment_classifier import cli
+
+    records = labelled_records(config, 48)
+    channels = project_dir / "channels"
+    write_labelled(channels / "train" / "train.jsonl", config, records[:32], ids=True, with_id_column=False)
+    write_labelled(channels / "validation" / "validation.jsonl", config, records[32:], ids=True)
+    code = cli.main(
+        [
+            "train",
+            "--model_name_or_path", str(model_dir),
+            "--train_dir", str(channels / "train"),
+            "--validation_dir", str(channels / "validation"),
+            "--batch_size", "16", "--max_seq_length", "32",
+            *flags,
+        ]
+    )  # fmt: skip
+    assert code == 0, "the training run failed (its log is in the captured output)"
+    latest = json.loads((project_dir / "outputs" / "latest.json").read_text("utf-8"))
+    return project_dir / latest["run_dir"]
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 

@@ -18,6 +18,8 @@ import aws_moto  # noqa: E402
 
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 
+pytestmark = pytest.mark.engine
+
 REGION = load_config().sagemaker.region
 INFERENCE_IMAGE = (
     f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"

@@ -23,6 +23,8 @@ from conftest import labelled_records, write_labelled  # noqa: E402
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 from nsmc_sentiment_classifier.training.modeling import looks_like_path  # noqa: E402
 
+pytestmark = pytest.mark.engine
+
 REGION = load_config().sagemaker.region
 
 
@@ -45,7 +47,7 @@ def prepared(project_dir, config, tiny_model_dir):
     A local base model folder in config.toml is the tiny model there: the team's folder is
     git-ignored (a CI runner has none), and a real model is too big to upload to moto per test.
     """
-    if looks_like_path(config.model.base_model):
+    if looks_like_path(config.options.model_name_or_path):
         scratch = project_dir / "config.toml"
         text, replaced = re.subn(
             r"(?m)^base_model = .*$",
@@ -113,7 +115,7 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert job["ResourceConfig"]["InstanceCount"] == 2
     hps = job["HyperParameters"]
     assert hps["epochs"] == "1" and hps["learning_rate"] == "3e-5"
-    assert hps["batch_size"] == str(config.train.batch_size)
+    assert hps["batch_size"] == str(config.options.batch_size)
     assert all(isinstance(value, str) for value in hps.values())
 
     slug = config.project.slug
@@ -132,13 +134,13 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
     assert tags == {"project": slug, "run-id": run_id}
-    if looks_like_path(config.model.base_model):
+    if looks_like_path(config.options.model_name_or_path):
         # A local folder (the tiny model, see `prepared`) goes up and is mounted as a channel.
         assert "model_name_or_path" not in hps
         assert channels["base_model"].startswith(f"s3://{aws_moto.BUCKET}/{slug}/base-models/")
     else:
         # A hub id goes to the job as it is.
-        assert hps["model_name_or_path"] == config.model.base_model
+        assert hps["model_name_or_path"] == config.options.model_name_or_path
         assert "base_model" not in channels
     # Without a tracking server nothing is tracked.
     assert "MLFLOW_TRACKING_URI" not in job.get("Environment", {})
@@ -537,3 +539,47 @@ def test_describe_logs_and_stop_a_job_in_its_own_region(moto_url, prepared, cli,
     assert _jobs()[0]["TrainingJobStatus"] == "Stopping"
     assert cli.main(["sagemaker", "describe", "no-such-job"]) == 2
     assert "training job 'no-such-job'" in capsys.readouterr().err
+
+
+def test_process_mode_reads_the_failure_file_as_utf8_under_any_locale(prepared, tmp_path):
+    """The container contract's files are UTF-8 whatever this machine's locale: a Korean failure
+    reason survives a C locale. The "interpreter" is a stand-in that writes the failure file the
+    way a failing entry point in the container does, then exits."""
+    import os
+    import subprocess
+    import sys
+
+    reason = "3번째 줄: 레이블 열이 없습니다"
+    fake_python = tmp_path / "failing-python"
+    fake_python.write_text(
+        f"#!/bin/sh\nprintf '%s' '{reason}' > \"$SM_OUTPUT_FAILURE\"\nexit 3\n", encoding="utf-8"
+    )
+    fake_python.chmod(0o755)
+    # PYTHONUTF8=0 keeps Python's UTF-8 mode off, so open() without an encoding would use ASCII;
+    # PYTHONIOENCODING only makes the error message printable.
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
+    command = ["sagemaker", "train", "--mode", "process", "--python", str(fake_python)]
+    command += ["--work-dir", str(tmp_path / "work")]
+    result = subprocess.run(
+        [sys.executable, "-m", "nsmc_sentiment_classifier", *command],
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"the entry point failed with exit status 3 (process mode, {tmp_path / 'work'}" in result.stderr
+    assert reason in result.stderr
+    [config_dir] = (tmp_path / "work").glob("*/opt/ml/input/config")
+    assert json.loads((config_dir / "hyperparameters.json").read_text(encoding="utf-8"))
+
+
+def test_the_job_name_comes_from_the_sdks_public_output_uri():
+    from nsmc_sentiment_classifier.aws import training
+    from nsmc_sentiment_classifier.errors import UsageError
+
+    uri = "s3://bucket/proj/output/proj-20260301120000/output/output.tar.gz"
+    assert training.launched_job_name(uri) == "proj-20260301120000"
+    # A new layout in a later SDK fails the launch loudly, naming the SDK version.
+    with pytest.raises(UsageError, match=r"sagemaker \d+\.\d+.*ModelTrainer.output_data"):
+        training.launched_job_name("s3://bucket/proj-20260301120000.tar.gz")

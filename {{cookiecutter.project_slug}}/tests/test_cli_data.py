@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import PACKAGE, label_value, labelled_records, write_labelled
 
 
@@ -25,6 +26,24 @@ def test_help_lists_command_groups():
     result = run("--help")
     assert result.returncode == 0
     assert "data" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "data", "validate"],
+        ["data", "validate", "-v"],
+        ["data", "-v", "validate"],
+        ["train", "--verbose", "--entry", "torch"],
+        ["-v", "serve"],
+    ],
+)
+def test_verbose_is_taken_before_or_after_any_command(argv):
+    from nsmc_sentiment_classifier import cli
+
+    assert cli.build_parser().parse_args(argv).verbose is True
+    quiet = [arg for arg in argv if arg not in {"-v", "--verbose"}]
+    assert cli.build_parser().parse_args(quiet).verbose is False
 
 
 def test_validate_default_source_passes(tmp_path, config, configured_dataset):

@@ -12,8 +12,8 @@ from nsmc_sentiment_classifier import config as config_module
 
 def test_default_config_loads(config):
     assert len(config.data.label_names) >= 2
-    assert config.model.max_seq_length > 0
-    assert config.model.trust_remote_code is False
+    assert config.options.max_seq_length > 0
+    assert config.options.trust_remote_code is False
     assert config.project.package == PACKAGE
 
 
@@ -41,7 +41,7 @@ base_model = "some/model"
 def test_korean_labels_and_defaults(tmp_path):
     config = config_module.load_config(write(tmp_path, BASE))
     assert config.data.label_names == ("부정", "긍정")
-    assert config.train.batch_size == 32
+    assert config.options.batch_size == 32
 
 
 def test_unknown_key_is_named(tmp_path):
@@ -81,13 +81,13 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
     assert config.root == folder
     assert config.data.source == str(folder / "raw" / "reviews.csv")
     assert config.data.prepared_dir == str(folder / "data" / "prepared")
-    assert config.train.checkpoint_dir == str(folder / "ckpt")
-    assert config.model.base_model == str(folder / "my-model")
+    assert config.options.checkpoint_dir == str(folder / "ckpt")
+    assert config.options.model_name_or_path == str(folder / "my-model")
 
 
 def test_hub_id_is_not_taken_for_a_path(tmp_path):
     config = config_module.load_config(write(tmp_path, BASE))
-    assert config.model.base_model == "some/model"
+    assert config.options.model_name_or_path == "some/model"
     assert config.data.source == "nsmc-sample"
 
 

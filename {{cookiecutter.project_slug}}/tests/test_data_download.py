@@ -13,6 +13,8 @@ import pytest
 
 from nsmc_sentiment_classifier.data import download
 
+pytestmark = pytest.mark.engine
+
 # Set by the template's CI to a folder with the real upstream files (../shared/data/nsmc).
 NSMC_DIR = os.environ.get("NSMC_DIR")
 needs_nsmc = pytest.mark.skipif(

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from nsmc_sentiment_classifier.data import examples, io, labels, validate
+from nsmc_sentiment_classifier.data import examples, io, validate
+from nsmc_sentiment_classifier.label_schemes import label_values as labels
 
 # Characters str.splitlines() treats as line ends although they are no line ends in a data file.
 LINE_BREAKS_INSIDE_TEXT = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]
@@ -74,7 +75,7 @@ def write_large_tsv(path, count=55_000, bad_last_line=False):
 def test_iter_rows_streams_a_large_file_quickly(tmp_path):
     path = write_large_tsv(tmp_path / "big.tsv")
     started = time.perf_counter()
-    reader = io.iter_rows(path)
+    reader = io.RowReader(path)
     assert reader.columns == ["label", "text"] and reader.encoding == "utf-8-sig"
     count = sum(1 for _ in reader)
     loaded = examples.load_examples(path, "text", "label", [str(n) + "x" for n in range(7)])
@@ -86,7 +87,7 @@ def test_iter_rows_streams_a_large_file_quickly(tmp_path):
 
 def test_iter_rows_yields_rows_before_reaching_a_bad_line(tmp_path):
     path = write_large_tsv(tmp_path / "big.tsv", count=1000, bad_last_line=True)
-    reader = io.iter_rows(path)
+    reader = io.RowReader(path)
     first = next(reader)
     assert first.line == 2 and first.values == {"label": "0", "text": "리뷰 0 정말 재밌어요"}
     assert next(reader).line == 3
@@ -98,7 +99,7 @@ def test_iter_rows_yields_rows_before_reaching_a_bad_line(tmp_path):
 def test_iter_rows_knows_jsonl_columns_before_iterating(tmp_path):
     path = tmp_path / "d.jsonl"
     io.write_jsonl(path, [{"text": "가", "label": 0}, {"text": "나", "label": 1, "extra": True}])
-    reader = io.iter_rows(path)
+    reader = io.RowReader(path)
     assert reader.columns == ["text", "label"]
     assert [row.line for row in reader] == [1, 2]
     assert reader.columns == ["text", "label", "extra"]

@@ -16,6 +16,7 @@ import pytest
 from conftest import PACKAGE, labelled_records, write_labelled
 
 import nsmc_sentiment_classifier
+from nsmc_sentiment_classifier.options import TrainOptions
 from nsmc_sentiment_classifier.training import options as options_module
 from nsmc_sentiment_classifier.training import runs
 
@@ -29,7 +30,7 @@ def prepared(project_dir, config):
         path = project_dir / "data" / "prepared" / split / f"{split}.jsonl"
         write_labelled(path, config, labelled_records(config, rows), ids=True)
 
-    def resolve(*argv: str) -> options_module.TrainOptions:
+    def resolve(*argv: str) -> TrainOptions:
         return options_module.parse_options(["--model_name_or_path", "org/model", *argv], {})
 
     return resolve
@@ -236,12 +237,10 @@ def test_latest_names_the_newest_completed_run(prepared, project_dir):
     assert runs.latest_model_dir(project_dir) == first.model_dir
 
 
-ADDED_OPTION = """
-OPTIONS = (
-    *OPTIONS,
-    Option("label_smoothing", float, "label smoothing factor", 0.0, config="train.label_smoothing",
-           low=0, high=1, open_high=True, identity=True),
-)
+ADDED_OPTION = """\
+    label_smoothing: float = option(
+        0.0, "label smoothing factor", low=0, high=1, open_high=True, identity=True
+    )
 """
 
 CHECK_ADDED_OPTION = """
@@ -252,7 +251,7 @@ from PACKAGE.training import options, runs
 
 config_path = Path(sys.argv[1])
 config = config_module.load_config(config_path)
-assert config.train.label_smoothing == 0.25, config.train
+assert config.options.label_smoothing == 0.25, config.options
 parsed = options.parse_options(["--model_name_or_path", "org/model"], {})
 assert parsed.label_smoothing == 0.25
 flag = options.parse_options(["--model_name_or_path", "org/model", "--label-smoothing", "0.5"], {})
@@ -285,14 +284,14 @@ print("ok")
 
 
 def test_adding_a_training_option_is_one_definition(project_dir, tmp_path):
-    """Add an option the way a developer would: one entry in option_spec.py. Config loading,
+    """Add an option the way a developer would: one field in options.py. Config loading,
     flags, SageMaker hyperparameters, range checks and the run fingerprint all follow."""
     source = Path(nsmc_sentiment_classifier.__file__).parent
     copy = tmp_path / "src" / PACKAGE
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    spec = copy / "training" / "option_spec.py"
+    spec = copy / "options.py"
     text = spec.read_text(encoding="utf-8")
-    marker = "BY_NAME: dict[str, Option]"
+    marker = "    def to_dict(self)"
     spec.write_text(text.replace(marker, ADDED_OPTION + "\n" + marker, 1), encoding="utf-8")
     config_text = (project_dir / "config.toml").read_text(encoding="utf-8")
     config_text = config_text.replace("[train]\n", "[train]\nlabel_smoothing = 0.25\n", 1)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 from conftest import PACKAGE
 
+from nsmc_sentiment_classifier.options import TrainOptions
 from nsmc_sentiment_classifier.training import options as options_module
 from nsmc_sentiment_classifier.training import runs
 from nsmc_sentiment_classifier.training.runs import RunPlan
+
+pytestmark = pytest.mark.engine
 
 MARKER = "loop_state.json"
 SETTINGS = ({"learning_rate": 1e-3}, {"learning_rate": 5e-5})  # two fingerprints
@@ -29,7 +32,7 @@ OPERATIONS = 20
 
 
 @pytest.fixture
-def base_options(project_dir) -> options_module.TrainOptions:
+def base_options(project_dir) -> TrainOptions:
     return options_module.parse_options(["--model_name_or_path", "org/model"], {})
 
 
@@ -86,9 +89,10 @@ class Model:
         return existing(name)
 
 
-def _options(base: options_module.TrainOptions, root: Path, mode: str, name: str) -> Any:
+def _options(base: TrainOptions, root: Path, mode: str, name: str) -> Any:
     resume = {"auto": "auto", "no": "no", "resume": name, "run_id auto": "auto", "run_id no": "no"}[mode]
-    return base.replace(
+    return replace(
+        base,
         checkpoint_dir=str(root / "checkpoints"),
         config_path=str(root / "config.toml"),
         resume=resume,
@@ -263,21 +267,21 @@ def test_a_run_held_by_a_live_process_is_refused_until_that_process_dies(base_op
     holder = _python(HOLDER, str(first.run_dir))
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "claimed"
-        for options in (base_options, base_options.replace(resume=first.run_id)):
+        for options in (base_options, replace(base_options, resume=first.run_id)):
             with pytest.raises(runs.RunInUseError, match=f"process {holder.pid} on .*--resume no"):
                 runs.plan_run(options, settings, MARKER, project_dir)
         with pytest.raises(runs.RunInUseError, match="pick another --run_id"):
-            runs.plan_run(base_options.replace(run_id=first.run_id), settings, MARKER, project_dir)
+            runs.plan_run(replace(base_options, run_id=first.run_id), settings, MARKER, project_dir)
         with pytest.raises(runs.RunInUseError):  # nor may another process finish it
             runs.complete_run(first, project_dir, {})
-        separate = runs.plan_run(base_options.replace(resume="no"), settings, MARKER, project_dir)
+        separate = runs.plan_run(replace(base_options, resume="no"), settings, MARKER, project_dir)
         runs.release_run(separate.run_dir)
         assert separate.run_id != first.run_id
     finally:
         holder.kill()  # kill -9: nothing gets to clean up
         holder.wait(timeout=60)
     # The claim died with its process: the run is free to continue at once.
-    again = runs.plan_run(base_options.replace(resume=first.run_id), settings, MARKER, project_dir)
+    again = runs.plan_run(replace(base_options, resume=first.run_id), settings, MARKER, project_dir)
     runs.release_run(again.run_dir)
     assert again.run_id == first.run_id
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nsmc_sentiment_classifier import cli
+from nsmc_sentiment_classifier import cli, label_schemes
 from nsmc_sentiment_classifier.serving import inference, package
 
 
@@ -49,6 +49,7 @@ def test_package_layout_and_loading(model_with_training_leftovers, tmp_path, cap
         "tokenizer_config.json",
         "code/inference.py",
         "code/requirements.txt",
+        *(f"code/label_schemes/{p.name}" for p in Path(label_schemes.__file__).parent.glob("*.py")),
     }
     saved = {p.name for p in Path(model_with_training_leftovers).iterdir()}
     expected |= saved & {"special_tokens_map.json"}

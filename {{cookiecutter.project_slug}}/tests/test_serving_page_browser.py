@@ -17,6 +17,8 @@ from typing import NoReturn
 
 import pytest
 
+pytestmark = pytest.mark.engine
+
 SENTENCE = "이 영화 정말 재밌어요, 배우들 연기도 최고!"
 
 

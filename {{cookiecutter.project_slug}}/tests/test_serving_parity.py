@@ -23,6 +23,8 @@ from conftest import labelled_records
 
 from nsmc_sentiment_classifier.serving import batch, container, inference, package
 
+pytestmark = pytest.mark.engine
+
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON", "")
 needs_parity_python = pytest.mark.skipif(
     not PARITY_PYTHON,

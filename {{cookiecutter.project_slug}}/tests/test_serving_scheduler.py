@@ -21,8 +21,11 @@ import torch
 from conftest import labelled_records
 from transformers import AutoTokenizer
 
+from nsmc_sentiment_classifier import label_schemes
 from nsmc_sentiment_classifier.serving import inference
 from nsmc_sentiment_classifier.serving.server import Scheduler
+
+pytestmark = pytest.mark.engine
 
 LABELS = ["a", "b", "c"]
 MAX_LENGTH = 128
@@ -82,7 +85,7 @@ def stub_classifier(tokenizer: Any, batch_size: int) -> inference.Classifier:
         device=torch.device("cpu"),
         max_length=MAX_LENGTH,
         batch_size=batch_size,
-        multi_label=False,
+        scheme=label_schemes.get(),
     )
 
 

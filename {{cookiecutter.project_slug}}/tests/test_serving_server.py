@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import http.client
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -14,9 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import PACKAGE
@@ -98,6 +101,7 @@ def test_ping_and_invocations(server, tiny_model_dir, config):
     assert header == ["label", "score", *(f"score_{n}" for n in config.data.label_names)]
 
 
+@pytest.mark.engine
 def test_texts_cut_to_the_token_limit_are_logged(server):
     _, port, log = server
     assert invoke(port, {"inputs": ["아주 긴 리뷰 " * 400, "짧다"]})[0] == 200
@@ -105,6 +109,7 @@ def test_texts_cut_to_the_token_limit_are_logged(server):
     assert re.search(r"POST /invocations 200, 2 text\(s\), 1 cut to \d+ tokens", log.read_text("utf-8"))
 
 
+@pytest.mark.engine
 def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir):
     _, port, _ = server
     from nsmc_sentiment_classifier.serving import inference
@@ -139,6 +144,7 @@ def test_sixteen_concurrent_clients_get_their_own_answers(server, tiny_model_dir
 DEEP_JSON = b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize(
     ("method", "path", "body", "headers", "status"),
     [
@@ -184,6 +190,7 @@ def test_bad_requests_get_4xx_json_and_the_server_keeps_serving(server, method, 
     assert invoke(port, {"inputs": "괜찮네"})[0] == 200
 
 
+@pytest.mark.engine
 def test_wrong_method_names_the_allowed_ones(server):
     _, port, _ = server
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -194,6 +201,7 @@ def test_wrong_method_names_the_allowed_ones(server):
     connection.close()
 
 
+@pytest.mark.engine
 def test_missing_content_length_is_rejected(server):
     _, port, _ = server
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -205,6 +213,7 @@ def test_missing_content_length_is_rejected(server):
     connection.close()
 
 
+@pytest.mark.engine
 def test_chunked_body_is_framed_like_a_sized_one(server):
     _, port, _ = server
     payload = json.dumps({"inputs": ["정말 재밌어요", "별로"]}).encode("utf-8")
@@ -226,17 +235,51 @@ def test_chunked_body_is_framed_like_a_sized_one(server):
     assert chunked == (status, json.loads(body))
 
 
-def test_unparseable_http_gets_400_json(server):
+@pytest.mark.engine
+def test_unparseable_http_gets_400_and_the_server_keeps_serving(server):
+    """uvicorn answers what it cannot parse as HTTP itself (plain text) and closes that
+    connection; the server goes on serving."""
     _, port, _ = server
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         raw.sendall(b"THIS IS NOT HTTP\r\n\r\n")
         answer = b""
         while chunk := raw.recv(65536):
             answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head.lower()
-    assert json.loads(body)["code"] == 400
+    assert answer.startswith(b"HTTP/1.1 400")
     assert call(port, "GET", "/ping")[0] == 200
+
+
+@pytest.mark.engine
+def test_an_unexpected_error_is_a_500_with_a_reference_and_no_details(caplog):
+    """A bug inside the server answers 500 with a reference to look up in the server log; the
+    exception's type and message (paths, internals) go to the log only."""
+    from nsmc_sentiment_classifier.serving.options import ServerOptions
+    from nsmc_sentiment_classifier.serving.server import App
+
+    class BrokenScheduler:
+        @property
+        def alive(self) -> bool:
+            raise KeyError("/srv/secret/model.safetensors")
+
+    app = App(cast(Any, BrokenScheduler()), ServerOptions(), 1024, b"")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "GET", "path": "/ping", "headers": [], "client": ("127.0.0.1", 5)}
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 500
+    message = json.loads(sent[1]["body"])["message"]
+    assert "secret" not in message and "KeyError" not in message
+    found = re.search(r"reference (\w+)", message)
+    assert found, message
+    logged = [record for record in caplog.records if found.group(1) in record.getMessage()]
+    assert logged and logged[0].exc_info and "secret" in str(logged[0].exc_info[1])
 
 
 def test_page_shows_the_models_labels_and_version(server, config):
@@ -252,6 +295,7 @@ def test_page_shows_the_models_labels_and_version(server, config):
     assert "http://" not in page and "https://" not in page, "the page must not load anything from elsewhere"
 
 
+@pytest.mark.engine
 def test_page_escapes_what_it_embeds():
     from nsmc_sentiment_classifier.serving.page import render_page
 
@@ -264,6 +308,7 @@ def test_page_escapes_what_it_embeds():
     assert json.loads(embedded)["labels"][0] == "</script><script>alert(1)</script>"
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize(
     "flags",
     [["--batch-size", "-1"], ["--batch-size", "0"], ["--time-budget", "0"], ["--max-body-bytes", "0"]],
@@ -288,6 +333,7 @@ def live(live_server, tiny_model_dir):
     return lambda **options: live_server(tiny_model_dir, **options)
 
 
+@pytest.mark.engine
 def test_connections_send_without_nagle_delay(live):
     # Headers and body leave in two writes; without TCP_NODELAY each keep-alive answer waited
     # for the client's delayed ACK (~40 ms). Checked as the socket option, not as a timing.
@@ -300,6 +346,7 @@ def test_connections_send_without_nagle_delay(live):
     connection.close()
 
 
+@pytest.mark.engine
 def test_a_small_request_is_not_stuck_behind_a_large_one(live):
     server, port = live(batch_size=8)
     big_texts = [f"{'아주 ' * (i % 13)}긴 리뷰 {i}" for i in range(1024)]
@@ -322,6 +369,7 @@ def test_a_small_request_is_not_stuck_behind_a_large_one(live):
     assert scored_when_small_was_done < 1024 // 2
 
 
+@pytest.mark.engine
 def test_work_of_a_client_that_hung_up_is_dropped(live, caplog):
     server, port = live(batch_size=8)
     body = json.dumps({"inputs": [f"리뷰 {i} " * 20 for i in range(2048)]}).encode("utf-8")
@@ -342,6 +390,7 @@ def test_work_of_a_client_that_hung_up_is_dropped(live, caplog):
     assert "Traceback" not in caplog.text and "BrokenPipe" not in caplog.text
 
 
+@pytest.mark.engine
 def test_a_request_past_its_time_budget_gets_503(live):
     server, port = live(batch_size=4, time_budget=0.2)
     status, content_type, body = invoke(port, {"inputs": [f"리뷰 {i} " * 30 for i in range(4000)]})
@@ -351,6 +400,7 @@ def test_a_request_past_its_time_budget_gets_503(live):
     assert invoke(port, {"inputs": "그다음"})[0] == 200
 
 
+@pytest.mark.engine
 def test_requests_share_forward_passes_and_only_the_faulty_one_fails(live, tiny_model_dir):
     from nsmc_sentiment_classifier.serving import inference
 
@@ -376,6 +426,7 @@ def test_requests_share_forward_passes_and_only_the_faulty_one_fails(live, tiny_
             assert [by_label[label] for label in expected.labels] == pytest.approx(scores, abs=1e-5)
 
 
+@pytest.mark.engine
 def test_sixty_four_clients_mixing_good_and_bad_requests_get_no_5xx(live, caplog):
     _, port = live(batch_size=16, max_body_bytes=MAX_BODY)
     kinds = [
@@ -419,6 +470,7 @@ def test_sixty_four_clients_mixing_good_and_bad_requests_get_no_5xx(live, caplog
     assert "Traceback" not in caplog.text, "client errors are one log line each"
 
 
+@pytest.mark.engine
 def test_sigterm_shuts_down_cleanly_despite_idle_and_stalled_clients(server):
     process, port, log = server
     idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -438,6 +490,7 @@ def test_sigterm_shuts_down_cleanly_despite_idle_and_stalled_clients(server):
         call(port, "GET", "/ping")
 
 
+@pytest.mark.engine
 def test_a_long_text_among_short_ones_gets_every_answer(live):
     # 16 short texts and one of 3,000 characters: the short ones not yet tokenised were never
     # scheduled, and the request waited out its time budget for a 503.
@@ -452,6 +505,7 @@ def test_a_long_text_among_short_ones_gets_every_answer(live):
         assert len(answer.decode("utf-8").splitlines()) == 17
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize(
     "body",
     [
@@ -466,6 +520,7 @@ def test_a_number_too_long_to_parse_is_a_400(live, body):
     assert "number is too long" in json.loads(answer)["message"]
 
 
+@pytest.mark.engine
 def test_serve_checks_its_options_before_importing_torch(tmp_path):
     src = str(Path(__file__).parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
@@ -487,6 +542,7 @@ def test_serve_checks_its_options_before_importing_torch(tmp_path):
         assert "torch" not in imported and "transformers" not in imported
 
 
+@pytest.mark.engine
 def test_sigterm_under_load_answers_every_request_in_flight(tiny_model_dir, tmp_path):
     log = tmp_path / "server.log"
     src = str(Path(__file__).parents[1] / "src")

@@ -31,11 +31,14 @@ if importlib.util.find_spec(f"{PACKAGE}.aws") is None:
 pytest.importorskip("sagemaker", reason="the 'sagemaker' extra is not installed (process mode needs it)")
 
 TRAINING_PYTHON = os.environ.get("TRAINING_PYTHON", "")
-pytestmark = pytest.mark.skipif(
-    not TRAINING_PYTHON,
-    reason="set TRAINING_PYTHON to the python of a venv with the transformers of the training image "
-    "(config.toml: sagemaker.transformers_version; see this file's docstring)",
-)
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.skipif(
+        not TRAINING_PYTHON,
+        reason="set TRAINING_PYTHON to the python of a venv with the transformers of the training image "
+        "(config.toml: sagemaker.transformers_version; see this file's docstring)",
+    ),
+]
 
 
 def clean_environment(home):

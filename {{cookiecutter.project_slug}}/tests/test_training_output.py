@@ -22,6 +22,8 @@ from nsmc_sentiment_classifier.training import modeling, options, pipeline
 from nsmc_sentiment_classifier.training.data import RunData, make_collator, tokenize
 from nsmc_sentiment_classifier.training.runtime import Runtime
 
+pytestmark = pytest.mark.engine
+
 ESCAPE = "\x1b["
 
 

@@ -21,6 +21,8 @@ from conftest import PACKAGE
 
 from nsmc_sentiment_classifier.training import model_card, tracking
 
+pytestmark = pytest.mark.engine
+
 # --- tracking ------------------------------------------------------------------------------------
 
 

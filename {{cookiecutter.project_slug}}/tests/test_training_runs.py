@@ -19,11 +19,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import PACKAGE, labelled_records, read_jsonl, write_labelled
+from conftest import PACKAGE, class_marker, labelled_records, read_jsonl, write_labelled
 
 from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, load_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
 ENTRY_POINTS = ["train_hf", "train_torch"]
 # Small but enough for the tiny model to learn something within seconds on a CPU.
@@ -35,7 +35,7 @@ FAST = [
     "--eval_batch_size",
     "128",
     "--learning_rate",
-    "1e-3",
+    "3e-3",
     "--warmup_ratio",
     "0.1",
     "--logging_steps",
@@ -49,14 +49,19 @@ FAST = [
 
 @pytest.fixture(scope="session")
 def channels(tmp_path_factory, config) -> Path:
-    """Prepared-style channel folders (JSONL, label ids) in this project's columns."""
-    records = labelled_records(config, 3800)
+    """Prepared-style channel folders (JSONL, label ids) in this project's columns. Each text
+    starts with its class's marker, so that 600 rows teach the tiny model within a few dozen
+    steps, whatever the labels (real sentiment takes thousands of rows and hundreds of steps)."""
+    records = []
+    for text, label in labelled_records(config, 1400):
+        marker = class_marker(label)
+        records.append((text if text.startswith(marker) else f"{marker} {marker} {text}", label))
     random.Random(0).shuffle(records)
     root = tmp_path_factory.mktemp("channels")
     for split, part in (
-        ("train", records[:3000]),
-        ("validation", records[3000:3500]),
-        ("test", records[3500:]),
+        ("train", records[:600]),
+        ("validation", records[600:1100]),
+        ("test", records[1100:]),
     ):
         write_labelled(root / split / f"{split}.jsonl", config, part, ids=True, with_id_column=False)
     (root / "code").mkdir()
@@ -145,7 +150,7 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
             "--model_name_or_path",
             str(tiny_model_dir),
             "--epochs",
-            "2.0",
+            "4.0",
             "--group_by_length",
             "True",
             "--trust_remote_code",
@@ -184,15 +189,15 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
     assert (data_dir / "learning_curve.png").stat().st_size > 0
 
     hyper = json.loads((data_dir / "hyperparameters.json").read_text(encoding="utf-8"))
-    assert hyper["entry_point"] == entry.removeprefix("train_")
-    assert (hyper["epochs"], hyper["seed"], hyper["group_by_length"]) == (2.0, 7, True)
-    assert hyper["learning_rate"] == pytest.approx(1e-3)
+    assert hyper["entry_point"] == entry
+    assert (hyper["epochs"], hyper["seed"], hyper["group_by_length"]) == (4.0, 7, True)
+    assert hyper["learning_rate"] == pytest.approx(3e-3)
     assert hyper["train_dir"] == str(channels / "train")
     assert hyper["world_size"] == 1
 
     results = json.loads((data_dir / "train_results.json").read_text(encoding="utf-8"))
-    assert results["global_step"] == results["total_steps"] == 2 * 94  # ceil(3000/32) per epoch
-    assert results["train_examples_processed"] == 2 * 3000
+    assert results["global_step"] == results["total_steps"] == 4 * 19  # ceil(600/32) per epoch
+    assert results["train_examples_processed"] == 4 * 600
     assert 0.8 < results["token_efficiency"] <= 1.0
     assert any("eval_accuracy" in record for record in results["history"])
 
@@ -202,11 +207,11 @@ def test_container_run_writes_all_artefacts_and_beats_majority(
     assert any("eval_accuracy" in line for line in lines)
     final = next(line for line in lines if "validation_accuracy" in line)
 
-    # Learned something: better than always answering the majority class of validation.
+    # Learned: far better than always answering the majority class of validation.
     label_column = config.data.label_column
     validation = [record[label_column] for record in read_jsonl(channels / "validation" / "validation.jsonl")]
     majority = Counter(validation).most_common(1)[0][1] / len(validation)
-    assert final["validation_accuracy"] > majority + 0.05, (final, majority)
+    assert final["validation_accuracy"] > majority + 0.3, (final, majority)
 
 
 def torch_equal(a, b) -> bool:
@@ -243,11 +248,11 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
             "--model_name_or_path",
             str(tiny_model_dir),
             "--max_steps",
-            "120",
+            "60",
             "--eval_strategy",
             "steps",
             "--eval_steps",
-            "20",
+            "10",
             "--save_total_limit",
             "2",
             "--dev_fraction",
@@ -272,14 +277,14 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
         for path in checkpoint_dir.glob("*/checkpoint-*")
         if (path / marker).is_file()
     )
-    assert 20 <= saved < 120
+    assert 10 <= saved < 60
     assert not (job / "model").exists()
 
     output = run(args, env, tmp_path)
     assert f"checkpoint-{saved}" in output and "continuing run" in output
     results = json.loads((job / "output" / "data" / "train_results.json").read_text("utf-8"))
     assert results["resumed_from_step"] == saved
-    assert results["global_step"] == 120
+    assert results["global_step"] == 60
     # The restarted process trained only the remaining steps...
     train_steps = [int(line["step"]) for line in logged_metrics(output) if "train_loss" in line]
     assert train_steps and min(train_steps) > saved
@@ -297,8 +302,8 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     from safetensors.torch import load_file
 
     # The last checkpoint, not the saved model: that is the best one, which may predate the kill.
-    (resumed_path,) = checkpoint_dir.glob("*/checkpoint-120/model.safetensors")
-    (uninterrupted_path,) = (straight / "checkpoints").glob("*/checkpoint-120/model.safetensors")
+    (resumed_path,) = checkpoint_dir.glob("*/checkpoint-60/model.safetensors")
+    (uninterrupted_path,) = (straight / "checkpoints").glob("*/checkpoint-60/model.safetensors")
     resumed, uninterrupted = load_file(resumed_path), load_file(uninterrupted_path)
     # The resumed process continued the same MLflow run: one run, history from both processes.
     from mlflow import MlflowClient
@@ -307,7 +312,7 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
     (tracked,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert tracked.info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(tracked.info.run_id, "train_loss")]
-    assert min(steps) <= saved < max(steps) == 120
+    assert min(steps) <= saved < max(steps) == 60
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch_equal(resumed[key], uninterrupted[key]) for key in resumed)
     # Examples and tokens count the whole run, the part before the kill included (the resumed
@@ -318,20 +323,24 @@ def test_killed_run_resumes_from_newest_checkpoint(entry, marker, channels, tiny
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_early_stopping_count_survives_a_resume(entry, channels, tiny_model_dir, tmp_path):
+def test_early_stopping_count_survives_a_resume(entry, channels, tiny_model_dir, project_dir):
     """A learning rate too small to change any prediction: validation accuracy never improves,
     so with patience 2 training stops at the third evaluation (step 15). A run killed right
     after its second evaluation (checkpoint-10) and started again must stop there too, not at
-    step 20 as it would with the count reset."""
-    job = tmp_path / "job"
-    env = container_env(channels, job)
-    args = module_command(entry) + FAST + [
+    step 20 as it would with the count reset. (In this process: the kill test covers restarts.)"""
+    from nsmc_sentiment_classifier import cli
+
+    job = project_dir / "job"
+    args = ["train", "--entry", entry.removeprefix("train_"), *FAST,
         "--model_name_or_path", str(tiny_model_dir), "--learning_rate", "1e-12", "--warmup_ratio", "0",
         "--eval_strategy", "steps", "--eval_steps", "5", "--early_stopping_patience", "2",
         "--metric_for_best_model", "accuracy", "--dev_fraction", "0.2", "--max_steps", "100",
-        "--save_total_limit", "3", "--checkpoint_dir", str(job / "checkpoints"),
+        "--save_total_limit", "3", "--train_dir", str(channels / "train"),
+        "--validation_dir", str(channels / "validation"), "--model_dir", str(job / "model"),
+        "--output_data_dir", str(job / "output" / "data"), "--checkpoint_dir", str(job / "checkpoints"),
+        "--report_to", "none",
     ]  # fmt: skip
-    run(args, env, tmp_path)
+    assert cli.main(args) == 0
     (run_dir,) = (job / "checkpoints").iterdir()
     assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [
         "checkpoint-10",
@@ -342,7 +351,7 @@ def test_early_stopping_count_survives_a_resume(entry, channels, tiny_model_dir,
     shutil.rmtree(run_dir / "checkpoint-15")
     record = json.loads((run_dir / "run.json").read_text("utf-8"))
     (run_dir / "run.json").write_text(json.dumps({**record, "status": "running"}), "utf-8")
-    run(args, env, tmp_path)
+    assert cli.main(args) == 0
     results = json.loads((job / "output" / "data" / "train_results.json").read_text("utf-8"))
     assert results["resumed_from_step"] == 10
     assert results["global_step"] == 15, results["global_step"]
@@ -350,17 +359,17 @@ def test_early_stopping_count_survives_a_resume(entry, channels, tiny_model_dir,
 
 @pytest.mark.parametrize("change", ["bigger-batch", "smaller-dev-fraction", "more-processes"])
 def test_another_batch_plan_starts_a_new_run_or_is_refused(change, channels, tiny_model_dir, tmp_path):
-    """Resuming at "batch 12 of the epoch" under another batch plan used to loop forever when
+    """Resuming at "batch 8 of the epoch" under another batch plan used to loop forever when
     the new epoch had fewer batches. Now the same command with another plan starts a new run
     (and ends); naming the old run to continue it is one line that names the way out."""
     job = tmp_path / "job"
     env = container_env(channels, job)
     common = FAST + [
-        "--model_name_or_path", str(tiny_model_dir), "--dev_fraction", "0.5", "--max_steps", "12",
+        "--model_name_or_path", str(tiny_model_dir), "--dev_fraction", "0.5", "--max_steps", "8",
         "--checkpoint_dir", str(job / "checkpoints"),
     ]  # fmt: skip
     run(module_command("train_torch") + common, env, tmp_path)
-    # As if killed right after its checkpoint at step 12 (the kill test covers real kills).
+    # As if killed right after its checkpoint at step 8 (the kill test covers real kills).
     (first_run,) = (job / "checkpoints").iterdir()
     record = json.loads((first_run / "run.json").read_text("utf-8"))
     (first_run / "run.json").write_text(json.dumps({**record, "status": "running"}), "utf-8")
@@ -381,8 +390,8 @@ def test_another_batch_plan_starts_a_new_run_or_is_refused(change, channels, tin
 
     if change == "bigger-batch":
         # A checkpoint of the older layout (no run record) is checked by its batch plan.
-        legacy = tmp_path / "legacy" / "checkpoint-12"
-        shutil.copytree(first_run / "checkpoint-12", legacy)
+        legacy = tmp_path / "legacy" / "checkpoint-8"
+        shutil.copytree(first_run / "checkpoint-8", legacy)
         output = run_failing(changed + ["--resume", str(legacy)], env, tmp_path)
         assert "was trained with another batch plan" in output and "Traceback" not in output
 
@@ -411,9 +420,9 @@ def test_torchrun_two_processes_gloo(entry, channels, tiny_model_dir, tmp_path):
     hyper = json.loads((data_dir / "hyperparameters.json").read_text(encoding="utf-8"))
     results = json.loads((data_dir / "train_results.json").read_text(encoding="utf-8"))
     assert hyper["world_size"] == 2
-    # Each rank saw its own half: ceil(1500 / 32) = 47 batches dealt out to 2 ranks -> 24 steps.
-    assert results["global_step"] == 24
-    assert 1500 <= results["train_examples_processed"] < 1500 + 2 * 32
+    # Each rank saw its own half: ceil(300 / 32) = 10 batches dealt out to 2 ranks -> 5 steps.
+    assert results["global_step"] == 5
+    assert 300 <= results["train_examples_processed"] < 300 + 2 * 32
     # Only rank 0 reports: one final metric line, not two.
     assert sum("validation_accuracy" in line for line in logged_metrics(output)) == 1
     assert (job / "model" / "model.safetensors").is_file()
@@ -735,11 +744,16 @@ def test_sigterm_on_train_nproc_stops_every_worker(channels, tiny_model_dir, pro
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_class_weighted_loss(entry, channels, tiny_model_dir, config, tmp_path):
+def test_class_weighted_loss(entry, tiny_model_dir, config, project_dir):
     """Skewed data with --class_weights balanced: the weights are recorded, and the reported
-    validation loss is the weighted cross-entropy of the saved model (both entry points)."""
+    validation loss is the weighted cross-entropy of the saved model (both entry points, in
+    this process: the loss, not the container start, is what is checked)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nsmc_sentiment_classifier import cli
+
+    tmp_path = project_dir
 
     skewed = tmp_path / "skewed"
     pool = labelled_records(config, 400 * len(config.data.label_names) + 100)
@@ -749,17 +763,14 @@ def test_class_weighted_loss(entry, channels, tiny_model_dir, config, tmp_path):
     write_labelled(skewed / "train" / "train.jsonl", config, train, ids=True)
     write_labelled(skewed / "validation" / "validation.jsonl", config, validation, ids=True)
     job = tmp_path / "job"
-    env = container_env(skewed, job)
-    env.pop("SM_CHANNEL_TEST")
-    env.update(SM_CHANNEL_TRAIN=str(skewed / "train"), SM_CHANNEL_VALIDATION=str(skewed / "validation"))
-    run(
-        module_command(entry) + FAST + [
-            "--model_name_or_path", str(tiny_model_dir), "--max_steps", "3", "--class_weights", "balanced",
-            "--checkpoint_dir", str(job / "checkpoints"), "--report_to", "none",
-        ],
-        env,
-        tmp_path,
+    code = cli.main(
+        ["train", "--entry", entry.removeprefix("train_"), *FAST,
+         "--model_name_or_path", str(tiny_model_dir), "--max_steps", "3", "--class_weights", "balanced",
+         "--train_dir", str(skewed / "train"), "--validation_dir", str(skewed / "validation"),
+         "--model_dir", str(job / "model"), "--output_data_dir", str(job / "output" / "data"),
+         "--checkpoint_dir", str(job / "checkpoints"), "--report_to", "none"]
     )  # fmt: skip
+    assert code == 0
     hyper = json.loads((job / "output" / "data" / "hyperparameters.json").read_text("utf-8"))
     labels = [label for _, label in train]
     counts = Counter(labels)

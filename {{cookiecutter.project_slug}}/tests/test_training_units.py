@@ -9,8 +9,10 @@ import re
 
 import pytest
 
+from nsmc_sentiment_classifier import label_schemes
 from nsmc_sentiment_classifier import metrics as metrics_module
-from nsmc_sentiment_classifier.training import artifacts, checkpoints, option_spec, options
+from nsmc_sentiment_classifier.options import parse_bool, parse_float, parse_int
+from nsmc_sentiment_classifier.training import artifacts, checkpoints, options
 from nsmc_sentiment_classifier.training import data as training_data
 
 
@@ -31,19 +33,19 @@ from nsmc_sentiment_classifier.training import data as training_data
     ],
 )
 def test_bool_parsing_accepts_sagemaker_strings(text, expected):
-    assert option_spec.parse_bool(text) is expected
+    assert parse_bool(text) is expected
 
 
 def test_number_parsing_is_robust():
-    assert option_spec.parse_int("3") == 3
-    assert option_spec.parse_int("3.0") == 3
-    assert option_spec.parse_int('"1e3"') == 1000
-    assert option_spec.parse_float("5e-5") == pytest.approx(5e-5)
-    assert option_spec.parse_float("'0.1'") == pytest.approx(0.1)
+    assert parse_int("3") == 3
+    assert parse_int("3.0") == 3
+    assert parse_int('"1e3"') == 1000
+    assert parse_float("5e-5") == pytest.approx(5e-5)
+    assert parse_float("'0.1'") == pytest.approx(0.1)
     for bad, parser in (
-        ("2.5", option_spec.parse_int),
-        ("maybe", option_spec.parse_bool),
-        ("abc", option_spec.parse_float),
+        ("2.5", parse_int),
+        ("maybe", parse_bool),
+        ("abc", parse_float),
     ):
         with pytest.raises(argparse.ArgumentTypeError):
             parser(bad)
@@ -82,23 +84,23 @@ def test_container_contract_paths_and_hyperparameters(tmp_path, config):
     assert parsed.train_dir == environ["SM_CHANNEL_TRAIN"]
     assert parsed.validation_dir == environ["SM_CHANNEL_VALIDATION"]
     assert parsed.test_dir is None  # no test channel: optional
-    assert parsed.checkpoint_dir in (config.train.checkpoint_dir, options.SAGEMAKER_CHECKPOINT_DIR)
+    assert parsed.checkpoint_dir in (config.options.checkpoint_dir, options.SAGEMAKER_CHECKPOINT_DIR)
     assert (parsed.epochs, parsed.group_by_length, parsed.batch_size) == (2.0, False, 16)
     assert parsed.learning_rate == pytest.approx(1e-3)
     assert parsed.warmup_ratio == pytest.approx(0.2)  # from SM_HPS
     assert parsed.mixed_precision == "no"
     # Everything else comes from the config file.
-    assert parsed.model_name_or_path == config.model.base_model
-    assert parsed.max_seq_length == config.model.max_seq_length
+    assert parsed.model_name_or_path == config.options.model_name_or_path
+    assert parsed.max_seq_length == config.options.max_seq_length
     assert parsed.label_names == config.data.label_names
 
 
 def test_local_defaults_come_from_config(config):
     parsed = options.parse_options([], {})
     assert parsed.train_dir.endswith("train") and config.data.prepared_dir in parsed.train_dir
-    assert parsed.checkpoint_dir in (config.train.checkpoint_dir, options.SAGEMAKER_CHECKPOINT_DIR)
-    assert parsed.batch_size == config.train.batch_size
-    assert parsed.epochs == config.train.epochs
+    assert parsed.checkpoint_dir in (config.options.checkpoint_dir, options.SAGEMAKER_CHECKPOINT_DIR)
+    assert parsed.batch_size == config.options.batch_size
+    assert parsed.epochs == config.options.epochs
 
 
 def test_unknown_or_invalid_options_fail_clearly(capsys):
@@ -200,7 +202,7 @@ def test_metric_lines_match_sagemaker_definitions():
 
 def test_compute_metrics_and_confusion_matrix_png(tmp_path):
     names = ["부정", "긍정", "중립"]
-    result = metrics_module.compute_metrics([0, 1, 1, 0, 2], [0, 1, 0, 0, 1], names)
+    result = label_schemes.get().compute_metrics([0, 1, 1, 0, 2], [0, 1, 0, 0, 1], names)
     assert result["accuracy"] == pytest.approx(0.6)
     assert result["confusion_matrix"] == [[2, 0, 0], [1, 1, 0], [0, 1, 0]]
     assert set(result["per_class"]) == set(names)
@@ -209,7 +211,7 @@ def test_compute_metrics_and_confusion_matrix_png(tmp_path):
     path = metrics_module.save_confusion_matrix_png(result["confusion_matrix"], names, tmp_path / "cm.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="outside"):
-        metrics_module.compute_metrics([0, 3], [0, 0], names)
+        label_schemes.get().compute_metrics([0, 3], [0, 0], names)
 
 
 def test_container_without_train_channel_is_a_clear_error(project_dir):
@@ -219,3 +221,52 @@ def test_container_without_train_channel_is_a_clear_error(project_dir):
     environ = {"SM_MODEL_DIR": str(tmp_path / "model"), "SM_CHANNEL_VALIDATION": str(tmp_path / "validation")}
     with pytest.raises(options.OptionError, match="no train data: the SageMaker job has no 'train'"):
         options.parse_options([], environ)
+
+
+def test_training_arguments_refuse_a_keyword_transformers_lacks(monkeypatch):
+    """A transformers without one of the Trainer settings the project sets fails naming it,
+    rather than training differently without a word."""
+    import dataclasses
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    import torch
+    from transformers import TrainingArguments
+
+    from nsmc_sentiment_classifier.training import train_hf
+
+    runtime = SimpleNamespace(precision="no", device=torch.device("cpu"), distributed=False)
+    schedule = SimpleNamespace(warmup_steps=0)
+    context = cast(
+        Any, SimpleNamespace(options=options.parse_options([], {}), runtime=runtime, schedule=schedule)
+    )
+    assert train_hf.training_arguments(context).use_cpu
+    fields = [field.name for field in dataclasses.fields(TrainingArguments) if field.name != "use_cpu"]
+    without_use_cpu = dataclasses.make_dataclass(
+        "TrainingArguments", [(name, Any, dataclasses.field(default=None)) for name in fields]
+    )
+    monkeypatch.setattr(train_hf, "TrainingArguments", without_use_cpu)
+    with pytest.raises(RuntimeError, match=r"transformers [\d.]+\w*: TrainingArguments has no use_cpu"):
+        train_hf.training_arguments(context)
+
+
+def test_weight_decay_spares_biases_and_normalisation_weights():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from nsmc_sentiment_classifier.training.train_torch import parameter_groups
+
+    config = BertConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
+    model = BertForSequenceClassification(config)
+    decay, plain = parameter_groups(model, 0.01)
+    assert (decay["weight_decay"], plain["weight_decay"]) == (0.01, 0.0)
+    name = {id(parameter): name for name, parameter in model.named_parameters()}
+    decayed = [name[id(parameter)] for parameter in decay["params"]]
+    spared = [name[id(parameter)] for parameter in plain["params"]]
+    assert sorted(decayed + spared) == sorted(name.values())  # each once
+    assert {"classifier.weight", "bert.embeddings.word_embeddings.weight"} <= set(decayed)
+    assert {"classifier.bias", "bert.embeddings.LayerNorm.weight", "bert.embeddings.LayerNorm.bias"} <= set(
+        spared
+    )
+    assert not [n for n in decayed if n.endswith("bias") or "LayerNorm" in n]

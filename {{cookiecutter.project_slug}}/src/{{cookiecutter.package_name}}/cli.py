@@ -1,7 +1,11 @@
 """Command-line entry point: ``<package> <group> <command> [options]``.
 
-Each command group lives in its own ``commands`` module exposing ``register(subparsers)``; groups
-are imported on demand so ``--help`` stays fast and optional extras (SageMaker) stay optional.
+Every subpackage with a ``commands`` module is a command group: its ``register(subparsers)`` adds
+its commands to ``subparsers`` (what ``ArgumentParser.add_subparsers`` returns). A new group, e.g.
+another launcher beside ``aws/``, is a new subpackage with such a module; nothing here changes.
+Groups are found from the folders, so a subpackage that is absent (SageMaker parts declined at
+generation time) is simply not there; command modules import heavy libraries (torch, the SageMaker
+SDK) inside their handlers, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,16 +15,37 @@ import importlib
 import importlib.util
 import logging
 import os
+import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import VERBOSE_ENV_VAR
 from .errors import USER_ERRORS
 
-# Modules whose ``register`` adds subcommands; a missing module (e.g. SageMaker parts declined
-# at generation time) is simply skipped.
-COMMAND_MODULES = ("data.commands", "training.commands", "serving.commands", "aws.commands")
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser: takes ``-v`` after the command too (``train -v``), as people type it.
+
+    ``add_subparsers`` makes the parsers of nested commands of the same class, so every level
+    has it. SUPPRESS keeps a command's unset flag from hiding a ``-v`` given before the command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages"
+        )
+
+
+def command_modules() -> list[str]:
+    """``<package>.<group>.commands`` for every subpackage that has one, in name order."""
+    found = pkgutil.iter_modules([str(Path(__file__).parent)])
+    groups = sorted(module.name for module in found if module.ispkg)
+    names = [f"{__package__}.{group}.commands" for group in groups]
+    return [name for name in names if importlib.util.find_spec(name) is not None]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,32 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: the project's config.toml, found from any folder in it)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparsers = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        full_name = f"{__package__}.{name}"
-        if importlib.util.find_spec(full_name.rsplit(".", 1)[0]) is None:
-            continue
-        if importlib.util.find_spec(full_name) is None:
-            continue
-        importlib.import_module(full_name).register(subparsers)
-    _accept_verbose_anywhere(parser)
+    subparsers = parser.add_subparsers(
+        dest="group", metavar="COMMAND", required=True, parser_class=CommandParser
+    )
+    for name in command_modules():
+        importlib.import_module(name).register(subparsers)
     return parser
-
-
-def _accept_verbose_anywhere(parser: argparse.ArgumentParser) -> None:
-    """``-v`` also after the command (``train -v``), as people type it."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                if "-v" not in child._option_string_actions:
-                    child.add_argument(
-                        "-v",
-                        "--verbose",
-                        action="store_true",
-                        default=argparse.SUPPRESS,
-                        help="log debug messages",
-                    )
-                _accept_verbose_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

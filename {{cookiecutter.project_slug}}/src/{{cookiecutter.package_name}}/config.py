@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .errors import ConfigError
-from .training.option_spec import OPTIONS, OptionValues, config_options
+from .options import TrainOptions, config_keys, table_values
 
 CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
 CONFIG_FILE_NAME = "config.toml"
@@ -82,11 +82,9 @@ class SageMakerSection:
 class ProjectConfig:
     project: ProjectSection
     data: DataSection
-    # The training options' defaults, by option name (see training/option_spec.py); ``model``
-    # and ``train`` are the same values by their keys in the [model] and [train] tables.
-    options: OptionValues
-    model: OptionValues
-    train: OptionValues
+    # The training options as the file sets them (see options.py), and the [data] values every
+    # run carries (label names, columns) and this file's path.
+    options: TrainOptions
     sagemaker: SageMakerSection = field(default_factory=SageMakerSection)
     path: str = ""
 
@@ -99,9 +97,9 @@ class ProjectConfig:
         """Plain-JSON view (tuples as lists), e.g. for writing next to a trained model."""
         return {
             "project": dataclasses.asdict(self.project),
-            "data": {**dataclasses.asdict(self.data), **_table_values(self.options, "data")},
-            "model": self.model.to_dict(),
-            "train": self.train.to_dict(),
+            "data": {**dataclasses.asdict(self.data), **table_values(self.options, "data")},
+            "model": table_values(self.options, "model"),
+            "train": table_values(self.options, "train"),
             "sagemaker": dataclasses.asdict(self.sagemaker),
         }
 
@@ -114,10 +112,6 @@ SECTIONS: dict[str, type | None] = {
     "train": None,
     "sagemaker": SageMakerSection,
 }
-
-
-def _table_values(options: OptionValues, table: str) -> dict[str, Any]:
-    return {key: options[option.name] for key, option in config_options(table).items()}
 
 
 def _coerce(value: Any, expected: Any, where: str) -> Any:
@@ -140,7 +134,7 @@ def _section(cls: type | None, table: Any, where: str, option_values: dict[str, 
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
     table_name = where.rsplit("[", 1)[-1].rstrip("]")
-    option_keys = config_options(table_name)
+    option_keys = config_keys(table_name)
     for key, option in option_keys.items():
         if key in table:
             try:
@@ -261,7 +255,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
         raise ConfigError(
             f"{config_path}: unknown table(s) [{'], ['.join(unknown)}]; known: {', '.join(SECTIONS)}"
         )
-    option_values = {option.name: option.default for option in OPTIONS if option.config}
+    option_values: dict[str, Any] = {}
     sections = {}
     for name, cls in SECTIONS.items():
         if name in raw:
@@ -271,15 +265,21 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
             raise ConfigError(f"{config_path}: missing table [{required}]")
     if not option_values.get("model_name_or_path"):
         raise ConfigError(f"{config_path} [model]: missing key(s) base_model")
-    options = OptionValues(option_values)
+    data = sections["data"]
+    path = str(config_path.resolve())
+    options = TrainOptions(
+        **option_values,
+        label_names=data.label_names,
+        text_column=data.text_column,
+        label_column=data.label_column,
+        config_path=path,
+    )
     config = ProjectConfig(
         project=sections["project"],
-        data=sections["data"],
+        data=data,
         options=options,
-        model=OptionValues(_table_values(options, "model")),
-        train=OptionValues(_table_values(options, "train")),
         sagemaker=sections.get("sagemaker") or SageMakerSection(),
-        path=str(config_path.resolve()),
+        path=path,
     )
     _check(config)
     return _resolve_paths(config)
@@ -301,15 +301,13 @@ def _resolve_paths(config: ProjectConfig) -> ProjectConfig:
     # A hub id ("org/name") looks like a relative path: only an existing folder is a path.
     if not Path(base_model).expanduser().is_absolute() and (root / base_model).is_dir():
         base_model = resolved(base_model)
-    options = config.options.replace(
-        model_name_or_path=base_model, checkpoint_dir=resolved(config.options.checkpoint_dir)
+    options = replace(
+        config.options, model_name_or_path=base_model, checkpoint_dir=resolved(config.options.checkpoint_dir)
     )
     return replace(
         config,
         data=replace(data, source=source, prepared_dir=resolved(data.prepared_dir)),
         options=options,
-        model=OptionValues(_table_values(options, "model")),
-        train=OptionValues(_table_values(options, "train")),
     )
 
 

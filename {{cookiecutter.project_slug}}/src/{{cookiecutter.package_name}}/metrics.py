@@ -1,7 +1,7 @@
-"""Classification metrics shared by training, evaluation and the inference helpers.
+"""Pictures of the metrics (the confusion matrix), with fonts that have the label names' glyphs.
 
-Every caller reports the same keys, so a metrics JSON written during training can be compared
-directly with one written by a later evaluation run.
+The metrics themselves are the label scheme's (``label_schemes``): training and evaluation ask
+the same scheme, so a metrics JSON written during training compares directly with a later one.
 """
 
 from __future__ import annotations
@@ -12,64 +12,8 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-def compute_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str]
-) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
-
-    ``per_class`` is keyed by label name; the confusion matrix is a nested list with rows = true
-    labels and columns = predicted labels, both in label-id order (so classes absent from a small
-    split still get a row and column instead of silently shifting the others).
-    """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
-    y_true = [int(value) for value in y_true]
-    y_pred = [int(value) for value in y_pred]
-    if len(y_true) != len(y_pred):
-        raise ValueError(f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}")
-    names = list(label_names)
-    label_ids = list(range(len(names)))
-    out_of_range = sorted({v for v in (*y_true, *y_pred) if not 0 <= v < len(names)})
-    if out_of_range:
-        raise ValueError(f"label id(s) {out_of_range} outside 0..{len(names) - 1} ({', '.join(names)})")
-    if not y_true:
-        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-        return {
-            "num_examples": 0,
-            "accuracy": 0.0,
-            "macro_f1": 0.0,
-            "per_class": {name: dict(zero) for name in names},
-            "confusion_matrix": [[0] * len(names) for _ in names],
-            "labels": names,
-        }
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=label_ids, average=None, zero_division=0
-    )
-    _, _, macro_f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=label_ids, average="macro", zero_division=0
-    )
-    matrix = confusion_matrix(y_true, y_pred, labels=label_ids)
-    return {
-        "num_examples": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(macro_f1),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(names)
-        },
-        "confusion_matrix": [[int(cell) for cell in row] for row in matrix.tolist()],
-        "labels": names,
-    }
 
 
 def save_confusion_matrix_png(

@@ -1,16 +1,19 @@
 """``sagemaker`` command group: train, deploy, invoke, batch-transform, list, delete, images.
 
-The SageMaker SDK is imported only when a command runs, so ``--help`` works without the
-``sagemaker`` extra and a missing extra is a one-line error naming the install command.
+The SageMaker SDK (and the modules that use it) are imported only when a command runs, so
+``--help`` works without the ``sagemaker`` extra and a missing extra is a one-line error naming
+the install command.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -19,6 +22,10 @@ from typing import Any
 
 from ..config import ProjectConfig, load_config
 from ..errors import UsageError
+from ..training.entry_points import entry_points
+from .images import Versions, below_floor, check_instance_type, image_uri, supported_versions
+from .jobs import LogReader, describe_job, stop_job, wait_for_job
+from .session import Aws, AwsSettings, project_tags, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +64,7 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bucket", help="S3 bucket (else config, SAGEMAKER_BUCKET, SDK default)")
 
 
-def _settings(args: argparse.Namespace, config: ProjectConfig, need_role: bool) -> Any:
-    from .session import resolve_settings
-
+def _settings(args: argparse.Namespace, config: ProjectConfig, need_role: bool = False) -> AwsSettings:
     return resolve_settings(
         config, region=args.region, role=args.role, bucket=args.bucket, need_role=need_role
     )
@@ -77,7 +82,7 @@ def _model_source_arguments(parser: argparse.ArgumentParser, *, package: bool = 
         )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     group = subparsers.add_parser(
         "sagemaker",
         help="train on SageMaker, deploy endpoints, batch transform, clean up",
@@ -96,8 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--mode", default="hosted", choices=("hosted", "local", "local_gpu", "process"))
     train.add_argument(
         "--entry-point",
-        choices=("train_hf", "train_torch"),
-        help="Hugging Face Trainer or plain PyTorch loop (default: config)",
+        choices=entry_points(),
+        help="a training/train_*.py module: train_hf (Hugging Face Trainer), train_torch (plain "
+        "PyTorch loop), ... (default: config)",
     )
     train.add_argument("--instance-type", help="e.g. ml.g5.2xlarge (default: config)")
     train.add_argument("--instance-count", type=int, help="instances (default: config)")
@@ -267,15 +273,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     images.set_defaults(handler=_images)
 
 
-def _tracking_uri(args: argparse.Namespace, section: Any) -> str:
-    import os
-
-    return args.mlflow or section.mlflow_tracking_server or os.environ.get("MLFLOW_TRACKING_URI", "")
-
-
 @_aws_command
 def _train(args: argparse.Namespace) -> int:
-    from .images import Versions
     from .training import (
         BASE_MODEL_CHANNEL,
         detect_local_mode,
@@ -313,26 +312,20 @@ def _train(args: argparse.Namespace) -> int:
         region=args.region,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
         python=args.python,
-        tracking_uri=_tracking_uri(args, section),
+        tracking_uri=args.mlflow
+        or section.mlflow_tracking_server
+        or os.environ.get("MLFLOW_TRACKING_URI", ""),
     )
     if not hosted and args.output_path:
-        import dataclasses
-
         plan = dataclasses.replace(plan, output_path=args.output_path)
     settings = None
     if hosted:
         settings = _settings(args, config, need_role=True)
     elif mode != "process":
-        from .session import resolve_settings
-
         settings = resolve_settings(config, region=args.region, need_role=False)
     if args.dry_run:
-        from dataclasses import asdict
-
-        summary = asdict(plan)
+        summary = dataclasses.asdict(plan)
         if settings is not None:
-            from .images import image_uri
-
             summary["image"] = image_uri(plan.versions, "training", settings.region, plan.instance_type)
             summary["region"], summary["role"] = settings.region, settings.role
         if plan.base_model_dir:
@@ -351,8 +344,6 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return 0
     if hosted:
-        from .session import Aws
-
         assert settings is not None
         Aws(settings).preflight("training")
 
@@ -376,15 +367,9 @@ def _train(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _describe(args: argparse.Namespace) -> int:
-    from .jobs import describe_job
-    from .session import Aws
-
-    config = load_config(args.config)
-    info = describe_job(Aws(_settings(args, config, need_role=False)), args.job)
+    info = describe_job(Aws(_settings(args, load_config(args.config))), args.job)
     if args.json:
-        from dataclasses import asdict
-
-        print(json.dumps(asdict(info), indent=2, ensure_ascii=False))
+        print(json.dumps(dataclasses.asdict(info), indent=2, ensure_ascii=False))
         return 0
     print(f"training job {info.name}: {info.status} ({info.secondary_status})")
     if info.failure_reason:
@@ -403,11 +388,7 @@ def _describe(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _logs(args: argparse.Namespace) -> int:
-    from .jobs import LogReader, wait_for_job
-    from .session import Aws
-
-    config = load_config(args.config)
-    aws = Aws(_settings(args, config, need_role=False))
+    aws = Aws(_settings(args, load_config(args.config)))
     if args.follow:
         wait_for_job(aws, args.job, logs=True)
         return 0
@@ -421,11 +402,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _stop(args: argparse.Namespace) -> int:
-    from .jobs import stop_job
-    from .session import Aws
-
-    config = load_config(args.config)
-    status = stop_job(Aws(_settings(args, config, need_role=False)), args.job)
+    status = stop_job(Aws(_settings(args, load_config(args.config))), args.job)
     print(f"training job {args.job}: {status}")
     return 0
 
@@ -449,16 +426,12 @@ def _deploy(args: argparse.Namespace) -> int:
         parse_autoscaling,
         plan_deploy,
     )
-    from .session import Aws
 
     config = load_config(args.config)
     settings = _settings(args, config, need_role=True)
     kind, value = _source(args, config)
-    instance_type, _ = plan_deploy(
-        config,
-        instance_type=args.instance_type,
-        serverless_memory_mb=args.serverless_memory,
-        region=settings.region,
+    instance_type = plan_deploy(
+        config, instance_type=args.instance_type, serverless_memory_mb=args.serverless_memory
     )
     if args.instance_count < 1:
         raise UsageError("--instance-count must be at least 1")
@@ -501,7 +474,6 @@ def _deploy(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     from .endpoints import materialise_model_source
     from .registry import list_versions, metrics_for_job, numeric_metrics, register
-    from .session import Aws, project_tags
 
     config = load_config(args.config)
     kind, value = _source(args, config)
@@ -513,7 +485,7 @@ def _register(args: argparse.Namespace) -> int:
             raise UsageError(f"--metrics {args.metrics}: {error}") from None
         if not metrics:
             raise UsageError(f"--metrics {args.metrics}: no numeric metrics in it")
-    aws = Aws(_settings(args, config, need_role=False))
+    aws = Aws(_settings(args, config))
     aws.preflight(None)
     if metrics is None and kind == "job":
         metrics = metrics_for_job(aws, value)
@@ -547,11 +519,10 @@ def _register(args: argparse.Namespace) -> int:
 @_aws_command
 def _invoke(args: argparse.Namespace) -> int:
     from .endpoints import default_endpoint_name, invoke, read_texts
-    from .session import Aws
 
     config = load_config(args.config)
     texts = read_texts(args.texts, args.file, config)
-    aws = Aws(_settings(args, config, need_role=False))
+    aws = Aws(_settings(args, config))
     answers = invoke(aws, args.endpoint_name or default_endpoint_name(config), texts)
     if args.json:
         print(json.dumps(answers, ensure_ascii=False, indent=2))
@@ -564,8 +535,6 @@ def _invoke(args: argparse.Namespace) -> int:
 @_aws_command
 def _batch_transform(args: argparse.Namespace) -> int:
     from .endpoints import batch_transform, jsonl_for_transform, materialise_model_source
-    from .images import check_instance_type
-    from .session import Aws
 
     config = load_config(args.config)
     settings = _settings(args, config, need_role=True)
@@ -607,10 +576,9 @@ def _batch_transform(args: argparse.Namespace) -> int:
 @_aws_command
 def _list(args: argparse.Namespace) -> int:
     from .endpoints import list_resources
-    from .session import Aws
 
     config = load_config(args.config)
-    aws = Aws(_settings(args, config, need_role=False))
+    aws = Aws(_settings(args, config))
     listing = list_resources(aws, config.project.slug)
     for endpoint in listing.endpoints:
         print(f"endpoint         {endpoint['name']}  {endpoint['status']}")
@@ -630,10 +598,9 @@ def _list(args: argparse.Namespace) -> int:
 @_aws_command
 def _delete(args: argparse.Namespace) -> int:
     from .endpoints import default_endpoint_name, delete, delete_all
-    from .session import Aws
 
     config = load_config(args.config)
-    aws = Aws(_settings(args, config, need_role=False))
+    aws = Aws(_settings(args, config))
     if args.all:
         removed = delete_all(aws, config.project.slug)
     else:
@@ -647,8 +614,6 @@ def _delete(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _images(args: argparse.Namespace) -> int:
-    from .images import below_floor, supported_versions
-
     for versions, processors in supported_versions(args.scope):
         too_old = below_floor(versions)
         note = f"  (cannot run this project: {too_old})" if too_old else ""

@@ -1,8 +1,8 @@
 """Real-time endpoints, batch transform, and listing / deleting what this project created.
 
-Models, endpoint configs and endpoints are created with ``sagemaker.core.resources`` (SDK v3), one
-call per resource, so a failure part-way can remove exactly what was already made. Every name
-starts with the endpoint (or project) name, which is how ``delete`` and ``list`` find them.
+One call per resource (model, endpoint config, endpoint), so a failure part-way can remove exactly
+what was already made. Names start with the endpoint (or project) name, which is how ``delete``
+finds leftovers; ``list`` and ``delete --all`` find resources by the project tag.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Any
 from ..config import ProjectConfig
 from ..data.io import read_table, write_jsonl
 from ..errors import DataFormatError, UsageError
-from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, check_instance_type, image_uri
-from .images import versions_from_image as _versions_from_image
-from .session import PROJECT_TAG, Aws, project_tags, resource_name, split_s3_uri, timestamp
+from .images import Versions, check_instance_type, image_uri, versions_from_image
+from .jobs import describe_job
+from .models import ModelSource, Removed, container_environment, inference_versions
+from .registry import check_package_ref, create_model_from_package, resolve_model_package
+from .session import PROJECT_TAG, Aws, paged, project_tags, resource_name, split_s3_uri, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +38,6 @@ SERVERLESS_IMAGE_INSTANCE = "ml.m5.xlarge"
 def default_endpoint_name(config: ProjectConfig) -> str:
     # "-endpoint" keeps the <endpoint>- prefix that delete sweeps apart from batch-job models.
     return resource_name(config.sagemaker.endpoint_name or f"{config.project.slug}-endpoint")
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """A model.tar.gz on S3 (or local, uploaded on use) and the versions it was trained with."""
-
-    model_data: str
-    versions: Versions
-    origin: str
-    run_id: str = ""  # the training job (= run id) it came from, when known
-    package_arn: str = ""  # a registered model package version deployed as such
-    image: str = ""  # a registered version's own image (else: the configured inference image)
-
-
-@dataclass
-class Removed:
-    kind: str
-    name: str
 
 
 def check_model_archive(path: Path) -> None:
@@ -74,33 +58,6 @@ def configured_versions(config: ProjectConfig) -> Versions:
     return Versions(section.transformers_version, section.pytorch_version, section.py_version)
 
 
-def inference_versions(config: ProjectConfig) -> Versions:
-    """The inference image's versions: the pair the container-parity test runs, unless
-    [sagemaker] names others (then a warning says that image is not the tested one)."""
-    section = config.sagemaker
-    if not (section.inference_transformers_version or section.inference_pytorch_version):
-        return TESTED_INFERENCE
-    if not (section.inference_transformers_version and section.inference_pytorch_version):
-        raise UsageError(
-            "set both inference_transformers_version and inference_pytorch_version in "
-            "[sagemaker] of config.toml, or neither (the tested image: "
-            f"{TESTED_INFERENCE.describe()})"
-        )
-    chosen = Versions(
-        section.inference_transformers_version, section.inference_pytorch_version, section.py_version
-    )
-    if chosen != TESTED_INFERENCE:
-        log.warning(
-            "inference image %s is not the one the container-parity test covers (%s, inference "
-            "toolkit %s); leave inference_transformers_version and inference_pytorch_version "
-            "empty to use that one",
-            chosen.describe(),
-            TESTED_INFERENCE.describe(),
-            TESTED_TOOLKIT,
-        )
-    return chosen
-
-
 def resolve_model_source(
     config: ProjectConfig,
     *,
@@ -115,8 +72,6 @@ def resolve_model_source(
     if job:
         return "job", job
     if model_package:
-        from .registry import check_package_ref
-
         return "package", check_package_ref(model_package)
     assert model_data is not None
     if model_data.startswith("s3://"):
@@ -134,31 +89,20 @@ def resolve_model_source(
 def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: str) -> ModelSource:
     """Turn a checked source into an S3 model.tar.gz (uploading a local archive)."""
     if kind == "job":
-        from botocore.exceptions import ClientError
-        from sagemaker.core.resources import TrainingJob
-
-        try:
-            job = TrainingJob.get(training_job_name=value, session=aws.boto, region=aws.settings.region)
-        except ClientError as error:
-            raise UsageError(
-                f"training job {value!r} in {aws.settings.region}: "
-                f"{error.response.get('Error', {}).get('Message', error)}"
-            ) from None
-        if str(job.training_job_status) != "Completed":
-            raise UsageError(f"training job {value} is {job.training_job_status}, not Completed")
-        artifact = job.model_artifacts.s3_model_artifacts
-        versions = _versions_from_image(str(job.algorithm_specification.training_image))
-        source = ModelSource(artifact, versions or configured_versions(config), f"job {value}", value)
-        return _with_handler(config, aws, source)
+        job = describe_job(aws, value)
+        if job.status != "Completed":
+            raise UsageError(f"training job {value} is {job.status}, not Completed")
+        versions = versions_from_image(job.image) or configured_versions(config)
+        return _with_handler(config, aws, ModelSource(job.model_data, versions, f"job {value}", value))
     if kind == "package":
-        from .registry import resolve_model_package
-
         return resolve_model_package(config, aws, value).model_source(configured_versions(config))
     if kind == "s3":
         return _with_handler(config, aws, ModelSource(value, configured_versions(config), value))
-    key = f"{resource_name(config.project.slug)}/models/{timestamp()}"
-    uri = aws.upload(Path(value), f"s3://{aws.bucket}/{key}")
-    return ModelSource(uri, configured_versions(config), value)
+    return ModelSource(_upload_model(config, aws, Path(value)), configured_versions(config), value)
+
+
+def _upload_model(config: ProjectConfig, aws: Aws, archive: Path) -> str:
+    return aws.upload(archive, f"s3://{aws.bucket}/{resource_name(config.project.slug)}/models/{timestamp()}")
 
 
 def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> ModelSource:
@@ -172,16 +116,14 @@ def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> Model
             check_model_archive(local)
             return source
         with tarfile.open(local, "r:gz") as archive:
-            names = archive.getnames()
-            if HANDLER in names:
+            if HANDLER in archive.getnames():
                 check_model_archive(local)
                 return source
             model_dir = Path(tmp) / "model"
             archive.extractall(model_dir, filter="data")
         packaged = Path(tmp) / "packaged" / "model.tar.gz"
         build_model_archive(model_dir, packaged)
-        key = f"{resource_name(config.project.slug)}/models/{timestamp()}"
-        uri = aws.upload(packaged, f"s3://{aws.bucket}/{key}")
+        uri = _upload_model(config, aws, packaged)
         log.info("repackaged %s with %s as %s", source.model_data, HANDLER, uri)
         return ModelSource(uri, source.versions, source.origin, source.run_id)
 
@@ -210,8 +152,13 @@ VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
-def _scaling_resource(endpoint_name: str) -> str:
-    return f"endpoint/{endpoint_name}/variant/{VARIANT}"
+def _scaling_target(endpoint_name: str) -> dict[str, str]:
+    """The endpoint's variant as Application Auto Scaling names it."""
+    return {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{endpoint_name}/variant/{VARIANT}",
+        "ScalableDimension": SCALABLE_DIMENSION,
+    }
 
 
 def parse_autoscaling(text: str, invocations: int) -> Autoscaling:
@@ -247,19 +194,11 @@ def check_autoscaling(
 def enable_autoscaling(aws: Aws, endpoint_name: str, scaling: Autoscaling) -> str:
     """Register the variant with Application Auto Scaling (endpoint must be InService)."""
     client = aws.client("application-autoscaling")
-    resource = _scaling_resource(endpoint_name)
-    client.register_scalable_target(
-        ServiceNamespace="sagemaker",
-        ResourceId=resource,
-        ScalableDimension=SCALABLE_DIMENSION,
-        MinCapacity=scaling.minimum,
-        MaxCapacity=scaling.maximum,
-    )
+    target = _scaling_target(endpoint_name)
+    client.register_scalable_target(**target, MinCapacity=scaling.minimum, MaxCapacity=scaling.maximum)
     client.put_scaling_policy(
+        **target,
         PolicyName=f"{endpoint_name}-invocations",
-        ServiceNamespace="sagemaker",
-        ResourceId=resource,
-        ScalableDimension=SCALABLE_DIMENSION,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": float(scaling.invocations_per_instance),
@@ -271,31 +210,21 @@ def enable_autoscaling(aws: Aws, endpoint_name: str, scaling: Autoscaling) -> st
             "ScaleInCooldown": 300,
         },
     )
-    return resource
+    return target["ResourceId"]
 
 
 def _disable_autoscaling(aws: Aws, endpoint_name: str) -> list[Removed]:
     client = aws.client("application-autoscaling")
-    resource = _scaling_resource(endpoint_name)
-    targets = client.describe_scalable_targets(
+    target = _scaling_target(endpoint_name)
+    resource = target["ResourceId"]
+    found = client.describe_scalable_targets(
         ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
     )["ScalableTargets"]
-    if not targets:
+    if not found:
         return []
     # Deregistering the target also deletes its scaling policies.
-    client.deregister_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
-    )
+    client.deregister_scalable_target(**target)
     return [Removed("autoscaling target", resource)]
-
-
-def container_environment(region: str) -> dict[str, str]:
-    """What the Hugging Face inference container needs to run code/inference.py."""
-    return {
-        "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_REGION": region,
-    }
 
 
 def create_model(
@@ -310,8 +239,6 @@ def create_model(
     deployed as its package (lineage back to the approved version, no drift from it)."""
     client = aws.client("sagemaker")
     if source.package_arn:
-        from .registry import create_model_from_package
-
         create_model_from_package(
             aws, name, source.package_arn, {t["Key"]: t["Value"] for t in tags}, environment
         )
@@ -329,21 +256,15 @@ def create_model(
     return lambda: client.delete_model(ModelName=name)
 
 
-def plan_deploy(
-    config: ProjectConfig,
-    *,
-    instance_type: str | None,
-    serverless_memory_mb: int | None,
-    region: str,
-) -> tuple[str, str]:
-    """Offline checks for deploy; returns (instance type, processor lookup type)."""
+def plan_deploy(config: ProjectConfig, *, instance_type: str | None, serverless_memory_mb: int | None) -> str:
+    """Offline checks for deploy; returns the instance type."""
     instance_type = instance_type or config.sagemaker.inference_instance_type
     if serverless_memory_mb is not None:
         if serverless_memory_mb not in range(1024, 6145, 1024):
             raise UsageError("--serverless-memory must be 1024, 2048, ..., 6144 (MB)")
-        return instance_type, SERVERLESS_IMAGE_INSTANCE
-    check_instance_type(instance_type, "endpoint")
-    return instance_type, instance_type
+    else:
+        check_instance_type(instance_type, "endpoint")
+    return instance_type
 
 
 def deploy(
@@ -378,8 +299,7 @@ def deploy(
     image = source.image or image_uri(
         inference_versions(config), "inference", aws.settings.region, lookup_type
     )
-    suffix = timestamp()
-    name = resource_name(endpoint_name, suffix)
+    name = resource_name(endpoint_name, timestamp())
     client = aws.client("sagemaker")
     tags = project_tags(config, source.run_id)
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
@@ -436,7 +356,7 @@ def deploy(
                 log.warning("could not clean up after a failed deploy: %s", error)
         raise
     if update and endpoint.endpoint_config_name == name:
-        _remove_config_and_models(client, old_config)
+        _remove_unused(client, configs=[old_config])
     return Deployment(
         endpoint_name, name, name, image, source.model_data, str(endpoint.endpoint_status), scaling
     )
@@ -447,59 +367,37 @@ def _tag_shape(tag: dict[str, str]) -> dict[str, str]:
     return {"key": tag["Key"], "value": tag["Value"]}
 
 
-def _remove_config_and_models(client: Any, config_name: str) -> list[Removed]:
-    """An endpoint config no endpoint uses any more, and its models no other config uses."""
-    removed: list[Removed] = []
-    in_use = _configs_in_use(client, exclude="")
-    if config_name in in_use:
-        return removed
-    try:
-        described = client.describe_endpoint_config(EndpointConfigName=config_name)
-    except client.exceptions.ClientError:
-        return removed
-    client.delete_endpoint_config(EndpointConfigName=config_name)
-    removed.append(Removed("endpoint config", config_name))
-    models_in_use = _models_in_use(client, in_use)
-    for variant in described.get("ProductionVariants", []):
-        model = variant["ModelName"]
-        if model not in models_in_use:
-            client.delete_model(ModelName=model)
-            removed.append(Removed("model", model))
-    return removed
-
-
 def check_update(aws: Aws, endpoint_name: str, *, update: bool, wait: bool) -> None:
     """Before uploading anything: a new deployment needs a free name, an update an endpoint
     that is InService (and waiting, since the old model goes only once the new one serves)."""
-    exists = _endpoint_exists(aws, endpoint_name)
+    described = _describe_endpoint(aws.client("sagemaker"), endpoint_name)
     if not update:
-        if exists:
+        if described:
             raise UsageError(
                 f"endpoint {endpoint_name} already exists; swap its model without downtime with "
                 f"--update, delete it first (`sagemaker delete --endpoint-name {endpoint_name}`), "
                 "or choose --endpoint-name"
             )
         return
-    if not exists:
+    if not described:
         raise UsageError(f"endpoint {endpoint_name} does not exist; deploy it without --update")
     if not wait:
         raise UsageError(
             "--update waits until the new model serves (the old one is removed then); drop --no-wait"
         )
-    status = aws.client("sagemaker").describe_endpoint(EndpointName=endpoint_name)["EndpointStatus"]
+    status = described["EndpointStatus"]
     if status != "InService":
         raise UsageError(f"endpoint {endpoint_name} is {status}; it can be updated once it is InService")
 
 
-def _endpoint_exists(aws: Aws, endpoint_name: str) -> bool:
-    client = aws.client("sagemaker")
+def _describe_endpoint(client: Any, endpoint_name: str) -> dict[str, Any] | None:
+    """DescribeEndpoint, or None when there is no such endpoint."""
     try:
-        client.describe_endpoint(EndpointName=endpoint_name)
+        return dict(client.describe_endpoint(EndpointName=endpoint_name))
     except client.exceptions.ClientError as error:
         if "Could not find" in str(error) or "ValidationException" in str(error):
-            return False
+            return None
         raise
-    return True
 
 
 def read_texts(texts: Sequence[str], file: str | None, config: ProjectConfig) -> list[str]:
@@ -565,37 +463,45 @@ def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
     """Remove the endpoint, its endpoint config and models, and leftovers named after it."""
     client = aws.client("sagemaker")
     removed: list[Removed] = []
-    config_names: set[str] = set()
-    model_names: set[str] = set()
-    if _endpoint_exists(aws, endpoint_name):
-        description = client.describe_endpoint(EndpointName=endpoint_name)
-        config_names.add(description["EndpointConfigName"])
+    configs: set[str] = set()
+    described = _describe_endpoint(client, endpoint_name)
+    if described:
+        configs.add(described["EndpointConfigName"])
         removed += _disable_autoscaling(aws, endpoint_name)
         client.delete_endpoint(EndpointName=endpoint_name)
         removed.append(Removed("endpoint", endpoint_name))
     # Leftovers of failed or replaced deployments follow the <endpoint>-<timestamp> naming.
     prefix = f"{endpoint_name}-"
-    in_use = _configs_in_use(client, exclude=endpoint_name)
-    config_names |= {
+    configs |= {
         c["EndpointConfigName"]
-        for c in _paged(client, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name)
+        for c in paged(client, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name)
         if c["EndpointConfigName"].startswith(prefix)
     }
-    for name in sorted(config_names - in_use):
+    models = {
+        m["ModelName"]
+        for m in paged(client, "list_models", "Models", NameContains=endpoint_name)
+        if m["ModelName"].startswith(prefix)
+    }
+    return removed + _remove_unused(client, configs, models, exclude=endpoint_name)
+
+
+def _remove_unused(
+    client: Any, configs: Iterable[str] = (), models: Iterable[str] = (), exclude: str = ""
+) -> list[Removed]:
+    """Delete the endpoint configs that no endpoint (other than ``exclude``) uses, then their
+    models and ``models`` that no endpoint config in use names."""
+    removed: list[Removed] = []
+    in_use = _configs_in_use(client, exclude)
+    candidates = set(models)
+    for name in sorted(set(configs) - in_use):
         try:
             described = client.describe_endpoint_config(EndpointConfigName=name)
         except client.exceptions.ClientError:
-            continue
-        model_names |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
+            continue  # deleted meanwhile
+        candidates |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
         client.delete_endpoint_config(EndpointConfigName=name)
         removed.append(Removed("endpoint config", name))
-    model_names |= {
-        m["ModelName"]
-        for m in _paged(client, "list_models", "Models", NameContains=endpoint_name)
-        if m["ModelName"].startswith(prefix)
-    }
-    models_in_use = _models_in_use(client, in_use)
-    for name in sorted(model_names - models_in_use):
+    for name in sorted(candidates - _models_in_use(client, in_use)):
         try:
             client.delete_model(ModelName=name)
         except client.exceptions.ClientError as error:
@@ -605,19 +511,9 @@ def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
     return removed
 
 
-def _paged(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
-    token = None
-    while True:
-        page = getattr(client, operation)(**kwargs, **({"NextToken": token} if token else {}))
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
 def _configs_in_use(client: Any, exclude: str) -> set[str]:
     names = set()
-    for endpoint in _paged(client, "list_endpoints", "Endpoints"):
+    for endpoint in paged(client, "list_endpoints", "Endpoints"):
         if endpoint["EndpointName"] == exclude or endpoint.get("EndpointStatus") == "Deleting":
             continue
         try:
@@ -667,7 +563,7 @@ def list_resources(aws: Aws, slug: str) -> Listing:
     client = aws.client("sagemaker")
 
     def mine(operation: str, key: str, arn_field: str) -> list[dict[str, Any]]:
-        return [item for item in _paged(client, operation, key) if _tagged(client, item[arn_field], slug)]
+        return [item for item in paged(client, operation, key) if _tagged(client, item[arn_field], slug)]
 
     return Listing(
         endpoints=[
@@ -697,20 +593,11 @@ def delete_all(aws: Aws, slug: str) -> list[Removed]:
     listing = list_resources(aws, slug)
     for endpoint in listing.endpoints:
         removed += delete(aws, endpoint["name"])
-    client = aws.client("sagemaker")
-    in_use = _configs_in_use(client, exclude="")
+    # A deployment's model and endpoint config share one name: compare kind and name.
     gone = {(r.kind, r.name) for r in removed}
-    for name in listing.endpoint_configs:
-        if name not in in_use and ("endpoint config", name) not in gone:
-            client.delete_endpoint_config(EndpointConfigName=name)
-            removed.append(Removed("endpoint config", name))
-    models_in_use = _models_in_use(client, in_use)
-    gone = {(r.kind, r.name) for r in removed}
-    for name in listing.models:
-        if name not in models_in_use and ("model", name) not in gone:
-            client.delete_model(ModelName=name)
-            removed.append(Removed("model", name))
-    return removed
+    configs = [name for name in listing.endpoint_configs if ("endpoint config", name) not in gone]
+    models = [name for name in listing.models if ("model", name) not in gone]
+    return removed + _remove_unused(aws.client("sagemaker"), configs, models)
 
 
 def texts_from_table(path: Path, config: ProjectConfig) -> list[str]:

@@ -14,9 +14,6 @@ from functools import cache
 from ..errors import UsageError
 from ..serving import container
 
-# The instance types accepted by the local-mode containers of the SDK.
-LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
-
 
 @dataclass(frozen=True)
 class Versions:
@@ -126,8 +123,7 @@ def processor_for(instance_type: str) -> str:
     if instance_type == "local":
         return "cpu"
     family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
-    gpu_families = ("p", "g")
-    return "gpu" if family.startswith(gpu_families) else "cpu"
+    return "gpu" if family.startswith(("p", "g")) else "cpu"
 
 
 def image_uri(versions: Versions, scope: str, region: str, instance_type: str) -> str:
@@ -175,10 +171,8 @@ INSTANCE_SHAPES = {
 }
 
 
-def check_instance_type(instance_type: str, use: str, *, allow_local: bool = False) -> None:
+def check_instance_type(instance_type: str, use: str) -> None:
     """Raise UsageError if ``instance_type`` is not valid for ``use`` (training/endpoint/...)."""
-    if allow_local and instance_type in LOCAL_INSTANCE_TYPES:
-        return
     known = _instance_enum(INSTANCE_SHAPES[use])
     if instance_type in known:
         return

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from .session import Aws
+from .session import Aws, error_message
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ POLL_SECONDS = 15.0
 @dataclass
 class JobInfo:
     name: str
+    arn: str
     status: str
     secondary_status: str
     failure_reason: str
@@ -43,8 +44,9 @@ def _described(aws: Aws, job_name: str) -> dict[str, Any]:
     try:
         return dict(client.describe_training_job(TrainingJobName=job_name))
     except client.exceptions.ClientError as error:
-        message = error.response.get("Error", {}).get("Message", str(error))
-        raise UsageError(f"training job {job_name!r} in {aws.settings.region}: {message}") from None
+        raise UsageError(
+            f"training job {job_name!r} in {aws.settings.region}: {error_message(error)}"
+        ) from None
 
 
 def describe_job(aws: Aws, job_name: str) -> JobInfo:
@@ -54,6 +56,7 @@ def describe_job(aws: Aws, job_name: str) -> JobInfo:
     tags = aws.client("sagemaker").list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
     return JobInfo(
         name=job_name,
+        arn=str(job["TrainingJobArn"]),
         status=str(job.get("TrainingJobStatus", "")),
         secondary_status=str(job.get("SecondaryStatus", "")),
         failure_reason=str(job.get("FailureReason", "")),

@@ -24,9 +24,10 @@ from typing import Any
 
 from ..config import ProjectConfig
 from ..errors import UsageError
-from .endpoints import ModelSource, Removed, _paged, container_environment, inference_versions
 from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, image_uri, versions_from_image
-from .session import Aws, resource_name, split_s3_uri, timestamp
+from .jobs import describe_job
+from .models import ModelSource, Removed, container_environment, inference_versions
+from .session import Aws, error_message, paged, resource_name, split_s3_uri, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,12 @@ def numeric_metrics(data: Mapping[str, Any]) -> dict[str, float]:
 
 
 def metrics_for_job(aws: Aws, job_name: str) -> dict[str, float]:
-    """A completed training job's final metrics (its FinalMetricDataList), so that a version
-    registered from the job carries the numbers it was judged by."""
-    client = aws.client("sagemaker")
-    try:
-        job = client.describe_training_job(TrainingJobName=job_name)
-    except client.exceptions.ClientError as error:
-        raise UsageError(f"training job {job_name!r} in {aws.settings.region}: {_message(error)}") from None
-    status = job.get("TrainingJobStatus")
-    if status != "Completed":
-        raise UsageError(f"training job {job_name} is {status}, not Completed")
-    return {m["MetricName"]: float(m["Value"]) for m in job.get("FinalMetricDataList", [])}
+    """A completed training job's final metrics, so that a version registered from the job
+    carries the numbers it was judged by."""
+    job = describe_job(aws, job_name)
+    if job.status != "Completed":
+        raise UsageError(f"training job {job_name} is {job.status}, not Completed")
+    return job.final_metrics
 
 
 def register(
@@ -223,7 +219,7 @@ def ensure_group(config: ProjectConfig, aws: Aws, tags: Mapping[str, str]) -> st
     except client.exceptions.ClientError as error:
         # Another registration may have created it meanwhile.
         if not _group_exists(client, group):
-            raise UsageError(f"model package group {group}: {_message(error)}") from None
+            raise UsageError(f"model package group {group}: {error_message(error)}") from None
     log.info("created model package group %s", group)
     return group
 
@@ -252,7 +248,7 @@ def resolve_model_package(config: ProjectConfig, aws: Aws, ref: str) -> Register
         described = client.describe_model_package(ModelPackageName=ref)
     except client.exceptions.ClientError as error:
         raise UsageError(
-            f"model package {ref} not found in {aws.settings.region}: {_message(error)}"
+            f"model package {ref} not found in {aws.settings.region}: {error_message(error)}"
         ) from None
     status = str(described.get("ModelApprovalStatus", ""))
     if status != APPROVED:
@@ -308,7 +304,7 @@ def list_versions(aws: Aws, group: str) -> list[dict[str, Any]]:
 
 def _versions(client: Any, group: str) -> list[dict[str, Any]]:
     found = []
-    for item in _paged(client, "list_model_packages", "ModelPackageSummaryList", ModelPackageGroupName=group):
+    for item in paged(client, "list_model_packages", "ModelPackageSummaryList", ModelPackageGroupName=group):
         created = item.get("CreationTime")
         found.append(
             {
@@ -398,7 +394,3 @@ def _group_exists(client: Any, group: str) -> bool:
             return False
         raise
     return True
-
-
-def _message(error: Any) -> str:
-    return str(error.response.get("Error", {}).get("Message", error))

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,6 +74,22 @@ def resolve_settings(
 
 def _error_code(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Code", error))
+
+
+def error_message(error: Any) -> str:
+    """The service's own message of a botocore ClientError."""
+    return str(error.response.get("Error", {}).get("Message", error))
+
+
+def paged(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item under ``key`` of a boto3 list operation, following NextToken."""
+    token = None
+    while True:
+        page = getattr(client, operation)(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -16,7 +16,9 @@ entry points are package modules with relative imports.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +36,10 @@ from typing import Any
 from ..config import CONFIG_ENV_VAR, ProjectConfig
 from ..data.io import find_data_files
 from ..errors import UsageError
+from ..options import BY_NAME, HYPERPARAMETERS, to_hyperparameters
+from ..training.artifacts import metric_definitions
+from ..training.entry_points import entry_points, module_path
+from ..training.modeling import looks_like_path
 from ..training.options import BASE_MODEL_ENV
 from .images import (
     Versions,
@@ -43,12 +49,12 @@ from .images import (
     image_uri,
     processor_for,
 )
-from .session import Aws, AwsSettings, resource_name, timestamp
+from .jobs import describe_job, wait_for_job
+from .session import Aws, AwsSettings, project_tags, resource_name, timestamp
 
 log = logging.getLogger(__name__)
 
 PACKAGE = __package__.rsplit(".", 1)[0]
-ENTRY_POINTS = {"train_hf": "training.train_hf", "train_torch": "training.train_torch"}
 MODES = ("hosted", "local", "local_gpu", "process")
 CHANNELS = ("train", "validation", "test")
 REQUIRED_CHANNELS = ("train", "validation")
@@ -57,13 +63,6 @@ CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
 PROVIDED_BY_DLC = {"torch", "transformers"}
 MLFLOW_PLUGIN = "sagemaker-mlflow>=0.1,<1"
-
-
-def metric_definitions() -> list[dict[str, str]]:
-    """SageMaker metric definitions for the entry points' ``name=value;`` log lines."""
-    from ..training.artifacts import metric_definitions as definitions
-
-    return definitions()
 
 
 def parse_metrics(line: str, definitions: Iterable[Mapping[str, str]]) -> dict[str, float]:
@@ -105,13 +104,7 @@ class TrainingPlan:
 
     @property
     def module(self) -> str:
-        return f"{PACKAGE}.{ENTRY_POINTS[self.entry_point]}"
-
-
-def hyperparameter_names() -> tuple[str, ...]:
-    from ..training.option_spec import OPTIONS
-
-    return tuple(option.name for option in OPTIONS if option.hyperparameter)
+        return module_path(self.entry_point)
 
 
 def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
@@ -121,27 +114,23 @@ def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
     although the job would read the same values from the shipped config.toml. Folders come
     from the container environment instead, and an empty value (no run id) is left to the job.
     """
-    from ..training.option_spec import OPTIONS
-
-    values: dict[str, str] = {}
-    for option in OPTIONS:
-        value = config.options.get(option.name, option.default)
-        if option.hyperparameter and value is not None and value != "":
-            values[option.name] = option.to_hyperparameter(value)
-    return values
+    return to_hyperparameters(config.options)
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
-    """``key=value`` strings from ``--hp`` flags, keys checked against the entry points' options."""
-    known = hyperparameter_names()
+    """``key=value`` strings from ``--hp`` flags, checked against the entry points' options."""
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise UsageError(f"--hp expects key=value, got {pair!r}")
-        if key not in known:
-            raise UsageError(f"--hp {key}: not a training option; known: {', '.join(known)}")
+        if key not in HYPERPARAMETERS:
+            raise UsageError(f"--hp {key}: not a training option; known: {', '.join(HYPERPARAMETERS)}")
+        try:
+            BY_NAME[key].parse(value)
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"--hp {key}: {error}") from None
         overrides[key] = value.strip()
     return overrides
 
@@ -180,11 +169,7 @@ def local_base_model(name_or_path: str) -> str:
     A hosted job cannot see this machine, so a folder is uploaded and mounted as a channel;
     anything that looks like a path but is not a saved model is refused before any upload.
     """
-    if not name_or_path:
-        return ""
-    from ..training.modeling import looks_like_path
-
-    if not looks_like_path(name_or_path):
+    if not name_or_path or not looks_like_path(name_or_path):
         return ""
     folder = Path(name_or_path).expanduser()
     if not folder.is_dir():
@@ -199,8 +184,6 @@ def local_base_model(name_or_path: str) -> str:
 
 def folder_digest(folder: Path) -> str:
     """SHA-256 over the relative names and full contents of a folder's files."""
-    import hashlib
-
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
@@ -260,8 +243,8 @@ def plan_training(
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     entry_point = entry_point or section.entry_point
-    if entry_point not in ENTRY_POINTS:
-        raise UsageError(f"unknown entry point {entry_point!r}; use one of {', '.join(ENTRY_POINTS)}")
+    if entry_point not in entry_points():
+        raise UsageError(f"unknown entry point {entry_point!r}; use one of {', '.join(entry_points())}")
     if mode in ("local", "local_gpu"):
         instance_type, instance_count = mode, 1
     elif mode == "process":
@@ -408,20 +391,6 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _metric_definition_shapes() -> list[Any]:
-    from sagemaker.core.shapes import MetricDefinition
-
-    return [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in metric_definitions()]
-
-
-def project_tags(config: ProjectConfig, run_id: str = "") -> list[dict[str, str]]:
-    """The tags on everything this project creates: ``list`` and ``delete --all`` find
-    resources by them (names can be changed, tags say whose a resource is)."""
-    from .session import project_tags as tags
-
-    return tags(config, run_id)
-
-
 @dataclass
 class Launch:
     """Where a hosted run's pieces live, all named by its run id (= the training job name)."""
@@ -436,7 +405,7 @@ class Launch:
 def launch_sagemaker(
     config: ProjectConfig,
     plan: TrainingPlan,
-    aws: Aws | None,
+    aws: Aws,
     *,
     wait: bool = True,
     on_launch: Callable[[Launch], None] | None = None,
@@ -448,7 +417,7 @@ def launch_sagemaker(
     ``<base>/<job>/checkpoints`` (unless resuming from a given URI), the model to
     ``<output>/<job>/output/model.tar.gz``, and the entry point names its MLflow run after it.
     """
-    from sagemaker.core.shapes import Tag
+    from sagemaker.core.shapes import MetricDefinition, Tag
     from sagemaker.core.training.configs import (
         CheckpointConfig,
         Compute,
@@ -477,7 +446,6 @@ def launch_sagemaker(
         )
         options: dict[str, Any] = {}
         channels = dict(plan.channels)
-        assert aws is not None  # local mode too: the DLC comes from a private ECR registry
         if hosted:
             prefix = f"s3://{aws.bucket}/{plan.base_job_name}"
             if plan.base_model_dir:
@@ -522,37 +490,37 @@ def launch_sagemaker(
             base_job_name=plan.base_job_name,
             environment=environment,
             **options,
-        ).with_metric_definitions(_metric_definition_shapes())
+        ).with_metric_definitions(
+            [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in metric_definitions()]
+        )
         # Hosted: never the SDK's wait, whose log streaming ignores the session's region.
         trainer.train(input_data_config=inputs, wait=not hosted, logs=not hosted and wait)
     if not hosted:
         # Local mode gathers /opt/ml/model of every container into this tarball.
         model = Path(options["local_container_root"]) / "compressed_artifacts" / "model.tar.gz"
         return TrainingResult(plan.mode, plan.base_job_name, str(model), "Completed")
-    from .jobs import describe_job, wait_for_job
-
-    # The SDK's documented way to reach the job it just created.
-    job_name = str(trainer._latest_training_job.training_job_name)
-    client = aws.client("sagemaker")
-    described = client.describe_training_job(TrainingJobName=job_name)
-    client.add_tags(ResourceArn=described["TrainingJobArn"], Tags=project_tags(config, job_name))
-    launch = Launch(
-        run_id=job_name,
-        data={
-            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-            for c in described.get("InputDataConfig", [])
-            if "S3DataSource" in c.get("DataSource", {})
-        },
-        checkpoint_uri=described.get("CheckpointConfig", {}).get("S3Uri", ""),
-        output_path=described["OutputDataConfig"]["S3OutputPath"],
-        tracking_uri=plan.tracking_uri,
-    )
+    job_name = launched_job_name(trainer.output_data)
+    job = describe_job(aws, job_name)
+    aws.client("sagemaker").add_tags(ResourceArn=job.arn, Tags=project_tags(config, job_name))
     if on_launch is not None:
-        on_launch(launch)
+        on_launch(Launch(job_name, job.data, job.checkpoint_uri, output_path, plan.tracking_uri))
     if wait:
         wait_for_job(aws, job_name)
-    info = describe_job(aws, job_name)
-    return TrainingResult("hosted", job_name, info.model_data, info.status, info.final_metrics)
+    job = describe_job(aws, job_name)
+    return TrainingResult("hosted", job_name, job.model_data, job.status, job.final_metrics)
+
+
+def launched_job_name(output_data: str) -> str:
+    """The name of the job ``ModelTrainer.train`` just created, which the SDK chooses
+    (``<base>-<timestamp>``) and does not return. Its public ``output_data`` is documented as
+    ``<output path>/<job name>/output/output.tar.gz``."""
+    prefix = output_data.removesuffix("/output/output.tar.gz")
+    if prefix == output_data or "/" not in prefix:
+        raise UsageError(
+            f"sagemaker {metadata.version('sagemaker')}: ModelTrainer.output_data is {output_data!r}, "
+            "not <output path>/<job name>/output/output.tar.gz; find the job with `sagemaker list`"
+        )
+    return prefix.rsplit("/", 1)[1]
 
 
 def check_docker() -> None:
@@ -696,10 +664,14 @@ def run_process(
     plan_here = dataclasses.replace(plan, hyperparameters=hyperparameters)
     gpus = count_gpus()
     env = container_environment(root, plan_here, job_name, gpus)
-    config_dir = ml / "input" / "config"
-    (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
-    (config_dir / "inputdataconfig.json").write_text(env["SM_INPUT_DATA_CONFIG"])
-    (config_dir / "resourceconfig.json").write_text(env["SM_RESOURCE_CONFIG"])
+    # UTF-8, as in the container, whatever this machine's locale.
+    config_files = {
+        "hyperparameters.json": json.dumps(hyperparameters, indent=2),
+        "inputdataconfig.json": env["SM_INPUT_DATA_CONFIG"],
+        "resourceconfig.json": env["SM_RESOURCE_CONFIG"],
+    }
+    for name, text in config_files.items():
+        (ml / "input" / "config" / name).write_text(text, encoding="utf-8")
 
     python = plan.python or sys.executable
     if plan.torchrun or gpus > 1:
@@ -752,7 +724,7 @@ def run_process(
         status = child.wait()
     if status != 0:
         failure = ml / "output" / "failure"
-        reason = failure.read_text(errors="replace").strip() if failure.exists() else ""
+        reason = failure.read_text(encoding="utf-8", errors="replace").strip() if failure.exists() else ""
         raise UsageError(
             f"the entry point failed with exit status {status} (process mode, {root})"
             + (f": {reason}" if reason else "")
@@ -793,13 +765,13 @@ def train(
 ) -> TrainingResult:
     """Launch ``plan``. Tracking happens inside the entry point (MLflow, when the plan names a
     tracking server), the same code for local runs, process mode and hosted jobs."""
-    aws = Aws(settings) if settings is not None else None
-    if plan.mode != "process":
-        region = settings.region if settings else config.sagemaker.region
-        plan = dataclasses.replace(
-            plan, image=image_uri(plan.versions, "training", region, plan.instance_type)
-        )
     if plan.mode == "process":
         # Under the project root, where .gitignore expects it, whatever the working directory.
         return run_process(config, plan, work_dir or config.root / "sagemaker-process")
-    return launch_sagemaker(config, plan, aws, wait=wait, on_launch=on_launch)
+    # Local mode too: the training image comes from a private ECR registry.
+    if settings is None:
+        raise UsageError(f"{plan.mode} mode needs AWS settings (a region at least)")
+    image = image_uri(plan.versions, "training", settings.region, plan.instance_type)
+    return launch_sagemaker(
+        config, dataclasses.replace(plan, image=image), Aws(settings), wait=wait, on_launch=on_launch
+    )

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataFormatError
-from .io import iter_rows, missing_columns_message
-from .labels import LabelError, decide_format
+from ..label_schemes.label_values import LabelError, decide_format
+from .io import RowReader, missing_columns_message
 from .sources import split_files
 
 
@@ -51,7 +51,7 @@ def check_dataset(
     formats: dict[str, Path] = {}
     for file in result.files:
         try:
-            reader = iter_rows(file)
+            reader = RowReader(file)
             if text_column not in reader.columns or label_column not in reader.columns:
                 result.problems.append(
                     missing_columns_message(file, reader.columns, (text_column, label_column), label_names)

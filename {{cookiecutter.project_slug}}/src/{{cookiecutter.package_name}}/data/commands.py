@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from ..config import load_config
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     group = subparsers.add_parser("data", help="download, validate and prepare datasets")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import label_schemes
 from ..errors import DataFormatError
-from .io import find_data_files, iter_rows, missing_columns_message
-from .labels import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
+from ..label_schemes.label_values import LabelError, UnknownLabelsError, label_key
+from .io import RowReader, find_data_files, missing_columns_message
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,18 @@ def load_examples(
     *,
     skip_empty: bool = True,
     label_format: str = "auto",
+    scheme: label_schemes.LabelScheme | None = None,
 ) -> list[Example]:
     """Read labelled examples; any bad row is an error that names the file and line.
 
     Empty or whitespace-only texts are skipped when ``skip_empty`` (NSMC has a few): there is
     nothing to learn from them, and `data validate` reports them. Whether the labels are ids or
-    names is decided for the file as a whole (see :func:`labels.decide_format`).
+    names is decided for the file as a whole, by the label ``scheme`` (the project's default
+    when not given; see :func:`label_schemes.label_values.decide_format`).
     """
     file = resolve_data_file(path)
-    reader = iter_rows(file)
-    if not reader.columns:  # JSON Lines without a record (an empty CSV/TSV fails in iter_rows)
+    reader = RowReader(file)
+    if not reader.columns:  # JSON Lines without a record (an empty CSV/TSV fails in RowReader)
         raise DataFormatError(f"{file}: the file is empty (no records)")
     require_columns(reader.columns, (text_column, label_column), file, label_names)
     kept: list[tuple[str, Any, int]] = []
@@ -80,12 +83,12 @@ def load_examples(
     for warning in reader.warnings:
         log.warning(warning)
     try:
-        labels = LabelMap(label_names, decide_format(first_lines, label_names, label_format))
+        encode = (scheme or label_schemes.get()).label_reader(first_lines, label_names, label_format)
     except UnknownLabelsError as error:
         raise DataFormatError(f"{file}: line {error.first_line}: column {label_column!r}: {error}") from None
     except LabelError as error:
         raise DataFormatError(f"{file}: column {label_column!r}: {error}") from None
-    return [Example(text, labels.to_id(value), line) for text, value, line in kept]
+    return [Example(text, encode(value), line) for text, value, line in kept]
 
 
 def require_columns(

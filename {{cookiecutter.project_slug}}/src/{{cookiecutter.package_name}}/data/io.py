@@ -224,15 +224,9 @@ class RowReader:
             yield Row(number, record)
 
 
-def iter_rows(path: str | os.PathLike[str]) -> RowReader:
-    """The rows of a data file, read lazily: ``reader.columns``, ``reader.encoding``, then
-    ``for row in reader``; ``reader.warnings`` is complete once the rows are exhausted."""
-    return RowReader(path)
-
-
 def read_table(path: str | os.PathLike[str], limit: int | None = None) -> Table:
     """Read a whole data file (or its first ``limit`` rows) into a :class:`Table`."""
-    reader = iter_rows(path)
+    reader = RowReader(path)
     rows = list(islice(reader, limit))
     return Table(reader.path, list(reader.columns), rows, reader.encoding, reader.warnings)
 
@@ -313,10 +307,6 @@ def _suggest_header(columns: Sequence[str], required: Sequence[str], label_names
     return names
 
 
-def _escape_line_breaks(line: str) -> str:
-    return _JSONL_ESCAPE_RE.sub(lambda match: _JSONL_ESCAPES[match.group()], line)
-
-
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:
     """Write records as UTF-8 JSON Lines (Korean kept readable); returns the record count."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -332,7 +322,8 @@ def jsonl_line(record: Mapping[str, Any]) -> str:
     """One record as a JSON Lines line (Korean kept readable), newline included."""
     # json.dumps escapes the other control characters itself; these three occur only inside
     # JSON strings, where a \u escape reads back as the same character.
-    return _escape_line_breaks(json.dumps(record, ensure_ascii=False)) + "\n"
+    line = json.dumps(record, ensure_ascii=False)
+    return _JSONL_ESCAPE_RE.sub(lambda match: _JSONL_ESCAPES[match.group()], line) + "\n"
 
 
 def find_data_files(folder: str | os.PathLike[str]) -> list[Path]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataFormatError
-from .io import iter_rows, missing_columns_message
-from .labels import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
+from ..label_schemes.label_values import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
+from .io import RowReader, missing_columns_message
 
 # Long lists of row numbers help nobody; the count is always exact.
 MAX_LINES_SHOWN = 10
@@ -100,7 +100,7 @@ def validate_file(
     """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on).
 
     Whether the labels are ids or names is decided for the file as a whole, as training reads
-    it (see :func:`labels.decide_format`); ``label_format`` is [data].label_format.
+    it (see :func:`label_schemes.label_values.decide_format`); ``label_format`` is [data].label_format.
     """
     report = ValidationReport(str(path))
     required = [text_column] if unlabelled else [text_column, label_column]
@@ -109,7 +109,7 @@ def validate_file(
     by_text: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
     lengths = []
     try:
-        reader = iter_rows(path)
+        reader = RowReader(path)
         report.encoding = reader.encoding
         if any(name not in reader.columns for name in required):
             report.findings.append(

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
 from ..data.io import Table, jsonl_line, read_table
 from ..errors import DataFormatError
-from ..metrics import compute_metrics, save_confusion_matrix_png
+from ..metrics import save_confusion_matrix_png
 from . import inference
 from .options import OUTPUT_SUFFIXES
 
@@ -88,7 +88,7 @@ def classify(
         scores.extend(prediction.scores)
         truncated += prediction.truncated
     request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
-    return inference.Prediction(request, labels, scores, truncated)
+    return inference.Prediction(request, labels, scores, classifier.scheme, truncated)
 
 
 def classify_chunks(
@@ -120,9 +120,9 @@ def prediction_columns(labels: Sequence[str]) -> list[str]:
 
 def prediction_values(prediction: inference.Prediction, index: int) -> list[Any]:
     """The predicted label, its score and every label's score for one text."""
-    row = prediction.scores[index]
-    best = max(range(len(row)), key=row.__getitem__)
-    return [prediction.labels[best], round(row[best], 6), *(round(score, 6) for score in row)]
+    row, scheme = prediction.scores[index], prediction.scheme
+    (best,) = scheme.predict([row])
+    return [scheme.decode(best, prediction.labels), round(row[best], 6), *(round(score, 6) for score in row)]
 
 
 @dataclass
@@ -245,10 +245,12 @@ def evaluate_examples(
     examples = data.examples
     texts = [e.text for e in examples]
     prediction = classify(classifier, texts, max_length, progress, "evaluate")
-    predicted = [max(range(len(row)), key=row.__getitem__) for row in prediction.scores]
-    metrics = compute_metrics([e.label for e in examples], predicted, label_names)
+    scheme = classifier.scheme
+    predicted = scheme.predict(prediction.scores)
+    metrics = scheme.compute_metrics([e.label for e in examples], predicted, label_names)
     metrics["data"] = str(data.source)
-    report = _report(classifier, prediction, texts, [e.line for e in examples], max_length)
+    empty = [e.line for e in examples if not e.text.strip()]
+    report = BatchReport(len(texts), empty, prediction.truncated, max_length or classifier.max_length)
     metrics["empty_texts"] = len(report.empty_lines)
     metrics["empty_text_lines"] = report.empty_lines
     metrics["truncated_texts"] = report.truncated
@@ -265,7 +267,7 @@ def evaluate_examples(
         dict(
             zip(
                 columns,
-                [e.line, e.text, label_names[e.label], *prediction_values(prediction, i)],
+                [e.line, e.text, scheme.decode(e.label, label_names), *prediction_values(prediction, i)],
                 strict=True,
             )
         )
@@ -274,27 +276,9 @@ def evaluate_examples(
     ]
     # Most confident mistakes first: those are the likeliest label errors or blind spots.
     wrong.sort(key=lambda record: -record["score"])
-    write_records(out / "misclassified.csv", columns, wrong)
+    with open_records(out / "misclassified.csv", columns) as write:
+        write(wrong)
     return metrics
-
-
-def _report(
-    classifier: inference.Classifier,
-    prediction: inference.Prediction,
-    texts: Sequence[str],
-    lines: Sequence[int],
-    max_length: int | None,
-) -> BatchReport:
-    empty = [line for line, text in zip(lines, texts, strict=True) if not text.strip()]
-    return BatchReport(len(texts), empty, prediction.truncated, max_length or classifier.max_length)
-
-
-def write_records(
-    path: str | os.PathLike[str], columns: Sequence[str], records: Sequence[dict[str, Any]]
-) -> None:
-    """Write CSV, TSV (.tsv/.txt) or JSON Lines by the file's extension."""
-    with open_records(path, columns) as write:
-        write(records)
 
 
 class RecordWriter:

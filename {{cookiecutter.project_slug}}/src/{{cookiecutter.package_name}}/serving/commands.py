@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import ProjectConfig, load_config
 from ..training.runs import LATEST_FILE, latest_model_dir
@@ -43,7 +43,7 @@ def _with_defaults(args: argparse.Namespace, out: str | None = None) -> ProjectC
     return config
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     model_help = (
         "model folder written by training: config.json, safetensors weights, tokenizer "
         f"(default: the latest training run's, named in {LATEST_FILE.as_posix()})"
@@ -241,7 +241,7 @@ def _load_classifier(args: argparse.Namespace, config: ProjectConfig) -> inferen
     """The model for predict/evaluate, with --max-length checked against its token limit."""
     from .batch import load_classifier
 
-    classifier = load_classifier(args.model, args.batch_size or config.train.eval_batch_size, args.quantize)
+    classifier = load_classifier(args.model, args.batch_size or config.options.eval_batch_size, args.quantize)
     if args.max_length is not None and args.max_length > classifier.max_length:
         raise _usage_error(
             ValueError(

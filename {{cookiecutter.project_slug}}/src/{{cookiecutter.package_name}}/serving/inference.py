@@ -1,8 +1,9 @@
 """Request handlers for the Hugging Face inference container, also used by local serving.
 
-This file is copied as ``code/inference.py`` into ``model.tar.gz``; the container's inference
-toolkit imports it on its own, so it must stay standalone (standard library, torch and
-transformers only) and work with the container's transformers 4.51 as well as 5.x.
+This file is copied as ``code/inference.py`` into ``model.tar.gz``, the label schemes beside it
+as ``code/label_schemes/``; the container's inference toolkit imports it on its own, so it must
+import nothing else of the project (standard library, torch, transformers and the label schemes
+only) and work with the container's transformers 4.51 as well as 5.x.
 
 The toolkit calls ``model_fn(model_dir)`` once, then per request
 ``output_fn(predict_fn(input_fn(body, content_type), model), accept)``. It counts each handler's
@@ -45,6 +46,11 @@ from typing import Any
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+try:
+    from ..label_schemes import LabelScheme, for_model
+except ImportError:  # code/inference.py in the container: a top-level module, schemes beside it
+    from label_schemes import LabelScheme, for_model  # type: ignore[no-redef]
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +121,8 @@ class Classifier:
     max_length: int
     # Texts per forward pass; local batch runs may change it.
     batch_size: int
-    # Sigmoid for multi-label or single-logit heads, softmax otherwise (as the pipeline does).
-    multi_label: bool
+    # How scores are computed and decided: the scheme the model was trained with.
+    scheme: LabelScheme
 
 
 @dataclass
@@ -143,6 +149,7 @@ class Prediction:
     request: Request
     labels: list[str]
     scores: list[list[float]]
+    scheme: LabelScheme
     # How many texts were longer than the token limit and cut to it (truncation=true).
     truncated: int = 0
 
@@ -177,7 +184,6 @@ def load_model(model_dir: str, quantize: str = "none") -> Classifier:
     # Tokenizers without a known limit report a huge sentinel value; positions are the hard cap.
     model_limit = min(value for value in limits if isinstance(value, int) and 0 < value < 1_000_000)
     max_length = min(_env_int("INFERENCE_MAX_LENGTH", model_limit), model_limit)
-    multi_label = config.problem_type == "multi_label_classification" or config.num_labels == 1
     logger.info(
         "loaded %s on %s%s: labels %s, max_length %d",
         model_dir,
@@ -186,7 +192,7 @@ def load_model(model_dir: str, quantize: str = "none") -> Classifier:
         labels,
         max_length,
     )
-    return Classifier(model, tokenizer, labels, device, max_length, BATCH_SIZE, multi_label)
+    return Classifier(model, tokenizer, labels, device, max_length, BATCH_SIZE, for_model(config))
 
 
 def _quantize_int8(model: Any) -> Any:
@@ -352,7 +358,7 @@ class Work:
         scores = [row for row in self._scores if row is not None]
         if len(scores) != len(self._scores):
             raise RuntimeError("prediction asked for before every text was scored")
-        return Prediction(self.request, self.model.labels, scores, self.truncated)
+        return Prediction(self.request, self.model.labels, scores, self.model.scheme, self.truncated)
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[int]]:
@@ -424,11 +430,8 @@ def score_batch(model: Classifier, batch: Sequence[list[int]]) -> list[list[floa
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     ids, mask = _pad(list(batch), pad_id, model.tokenizer.padding_side == "left")
     with torch.inference_mode():
-        logits = model.model(
-            input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
-        ).logits.float()
-        probs = logits.sigmoid() if model.multi_label else logits.softmax(dim=-1)
-        return probs.cpu().tolist()
+        logits = model.model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+        return model.scheme.probabilities(logits).cpu().tolist()
 
 
 def output_fn(prediction: Prediction, accept: str | None) -> str:
@@ -439,9 +442,9 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["label", "score", *(f"score_{label}" for label in prediction.labels)])
-        for row in prediction.scores:
-            best = max(range(len(row)), key=row.__getitem__)
-            writer.writerow([prediction.labels[best], row[best], *row])
+        scheme = prediction.scheme
+        for row, best in zip(prediction.scores, scheme.predict(prediction.scores), strict=True):
+            writer.writerow([scheme.decode(best, prediction.labels), row[best], *row])
         return buffer.getvalue()
     answers = [_ranked(row, prediction.labels, request) for row in prediction.scores]
     if media_type == JSONLINES:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 QUANTIZE_MODES = ("none", "int8")
-# What predict can write, by extension (batch.write_records).
+# What predict can write, by extension (batch.open_records).
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
 # SageMaker ends an invocation after 60 s; answering before that lets the client see why.
 DEFAULT_TIME_BUDGET = 50.0

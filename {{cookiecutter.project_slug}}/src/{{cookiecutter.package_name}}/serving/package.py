@@ -1,8 +1,9 @@
 """Build ``model.tar.gz`` for the Hugging Face inference container and check its layout.
 
 Layout the container expects: model files (config, safetensors weights, tokenizer files) at the
-root of the archive, the handlers as ``code/inference.py`` and ``code/requirements.txt``, which
-the container pip-installs at start-up.
+root of the archive, the handlers as ``code/inference.py`` (with the label schemes it imports as
+``code/label_schemes/``) and ``code/requirements.txt``, which the container pip-installs at
+start-up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import label_schemes
 from . import inference
 
 # Model and tokenizer files are JSON, safetensors, vocabularies (txt), sentencepiece or
@@ -23,12 +25,14 @@ MODEL_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
 # Training state that can sit next to a model but is no use to the endpoint.
 SKIPPED_FILES = ("trainer_state.json", "training_args.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model")
-# Everything inference.py imports ships with the container (torch, transformers, safetensors).
+# Everything inference.py imports ships with the container (torch, transformers, safetensors)
+# or in the archive (code/label_schemes/).
 REQUIREMENTS = """\
 # Installed with pip when the inference container starts. code/inference.py needs only
 # torch and transformers, which the Hugging Face inference container already has; add
 # packages here only if you extend the handlers.
 """
+SCHEMES_FOLDER = "code/label_schemes"
 
 
 class PackageError(ValueError):
@@ -84,6 +88,8 @@ def build_model_archive(model_dir: str | os.PathLike[str], output: str | os.Path
             for path in files:
                 archive.add(path, arcname=path.name, filter=_normalise)
             archive.add(Path(inference.__file__), arcname="code/inference.py", filter=_normalise)
+            for module in sorted(Path(label_schemes.__file__).parent.glob("*.py")):
+                archive.add(module, arcname=f"{SCHEMES_FOLDER}/{module.name}", filter=_normalise)
             data = REQUIREMENTS.encode("utf-8")
             info = _normalise(tarfile.TarInfo("code/requirements.txt"))
             info.size, info.mtime = len(data), int(time.time())
@@ -127,6 +133,8 @@ def check_model_archive(path: str | os.PathLike[str]) -> list[str]:
     if stray:
         # The container reads the model only from the root; a nested folder means a wrong layout.
         problems.append(f"files outside the root and code/: {stray}")
+    if b"label_schemes" in handler_source and f"{SCHEMES_FOLDER}/__init__.py" not in names:
+        problems.append(f"code/inference.py imports the label schemes, but {SCHEMES_FOLDER}/ is missing")
     if handler_source:
         try:
             compile(handler_source, "code/inference.py", "exec")

@@ -12,9 +12,9 @@ import sys
 import time
 from typing import Any
 
-from .options import add_training_arguments, resolve_options, to_argv
-
-ENTRY_POINTS = {"hf": "train_hf", "torch": "train_torch"}
+from ..options import add_arguments, to_argv
+from .entry_points import DEFAULT, backend_for, check_entry_point, entry_points, module_path, short_name
+from .options import resolve_options
 
 
 def register(subparsers: Any) -> None:
@@ -29,9 +29,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--entry",
-        choices=sorted(ENTRY_POINTS),
-        default="hf",
-        help="hf: Hugging Face Trainer (default); torch: plain PyTorch loop",
+        choices=[short_name(name) for name in entry_points()],
+        default=short_name(DEFAULT),
+        help=(
+            "which training/train_ENTRY.py module trains: hf, the Hugging Face Trainer (default); "
+            "torch, a plain PyTorch loop"
+        ),
     )
     parser.add_argument(
         "--nproc",
@@ -39,21 +42,17 @@ def register(subparsers: Any) -> None:
         default=1,
         help="processes (e.g. GPUs) to train with; above 1 runs under torchrun",
     )
-    add_training_arguments(parser, with_config=False)
+    add_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    module = f"{__package__}.{ENTRY_POINTS[args.entry]}"
     if args.nproc > 1:
-        return _run_torchrun(module, args)
+        return _run_torchrun(module_path(args.entry), args)
     options = resolve_options(args)
     from .pipeline import run_with_options
-    from .train_hf import HFTrainer
-    from .train_torch import TorchLoop
 
-    backend = HFTrainer if args.entry == "hf" else TorchLoop
-    return run_with_options(options, backend, ENTRY_POINTS[args.entry])
+    return run_with_options(options, backend_for(args.entry), check_entry_point(args.entry))
 
 
 def _run_torchrun(module: str, args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from ..data.examples import Example, load_examples
 from ..data.subset import dev_subset
 from ..errors import DataFormatError
-from .options import TrainOptions
+from ..options import TrainOptions
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """The model card: ``README.md`` in a saved model folder, as the Hugging Face Hub reads it.
 
-The front matter (library, pipeline tag, base model, evaluation results as ``model-index``) is
-rendered by ``huggingface_hub.ModelCardData``, so it is valid YAML whatever the project's names
-hold. The body says what the model is, what it was trained on, how well it does and how to load
-it. Every name and value is escaped for its table cell, so a label such as ``a|b`` or ``부정``
-shows as written. Nothing in it names a folder of the machine it was trained on: a local base
-model, or any option holding a local path, shows only its last component.
+``huggingface_hub`` renders it: ``ModelCardData`` the front matter (library, pipeline tag, base
+model, evaluation results as ``model-index``), ``ModelCard.from_template`` the body from
+:data:`TEMPLATE` (Jinja). The template shows every name through ``text`` or ``code``, which
+escape it for markdown, so a label such as ``a|b`` or ``부정`` shows as written. Nothing in the
+card names a folder of the machine it was trained on: a local base model, or an option holding a
+local path, shows only its last component.
 """
 
 from __future__ import annotations
@@ -20,36 +20,153 @@ from typing import Any
 
 CARD_FILE = "README.md"
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-# Characters that could start markdown or HTML inside a cell (a backslash escape works for any
-# ASCII punctuation, so escaping these leaves the text unchanged on screen).
+TEMPLATE = """\
+---
+{{ card_data }}
+---
+
+# {{ text(project_name) }}
+
+A text classifier fine-tuned from {{ base }}
+with this project's {{ code(entry_point, False) }} entry point.
+It gives each text one of {{ label_names | length }} labels.
+The saved tokenizer truncates texts at {{ max_length }} tokens, the length the model was trained with.
+
+| model | |
+|---|---|
+| base model | {{ base | replace("|", "\\|") }} |
+| labels | {{ label_names | length }} |
+| max length | {{ max_length }} tokens |
+| entry point | {{ code(entry_point) }} |
+
+## Labels
+
+| id | label |{% for split in label_counts %} {{ text(split) }} examples |{% endfor %}
+|---|---|{% for split in label_counts %}---|{% endfor %}
+{%- for name in label_names %}{% set id = loop.index0 %}
+| {{ id }} | {{ text(name) }} |{% for counts in label_counts.values() %} {{ count(counts[id]) }} |{% endfor %}
+{%- endfor %}
+
+## Data
+
+| split | examples |
+|---|---|
+{%- for split, counts in label_counts.items() %}
+| {{ text(split) }} | {{ counts | sum }} |
+{%- endfor %}
+
+## Evaluation
+
+{% if metrics -%}
+| split | examples | accuracy | macro F1 | loss |
+|---|---|---|---|---|
+{%- for split, m in metrics.items() %}
+| {{ text(split) }} | {{ count(m.num_examples) }} | {{ metric(m.accuracy) }} | {{ metric(m.macro_f1) }} | \
+{{ metric(m.loss) }} |
+{%- endfor %}
+{%- else -%}
+No evaluation results.
+{%- endif %}
+{%- if per_class %}
+
+Per class, {{ detail }} split:
+
+| label | precision | recall | F1 | support |
+|---|---|---|---|---|
+{%- for name, s in per_class %}
+| {{ text(name) }} | {{ metric(s.precision) }} | {{ metric(s.recall) }} | {{ metric(s.f1) }} | \
+{{ count(s.support) }} |
+{%- endfor %}
+{%- endif %}
+{%- if confusion %}
+
+Confusion matrix, {{ detail }} split (rows: true label, columns: predicted):
+
+| |{% for name in label_names %} {{ text(name) }} |{% endfor %}
+|---|{% for name in label_names %}---|{% endfor %}
+{%- for name, row in confusion %}
+| {{ text(name) }} |{% for value in row %} {{ count(value) }} |{% endfor %}
+{%- endfor %}
+{%- endif %}
+
+## How to use
+
+With the `transformers` pipeline (`truncation=True` cuts long texts at the saved tokenizer's
+limit, {{ max_length }} tokens):
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model="path/to/this/folder")
+print(classifier(["first text", "second text"], truncation=True))
+```
+
+Or with the model and tokenizer:
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
+texts = ["first text", "second text"]
+batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+with torch.no_grad():
+    predicted = model(**batch).logits.argmax(dim=-1).tolist()
+print([model.config.id2label[i] for i in predicted])
+```
+
+## Training options
+
+{% if options -%}
+| option | value |
+|---|---|
+{%- for key, value in options %}
+| {{ code(key) }} | {{ code(shown(value)) }} |
+{%- endfor %}
+{%- else -%}
+Not recorded.
+{%- endif %}
+
+## Run
+
+| run | |
+|---|---|
+| run id | {{ code(run_id) }} |
+| fingerprint | {{ code(fingerprint) }} |
+| created | {{ text(created) }} |
+
+Framework versions:
+
+| package | version |
+|---|---|
+{%- for name, version in versions.items() %}
+| {{ text(name) }} | {{ text(version) }} |
+{%- endfor %}
+
+"""
+
+# Characters that could start markdown or HTML in a cell (a backslash escape works for any ASCII
+# punctuation, so escaping these leaves the text unchanged on screen).
 _MARKUP = re.compile(r"([\\`*_\[\]<>|~&$])")
-_WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
-_METRIC_KEYS, _METRIC_TITLES = ("accuracy", "macro_f1", "loss"), ("accuracy", "macro F1", "loss")
-
-
-def _one_line(value: Any) -> str:
-    return " ".join(str(value).split())
 
 
 def _text(value: Any) -> str:
     """Plain text for a table cell or a heading: one line, markup characters escaped."""
-    return _MARKUP.sub(r"\\\1", _one_line(value))
+    return _MARKUP.sub(r"\\\1", " ".join(str(value).split()))
 
 
 def _code(value: Any, in_table: bool = True) -> str:
     """Inline code, which shows its content literally. A fence longer than any backtick run in
     the text lets backticks through; in a table a pipe still needs ``\\|`` (GFM splits cells
     before it reads code)."""
-    text = _one_line(value)
+    text = " ".join(str(value).split())
     if not text:
         return ""
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    fence = "`" * (max(map(len, re.findall(r"`+", text)), default=0) + 1)
     if text.startswith("`") or text.endswith("`"):
         text = f" {text} "
-    if in_table:
-        text = text.replace("|", "\\|")
-    return f"{fence}{text}{fence}"
+    return fence + (text.replace("|", "\\|") if in_table else text) + fence
 
 
 def _number(value: Any) -> float | None:
@@ -68,84 +185,66 @@ def _count(value: Any) -> str:
     return str(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else ""
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A markdown table from cells that are already escaped."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def is_local_path(text: str) -> bool:
     """Whether ``text`` names a place on this machine rather than a hub id or a remote URI."""
-    if text.startswith(("/", "~", ".", "file:")) or _WINDOWS_PATH.match(text):
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if text.startswith("file:"):
         return True
     if "://" in text:
         return False  # s3://..., https://...
-    return not _HUB_ID.match(text) or Path(text).exists()
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return True  # /abs, ./rel, ~/home, C:\win and the like
+    return Path(text).exists()
 
 
 def is_hub_id(text: str) -> bool:
     """Whether ``text`` reads as a Hugging Face Hub model id (``name`` or ``owner/name``)."""
-    return bool(_HUB_ID.match(text)) and not is_local_path(text)
+    return "://" not in text and not is_local_path(text)
 
 
 def _local_name(text: str) -> str:
-    name = re.split(r"[\\/]", text.removeprefix("file:").rstrip("\\/"))[-1]
-    return name or "."
+    return re.split(r"[\\/]", text.removeprefix("file:").rstrip("\\/"))[-1] or "."
 
 
-def _scrub(value: Any) -> Any:
-    """``value`` with absolute local paths cut to their last component."""
-    if isinstance(value, str):
-        if not (value.startswith(("/", "~", "file:")) or _WINDOWS_PATH.match(value)):
-            return value
-        place = Path(value.removeprefix("file:")).expanduser()
-        kind = "folder" if place.is_dir() else "file" if place.is_file() else "path"
-        return f"local {kind} {_local_name(value)}"
-    if isinstance(value, Mapping):
-        return {key: _scrub(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    return value
-
-
-def _option_value(value: Any) -> str:
-    value = _scrub(value)
-    if isinstance(value, str):
-        return value
-    try:
+def _shown(value: Any) -> str:
+    """An option's value as the card shows it: JSON but for strings; an absolute local path
+    cut to its last component."""
+    if not isinstance(value, str):
         return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
+    if not (value.startswith(("/", "~", "file:")) or re.match(r"[A-Za-z]:[\\/]|\\\\", value)):
+        return value
+    place = Path(value.removeprefix("file:")).expanduser()
+    kind = "folder" if place.is_dir() else "file" if place.is_file() else "path"
+    return f"local {kind} {_local_name(value)}"
 
 
 def _eval_results(project_name: str, metrics: Mapping[str, Mapping[str, Any]]) -> list[Any]:
     from huggingface_hub import EvalResult
 
-    results = []
-    for split, values in metrics.items():
-        for key, metric_type, name, args in (
-            ("accuracy", "accuracy", "Accuracy", None),
-            ("macro_f1", "f1", "Macro F1", {"average": "macro"}),
-            ("loss", "loss", "Loss", None),
-        ):
-            number = _number(values.get(key))
-            if number is None:
-                continue
-            results.append(
-                EvalResult(
-                    task_type="text-classification",
-                    task_name="Text Classification",
-                    dataset_type="custom",
-                    dataset_name=f"{project_name} data",
-                    dataset_split=str(split),
-                    metric_type=metric_type,
-                    metric_name=name,
-                    metric_value=number,
-                    metric_args=args,
-                )
-            )
-    return results
+    kinds = [
+        ("accuracy", "accuracy", "Accuracy", None),
+        ("macro_f1", "f1", "Macro F1", {"average": "macro"}),
+        ("loss", "loss", "Loss", None),
+    ]
+    return [
+        EvalResult(
+            task_type="text-classification",
+            task_name="Text Classification",
+            dataset_type="custom",
+            dataset_name=f"{project_name} data",
+            dataset_split=str(split),
+            metric_type=metric_type,
+            metric_name=name,
+            metric_value=number,
+            metric_args=args,
+        )
+        for split, values in metrics.items()
+        for key, metric_type, name, args in kinds
+        if (number := _number(values.get(key))) is not None
+    ]
 
 
 def write_model_card(
@@ -167,154 +266,51 @@ def write_model_card(
     """Write ``README.md`` (front matter + model card) into ``model_dir``; return its path."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    local_base, hub_base = is_local_path(base_model), is_hub_id(base_model)
-    results = _eval_results(project_name, metrics)
+    if is_local_path(base_model):
+        base = f"a local folder ({_code(_local_name(base_model), False)})"
+    elif is_hub_id(base_model):
+        base = f"[{_code(base_model, False)}](https://huggingface.co/{base_model})"
+    else:  # s3://... and other remote places
+        base = _code(base_model, False)
+    # Per class and confusion matrix: for the test split, else the validation split.
+    detail = next((split for split in ("test", "validation") if split in metrics), "")
+    scores = (metrics[detail].get("per_class") or {}) if detail else {}
+    per_class = [(name, scores[name]) for name in label_names if isinstance(scores.get(name), Mapping)]
+    matrix = metrics[detail].get("confusion_matrix") if detail else None
+    if not isinstance(matrix, Sequence) or len(matrix) != len(label_names):
+        matrix = []
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text-classification",
-        base_model=base_model if hub_base else None,
+        base_model=base_model if is_hub_id(base_model) else None,
         model_name=project_name,
-        eval_results=results or None,
+        eval_results=_eval_results(project_name, metrics) or None,
         tags=["text-classification"],
     )
-    if local_base:
-        base_text = f"a local folder ({_code(_local_name(base_model), in_table=False)})"
-        base_cell = f"local folder {_code(_local_name(base_model))}"
-    elif hub_base:
-        base_text = f"[{_code(base_model, in_table=False)}](https://huggingface.co/{base_model})"
-        base_cell = f"[{_code(base_model)}](https://huggingface.co/{base_model})"
-    else:  # s3://... and other remote places
-        base_text, base_cell = _code(base_model, in_table=False), _code(base_model)
-
-    splits = list(label_counts)
-
-    def count(split: str, index: int) -> str:
-        values = label_counts[split]
-        return _count(values[index]) if index < len(values) else ""
-
-    label_rows = [
-        [str(index), _text(name), *[count(split, index) for split in splits]]
-        for index, name in enumerate(label_names)
-    ]
-    size_rows = [[_text(split), str(sum(int(v) for v in values))] for split, values in label_counts.items()]
-    result_rows = [
-        [_text(split), _count(values.get("num_examples")), *[_metric(values.get(k)) for k in _METRIC_KEYS]]
-        for split, values in metrics.items()
-    ]
-
-    body = [
-        f"# {_text(project_name)}",
-        "",
-        f"A text classifier fine-tuned from {base_text} with this project's "
-        f"{_code(entry_point, in_table=False)} entry point. It gives each text one of "
-        f"{len(label_names)} labels. The saved tokenizer truncates texts at {max_length} tokens, "
-        "the length the model was trained with.",
-        "",
-        _table(
-            ["model", ""],
-            [
-                ["base model", base_cell],
-                ["labels", str(len(label_names))],
-                ["max length", f"{max_length} tokens"],
-                ["entry point", _code(entry_point)],
-            ],
-        ),
-        "",
-        "## Labels",
-        "",
-        _table(["id", "label", *[f"{_text(split)} examples" for split in splits]], label_rows),
-        "",
-        "## Data",
-        "",
-        _table(["split", "examples"], size_rows),
-        "",
-        "## Evaluation",
-        "",
-        _table(["split", "examples", *_METRIC_TITLES], result_rows)
-        if result_rows
-        else "No evaluation results.",
-    ]
-    detail = "test" if "test" in metrics else ("validation" if "validation" in metrics else None)
-    if detail is not None:
-        per_class = metrics[detail].get("per_class") or {}
-        class_rows = [
-            [_text(name), *[_metric(scores.get(k)) for k in ("precision", "recall", "f1")],
-             _count(scores.get("support"))]
-            for name in label_names
-            if isinstance(scores := per_class.get(name), Mapping)
-        ]  # fmt: skip
-        if class_rows:
-            body += [
-                "",
-                f"Per class, {_text(detail)} split:",
-                "",
-                _table(["label", "precision", "recall", "F1", "support"], class_rows),
-            ]
-        matrix = metrics[detail].get("confusion_matrix")
-        if isinstance(matrix, Sequence) and len(matrix) == len(label_names):
-            body += [
-                "",
-                f"Confusion matrix, {_text(detail)} split (rows: true label, columns: predicted):",
-                "",
-                _table(
-                    ["", *[_text(name) for name in label_names]],
-                    [
-                        [_text(name), *[_count(v) for v in row]]
-                        for name, row in zip(label_names, matrix, strict=False)
-                    ],
-                ),  # fmt: skip
-            ]
-    body += [
-        "",
-        "## How to use",
-        "",
-        "With the `transformers` pipeline (`truncation=True` cuts long texts at the saved "
-        f"tokenizer's limit, {max_length} tokens):",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        'classifier = pipeline("text-classification", model="path/to/this/folder")',
-        'print(classifier(["first text", "second text"], truncation=True))',
-        "```",
-        "",
-        "Or with the model and tokenizer:",
-        "",
-        "```python",
-        "import torch",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "",
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-        'model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")',
-        'texts = ["first text", "second text"]',
-        'batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")',
-        "with torch.no_grad():",
-        "    predicted = model(**batch).logits.argmax(dim=-1).tolist()",
-        "print([model.config.id2label[i] for i in predicted])",
-        "```",
-        "",
-        "## Training options",
-        "",
-        _table(
-            ["option", "value"],
-            [[_code(key), _code(_option_value(value))] for key, value in sorted(options.items())],
-        )
-        if options
-        else "Not recorded.",
-        "",
-        "## Run",
-        "",
-        _table(
-            ["run", ""],
-            [["run id", _code(run_id)], ["fingerprint", _code(fingerprint)], ["created", _text(created)]],
-        ),
-        "",
-        "Framework versions:",
-        "",
-        _table(["package", "version"], [[_text(name), _text(version)] for name, version in versions.items()]),
-        "",
-    ]
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))
+    card = ModelCard.from_template(
+        data,
+        template_str=TEMPLATE,
+        text=_text,
+        code=_code,
+        metric=_metric,
+        count=_count,
+        shown=_shown,
+        project_name=project_name,
+        base=base,
+        entry_point=entry_point,
+        label_names=label_names,
+        max_length=max_length,
+        label_counts=label_counts,
+        metrics=metrics,
+        detail=_text(detail),
+        per_class=per_class,
+        confusion=list(zip(label_names, matrix, strict=False)),
+        options=sorted(options.items()),
+        run_id=run_id,
+        fingerprint=fingerprint,
+        created=created,
+        versions=versions,
+    )
     path = Path(model_dir) / CARD_FILE
     card.save(path)
     return path

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import label_schemes
 from ..errors import OptionError
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,15 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
-def load_model(name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False) -> Any:
-    """Any ``AutoModelForSequenceClassification`` model with ``id2label``/``label2id`` set.
+def load_model(
+    name_or_path: str,
+    label_names: Sequence[str],
+    trust_remote_code: bool = False,
+    *,
+    scheme: label_schemes.LabelScheme | None = None,
+) -> Any:
+    """Any ``AutoModelForSequenceClassification`` model with ``id2label``/``label2id`` set and
+    the label ``scheme`` (default: the project's) recorded in its config, for whatever serves it.
 
     Weights load from safetensors; a model that only has a pickled ``pytorch_model.bin`` falls
     back to transformers' restricted (``weights_only``) loader with a warning. A classification
@@ -84,12 +92,14 @@ def load_model(name_or_path: str, label_names: Sequence[str], trust_remote_code:
     from transformers import AutoModelForSequenceClassification
 
     names = list(label_names)
+    scheme = scheme or label_schemes.get()
     # dict[str, Any]: a dict(...) call would infer dict[str, object], which transformers 5.25's
     # typed from_pretrained rejects for each keyword it declares.
     kwargs: dict[str, Any] = {
         "num_labels": len(names),
         "id2label": dict(enumerate(names)),
         "label2id": {name: index for index, name in enumerate(names)},
+        "problem_type": scheme.problem_type,
         "trust_remote_code": trust_remote_code,
         "ignore_mismatched_sizes": True,
     }
@@ -108,6 +118,8 @@ def load_model(name_or_path: str, label_names: Sequence[str], trust_remote_code:
             raise safetensors_error from None
         log.warning("%s has no safetensors weights; loaded pytorch_model.bin instead", name_or_path)
     _log_loading(name_or_path, model, info)
+    # Not a from_pretrained keyword (the model would be handed it); config.json keeps it.
+    model.config.label_scheme = scheme.name
     return model
 
 
@@ -154,10 +166,15 @@ def _log_loading(name_or_path: str, model: Any, info: dict[str, Any]) -> None:
 
 
 def load_model_for(
-    tokenizer: Any, name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False
+    tokenizer: Any,
+    name_or_path: str,
+    label_names: Sequence[str],
+    trust_remote_code: bool = False,
+    *,
+    scheme: label_schemes.LabelScheme | None = None,
 ) -> Any:
     """:func:`load_model`, with the pad token the tokenizer pads with."""
-    model = load_model(name_or_path, label_names, trust_remote_code)
+    model = load_model(name_or_path, label_names, trust_remote_code, scheme=scheme)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -1,10 +1,10 @@
-"""Training options resolved: spec defaults -> config.toml -> SageMaker environment -> flags.
+"""Training options resolved: defaults -> config.toml -> SageMaker environment -> flags.
 
-The options themselves are defined once, in :mod:`.option_spec`. Precedence, lowest first: the
-spec's defaults, ``config.toml`` ([model], [data], [train]), the SageMaker environment
+The options themselves are the fields of :class:`..options.TrainOptions`. Precedence, lowest
+first: their defaults, ``config.toml`` ([model], [data], [train]), the SageMaker environment
 (``SM_CHANNEL_*``, ``SM_MODEL_DIR``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``, ``TRAINING_JOB_NAME``),
 then ``--key value`` flags. SageMaker passes every hyperparameter as a string (``--epochs "3"``,
-``--group_by_length "True"``), so every value goes through the spec's tolerant parsers.
+``--group_by_length "True"``), so every value goes through the options' tolerant parsers.
 """
 
 from __future__ import annotations
@@ -14,66 +14,31 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..config import load_config
 from ..errors import OptionError
-from .option_spec import BY_NAME, OPTIONS, OptionValues
+from ..options import TrainOptions, add_arguments, from_hyperparameters, given, range_problems
 
 log = logging.getLogger(__name__)
 
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 SPLITS = ("train", "validation", "test")
-# Values every run carries besides the options: they come from config.toml's [data] table.
-FROM_CONFIG = ("label_names", "text_column", "label_column", "config_path")
-
-
-class TrainOptions(OptionValues):
-    """Everything one training run uses (every :data:`OPTIONS` name plus :data:`FROM_CONFIG`);
-    written out as the effective hyperparameters."""
 
 
 def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
-    """The shared parser; every option defaults to None so later layers can tell what was set."""
+    """The entry points' parser: ``--config`` and every option."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         # Abbreviations would let a SageMaker hyperparameter silently match the wrong option.
         allow_abbrev=False,
     )
-    add_training_arguments(parser)
+    parser.add_argument("--config", help="configuration file (default: the project's config.toml)")
+    add_arguments(parser)
     return parser
-
-
-def add_training_arguments(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
-    """Add every hyperparameter (``--learning_rate`` or ``--learning-rate``) and ``--config``
-    (left out where a parent parser already has it)."""
-    if with_config:
-        parser.add_argument("--config", help="configuration file (default: the project's config.toml)")
-    for option in OPTIONS:
-        flags = [option.flag]
-        if "_" in option.name:
-            flags.append(f"--{option.name.replace('_', '-')}")
-        range_note = f" ({option.range_text()})" if option.low is not None or option.high is not None else ""
-        parser.add_argument(
-            *flags,
-            dest=option.name,
-            type=option.parse,
-            default=None,
-            help=option.help + range_note,
-            metavar=option.metavar,
-        )
-
-
-def to_argv(args: argparse.Namespace) -> list[str]:
-    """The ``--key value`` flags that were given, to hand to a child process (torchrun)."""
-    argv = []
-    for option in OPTIONS:
-        value = getattr(args, option.name, None)
-        if value is not None:
-            argv += [option.flag, option.to_hyperparameter(value)]
-    return argv
 
 
 def _sagemaker_hyperparameters(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -86,17 +51,7 @@ def _sagemaker_hyperparameters(environ: Mapping[str, str]) -> dict[str, Any]:
     except json.JSONDecodeError:
         log.warning("ignoring SM_HPS: not valid JSON")
         return {}
-    if not isinstance(values, dict):
-        return {}
-    known = {}
-    for key, value in values.items():
-        name = str(key).replace("-", "_")
-        if name in BY_NAME:
-            try:
-                known[name] = BY_NAME[name].parse(value)
-            except argparse.ArgumentTypeError as error:
-                raise argparse.ArgumentTypeError(f"SM_HPS[{key!r}]: {error}") from None
-    return known
+    return from_hyperparameters(values, "SM_HPS") if isinstance(values, dict) else {}
 
 
 BASE_MODEL_ENV = "SM_CHANNEL_BASE_MODEL"
@@ -123,10 +78,8 @@ def resolve_options(args: argparse.Namespace, environ: Mapping[str, str] | None 
     """Combine config, SageMaker environment and flags into checked :class:`TrainOptions`."""
     environ = os.environ if environ is None else environ
     config = load_config(getattr(args, "config", None))
-    given = {name: getattr(args, name) for name in BY_NAME if getattr(args, name, None) is not None}
-    values: dict[str, Any] = {option.name: option.default for option in OPTIONS}
-    values.update(config.options)
-    values.update(_sagemaker_hyperparameters(environ))
+    flags = given(args)
+    values = _sagemaker_hyperparameters(environ)
 
     prepared = Path(config.data.prepared_dir)
     # Under the container contract only the channels SageMaker mounted exist; a local
@@ -144,25 +97,17 @@ def resolve_options(args: argparse.Namespace, environ: Mapping[str, str] | None 
         values["checkpoint_dir"] = SAGEMAKER_CHECKPOINT_DIR
     if environ.get("TRAINING_JOB_NAME"):
         values["run_id"] = environ["TRAINING_JOB_NAME"]
-    values.update(given)
+    values.update(flags)
     # A local base model reaches a hosted job as this channel (see aws/training.py).
     if environ.get(BASE_MODEL_ENV):
         values["model_name_or_path"] = environ[BASE_MODEL_ENV]
 
     # A missing test split is fine unless it was asked for explicitly; "none" skips it.
     skip = str(values["test_dir"]).strip().lower() in {"", "none"}
-    if skip or ("test_dir" not in given and not Path(values["test_dir"]).exists()):
+    if skip or ("test_dir" not in flags and not Path(values["test_dir"]).exists()):
         values["test_dir"] = None
 
-    options = TrainOptions(
-        {
-            **values,
-            "label_names": config.data.label_names,
-            "text_column": config.data.text_column,
-            "label_column": config.data.label_column,
-            "config_path": config.path,
-        }
-    )
+    options = replace(config.options, **values)
     check_options(options)
     return options
 
@@ -176,10 +121,7 @@ def check_options(options: TrainOptions) -> None:
                 f"no {split} data: the SageMaker job has no '{split}' channel "
                 f"(SM_CHANNEL_{split.upper()} is not set) and --{split}_dir was not given"
             )
-    for option in OPTIONS:
-        problem = option.problem(options[option.name])
-        if problem:
-            problems.append(f"{option.flag} {problem}")
+    problems += range_problems(options)
     if options.epochs <= 0 and options.max_steps <= 0:
         problems.append(f"--epochs must be positive (or set --max_steps), got {options.epochs}")
     if not options.model_name_or_path:

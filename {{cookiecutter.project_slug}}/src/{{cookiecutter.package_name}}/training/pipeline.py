@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import label_schemes
 from ..config import load_config
 from ..errors import OptionError
-from ..metrics import compute_metrics
+from ..options import TrainOptions
 from .artifacts import (
     print_metrics,
     samples_per_second,
@@ -27,10 +28,9 @@ from .artifacts import (
     write_split_metrics,
 )
 from .data import RunData, TokenizedSplit, load_run_data, make_collator
-from .losses import class_weights_for
 from .model_card import write_model_card
 from .modeling import load_model_config, load_model_for, load_tokenizer
-from .options import TrainOptions, log_ignored_channels, parse_options
+from .options import log_ignored_channels, parse_options
 from .runs import RunPlan, complete_run, plan_run, release_run, run_identity, write_record
 from .runtime import Progress, Runtime, init_runtime, setup_logging
 from .tracking import Tracker, start_tracking
@@ -143,13 +143,13 @@ class RunContext:
     collator: Callable[[list[dict]], dict]
     schedule: Schedule
     recorder: Recorder
-    class_weights: list[float] | None = None  # --class_weights; None: plain cross-entropy
+    class_weights: list[float] | None = None  # --class_weights; None: an unweighted loss
     entry_point: str = ""
     plan: RunPlan | None = None
+    scheme: label_schemes.LabelScheme = field(default_factory=label_schemes.get)
 
 
 class Backend(Protocol):
-    name: str
     checkpoint_marker: str  # the file it writes last into each of its checkpoints
 
     def fit(self, resume_from: Path | None) -> FitResult:
@@ -162,9 +162,13 @@ class Backend(Protocol):
 
 
 def evaluation_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], loss: float, label_names: Sequence[str]
+    scheme: label_schemes.LabelScheme,
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    loss: float,
+    label_names: Sequence[str],
 ) -> dict[str, Any]:
-    metrics = compute_metrics(y_true, y_pred, label_names)
+    metrics = scheme.compute_metrics(y_true, y_pred, label_names)
     metrics["loss"] = loss
     return metrics
 
@@ -231,7 +235,8 @@ def run_with_options(
         )
         if runtime.is_main:
             claimed = plan.run_dir
-        options = options.replace(
+        options = replace(
+            options,
             run_id=plan.run_id,
             checkpoint_dir=str(plan.run_dir),
             model_dir=str(plan.model_dir),
@@ -241,8 +246,13 @@ def run_with_options(
             tracker = open_tracker(options, plan, entry_point)
             plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
             write_record(plan.run_dir, plan.record)
+        scheme = label_schemes.get()
         model = load_model_for(
-            tokenizer, options.model_name_or_path, options.label_names, options.trust_remote_code
+            tokenizer,
+            options.model_name_or_path,
+            options.label_names,
+            options.trust_remote_code,
+            scheme=scheme,
         )
         schedule = make_schedule(options, len(data.train), runtime.world_size)
         context = RunContext(
@@ -254,9 +264,10 @@ def run_with_options(
             make_collator(tokenizer, options.padding, data),
             schedule,
             Recorder(runtime, schedule, tracker, options.logging_steps),
-            class_weights_for(options.class_weights, data.train.labels, data.label_names),
+            scheme.class_weights(options.class_weights, data.train.labels, data.label_names),
             entry_point,
             plan,
+            scheme,
         )
         backend = backend_factory(context)
         resume_from = plan.resume_from
@@ -264,10 +275,10 @@ def run_with_options(
         evaluations = {}
         for split in data.evaluation_splits():
             y_true, y_pred, loss = backend.predict(split)
-            evaluations[split.name] = evaluation_metrics(y_true, y_pred, loss, data.label_names)
+            evaluations[split.name] = evaluation_metrics(scheme, y_true, y_pred, loss, data.label_names)
         if runtime.is_main:
-            write_outputs(context, backend.name, result, evaluations)
-            final = final_metrics(evaluations)
+            write_outputs(context, entry_point, result, evaluations)
+            final = final_metrics(evaluations, scheme)
             complete_run(plan, Path(options.config_path).parent, {"final_metrics": final})
             tracker.log_metrics(final, result.global_step)
             tracker.set_tags({"model_artifacts": model_artifacts_location(plan.model_dir)})
@@ -323,13 +334,19 @@ def trainer_integrations(report_to: str, entry_point: str) -> list[str]:
             f"--report_to {report_to}: {', '.join(names)} is a Hugging Face Trainer integration; "
             "the plain loop tracks with mlflow only (use --entry hf, or --report_to mlflow)"
         )
-    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+    from transformers.integrations import get_reporting_integration_callbacks
 
-    unknown = [name for name in names if name not in INTEGRATION_TO_CALLBACK]
+    unknown, known = [], ""
+    for name in names:
+        try:
+            get_reporting_integration_callbacks([name])
+        except ValueError as error:  # it names the integrations this transformers knows
+            unknown.append(name)
+            known = str(error)
     if unknown:
         raise OptionError(
-            f"--report_to: unknown integration(s) {', '.join(unknown)}; known: mlflow, none, "
-            f"{', '.join(sorted(set(INTEGRATION_TO_CALLBACK) - {'mlflow'}))}"
+            f"--report_to: unknown integration(s) {', '.join(unknown)}; known: mlflow, none and the "
+            f"Hugging Face Trainer's (transformers: {known})"
         )
     return names
 
@@ -367,10 +384,12 @@ def model_artifacts_location(model_dir: Path) -> str:
     return str(Path(model_dir).resolve())
 
 
-def final_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def final_metrics(
+    evaluations: Mapping[str, Mapping[str, Any]], scheme: label_schemes.LabelScheme
+) -> dict[str, Any]:
     final: dict[str, Any] = {}
     for split, metrics in evaluations.items():
-        for key in ("accuracy", "macro_f1", "loss"):
+        for key in (*scheme.metric_names, "loss"):
             final[f"{split}_{key}"] = metrics[key]
     return final
 
@@ -400,7 +419,7 @@ def write_outputs(
         project_name=load_config(options.config_path).project.name,
         run_id=options.run_id,
         fingerprint=plan.fingerprint if plan else "",
-        entry_point=context.entry_point or f"train_{entry_point}",
+        entry_point=entry_point,
         base_model=options.model_name_or_path,
         label_names=list(options.label_names),
         label_counts={
@@ -416,7 +435,7 @@ def write_outputs(
     )
     for split, metrics in evaluations.items():
         write_split_metrics(output_dir, split, metrics)
-    final = final_metrics(evaluations)
+    final = final_metrics(evaluations, context.scheme)
     throughput = samples_per_second(result.tokens["train_examples_processed"], result.train_seconds)
     final["train_samples_per_second"] = throughput
     final["token_efficiency"] = result.tokens["token_efficiency"]

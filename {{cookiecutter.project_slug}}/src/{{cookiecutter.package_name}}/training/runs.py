@@ -1,7 +1,7 @@
 """Run identity: every training run has an id, a fingerprint and folders of its own.
 
 The fingerprint is a hash of what defines the run: the options that change what is trained
-(``identity=True`` in :mod:`.option_spec`), the entry point, the number of processes, the labels,
+(``identity=True`` in :mod:`..options`), the entry point, the number of processes, the labels,
 the contents of the training and validation files, and the base model. A run is continued
 automatically only when an unfinished run with the same fingerprint exists; anything else starts
 a new run and leaves earlier runs' checkpoints and outputs alone.
@@ -43,9 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError
+from ..options import TrainOptions, identity_values
 from .checkpoints import is_complete, list_checkpoints
-from .option_spec import OPTIONS
-from .options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ def model_digest(name_or_path: str) -> str:
 
 def run_identity(options: TrainOptions, entry_point: str, world_size: int) -> dict[str, Any]:
     """What defines a run; two runs with equal identities train the same model."""
-    identity: dict[str, Any] = {option.name: options[option.name] for option in OPTIONS if option.identity}
+    identity = identity_values(options)
     identity["model_name_or_path"] = model_digest(options.model_name_or_path)
     identity.update(
         entry_point=entry_point,

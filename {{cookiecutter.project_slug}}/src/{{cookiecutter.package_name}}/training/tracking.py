@@ -15,7 +15,9 @@ Tracking never stops or stalls a training run: if the store cannot be reached or
 one warning line names the tracking URI and what to do, and the tracker does nothing from then
 on. Against a remote server MLflow's request retries are kept short (unless the user set them).
 The client API (``MlflowClient``) is used instead of ``mlflow.start_run``, so no global "active
-run" is left behind and several trackers can live in one process.
+run" is left behind and several trackers can live in one process. Both entry points track through
+this module; transformers' ``MLflowCallback`` would record the Trainer's runs differently (its own
+parameter and metric names, a global active run, no resume of the same MLflow run).
 """
 
 from __future__ import annotations
@@ -26,12 +28,10 @@ import numbers
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,22 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 _REMOTE_SCHEMES = frozenset({"http", "https", "arn", "databricks", "databricks-uc", "uc"})
-_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
-# MLflow's limits (mlflow.utils.validation): values longer than these are refused, not cut.
+# MLflow's limits (mlflow.utils.validation). MLflow cuts longer values itself, but a resumed run
+# compares its params with the stored ones, so they are cut here, the same way each time.
 _PARAM_LIMIT, _TAG_LIMIT, _KEY_LIMIT = 6000, 8000, 250
-_BATCH_PARAMS, _BATCH_METRICS = 100, 1000
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")  # what MLflow accepts in a key (colons only off Windows)
-# While this module talks to MLflow: urllib3 announces every retry and the sagemaker-mlflow
-# plugin warns on every request to a non-ARN server; the one warning of this module says it all.
-_NOISY_LOGGERS = ("urllib3.connectionpool", "mlflow.tracking.request_header.registry")
-# The first use of a SQLite store creates and migrates its tables, which MLflow and Alembic
-# announce in INFO lines (``Creating initial MLflow database tables...``): nothing to act on.
-_STORE_LOGGERS = ("mlflow.store.db", "alembic")
+# The least level each of these loggers shows while this module talks to MLflow: urllib3
+# announces every retry and the sagemaker-mlflow plugin warns on every request to a non-ARN
+# server (the one warning of this module says it all); the first use of a SQLite store creates
+# and migrates its tables, which MLflow and Alembic announce in INFO lines. Levels rather than
+# filters: a filter sees only its own logger's records, not those of the modules below it
+# (mlflow.store.db.utils, alembic.runtime.migration).
+_QUIET_LOGGERS = {
+    "urllib3.connectionpool": logging.ERROR,
+    "mlflow.tracking.request_header.registry": logging.ERROR,
+    "mlflow.store.db": logging.WARNING,
+    "alembic": logging.WARNING,
+}
 
 
 class Tracker:
@@ -92,17 +97,6 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         """End the run as FINISHED, FAILED or KILLED; later calls do nothing."""
 
-    def __enter__(self) -> Tracker:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if kind is None:
-            self.finish("FINISHED")
-        else:
-            self.finish("KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
-
 
 def local_store_uri(project_root: str | Path) -> str:
     """The default store: ``sqlite:///<project root>/mlruns/mlflow.db`` (an absolute path, so the
@@ -115,21 +109,14 @@ def _scheme(uri: str) -> str:
     return "" if len(scheme) == 1 else scheme  # C:\... is a Windows path, not a scheme
 
 
-def _display_uri(uri: str) -> str:
-    """``uri`` without a password or token in it, for log lines."""
-    if _scheme(uri) in {"http", "https"}:
-        with suppress(ValueError):
-            parts = urlsplit(uri)
-            if parts.username or parts.password:
-                host = parts.hostname or ""
-                netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-                return urlunsplit(parts._replace(netloc=netloc))
-    return uri
+def _display_uri(text: str) -> str:
+    """``text`` with the user and password (or token) of every URL in it masked, for log lines."""
+    return re.sub(r"(\w+://)[^/\s@]+@", r"\1***@", text)
 
 
 def _first_line(error: BaseException) -> str:
     """Why ``error`` happened, in a few words and without credentials from URLs in it."""
-    text = re.sub(r"(\w+://)[^/\s@]+@", r"\1***@", str(error))
+    text = _display_uri(str(error))
     if "Max retries exceeded" in text or "timed out" in text:  # requests/urllib3 chains
         if "timed out" in text:
             return "no answer in time"
@@ -163,36 +150,18 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class _DropBelowError(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
-
-
 @contextmanager
 def _quiet_requests() -> Iterator[None]:
     """Silence retry chatter of the HTTP stack and the store's table set-up while this module
-    calls MLflow (warnings and errors still show)."""
-    quiet = _DropBelowError()
-    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(quiet)
-    # Levels rather than filters: a filter sees only its own logger's records, not those of
-    # the modules below it (mlflow.store.db.utils, alembic.runtime.migration).
-    stores = [logging.getLogger(name) for name in _STORE_LOGGERS]
-    levels = [logger.level for logger in stores]
-    for logger in stores:
-        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    calls MLflow (see :data:`_QUIET_LOGGERS`)."""
+    loggers = {logging.getLogger(name): least for name, least in _QUIET_LOGGERS.items()}
+    levels = {logger: logger.level for logger in loggers}
+    for logger, least in loggers.items():
+        logger.setLevel(max(logger.getEffectiveLevel(), least))
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeFilter(quiet)
-        for logger, level in zip(stores, levels, strict=True):
+        for logger, level in levels.items():
             logger.setLevel(level)
 
 
@@ -260,8 +229,8 @@ class MlflowTracker(Tracker):
                     self.run_id,
                     ", ".join(changed),
                 )
-            for chunk in _chunks([Param(key, text) for key, text in new.items()], _BATCH_PARAMS):
-                self.client.log_batch(self.run_id, params=chunk)
+            # MlflowClient.log_batch splits a long list into requests MLflow accepts.
+            self.client.log_batch(self.run_id, params=[Param(key, text) for key, text in new.items()])
 
         self._safely("logging params", action)
 
@@ -279,9 +248,9 @@ class MlflowTracker(Tracker):
                 number = _number(value)
                 if number is not None:
                     values.setdefault(_key(name), number)
-            batch = [Metric(key, number, now, at) for key, number in values.items()]
-            for chunk in _chunks(batch, _BATCH_METRICS):
-                self.client.log_batch(self.run_id, metrics=chunk)
+            if values:
+                batch = [Metric(key, number, now, at) for key, number in values.items()]
+                self.client.log_batch(self.run_id, metrics=batch)
 
         self._safely("logging metrics", action)
 
@@ -316,8 +285,7 @@ class MlflowTracker(Tracker):
             from mlflow.entities import RunTag
 
             batch = [RunTag(_key(key), str(value)[:_TAG_LIMIT]) for key, value in tags.items()]
-            for chunk in _chunks(batch, _BATCH_PARAMS):
-                self.client.log_batch(self.run_id, tags=chunk)
+            self.client.log_batch(self.run_id, tags=batch)
 
         self._safely("setting tags", action)
 
@@ -325,20 +293,7 @@ class MlflowTracker(Tracker):
         if self._finished:
             return
         self._finished = True
-        final = str(status).upper()
-        if final not in _STATUSES:
-            log.warning("MLflow run status %r is not one of %s: ending as FAILED", status, sorted(_STATUSES))
-            final = "FAILED"
-        self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, final))
-
-
-def _missing_sqlite_support() -> bool:
-    try:
-        import alembic  # noqa: F401
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        return True
-    return False
+        self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, status.upper()))
 
 
 def _sqlite_file(uri: str) -> Path | None:
@@ -412,7 +367,7 @@ def start_tracking(
 ) -> Tracker:
     """Open an MLflow run (``resume_run_id`` continues one) in experiment ``experiment``, or
     return a tracker that does nothing: for backend "none", or (with one warning line) when
-    MLflow is missing or its store cannot be used."""
+    the store cannot be used."""
     chosen = backend.strip().lower()
     if chosen == "none":
         return Tracker()
@@ -420,17 +375,10 @@ def start_tracking(
         raise ValueError(f"tracking backend {backend!r}: use 'mlflow' or 'none'")
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri(project_root)
     shown = _display_uri(uri)
-    off = "experiment tracking off: %s; training goes on without it (or train with report_to none)"
-    try:
-        import mlflow
-        from mlflow import MlflowClient
-    except ImportError:
-        log.warning(off, "mlflow is not installed (pip install mlflow-skinny sqlalchemy alembic)")
-        return Tracker()
+    import mlflow
+    from mlflow import MlflowClient
+
     scheme = _scheme(uri)
-    if scheme == "sqlite" and _missing_sqlite_support():
-        log.warning(off, f"{shown} needs SQLAlchemy and Alembic (pip install sqlalchemy alembic)")
-        return Tracker()
     if scheme in _REMOTE_SCHEMES:
         for key, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
@@ -459,7 +407,13 @@ def start_tracking(
                 clean_tags = {_key(k): str(v)[:_TAG_LIMIT] for k, v in (tags or {}).items()}
                 run_id = client.create_run(experiment_id, run_name=run_name, tags=clean_tags).info.run_id
     except Exception as error:
-        log.warning(off, f"{shown} could not be used ({_first_line(error)}); {_hint(uri)}")
+        log.warning(
+            "experiment tracking off: %s could not be used (%s); %s; training goes on without it "
+            "(or train with report_to none)",
+            shown,
+            _first_line(error),
+            _hint(uri),
+        )
         return Tracker()
     tracker = MlflowTracker(client, run_id, uri)
     if run_id == resume_run_id and tags:

@@ -15,17 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback, TrainerState
+from transformers import (
+    EarlyStoppingCallback,
+    PreTrainedModel,
+    PrinterCallback,
+    TrainerCallback,
+    TrainerState,
+    TrainingArguments,
+)
+from transformers import __version__ as transformers_version
 
-from ..metrics import compute_metrics
+from ..label_schemes import LabelScheme
 from .artifacts import add_training_totals, write_json
 from .checkpoints import PREFIX, checkpoint_step
 from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
-from .losses import weighted_loss
 from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for, trainer_integrations
+from .transformers_internals import PlannedTrainer, use_per_batch_mean_loss
 
 log = logging.getLogger(__name__)
 
@@ -129,33 +135,28 @@ def _reanchor_best(checkpoint: Path, run_dir: Path) -> None:
     os.replace(partial, path)
 
 
-class _CountingTrainer(Trainer):
+class _CountingTrainer(PlannedTrainer):
     """Uses the project's batch plan (same batches as the plain loop) and counts real vs padded
     tokens of the training batches (token efficiency)."""
 
     token_counter: TokenCounter
-    batch_plan: BatchPlan
+    scheme: LabelScheme
     class_weights: list[float] | None = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        # Used for training and evaluation alike, so the validation loss is the same weighted
-        # loss as in the plain loop.
-        if self.class_weights is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = inputs["labels"]
+        # Used for training and evaluation alike, so the validation loss is the label scheme's
+        # (class-weighted) loss, as in the plain loop.
         outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
-        loss = weighted_loss(outputs.logits, labels, self.class_weights)
+        loss = self.scheme.loss(outputs.logits, inputs["labels"], self.class_weights)
         return (loss, outputs) if return_outputs else loss
-
-    def _get_train_sampler(self, *args, **kwargs):  # noqa: ANN002, ANN003 - differs by version
-        return PlanSampler(self.batch_plan)
 
     def training_step(self, model, inputs, *args, **kwargs):  # noqa: ANN001 - Trainer API
         self.token_counter.update(inputs)
         return super().training_step(model, inputs, *args, **kwargs)
 
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        super().save_model(output_dir, _internal_call)
+    def save_model(self, *args: Any, **kwargs: Any) -> None:
+        # Passed through whole: the Trainer's own calls add a private keyword.
+        super().save_model(*args, **kwargs)
         # transformers 4.5x checks on every rank, right after this call, whether the best
         # checkpoint folder exists; ranks that look before rank 0 has written it disagree and
         # then hang at the end of training. Waiting here makes them agree (5.x waits itself).
@@ -201,12 +202,17 @@ def training_arguments(context: RunContext) -> TrainingArguments:
     )
     if runtime.distributed:
         kwargs["ddp_backend"] = "nccl" if runtime.device.type == "cuda" else "gloo"
-    known = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return TrainingArguments(**{key: value for key, value in kwargs.items() if key in known})
+    # Every one of these matters (dropping one would train differently without a word).
+    missing = sorted(set(kwargs) - {field.name for field in dataclasses.fields(TrainingArguments)})
+    if missing:
+        raise RuntimeError(
+            f"transformers {transformers_version}: TrainingArguments has no {', '.join(missing)}, "
+            "which this project sets; install the transformers range in pyproject.toml"
+        )
+    return TrainingArguments(**kwargs)
 
 
 class HFTrainer:
-    name = "hf"
     checkpoint_marker = STATE_FILE
 
     def __init__(self, context: RunContext) -> None:
@@ -220,13 +226,14 @@ class HFTrainer:
         ]
         if context.options.early_stopping_patience > 0:
             callbacks.append(EarlyStoppingCallback(context.options.early_stopping_patience))
-        names = context.data.label_names
+        names, scheme = context.data.label_names, context.scheme
 
         def trainer_metrics(prediction: Any) -> dict[str, float]:
             logits = prediction.predictions
             logits = logits[0] if isinstance(logits, tuple) else logits
-            metrics = compute_metrics(prediction.label_ids, np.argmax(logits, -1), names)
-            return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+            predicted = scheme.predict(scheme.probabilities(torch.as_tensor(logits)))
+            metrics = scheme.compute_metrics(prediction.label_ids, predicted, names)
+            return {name: metrics[name] for name in scheme.metric_names}
 
         self.trainer = _CountingTrainer(
             model=context.model,
@@ -242,18 +249,17 @@ class HFTrainer:
             callbacks=callbacks,
         )
         self.trainer.token_counter = TokenCounter()
+        self.trainer.scheme = context.scheme
         self.trainer.class_weights = context.class_weights
         options = context.options
-        self.trainer.batch_plan = BatchPlan(
-            context.data.train.lengths, options.batch_size, options.group_by_length, options.seed
+        self.trainer.train_sampler = PlanSampler(
+            BatchPlan(context.data.train.lengths, options.batch_size, options.group_by_length, options.seed)
         )
         # The recorder prints progress and metric lines; the Trainer's raw dict printing would
         # only duplicate them.
         self.trainer.remove_callback(PrinterCallback)
-        # Classification heads average their loss per batch and ignore ``num_items_in_batch``;
-        # left on, transformers 5 would still multiply the loss by the number of processes
-        # under DDP (doubling gradients and logged loss with 2 processes).
-        self.trainer.model_accepts_loss_kwargs = False
+        # compute_loss above returns the label scheme's per-batch mean loss.
+        use_per_batch_mean_loss(self.trainer)
 
     def _load_weights(self, checkpoint: str | Path) -> None:
         """A checkpoint's weights into the model through ``from_pretrained``, which reads every
@@ -314,8 +320,10 @@ class HFTrainer:
         ordered, order = split.longest_first()
         output = self.trainer.predict(ordered, metric_key_prefix=split.name)
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else (output.predictions)
-        predicted = [0] * len(split)
-        for index, label in zip(order, np.argmax(logits, -1).tolist(), strict=True):
+        scheme = self.ctx.scheme
+        predicted: list[Any] = [0] * len(split)
+        ordered_predictions = scheme.predict(scheme.probabilities(torch.as_tensor(logits)))
+        for index, label in zip(order, ordered_predictions, strict=True):
             predicted[index] = label
         return (
             split.labels,
@@ -324,8 +332,12 @@ class HFTrainer:
         )
 
 
+# What ``train --entry`` runs in-process (see entry_points.py).
+BACKEND = HFTrainer
+
+
 def main() -> int:
-    return main_for(HFTrainer, "train_hf")
+    return main_for(BACKEND, "train_hf")
 
 
 if __name__ == "__main__":

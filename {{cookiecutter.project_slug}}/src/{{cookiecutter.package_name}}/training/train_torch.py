@@ -27,7 +27,6 @@ from ..errors import OptionError
 from .artifacts import add_training_totals
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
-from .losses import weighted_loss
 from .pipeline import FitResult, RunContext, best_is_higher, evaluation_metrics, main_for
 
 log = logging.getLogger(__name__)
@@ -80,8 +79,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW's groups as the Trainer makes them: no weight decay on biases and normalisation
+    weights (those of LayerNorm modules, or named so), in the model's parameter order."""
+    norms = {
+        id(parameter)
+        for module in model.modules()
+        if isinstance(module, torch.nn.LayerNorm)
+        for parameter in module.parameters()
+    }
+    exempt_names = ("bias", "layernorm", "rmsnorm")
+    decay: list[torch.nn.Parameter] = []
+    plain: list[torch.nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            exempt = id(parameter) in norms or any(key in name.lower() for key in exempt_names)
+            (plain if exempt else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
 class TorchLoop:
-    name = "torch"
     checkpoint_marker = STATE_FILE
 
     def __init__(self, context: RunContext) -> None:
@@ -95,7 +112,7 @@ class TorchLoop:
                 device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
             )
         self.optimizer = torch.optim.AdamW(
-            self._parameter_groups(options.weight_decay),
+            parameter_groups(self.model, options.weight_decay),
             lr=options.learning_rate,
             fused=runtime.device.type == "cuda",
         )
@@ -154,17 +171,6 @@ class TorchLoop:
                 "options it was started with, or start over with --resume no"
             )
 
-    def _parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        # As in the Trainer: no weight decay on biases and normalisation weights.
-        from transformers.trainer_pt_utils import get_parameter_names
-
-        decay = set(get_parameter_names(self.model, [torch.nn.LayerNorm], ["bias", "layernorm", "rmsnorm"]))
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        return [
-            {"params": [p for n, p in named if n in decay], "weight_decay": weight_decay},
-            {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
-        ]
-
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
@@ -173,13 +179,9 @@ class TorchLoop:
     def _forward(
         self, module: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, logits): the model's own loss, or the class-weighted one (--class_weights)."""
-        weights = self.ctx.class_weights
-        if weights is None:
-            output = module(**batch)
-            return output.loss, output.logits
+        """(loss, logits): the label scheme's loss, class-weighted with --class_weights."""
         output = module(**{key: value for key, value in batch.items() if key != "labels"})
-        return weighted_loss(output.logits, batch["labels"], weights), output.logits
+        return self.ctx.scheme.loss(output.logits, batch["labels"], self.ctx.class_weights), output.logits
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {key: value.to(self.ctx.runtime.device, non_blocking=True) for key, value in batch.items()}
@@ -258,16 +260,17 @@ class TorchLoop:
             num_workers=options.num_workers,
             generator=torch.Generator().manual_seed(options.seed),
         )
-        predictions: dict[int, int] = {}
+        scheme = self.ctx.scheme
+        predictions: dict[int, Any] = {}
         loss_sum = 0.0
         for indices, batch in zip(batches, loader, strict=True):
             batch = self._to_device(batch)
             with self._autocast():
                 loss, logits = self._forward(self.model, batch)
             loss_sum += float(loss) * len(indices)
-            predictions.update(zip(indices, logits.argmax(-1).tolist(), strict=True))
+            predictions.update(zip(indices, scheme.predict(scheme.probabilities(logits)), strict=True))
         self.model.train()
-        merged: dict[int, int] = {}
+        merged: dict[int, Any] = {}
         for part in runtime.gather(predictions):
             merged.update(part)
         (total_loss,) = runtime.sum([loss_sum])
@@ -285,13 +288,13 @@ class TorchLoop:
             started - self.fit_started - self.eval_seconds,
         )
         y_true, y_pred, loss = self.predict(self.ctx.data.validation)
-        metrics = evaluation_metrics(y_true, y_pred, loss, self.ctx.data.label_names)
+        scheme = self.ctx.scheme
+        metrics = evaluation_metrics(scheme, y_true, y_pred, loss, self.ctx.data.label_names)
         record = {
             "step": self.state.global_step,
             "epoch": round(epoch, 4),
             "eval_loss": loss,
-            "eval_accuracy": metrics["accuracy"],
-            "eval_macro_f1": metrics["macro_f1"],
+            **{f"eval_{name}": metrics[name] for name in scheme.metric_names},
         }
         self.ctx.recorder.record(record)
         value = metrics[options.metric_for_best_model]
@@ -450,8 +453,12 @@ class TorchLoop:
         self.state.global_step += 1
 
 
+# What ``train --entry`` runs in-process (see entry_points.py).
+BACKEND = TorchLoop
+
+
 def main() -> int:
-    return main_for(TorchLoop, "train_torch")
+    return main_for(BACKEND, "train_torch")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Whether a file's label values are ids (``0``, ``"1"``) or names (``"positive"``) is decided for
 the file as a whole (:func:`decide_format`), not value by value: with numeric label names such as
 ``1,2,3,4,5`` the value ``"1"`` is both id 1 and the name of id 0, and reading each value on its
-own would silently merge classes. Standard library only: the cookiecutter hooks use it.
+own would silently merge classes. Every label scheme reads its values with these. Standard
+library only: the cookiecutter hooks use it, and the inference container runs it beside
+``code/inference.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,185 @@
+"""The label-scheme seam: what every scheme promises, and the single-label scheme's decisions
+(label values read as ids or names, cross-entropy, softmax and argmax, metrics)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import label_value
+
+from nsmc_sentiment_classifier import label_schemes
+from nsmc_sentiment_classifier.label_schemes import label_values, single_label
+
+SCHEMES = sorted(label_schemes.SCHEMES)
+SINGLE = label_schemes.get("single_label")
+
+
+def test_the_default_scheme_is_picked_by_name():
+    assert label_schemes.get() is label_schemes.get(label_schemes.DEFAULT)
+    for name in SCHEMES:
+        assert label_schemes.get(name).name == name
+    with pytest.raises(ValueError, match=r"unknown label scheme 'multi_labels'; known: .*single_label"):
+        label_schemes.get("multi_labels")
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_every_scheme_keeps_the_contract(name, config):
+    scheme = label_schemes.get(name)
+    names = list(config.data.label_names)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, len(names), generator=generator) * 4
+    probabilities = scheme.probabilities(logits)
+    assert probabilities.shape == logits.shape and probabilities.dtype == torch.float32
+    assert bool(((probabilities >= 0) & (probabilities <= 1)).all())
+    predictions = scheme.predict(probabilities)
+    assert len(predictions) == len(logits)
+    assert all(isinstance(scheme.decode(prediction, names), str) for prediction in predictions)
+    metrics = scheme.compute_metrics(predictions, predictions, names)
+    assert set(scheme.metric_names) <= set(metrics)
+    assert scheme.best_metric in (*scheme.metric_names, "loss")
+    assert scheme.problem_type in ("single_label_classification", "multi_label_classification")
+
+
+def test_labels_round_trip_in_the_projects_own_names_and_format(config):
+    names = list(config.data.label_names)
+    values = [label_value(config, index) for index in range(len(names))]
+    read = SINGLE.label_reader(values, names, config.data.label_format)
+    assert [read(value) for value in values] == list(range(len(names)))
+    assert [SINGLE.decode(read(value), names) for value in values] == names
+    for label_format, written in (("names", names), ("ids", [str(i) for i in range(len(names))])):
+        read = SINGLE.label_reader(written, names, label_format)
+        assert [SINGLE.decode(read(value), names) for value in written] == names
+
+
+def test_a_file_is_read_one_way_and_unknown_values_name_their_line():
+    names = ["부정", "긍정"]
+    read = SINGLE.label_reader({"긍정": 2, "부정": 3}, names)
+    assert (read(" 긍정 "), read("부정")) == (1, 0)
+    with pytest.raises(label_values.UnknownLabelsError) as caught:
+        SINGLE.label_reader({"긍정": 2, "중립": 5}, names)
+    assert caught.value.first_line == 5 and "'중립' (line 5)" in str(caught.value)
+    with pytest.raises(label_values.MixedLabelsError):
+        SINGLE.label_reader({"1": 2, "부정": 3}, names)
+
+
+def test_the_loss_is_torch_cross_entropy_weighted_or_not():
+    rng = random.Random(18)
+    for _ in range(300):
+        classes, rows = rng.randint(2, 9), rng.randint(1, 17)
+        logits = torch.randn(rows, classes, dtype=torch.float64) * rng.uniform(0.1, 10)
+        labels = [rng.randrange(classes) for _ in range(rows)]
+        targets = torch.tensor(labels)
+        weights = [rng.uniform(0.0, 3.0) for _ in range(classes)]
+        weights[labels[0]] = max(weights[labels[0]], 0.1)  # a weighted mean needs some weight
+        plain = torch.nn.CrossEntropyLoss()(logits.float(), targets)
+        weighted = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights))(logits.float(), targets)
+        assert torch.allclose(SINGLE.loss(logits, targets, None), plain)
+        assert torch.allclose(SINGLE.loss(logits, targets, weights), weighted)
+
+
+def test_the_loss_is_float32_under_half_precision_logits():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.25]], dtype=torch.bfloat16)
+    loss = SINGLE.loss(logits, torch.tensor([0, 1]), [1.0, 2.0])
+    assert loss.dtype == torch.float32
+
+
+def test_class_weights_balance_the_classes_and_none_means_unweighted():
+    names = ["부정", "긍정", "중립"]
+    assert SINGLE.class_weights("none", [0, 0, 1], names) is None
+    assert SINGLE.class_weights("balanced", [0, 0, 0, 1, 1, 2], names) == pytest.approx([2 / 3, 1.0, 2.0])
+    # A class without training examples has nothing to learn from: weight 0, not infinity.
+    assert single_label.balanced_class_weights([0, 1, 1], names) == pytest.approx([1.0, 0.5, 0.0])
+
+
+def test_probabilities_are_softmax_and_predictions_argmax():
+    rng = random.Random(7)
+    for _ in range(2000):
+        classes = rng.randint(2, 6)
+        # Few distinct values: ties are common, and the first of equal scores must win.
+        row = [float(rng.randint(-3, 3)) for _ in range(classes)]
+        logits = torch.tensor([row])
+        probabilities = SINGLE.probabilities(logits)
+        assert torch.allclose(probabilities, logits.softmax(-1))
+        assert SINGLE.predict(probabilities) == [int(logits.argmax(-1))]
+        assert SINGLE.predict([row]) == [row.index(max(row))]
+
+
+def test_one_logit_heads_and_foreign_multi_label_models_score_each_label_on_its_own():
+    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
+    multi_label_head = SimpleNamespace(problem_type="multi_label_classification", num_labels=2)
+    foreign = label_schemes.for_model(multi_label_head)
+    assert torch.allclose(foreign.probabilities(logits), logits.sigmoid())
+    assert torch.allclose(SINGLE.probabilities(logits[:, :1]), logits[:, :1].sigmoid())
+    untagged = label_schemes.for_model(SimpleNamespace(problem_type=None, num_labels=2))
+    assert torch.allclose(untagged.probabilities(logits), logits.softmax(-1))
+
+
+def test_a_model_records_its_scheme_and_serving_picks_it(tiny_model_dir, config):
+    from nsmc_sentiment_classifier.serving import inference
+    from nsmc_sentiment_classifier.training import modeling
+
+    model = modeling.load_model(str(tiny_model_dir), config.data.label_names)
+    assert model.config.label_scheme == label_schemes.DEFAULT
+    assert model.config.problem_type == SINGLE.problem_type
+    assert label_schemes.for_model(model.config) is SINGLE
+    assert inference.model_fn(str(tiny_model_dir)).scheme.name == "single_label"
+
+
+def test_metrics_of_a_small_known_case():
+    names = ["부정", "긍정", "중립"]
+    metrics = SINGLE.compute_metrics([0, 1, 1, 0, 2], [0, 1, 0, 0, 1], names)
+    assert metrics["num_examples"] == 5
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    # F1 per class: 부정 P=2/3 R=1 -> 0.8; 긍정 P=1/2 R=1/2 -> 0.5; 중립 never predicted -> 0.
+    assert metrics["macro_f1"] == pytest.approx((0.8 + 0.5 + 0.0) / 3)
+    negative = {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
+    assert metrics["per_class"]["부정"] == pytest.approx(negative)
+    assert metrics["confusion_matrix"] == [[2, 0, 0], [1, 1, 0], [0, 1, 0]]
+    assert metrics["labels"] == names
+    empty = SINGLE.compute_metrics([], [], names)
+    assert empty["num_examples"] == 0 and empty["confusion_matrix"] == [[0] * 3] * 3
+    with pytest.raises(ValueError, match="y_true has 2 labels but y_pred has 1"):
+        SINGLE.compute_metrics([0, 1], [0], names)
+
+
+def test_the_schemes_import_nothing_else_of_the_project():
+    """They ship beside code/inference.py in model.tar.gz, without the rest of the package."""
+    folder = Path(label_schemes.__file__).parent
+    for module in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, f"{module.name}:{node.lineno} imports from outside label_schemes"
+
+
+def test_a_new_scheme_is_one_new_module_also_where_the_schemes_are_top_level(tmp_path):
+    """As in the inference container (code/label_schemes/ beside code/inference.py)."""
+    shutil.copytree(Path(label_schemes.__file__).parent, tmp_path / "label_schemes")
+    (tmp_path / "label_schemes" / "shouting.py").write_text(
+        "import dataclasses\n"
+        "from .single_label import SingleLabel\n"
+        "SCHEME = dataclasses.replace(SingleLabel(), name='shouting')\n",
+        encoding="utf-8",
+    )
+    code = "import json, label_schemes as s; print(json.dumps([sorted(s.SCHEMES), s.get('shouting').name]))"
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(found.stdout) == [sorted([*SCHEMES, "shouting"]), "shouting"]
+
+
+def test_reading_labels_loads_no_torch():
+    package = label_schemes.__name__.split(".")[0]
+    code = (
+        f"import sys, {package}.label_schemes, {package}.data.examples, {package}.data.check; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,93 @@
+"""The training options are one typed definition: the type checker knows their names, and the
+config file, the flags and SageMaker's hyperparameters all reach every option."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PACKAGE
+
+from nsmc_sentiment_classifier.errors import UsageError
+from nsmc_sentiment_classifier.options import OPTIONS, TrainOptions
+from nsmc_sentiment_classifier.training import options as options_module
+from nsmc_sentiment_classifier.training.pipeline import make_schedule
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+USES_OPTIONS = """
+from PACKAGE.options import TrainOptions
+
+
+def peak(options: TrainOptions) -> float:
+    return options.NAME
+"""
+
+
+@pytest.mark.engine
+def test_a_misspelt_option_is_a_type_error(tmp_path):
+    """The project's own mypy configuration rejects ``options.learnig_rate``."""
+    for name, attribute in (("misspelt", "learnig_rate"), ("spelt_right", "learning_rate")):
+        text = USES_OPTIONS.replace("PACKAGE", PACKAGE).replace("NAME", attribute)
+        (tmp_path / f"{name}.py").write_text(text, encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(PROJECT_ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            str(tmp_path / "misspelt.py"),
+            str(tmp_path / "spelt_right.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert '"TrainOptions" has no attribute "learnig_rate"' in output, output
+    assert "misspelt.py:6:" in output and "spelt_right.py" not in output, output
+
+
+def test_every_option_but_the_folders_and_the_run_id_is_a_config_key():
+    flag_only = {option.name for option in OPTIONS if option.table is None}
+    assert flag_only == {"train_dir", "validation_dir", "test_dir", "model_dir", "output_data_dir", "run_id"}
+    assert {option.table for option in OPTIONS} == {None, "model", "data", "train"}
+
+
+def test_max_steps_from_the_config_file_sets_the_schedule(project_dir):
+    config_path = project_dir / "config.toml"
+    text = config_path.read_text(encoding="utf-8").replace("max_steps = -1\n", "")
+    config_path.write_text(text.replace("[train]\n", "[train]\nmax_steps = 7\npadding = 'longest'\n", 1))
+    options = options_module.parse_options([], {})
+    assert (options.max_steps, options.padding) == (7, "longest")
+    assert make_schedule(options, train_examples=10_000, world_size=1).total_steps == 7
+    # A flag still overrides the file.
+    assert options_module.parse_options(["--max_steps", "3"], {}).max_steps == 3
+
+
+def test_every_option_reaches_the_sagemaker_hyperparameters_and_back():
+    """What a launcher sends is read back by the job as the same values."""
+    if importlib.util.find_spec(f"{PACKAGE}.aws") is None:
+        pytest.skip("generated without SageMaker support")
+    from nsmc_sentiment_classifier.aws.training import parse_overrides
+    from nsmc_sentiment_classifier.options import HYPERPARAMETERS, from_hyperparameters, to_hyperparameters
+
+    options = TrainOptions(model_name_or_path="org/model", run_id="job-1", group_by_length=False, epochs=0.5)
+    sent = to_hyperparameters(options)
+    assert set(sent) == set(HYPERPARAMETERS) and sent["group_by_length"] == "false"
+    received = from_hyperparameters(sent, "SM_HPS")
+    assert all(received[name] == getattr(options, name) for name in HYPERPARAMETERS)
+    assert parse_overrides(["max-steps=5", "mixed_precision=BF16"]) == {
+        "max_steps": "5",
+        "mixed_precision": "BF16",
+    }
+    with pytest.raises(UsageError, match="--hp max_steps: expected an integer"):
+        parse_overrides(["max_steps=many"])

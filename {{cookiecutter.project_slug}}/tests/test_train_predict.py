@@ -1,0 +1,41 @@
+"""One short training run in this process, then predictions, in this project's own labels.
+
+The label count sets the shape of the classifier head, the loss and every per-label column, so
+this runs for every answer set; runs, resume and tracking are covered once, by the engine tests
+(``-m engine``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from conftest import labelled_records, train_briefly, write_labelled
+
+
+def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, config):
+    from nsmc_sentiment_classifier import cli
+
+    names = list(config.data.label_names)
+    run_dir = train_briefly(project_dir, config, tiny_model_dir, "--max_steps", "3", "--report_to", "none")
+    model_dir = run_dir / "model"
+    saved = json.loads((model_dir / "config.json").read_text("utf-8"))
+    assert saved["id2label"] == {str(index): name for index, name in enumerate(names)}
+    metrics = json.loads((run_dir / "metrics_validation.json").read_text("utf-8"))
+    assert set(metrics["per_class"]) == set(names) and metrics["num_examples"] == 16
+    assert len(metrics["confusion_matrix"]) == len(names)
+
+    # predict, on a file as this project's data holds it, finds the run's model by itself.
+    source = write_labelled(project_dir / "texts.csv", config, labelled_records(config, 10, offset=100))
+    out = project_dir / "predictions.csv"
+    assert cli.main(["predict", str(source), "--out", str(out), "--no-progress"]) == 0
+    with open(out, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    added = ["predicted_label", "score", *(f"score_{name}" for name in names)]
+    assert reader.fieldnames is not None and reader.fieldnames[-len(added) :] == added
+    assert len(rows) == 10 and {row["predicted_label"] for row in rows} <= set(names)
+    for row in rows:
+        scores = [float(row[f"score_{name}"]) for name in names]
+        assert abs(sum(scores) - 1) < 1e-4
+        assert row["predicted_label"] == names[scores.index(max(scores))]
