@@ -34,7 +34,7 @@ def test_train_offers_every_entry_point(capsys):
     assert "--entry {hf,torch}" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not HAS_SAGEMAKER, reason="generated without the SageMaker parts")
+@pytest.mark.skipif(not HAS_SAGEMAKER, reason="generated without the sagemaker part")
 def test_sagemaker_offers_the_same_entry_points(config, capsys):
     from nsmc_sentiment_classifier.aws import training
 

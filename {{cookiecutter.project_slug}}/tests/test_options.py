@@ -76,15 +76,15 @@ def test_max_steps_from_the_config_file_sets_the_schedule(project_dir):
 def test_every_option_reaches_the_sagemaker_hyperparameters_and_back():
     """What a launcher sends is read back by the job as the same values."""
     if importlib.util.find_spec(f"{PACKAGE}.aws") is None:
-        pytest.skip("generated without SageMaker support")
+        pytest.skip("generated without the sagemaker part")
+    from nsmc_sentiment_classifier import options as typed
     from nsmc_sentiment_classifier.aws.training import parse_overrides
-    from nsmc_sentiment_classifier.options import HYPERPARAMETERS, from_hyperparameters, to_hyperparameters
 
     options = TrainOptions(model_name_or_path="org/model", run_id="job-1", group_by_length=False, epochs=0.5)
-    sent = to_hyperparameters(options)
-    assert set(sent) == set(HYPERPARAMETERS) and sent["group_by_length"] == "false"
-    received = from_hyperparameters(sent, "SM_HPS")
-    assert all(received[name] == getattr(options, name) for name in HYPERPARAMETERS)
+    sent = typed.to_hyperparameters(options)
+    assert set(sent) == set(typed.HYPERPARAMETERS) and sent["group_by_length"] == "false"
+    received = typed.from_hyperparameters(sent, "SM_HPS")
+    assert all(received[name] == getattr(options, name) for name in typed.HYPERPARAMETERS)
     assert parse_overrides(["max-steps=5", "mixed_precision=BF16"]) == {
         "max_steps": "5",
         "mixed_precision": "BF16",

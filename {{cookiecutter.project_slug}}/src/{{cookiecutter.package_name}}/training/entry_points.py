@@ -2,7 +2,7 @@
 
 Such a module runs as ``python -m <package>.training.train_<name>`` (its ``main()``) and names its
 backend factory ``BACKEND`` for in-process runs. ``train --entry <name>``, the SageMaker launcher's
-``--entry-point`` / ``[sagemaker].entry_point`` and every record of a run (run.json,
+``--entry-point`` (and its config key ``entry_point``) and every record of a run (run.json,
 hyperparameters.json, MLflow, the model card) use the names found here, so a new entry point is
 one new module and nothing else.
 """
