@@ -277,7 +277,7 @@ def run_with_options(
             y_true, y_pred, loss = backend.predict(split)
             evaluations[split.name] = evaluation_metrics(scheme, y_true, y_pred, loss, data.label_names)
         if runtime.is_main:
-            write_outputs(context, entry_point, result, evaluations)
+            write_outputs(context, result, evaluations)
             final = final_metrics(evaluations, scheme)
             complete_run(plan, Path(options.config_path).parent, {"final_metrics": final})
             tracker.log_metrics(final, result.global_step)
@@ -395,7 +395,7 @@ def final_metrics(
 
 
 def write_outputs(
-    context: RunContext, entry_point: str, result: FitResult, evaluations: Mapping[str, Mapping[str, Any]]
+    context: RunContext, result: FitResult, evaluations: Mapping[str, Mapping[str, Any]]
 ) -> None:
     import torch
     import transformers
@@ -419,7 +419,7 @@ def write_outputs(
         project_name=load_config(options.config_path).project.name,
         run_id=options.run_id,
         fingerprint=plan.fingerprint if plan else "",
-        entry_point=entry_point,
+        entry_point=context.entry_point,
         base_model=options.model_name_or_path,
         label_names=list(options.label_names),
         label_counts={
@@ -446,7 +446,7 @@ def write_outputs(
         output_dir / "hyperparameters.json",
         {
             **options.to_dict(),
-            "entry_point": entry_point,
+            "entry_point": context.entry_point,
             "world_size": runtime.world_size,
             "device": str(runtime.device),
             "precision": runtime.precision,
