@@ -4,6 +4,10 @@ config file, the flags and SageMaker's hyperparameters all reach every option.""
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +16,7 @@ import pytest
 from conftest import PACKAGE
 
 from nsmc_sentiment_classifier.errors import UsageError
-from nsmc_sentiment_classifier.options import OPTIONS, TrainOptions
+from nsmc_sentiment_classifier.options import BY_NAME, OPTIONS, TrainOptions
 from nsmc_sentiment_classifier.training import options as options_module
 from nsmc_sentiment_classifier.training.pipeline import make_schedule
 
@@ -91,3 +95,54 @@ def test_every_option_reaches_the_sagemaker_hyperparameters_and_back():
     }
     with pytest.raises(UsageError, match="--hp max_steps: expected an integer"):
         parse_overrides(["max_steps=many"])
+
+
+def _random_value(option, rng):
+    """A value the option accepts: a choice, a number within its range, a string, a bool."""
+    if option.choices:
+        return rng.choice(option.choices)
+    if option.kind is bool:
+        return rng.random() < 0.5
+    if option.kind is str:
+        return rng.choice(["", "x", "org/model-name", "리뷰 모델", "a b", "'quoted'", "C:\\models\\m"])
+    low = option.low if option.low is not None else -1000
+    high = option.high if option.high is not None else low + 1000
+    if option.kind is int:
+        value = rng.randint(int(math.ceil(low)), int(high))
+        while option.problem(value):
+            value += 1
+        return value
+    value = rng.choice([low, high, rng.uniform(low, high), rng.uniform(low, high) * 1e-6 + low])
+    while option.problem(value):
+        value = rng.uniform(low, high)
+    return value
+
+
+def test_random_options_survive_hyperparameters_and_flags():
+    """Thousands of random option sets: the strings a launcher sends (SM_HPS) and the flags a
+    torchrun child gets parse back to the same values."""
+    from nsmc_sentiment_classifier import options as typed
+
+    seed = int(os.environ.get("OPTIONS_SEED", random.randrange(2**32)))
+    rng = random.Random(seed)
+    parser = options_module.build_parser()
+    for _ in range(2000):
+        values = {
+            option.name: _random_value(option, rng)
+            for option in OPTIONS
+            if option.name in typed.HYPERPARAMETERS
+        }
+        options = TrainOptions(**values)
+        sent = typed.to_hyperparameters(options)
+        received = typed.from_hyperparameters(json.loads(json.dumps(sent)), "SM_HPS")
+        for name, value in values.items():
+            if value == "":
+                assert name not in received, (seed, name)
+                continue
+            expected = value.strip() if isinstance(value, str) and not BY_NAME[name].choices else value
+            if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                expected = value[1:-1]
+            assert received[name] == expected, (seed, name, value, sent[name], received[name])
+        flags = [item for name, text in sent.items() for item in (f"--{name}", text)]
+        argv = typed.to_argv(parser.parse_args(flags))
+        assert parser.parse_args(argv) == parser.parse_args(flags), (seed, flags)
