@@ -254,9 +254,17 @@ def test_latest_approved_and_arns_must_be_approved(registry, aws, config, source
 
 
 def test_create_model_from_package_runs_the_registered_version(registry, aws, config, source):
+    from nsmc_sentiment_classifier.aws.endpoints import create_model
+
     registered = registry.register(config, aws, source, metrics=None, metrics_uri=None, tags={})
-    registry.create_model_from_package(
-        aws, "from-package", registered.arn, TAGS, environment={"INFERENCE_MAX_TEXTS": "100"}
+    tags = [{"Key": key, "Value": value} for key, value in TAGS.items()]
+    create_model(
+        aws,
+        "from-package",
+        "",
+        registered.model_source(source.versions),
+        tags,
+        environment={"INFERENCE_MAX_TEXTS": "100"},
     )
     sm = aws_moto.client("sagemaker", REGION)
     model = sm.describe_model(ModelName="from-package")

@@ -12,17 +12,23 @@ import logging
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import ProjectConfig
 from ..data.io import read_table, write_jsonl
 from ..errors import DataFormatError, UsageError
-from .images import Versions, check_instance_type, image_uri, versions_from_image
+from .images import (
+    Versions,
+    check_instance_type,
+    container_environment,
+    image_uri,
+    inference_versions,
+    versions_from_image,
+)
 from .jobs import describe_job
-from .models import ModelSource, Removed, container_environment, inference_versions
-from .registry import check_package_ref, create_model_from_package, resolve_model_package
+from .registry import ModelSource, Removed, check_package_ref, resolve_model_package
 from .session import PROJECT_TAG, Aws, paged, project_tags, resource_name, split_s3_uri, timestamp
 
 log = logging.getLogger(__name__)
@@ -111,7 +117,8 @@ def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> Model
     from ..serving.package import build_model_archive
 
     with tempfile.TemporaryDirectory(prefix="sm-model-") as tmp:
-        local = aws.download(source.model_data, Path(tmp) / "model.tar.gz")
+        local = Path(tmp) / "model.tar.gz"
+        aws.client("s3").download_file(*split_s3_uri(source.model_data), str(local))
         if not source.origin.startswith("job "):
             check_model_archive(local)
             return source
@@ -235,24 +242,27 @@ def create_model(
     tags: list[dict[str, str]],
     environment: dict[str, str] | None = None,
 ) -> Callable[[], Any]:
-    """A SageMaker Model for ``source``; returns how to delete it. A registered version is
-    deployed as its package (lineage back to the approved version, no drift from it)."""
-    client = aws.client("sagemaker")
+    """A SageMaker Model for ``source``; returns how to delete it. ``environment`` is added to
+    the container's own (e.g. batch limits).
+
+    A registered version runs as its package (PrimaryContainer ModelPackageName), so the model's
+    lineage leads back to the approved version and its image and model data cannot drift from it.
+    """
+    container: dict[str, Any]
     if source.package_arn:
-        create_model_from_package(
-            aws, name, source.package_arn, {t["Key"]: t["Value"] for t in tags}, environment
-        )
+        container = {"ModelPackageName": source.package_arn}
+        if environment:
+            container["Environment"] = environment
     else:
-        client.create_model(
-            ModelName=name,
-            PrimaryContainer={
-                "Image": image,
-                "ModelDataUrl": source.model_data,
-                "Environment": {**container_environment(aws.settings.region), **(environment or {})},
-            },
-            ExecutionRoleArn=aws.settings.role,
-            Tags=tags,
-        )
+        container = {
+            "Image": image,
+            "ModelDataUrl": source.model_data,
+            "Environment": {**container_environment(aws.settings.region), **(environment or {})},
+        }
+    client = aws.client("sagemaker")
+    client.create_model(
+        ModelName=name, PrimaryContainer=container, ExecutionRoleArn=aws.settings.role, Tags=tags
+    )
     return lambda: client.delete_model(ModelName=name)
 
 
@@ -282,17 +292,13 @@ def deploy(
     update: bool = False,
 ) -> Deployment:
     """Model -> endpoint config -> endpoint (-> autoscaling); removes what it made if a later
-    step fails.
+    step fails. The caller has run check_autoscaling and check_update (before any upload).
 
     ``update`` swaps an existing endpoint to the new model without downtime: SageMaker keeps
     serving the old fleet until the new one is InService (UpdateEndpoint); only then are the old
     endpoint config and model removed. If the update fails, SageMaker rolls back to the old
     config, and the new model and config are removed.
     """
-    check_autoscaling(
-        autoscaling, serverless=bool(serverless_memory_mb), wait=wait, instance_count=instance_count
-    )
-    check_update(aws, endpoint_name, update=update, wait=wait)
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
@@ -539,11 +545,11 @@ def _models_in_use(client: Any, config_names: set[str]) -> set[str]:
 
 @dataclass
 class Listing:
-    endpoints: list[dict[str, str]] = field(default_factory=list)
-    endpoint_configs: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    training_jobs: list[dict[str, str]] = field(default_factory=list)
-    transform_jobs: list[dict[str, str]] = field(default_factory=list)
+    endpoints: list[dict[str, str]]
+    endpoint_configs: list[str]
+    models: list[str]
+    training_jobs: list[dict[str, str]]
+    transform_jobs: list[dict[str, str]]
 
     def is_empty(self) -> bool:
         return not (self.endpoints or self.endpoint_configs or self.models)
@@ -656,14 +662,6 @@ def batch_transform(
     ``input_uri`` is an s3:// file or prefix, or a local file from :func:`jsonl_for_transform`.
     """
     from sagemaker.core.resources import TransformJob
-    from sagemaker.core.shapes import (
-        ModelClientConfig,
-        TransformDataSource,
-        TransformInput,
-        TransformOutput,
-        TransformResources,
-        TransformS3DataSource,
-    )
 
     image = source.image or image_uri(
         inference_versions(config), "inference", aws.settings.region, instance_type
@@ -682,28 +680,23 @@ def batch_transform(
     )
     started = removed = False
     try:
+        # sagemaker-core validates these dicts into its shapes (TransformInput, ...).
         job = TransformJob.create(
             transform_job_name=job_name,
             model_name=job_name,
             batch_strategy="MultiRecord",
             max_payload_in_mb=BATCH_MAX_PAYLOAD_MB,
-            model_client_config=ModelClientConfig(
-                invocations_timeout_in_seconds=BATCH_INVOCATION_TIMEOUT_S,
-                invocations_max_retries=1,
-            ),
-            transform_input=TransformInput(
-                data_source=TransformDataSource(
-                    s3_data_source=TransformS3DataSource(s3_data_type="S3Prefix", s3_uri=input_uri)
-                ),
-                content_type=JSONLINES,
-                split_type="Line",
-            ),
-            transform_output=TransformOutput(
-                s3_output_path=output_uri, accept=JSONLINES, assemble_with="Line"
-            ),
-            transform_resources=TransformResources(
-                instance_type=instance_type, instance_count=instance_count
-            ),
+            model_client_config={
+                "invocations_timeout_in_seconds": BATCH_INVOCATION_TIMEOUT_S,
+                "invocations_max_retries": 1,
+            },
+            transform_input={
+                "data_source": {"s3_data_source": {"s3_data_type": "S3Prefix", "s3_uri": input_uri}},
+                "content_type": JSONLINES,
+                "split_type": "Line",
+            },
+            transform_output={"s3_output_path": output_uri, "accept": JSONLINES, "assemble_with": "Line"},
+            transform_resources={"instance_type": instance_type, "instance_count": instance_count},
             tags=[_tag_shape(t) for t in tags],
             session=aws.boto,
             region=aws.settings.region,

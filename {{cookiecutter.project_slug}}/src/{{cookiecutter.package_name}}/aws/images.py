@@ -7,12 +7,16 @@ here with the list of triples that do exist.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import cache
 
+from ..config import ProjectConfig
 from ..errors import UsageError
 from ..serving import container
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,42 @@ TESTED_INFERENCE = Versions(
     container.CONTAINER_TRANSFORMERS, container.CONTAINER_PYTORCH, container.CONTAINER_PYTHON
 )
 TESTED_TOOLKIT = container.CONTAINER_TOOLKIT
+
+
+def container_environment(region: str) -> dict[str, str]:
+    """What the Hugging Face inference container needs to run code/inference.py."""
+    return {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": region,
+    }
+
+
+def inference_versions(config: ProjectConfig) -> Versions:
+    """The inference image's versions: the pair the container-parity test runs, unless
+    [sagemaker] names others (then a warning says that image is not the tested one)."""
+    section = config.sagemaker
+    if not (section.inference_transformers_version or section.inference_pytorch_version):
+        return TESTED_INFERENCE
+    if not (section.inference_transformers_version and section.inference_pytorch_version):
+        raise UsageError(
+            "set both inference_transformers_version and inference_pytorch_version in "
+            "[sagemaker] of config.toml, or neither (the tested image: "
+            f"{TESTED_INFERENCE.describe()})"
+        )
+    chosen = Versions(
+        section.inference_transformers_version, section.inference_pytorch_version, section.py_version
+    )
+    if chosen != TESTED_INFERENCE:
+        log.warning(
+            "inference image %s is not the one the container-parity test covers (%s, inference "
+            "toolkit %s); leave inference_transformers_version and inference_pytorch_version "
+            "empty to use that one",
+            chosen.describe(),
+            TESTED_INFERENCE.describe(),
+            TESTED_TOOLKIT,
+        )
+    return chosen
 
 
 def processor_for(instance_type: str) -> str:

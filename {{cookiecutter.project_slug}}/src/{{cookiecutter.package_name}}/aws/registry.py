@@ -19,14 +19,20 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ..config import ProjectConfig
 from ..errors import UsageError
-from .images import TESTED_INFERENCE, TESTED_TOOLKIT, Versions, image_uri, versions_from_image
+from .images import (
+    TESTED_INFERENCE,
+    TESTED_TOOLKIT,
+    Versions,
+    container_environment,
+    image_uri,
+    inference_versions,
+    versions_from_image,
+)
 from .jobs import describe_job
-from .models import ModelSource, Removed, container_environment, inference_versions
 from .session import Aws, error_message, paged, resource_name, split_s3_uri, timestamp
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,24 @@ METRIC_PREFIX = "metric."
 MAX_METADATA = 50
 _METADATA_UNSAFE = re.compile(r"[^\w .:/=+@-]")
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^/]+/\d+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model.tar.gz on S3 (or local, uploaded on use) and the versions it was trained with."""
+
+    model_data: str
+    versions: Versions
+    origin: str
+    run_id: str = ""  # the training job (= run id) it came from, when known
+    package_arn: str = ""  # a registered model package version deployed as such
+    image: str = ""  # a registered version's own image (else: the configured inference image)
+
+
+@dataclass
+class Removed:
+    kind: str
+    name: str
 
 
 def check_package_ref(ref: str) -> str:
@@ -119,17 +143,13 @@ def register(
     tags: Mapping[str, str],
     description: str = "",
     run_id: str = "",
-    training_job: str = "",
-    instance_type: str | None = None,
 ) -> Registered:
     """Add ``source`` (an S3 model.tar.gz that already holds code/inference.py) to the project's
     model package group as a PendingManualApproval version.
 
-    ``metrics`` are uploaded as JSON under the project's S3 prefix and linked as the version's
-    model-quality statistics, unless ``metrics_uri`` names such a document already on S3; they
-    are also copied into its metadata, which the registry can search and compare. The image is
-    the inference image for ``instance_type`` (default: the configured inference instance
-    type), the one the container-parity test runs unless [sagemaker] chooses another.
+    ``metrics`` are uploaded as JSON and linked as the version's model-quality statistics, unless
+    ``metrics_uri`` names such a document already on S3; they are also copied into its metadata,
+    which the registry can search and compare. The image is the configured inference image.
     """
     if not source.model_data.startswith("s3://"):
         raise UsageError(f"{source.model_data}: register needs the model on S3 (upload it first)")
@@ -137,9 +157,8 @@ def register(
         split_s3_uri(metrics_uri)
     region = aws.settings.region
     served = inference_versions(config)
-    image = image_uri(served, "inference", region, instance_type or config.sagemaker.inference_instance_type)
-    if not training_job and source.origin.startswith("job "):
-        training_job = source.origin[len("job ") :]
+    image = image_uri(served, "inference", region, config.sagemaker.inference_instance_type)
+    training_job = source.origin[len("job ") :] if source.origin.startswith("job ") else ""
     group = ensure_group(config, aws, tags)
     uploaded = ""
     if metrics is not None and not metrics_uri:
@@ -187,19 +206,15 @@ def register(
         arn = client.create_model_package(**request)["ModelPackageArn"]
     except BaseException:
         if uploaded:
-            _delete_object(aws, uploaded)
+            bucket, key = split_s3_uri(uploaded)
+            try:
+                aws.client("s3").delete_object(Bucket=bucket, Key=key)
+            except Exception as error:  # keep the original failure
+                log.warning("could not remove %s: %s", uploaded, error)
         raise
-    described = client.describe_model_package(ModelPackageName=arn)
-    log.info("registered %s (%s) in %s", arn, described.get("ModelApprovalStatus"), group)
-    return Registered(
-        arn=arn,
-        version=int(described.get("ModelPackageVersion", 0)),
-        group=group,
-        image=image,
-        model_data=source.model_data,
-        status=str(described.get("ModelApprovalStatus", PENDING)),
-        metrics_uri=metrics_uri or "",
-    )
+    registered = _registered(client.describe_model_package(ModelPackageName=arn))
+    log.info("registered %s (%s) in %s", arn, registered.status, group)
+    return registered
 
 
 def ensure_group(config: ProjectConfig, aws: Aws, tags: Mapping[str, str]) -> str:
@@ -250,49 +265,30 @@ def resolve_model_package(config: ProjectConfig, aws: Aws, ref: str) -> Register
         raise UsageError(
             f"model package {ref} not found in {aws.settings.region}: {error_message(error)}"
         ) from None
-    status = str(described.get("ModelApprovalStatus", ""))
-    if status != APPROVED:
+    registered = _registered(described)
+    if registered.status != APPROVED:
         raise UsageError(
-            f"model package {ref} is {status or 'without approval status'}, not Approved; "
+            f"model package {ref} is {registered.status or 'without approval status'}, not Approved; "
             f"approve it with `{approve.replace('ARN', ref)}`"
         )
-    statistics = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
-    containers = described.get("InferenceSpecification", {}).get("Containers", [])
-    if not containers or not containers[0].get("ModelDataUrl"):
+    if not registered.model_data:
         raise UsageError(f"model package {ref} has no container with model data to deploy")
+    return registered
+
+
+def _registered(described: Mapping[str, Any]) -> Registered:
+    """A DescribeModelPackage answer as a Registered version."""
+    containers = described.get("InferenceSpecification", {}).get("Containers") or [{}]
+    statistics = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
     return Registered(
         arn=str(described["ModelPackageArn"]),
         version=int(described.get("ModelPackageVersion", 0)),
         group=str(described.get("ModelPackageGroupName", "")),
         image=str(containers[0].get("Image", "")),
-        model_data=str(containers[0]["ModelDataUrl"]),
-        status=status,
+        model_data=str(containers[0].get("ModelDataUrl", "")),
+        status=str(described.get("ModelApprovalStatus", "")),
         metrics_uri=str(statistics.get("S3Uri", "")),
     )
-
-
-def create_model_from_package(
-    aws: Aws,
-    name: str,
-    package_arn: str,
-    tags: Mapping[str, str],
-    environment: Mapping[str, str] | None = None,
-) -> None:
-    """A SageMaker Model that runs the registered version itself (PrimaryContainer
-    ModelPackageName), so the endpoint's lineage leads back to the approved package and its
-    image and model data cannot drift from what was approved. ``environment`` is added to the
-    package's own (e.g. batch limits)."""
-    container: dict[str, Any] = {"ModelPackageName": package_arn}
-    if environment:
-        container["Environment"] = dict(environment)
-    request: dict[str, Any] = {
-        "ModelName": name,
-        "PrimaryContainer": container,
-        "ExecutionRoleArn": aws.settings.role,
-    }
-    if tags:
-        request["Tags"] = _tag_list(tags)
-    aws.client("sagemaker").create_model(**request)
 
 
 def list_versions(aws: Aws, group: str) -> list[dict[str, Any]]:
@@ -303,17 +299,17 @@ def list_versions(aws: Aws, group: str) -> list[dict[str, Any]]:
 
 
 def _versions(client: Any, group: str) -> list[dict[str, Any]]:
-    found = []
-    for item in paged(client, "list_model_packages", "ModelPackageSummaryList", ModelPackageGroupName=group):
-        created = item.get("CreationTime")
-        found.append(
-            {
-                "arn": item["ModelPackageArn"],
-                "version": int(item.get("ModelPackageVersion", 0)),
-                "status": str(item.get("ModelApprovalStatus", "")),
-                "created": created.isoformat() if isinstance(created, datetime) else str(created or ""),
-            }
+    found = [
+        {
+            "arn": item["ModelPackageArn"],
+            "version": int(item.get("ModelPackageVersion", 0)),
+            "status": str(item.get("ModelApprovalStatus", "")),
+            "created": item["CreationTime"].isoformat(),  # botocore parses it into a datetime
+        }
+        for item in paged(
+            client, "list_model_packages", "ModelPackageSummaryList", ModelPackageGroupName=group
         )
+    ]
     return sorted(found, key=lambda v: v["version"])
 
 
@@ -344,14 +340,6 @@ def _upload_metrics(config: ProjectConfig, aws: Aws, metrics: Mapping[str, float
         Bucket=aws.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json"
     )
     return f"s3://{aws.bucket}/{key}"
-
-
-def _delete_object(aws: Aws, uri: str) -> None:
-    bucket, key = split_s3_uri(uri)
-    try:
-        aws.client("s3").delete_object(Bucket=bucket, Key=key)
-    except Exception as error:  # keep the original failure
-        log.warning("could not remove %s: %s", uri, error)
 
 
 def _json_number(value: float) -> float | str:

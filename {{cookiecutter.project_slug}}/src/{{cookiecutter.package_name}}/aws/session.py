@@ -82,14 +82,9 @@ def error_message(error: Any) -> str:
 
 
 def paged(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Every item under ``key`` of a boto3 list operation, following NextToken."""
-    token = None
-    while True:
-        page = getattr(client, operation)(**kwargs, **({"NextToken": token} if token else {}))
+    """Every item under ``key`` of a boto3 list operation, over all its pages."""
+    for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -259,9 +254,3 @@ class Aws:
         for path in sorted(p for p in local.rglob("*") if p.is_file()):
             s3.upload_file(str(path), bucket, f"{key}/{path.relative_to(local).as_posix()}")
         return f"s3://{bucket}/{key}"
-
-    def download(self, s3_uri: str, destination: Path) -> Path:
-        bucket, key = split_s3_uri(s3_uri)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        self.client("s3").download_file(bucket, key, str(destination))
-        return destination
