@@ -59,11 +59,6 @@ def check_model_archive(path: Path) -> None:
         ) from None
 
 
-def configured_versions(config: ProjectConfig) -> Versions:
-    section = config.sagemaker
-    return Versions(section.transformers_version, section.pytorch_version, section.py_version)
-
-
 def resolve_model_source(
     config: ProjectConfig,
     *,
@@ -94,17 +89,19 @@ def resolve_model_source(
 
 def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: str) -> ModelSource:
     """Turn a checked source into an S3 model.tar.gz (uploading a local archive)."""
+    section = config.sagemaker
+    configured = Versions(section.transformers_version, section.pytorch_version, section.py_version)
     if kind == "job":
         job = describe_job(aws, value)
         if job.status != "Completed":
             raise UsageError(f"training job {value} is {job.status}, not Completed")
-        versions = versions_from_image(job.image) or configured_versions(config)
+        versions = versions_from_image(job.image) or configured
         return _with_handler(config, aws, ModelSource(job.model_data, versions, f"job {value}", value))
     if kind == "package":
-        return resolve_model_package(config, aws, value).model_source(configured_versions(config))
+        return resolve_model_package(config, aws, value).model_source(configured)
     if kind == "s3":
-        return _with_handler(config, aws, ModelSource(value, configured_versions(config), value))
-    return ModelSource(_upload_model(config, aws, Path(value)), configured_versions(config), value)
+        return _with_handler(config, aws, ModelSource(value, configured, value))
+    return ModelSource(_upload_model(config, aws, Path(value)), configured, value)
 
 
 def _upload_model(config: ProjectConfig, aws: Aws, archive: Path) -> str:
@@ -500,14 +497,14 @@ def _remove_unused(
     in_use = _configs_in_use(client, exclude)
     candidates = set(models)
     for name in sorted(set(configs) - in_use):
-        try:
-            described = client.describe_endpoint_config(EndpointConfigName=name)
-        except client.exceptions.ClientError:
+        served = _served_models(client, name)
+        if served is None:
             continue  # deleted meanwhile
-        candidates |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
+        candidates |= served
         client.delete_endpoint_config(EndpointConfigName=name)
         removed.append(Removed("endpoint config", name))
-    for name in sorted(candidates - _models_in_use(client, in_use)):
+    models_in_use = set().union(*(_served_models(client, name) or set() for name in in_use))
+    for name in sorted(candidates - models_in_use):
         try:
             client.delete_model(ModelName=name)
         except client.exceptions.ClientError as error:
@@ -530,17 +527,15 @@ def _configs_in_use(client: Any, exclude: str) -> set[str]:
     return names
 
 
-def _models_in_use(client: Any, config_names: set[str]) -> set[str]:
-    models = set()
-    for name in config_names:
-        try:
-            described = client.describe_endpoint_config(EndpointConfigName=name)
-        except client.exceptions.ClientError as error:
-            # Another team's config this caller may not read: its models are not ours anyway.
-            log.debug("endpoint config %s: %s", name, error)
-            continue
-        models |= {v["ModelName"] for v in described.get("ProductionVariants", [])}
-    return models
+def _served_models(client: Any, config_name: str) -> set[str] | None:
+    """The models an endpoint config names; None when it cannot be read (deleted meanwhile, or
+    another team's config this caller may not read: its models are not ours anyway)."""
+    try:
+        described = client.describe_endpoint_config(EndpointConfigName=config_name)
+    except client.exceptions.ClientError as error:
+        log.debug("endpoint config %s: %s", config_name, error)
+        return None
+    return {v["ModelName"] for v in described.get("ProductionVariants", [])}
 
 
 @dataclass

@@ -51,10 +51,6 @@ def supported_versions(scope: str) -> list[tuple[Versions, tuple[str, ...]]]:
     return found
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
-
-
 # What the project's code needs (pyproject.toml): images below this cannot run its scripts.
 MIN_TRANSFORMERS = (4, 51)
 MIN_PYTHON = (3, 11)
@@ -63,7 +59,7 @@ MIN_PYTHON = (3, 11)
 def below_floor(versions: Versions) -> str:
     """Why the project's scripts cannot run in an image with ``versions`` ("" if they can)."""
     problems = []
-    if _version_key(versions.transformers)[:2] < MIN_TRANSFORMERS:
+    if tuple(int(part) for part in re.findall(r"\d+", versions.transformers)[:2]) < MIN_TRANSFORMERS:
         problems.append(f"transformers {versions.transformers} < {'.'.join(map(str, MIN_TRANSFORMERS))}")
     digits = versions.py.removeprefix("py")
     python = (int(digits[0]), int(digits[1:] or 0)) if digits.isdigit() else (0, 0)
