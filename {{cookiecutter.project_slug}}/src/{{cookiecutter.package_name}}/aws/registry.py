@@ -335,17 +335,13 @@ def _upload_metrics(config: ProjectConfig, aws: Aws, metrics: Mapping[str, float
     """The metrics JSON under ``<project>/registry/`` in the project's bucket, one folder per
     registration so a version's evidence is never overwritten by a later one."""
     key = f"{resource_name(config.project.slug)}/registry/{timestamp()}-{uuid.uuid4().hex[:8]}/metrics.json"
-    body = json.dumps({str(k): _json_number(v) for k, v in metrics.items()}, indent=2) + "\n"
+    # JSON has no NaN or infinity: those are written as strings rather than as invalid JSON.
+    numbers = {str(k): float(v) if math.isfinite(v) else str(float(v)) for k, v in metrics.items()}
+    body = json.dumps(numbers, indent=2) + "\n"
     aws.client("s3").put_object(
         Bucket=aws.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json"
     )
     return f"s3://{aws.bucket}/{key}"
-
-
-def _json_number(value: float) -> float | str:
-    """JSON has no NaN or infinity; write those as strings rather than invalid JSON."""
-    number = float(value)
-    return number if math.isfinite(number) else str(number)
 
 
 def _metadata(metrics: Mapping[str, float], facts: Mapping[str, str]) -> dict[str, str]:
