@@ -27,14 +27,6 @@ def bundled_sample_dir() -> Path:
     return Path(str(resources.files(package).joinpath("resources", "nsmc_sample")))
 
 
-def split_of(path: Path) -> str | None:
-    tokens = set(re.split(r"[^a-z0-9]+", path.stem.lower()))
-    for split, names in SPLIT_TOKENS.items():
-        if tokens & names:
-            return split
-    return None
-
-
 def split_files(folder: Path) -> dict[str, Path]:
     """Assign the data files of a folder to splits by name (ratings_train.txt -> train)."""
     files = find_data_files(folder)
@@ -42,7 +34,8 @@ def split_files(folder: Path) -> dict[str, Path]:
         raise DataFormatError(f"{folder}: no CSV/TSV/JSONL files in this folder")
     assigned: dict[str, Path] = {}
     for path in files:
-        split = split_of(path)
+        tokens = set(re.split(r"[^a-z0-9]+", path.stem.lower()))
+        split = next((split for split, names in SPLIT_TOKENS.items() if tokens & names), None)
         if split is None:
             continue
         if split in assigned:

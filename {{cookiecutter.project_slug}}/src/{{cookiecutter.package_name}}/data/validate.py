@@ -98,10 +98,8 @@ def validate_file(
     label_format: str = "auto",
 ) -> ValidationReport:
     """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on).
-
-    Whether the labels are ids or names is decided for the file as a whole, as training reads
-    it (see :func:`label_schemes.label_values.decide_format`); ``label_format`` is [data].label_format.
-    """
+    Labels are ids or names for the whole file, as training reads it (``label_format``: as in
+    [data])."""
     report = ValidationReport(str(path))
     required = [text_column] if unlabelled else [text_column, label_column]
     empty, non_text = [], []
@@ -202,9 +200,8 @@ def _label_ids(
     label_format: str,
     report: ValidationReport,
 ) -> dict[str, int] | None:
-    """Each label value's id, reading the file's values one way throughout; what cannot be read
-    becomes error findings (values outside the labels with every line they are on). None when
-    the values cannot be read one way at all (mixed, or ambiguous)."""
+    """Each label value's id, the file's values read one way throughout; unreadable values become
+    error findings with every line they are on. None when no one way reads them all."""
     first_lines = {key: lines[0] for key, lines in label_lines.items()}
     try:
         decided = decide_format(first_lines, label_names, label_format)

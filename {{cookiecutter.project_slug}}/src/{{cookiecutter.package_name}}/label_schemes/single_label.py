@@ -101,26 +101,20 @@ class SingleLabel:
         out_of_range = sorted({v for v in (*y_true, *y_pred) if not 0 <= v < len(names)})
         if out_of_range:
             raise ValueError(f"label id(s) {out_of_range} outside 0..{len(names) - 1} ({', '.join(names)})")
-        if not y_true:
-            zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-            return {
-                "num_examples": 0,
-                "accuracy": 0.0,
-                "macro_f1": 0.0,
-                "per_class": {name: dict(zero) for name in names},
-                "confusion_matrix": [[0] * len(names) for _ in names],
-                "labels": names,
-            }
-        precision, recall, f1, support = precision_recall_fscore_support(
-            y_true, y_pred, labels=label_ids, average=None, zero_division=0
-        )
-        _, _, macro_f1, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=label_ids, average="macro", zero_division=0
-        )
-        matrix = confusion_matrix(y_true, y_pred, labels=label_ids)
+        if y_true:
+            precision, recall, f1, support = precision_recall_fscore_support(
+                y_true, y_pred, labels=label_ids, average=None, zero_division=0
+            )
+            matrix = confusion_matrix(y_true, y_pred, labels=label_ids).tolist()
+            accuracy = accuracy_score(y_true, y_pred)
+            macro_f1 = f1.mean()  # over every label id, as average="macro" with these labels
+        else:  # scikit-learn refuses empty input; an empty split scores 0
+            precision = recall = f1 = support = [0.0] * len(names)
+            matrix = [[0] * len(names) for _ in names]
+            accuracy = macro_f1 = 0.0
         return {
             "num_examples": len(y_true),
-            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "accuracy": float(accuracy),
             "macro_f1": float(macro_f1),
             "per_class": {
                 name: {
@@ -131,7 +125,7 @@ class SingleLabel:
                 }
                 for i, name in enumerate(names)
             },
-            "confusion_matrix": [[int(cell) for cell in row] for row in matrix.tolist()],
+            "confusion_matrix": [[int(cell) for cell in row] for row in matrix],
             "labels": names,
         }
 
