@@ -133,7 +133,7 @@ def _section(cls: type | None, table: Any, where: str, option_values: dict[str, 
     for key, option in option_keys.items():
         if key in table:
             try:
-                value = option.check_toml(table[key])
+                value = option.parse(check_type(table[key], option.kind))
             except (TypeError, argparse.ArgumentTypeError) as error:
                 raise ConfigError(f"{where}.{key}: {error}") from None
             problem = option.problem(value)

@@ -262,10 +262,6 @@ class Option:
                 raise argparse.ArgumentTypeError(f"expected one of {', '.join(self.choices)}, got {value!r}")
         return parsed
 
-    def check_toml(self, value: Any) -> Any:
-        """A value as written in config.toml: strict types (a typo'd string is not a number)."""
-        return self.parse(check_type(value, self.kind))
-
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is out of range, or None."""
         if value is None or self.kind not in (int, float):

@@ -87,12 +87,6 @@ def _is_blank(fields: Sequence[str]) -> bool:
     return not any(value.strip() for value in fields)
 
 
-def _lines_text(lines: Sequence[int]) -> str:
-    shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
-    more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
-    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
-
-
 class RowReader:
     """The rows of one data file: an iterator that parses each row as it is reached.
 
@@ -125,10 +119,12 @@ class RowReader:
     @property
     def warnings(self) -> list[str]:
         warnings = list(self._warnings)
-        if self._blank_rows:
+        if lines := self._blank_rows:
+            shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
+            more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
             warnings.append(
-                f"{self.path}: skipped {len(self._blank_rows)} row(s) whose fields are all empty "
-                f"({_lines_text(self._blank_rows)}), as spreadsheet exports often leave"
+                f"{self.path}: skipped {len(lines)} row(s) whose fields are all empty "
+                f"(line{'s' if len(lines) > 1 else ''} {shown}{more}), as spreadsheet exports often leave"
             )
         return warnings
 

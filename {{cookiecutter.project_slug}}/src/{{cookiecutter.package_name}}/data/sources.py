@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DataFormatError
 from .download import cache_dir, nsmc_dir
-from .io import SUFFIX_FORMATS, find_data_files
+from .io import data_format, find_data_files
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ def resolve_source(source: str) -> dict[str, Path]:
     if path.is_dir():
         return split_files(path)
     if path.is_file():
-        if path.suffix.lower() not in SUFFIX_FORMATS:
-            raise DataFormatError(f"{path}: unsupported file type {path.suffix!r}")
+        data_format(path)  # raises for an unsupported file type
         return {"train": path}
     raise DataFormatError(f"dataset source {source!r}: no such file or folder")
 

@@ -37,12 +37,9 @@ class SingleLabel:
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
     ) -> Callable[[Any], int]:
-        """Decide once for a whole file whether its values are ids or names (see
-        :func:`~.label_values.decide_format`, whose errors it raises); returns value -> label id."""
         return LabelMap(names, decide_format(values, names, label_format)).to_id
 
     def class_weights(self, choice: str, targets: Sequence[int], names: Sequence[str]) -> list[float] | None:
-        """The weights the ``--class_weights`` choice asks for; None means plain cross-entropy."""
         if choice == "none":
             return None
         weights = balanced_class_weights(targets, names)
