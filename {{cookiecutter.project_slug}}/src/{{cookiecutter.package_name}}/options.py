@@ -225,11 +225,10 @@ def _number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    """One option as read from its field: its type, default and the ``option()`` settings."""
+    """One option as read from its field: its type and the ``option()`` settings."""
 
     name: str
     kind: type
-    default: Any
     choices: tuple[str, ...]
     help: str
     config: str | None
@@ -308,7 +307,7 @@ def _option(spec: dataclasses.Field[Any], hint: Any) -> Option:
     choices: tuple[str, ...] = ()
     if get_origin(hint) is Literal:
         choices, hint = get_args(hint), str
-    return Option(spec.name, hint, spec.default, choices, **spec.metadata)
+    return Option(spec.name, hint, choices, **spec.metadata)
 
 
 _HINTS = get_type_hints(TrainOptions)
