@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +108,12 @@ class RowReader:
         self.columns: list[str] = []
         self._warnings: list[str] = []
         self._blank_rows: list[int] = []
-        self._pending: Row | None = None
+        self._rows: Iterator[Row]
         if self.format == "jsonl":
-            self._rows = self._jsonl_rows(text)
-            # Parsed now so that ``columns`` is known before iteration, as for CSV/TSV.
-            self._pending = next(self._rows, None)
+            rows = self._jsonl_rows(text)
+            # The first record is parsed now so that ``columns`` is known before iteration.
+            first = next(rows, None)
+            self._rows = chain(() if first is None else [first], rows)
         else:
             self._rows = self._open_delimited(text, "\t" if self.format == "tsv" else ",")
 
@@ -132,9 +133,6 @@ class RowReader:
         return self
 
     def __next__(self) -> Row:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            return pending
         return next(self._rows)
 
     def _open_delimited(self, text: str, delimiter: str) -> Iterator[Row]:
