@@ -1,11 +1,9 @@
 """Command-line entry point: ``<package> <group> <command> [options]``.
 
 Every subpackage with a ``commands`` module is a command group: its ``register(subparsers)`` adds
-its commands to ``subparsers`` (what ``ArgumentParser.add_subparsers`` returns). A new group, e.g.
-another launcher beside ``aws/``, is a new subpackage with such a module; nothing here changes.
-Groups are found from the folders, so a subpackage that is absent (SageMaker parts declined at
-generation time) is simply not there; command modules import heavy libraries (torch, the SageMaker
-SDK) inside their handlers, so ``--help`` stays fast.
+its commands. A new group (e.g. another launcher beside ``aws/``) is a new subpackage with such a
+module; nothing here changes, and a subpackage declined at generation time is simply not found.
+Command modules import heavy libraries inside their handlers, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -28,24 +26,14 @@ from .errors import USER_ERRORS
 
 class CommandParser(argparse.ArgumentParser):
     """A command's parser: takes ``-v`` after the command too (``train -v``), as people type it.
-
-    ``add_subparsers`` makes the parsers of nested commands of the same class, so every level
-    has it. SUPPRESS keeps a command's unset flag from hiding a ``-v`` given before the command.
-    """
+    Nested commands' parsers are of the same class; SUPPRESS keeps a command's unset flag from
+    hiding a ``-v`` given before the command."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages"
         )
-
-
-def command_modules() -> list[str]:
-    """``<package>.<group>.commands`` for every subpackage that has one, in name order."""
-    found = pkgutil.iter_modules([str(Path(__file__).parent)])
-    groups = sorted(module.name for module in found if module.ispkg)
-    names = [f"{__package__}.{group}.commands" for group in groups]
-    return [name for name in names if importlib.util.find_spec(name) is not None]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         dest="group", metavar="COMMAND", required=True, parser_class=CommandParser
     )
-    for name in command_modules():
-        importlib.import_module(name).register(subparsers)
+    found = pkgutil.iter_modules([str(Path(__file__).parent)])
+    for group in sorted(module.name for module in found if module.ispkg):
+        name = f"{__package__}.{group}.commands"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(subparsers)
     return parser
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .errors import ConfigError
-from .options import TrainOptions, config_keys, table_values
+from .options import TrainOptions, check_type, config_keys, table_values
 
 CONFIG_ENV_VAR = f"{__package__.upper()}_CONFIG"
 CONFIG_FILE_NAME = "config.toml"
@@ -94,7 +94,6 @@ class ProjectConfig:
         return Path(self.path).resolve().parent
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON view (tuples as lists), e.g. for writing next to a trained model."""
         return {
             "project": dataclasses.asdict(self.project),
             "data": {**dataclasses.asdict(self.data), **table_values(self.options, "data")},
@@ -115,18 +114,14 @@ SECTIONS: dict[str, type | None] = {
 
 
 def _coerce(value: Any, expected: Any, where: str) -> Any:
-    """Check a TOML value against a field type; ints are accepted where floats are expected."""
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
     if expected == tuple[str, ...]:
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return tuple(value)
         raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
-    if expected is int and isinstance(value, bool):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if not isinstance(value, expected):
-        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
-    return value
+    try:
+        return check_type(value, expected)
+    except TypeError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _section(cls: type | None, table: Any, where: str, option_values: dict[str, Any]) -> Any:
@@ -138,7 +133,7 @@ def _section(cls: type | None, table: Any, where: str, option_values: dict[str, 
     for key, option in option_keys.items():
         if key in table:
             try:
-                value = option.check_toml(table[key])
+                value = option.parse(check_type(table[key], option.kind))
             except (TypeError, argparse.ArgumentTypeError) as error:
                 raise ConfigError(f"{where}.{key}: {error}") from None
             problem = option.problem(value)
@@ -157,13 +152,7 @@ def _section(cls: type | None, table: Any, where: str, option_values: dict[str, 
     try:
         return cls(**values)
     except TypeError as error:
-        missing = [
-            f.name
-            for f in fields(cls)
-            if f.name not in values
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        ]
+        missing = [f.name for f in fields(cls) if f.name not in values and f.default is dataclasses.MISSING]
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}") from error
 
 
@@ -173,22 +162,19 @@ PROJECT_MARKERS = ("pyproject.toml", ".git")
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
-def _toml_error(path: Path, error: tomllib.TOMLDecodeError) -> ConfigError:
-    """``FILE:LINE:COLUMN: not valid TOML: reason``, the position an editor jumps to."""
-    message = str(error)
-    match = _TOML_POSITION_RE.search(message)
-    if match is None:
-        return ConfigError(f"{path}: not valid TOML: {message}")
-    reason = message[: match.start()]
-    return ConfigError(f"{path}:{match.group(1)}:{match.group(2)}: not valid TOML: {reason}")
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables; invalid TOML is ``FILE:LINE:COLUMN: not valid TOML: reason``, the
+    position an editor jumps to."""
     with open(path, "rb") as handle:
         try:
             return tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
-            raise _toml_error(path, error) from None
+            message = str(error)
+    match = _TOML_POSITION_RE.search(message)
+    if match is None:
+        raise ConfigError(f"{path}: not valid TOML: {message}")
+    position = f"{path}:{match.group(1)}:{match.group(2)}"
+    raise ConfigError(f"{position}: not valid TOML: {message[: match.start()]}")
 
 
 def _check_owner(path: Path) -> Path:

@@ -1,13 +1,9 @@
 """The training options: one typed field each of :class:`TrainOptions`.
 
-Everything else is derived from those fields: which keys ``config.toml`` accepts in its [model],
-[data] and [train] tables (with their types and ranges), the ``--flags`` of both entry points and
-of ``train``, the range checks, the strings SageMaker jobs receive as hyperparameters (and read
-back from ``SM_HPS``), and the options that make up a run's fingerprint. Adding an option is
-adding one field here (plus using its value where it matters); by default it is a [train] key.
-
-Being typed, a misspelt option (``options.learnig_rate``) is a mypy error. This module imports
-only the standard library, so the config loader (and anything else) may use it.
+From those fields come the config.toml keys of [model], [data] and [train] (types, ranges), the
+``--flags``, the range checks, the SageMaker hyperparameter strings (read back from ``SM_HPS``)
+and a run's fingerprint. Adding an option is adding one field here; by default it is a [train]
+key. Being typed, a misspelt option is a mypy error. Standard library only (config.py uses it).
 """
 
 from __future__ import annotations
@@ -35,15 +31,10 @@ def option(
     identity: bool = False,
     hyperparameter: bool = True,
 ) -> T:
-    """A field of :class:`TrainOptions` that is an option (a flag, and a config key unless
-    ``config`` is None).
-
-    ``config`` is the config.toml table (``"train"``), or ``"table.key"`` where the key is not
-    the option's name. ``low``/``high`` bound numbers (``open_*`` makes a bound exclusive).
-    ``identity``: changing it changes what is trained, so it is part of the run fingerprint and a
-    checkpoint made with another value is not resumed automatically. ``hyperparameter``: sent to
-    SageMaker jobs (folders come from the container instead).
-    """
+    """An option field: a flag, and a key of the config.toml table ``config`` (``"table.key"``
+    where the key is not the option's name; None: flag only). ``low``/``high`` bound numbers
+    (``open_*``: exclusive). ``identity``: part of the run fingerprint, so a checkpoint made with
+    another value is not resumed automatically. ``hyperparameter``: sent to SageMaker jobs."""
     spec = {"help": help, "config": config, "low": low, "high": high, "open_low": open_low}
     spec |= {"open_high": open_high, "identity": identity, "hyperparameter": hyperparameter}
     return field(default=default, metadata=spec)
@@ -159,7 +150,6 @@ class TrainOptions:
     config_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON view (tuples as lists)."""
         values = dataclasses.asdict(self)
         return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
 
@@ -190,10 +180,8 @@ def parse_bool(value: Any) -> bool:
 
 
 def parse_int(value: Any) -> int:
-    """Integers, also written as ``"3.0"`` or ``"1e3"`` as long as they are whole."""
-    if isinstance(value, bool):
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}")
-    if isinstance(value, int):
+    """Integers, also written as ``"3.0"`` or ``"1e3"`` as long as they are whole (a bool is not)."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = _unquote(str(value))
     try:
@@ -210,8 +198,6 @@ def parse_int(value: Any) -> int:
 
 
 def parse_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}")
     try:
         number = float(_unquote(str(value)))
     except ValueError:
@@ -239,11 +225,10 @@ def _number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    """One option as read from its field: its type, default and the ``option()`` settings."""
+    """One option as read from its field: its type and the ``option()`` settings."""
 
     name: str
     kind: type
-    default: Any
     choices: tuple[str, ...]
     help: str
     config: str | None
@@ -267,10 +252,6 @@ class Option:
         """The key in its config.toml table."""
         return self.config.split(".", 1)[1] if self.config and "." in self.config else self.name
 
-    @property
-    def metavar(self) -> str:
-        return "{" + ",".join(self.choices) + "}" if self.choices else self.kind.__name__
-
     def parse(self, value: Any) -> Any:
         """The tolerant parser: command-line text, SageMaker strings or TOML values."""
         parsed = _PARSERS[self.kind](value)
@@ -279,14 +260,6 @@ class Option:
             if parsed not in self.choices:
                 raise argparse.ArgumentTypeError(f"expected one of {', '.join(self.choices)}, got {value!r}")
         return parsed
-
-    def check_toml(self, value: Any) -> Any:
-        """A value as written in config.toml: strict types (a typo'd string is not a number)."""
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if (isinstance(value, bool) and self.kind is not bool) or not isinstance(value, self.kind):
-            raise TypeError(f"expected {self.kind.__name__}, got {value!r}")
-        return self.parse(value)
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is out of range, or None."""
@@ -311,9 +284,20 @@ class Option:
             return f"{'below' if self.open_high else 'at most'} {_number(self.high)}"
         return "any value"
 
-    def to_hyperparameter(self, value: Any) -> str:
-        """The string a SageMaker job passes back to :meth:`parse`."""
-        return str(value).lower() if isinstance(value, bool) else str(value)
+
+def check_type(value: Any, kind: type) -> Any:
+    """A TOML value checked against ``kind``, strictly (a typo'd string is not a number; a bool is
+    no int); an int is taken where a float is expected."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _to_text(value: Any) -> str:
+    """The string a SageMaker job (or a torchrun child) parses back to ``value``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _option(spec: dataclasses.Field[Any], hint: Any) -> Option:
@@ -323,7 +307,7 @@ def _option(spec: dataclasses.Field[Any], hint: Any) -> Option:
     choices: tuple[str, ...] = ()
     if get_origin(hint) is Literal:
         choices, hint = get_args(hint), str
-    return Option(spec.name, hint, spec.default, choices, **spec.metadata)
+    return Option(spec.name, hint, choices, **spec.metadata)
 
 
 _HINTS = get_type_hints(TrainOptions)
@@ -358,7 +342,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             type=option.parse,
             default=None,
             help=option.help + range_note,
-            metavar=option.metavar,
+            metavar="{" + ",".join(option.choices) + "}" if option.choices else option.kind.__name__,
         )
 
 
@@ -371,14 +355,14 @@ def to_argv(args: argparse.Namespace) -> list[str]:
     """The ``--key value`` flags that were given, to hand to a child process (torchrun)."""
     argv = []
     for name, value in given(args).items():
-        argv += [BY_NAME[name].flag, BY_NAME[name].to_hyperparameter(value)]
+        argv += [BY_NAME[name].flag, _to_text(value)]
     return argv
 
 
 def to_hyperparameters(options: TrainOptions) -> dict[str, str]:
     """The options SageMaker jobs receive, as strings; an empty value (no run id) is left out."""
     values = {name: getattr(options, name) for name in HYPERPARAMETERS}
-    return {name: BY_NAME[name].to_hyperparameter(v) for name, v in values.items() if v not in (None, "")}
+    return {name: _to_text(value) for name, value in values.items() if value not in (None, "")}
 
 
 def from_hyperparameters(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -397,12 +381,8 @@ def from_hyperparameters(values: Mapping[str, Any], where: str) -> dict[str, Any
 
 def range_problems(options: TrainOptions) -> list[str]:
     """Every out-of-range value, each naming its flag."""
-    problems = []
-    for option in OPTIONS:
-        problem = option.problem(getattr(options, option.name))
-        if problem:
-            problems.append(f"{option.flag} {problem}")
-    return problems
+    problems = [(option.flag, option.problem(getattr(options, option.name))) for option in OPTIONS]
+    return [f"{flag} {problem}" for flag, problem in problems if problem]
 
 
 def identity_values(options: TrainOptions) -> dict[str, Any]:

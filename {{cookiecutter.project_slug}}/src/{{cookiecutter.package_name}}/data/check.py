@@ -26,14 +26,6 @@ class CheckResult:
     label_format: str | None = None
 
 
-def dataset_files(path: Path) -> list[Path]:
-    """The files the project reads for ``path``: the file itself, or a folder's split files
-    (files without a split name are ignored, as ``data prepare`` ignores them)."""
-    if path.is_dir():
-        return list(split_files(path).values())
-    return [path]
-
-
 def check_dataset(
     path: str | os.PathLike[str],
     text_column: str,
@@ -43,8 +35,10 @@ def check_dataset(
 ) -> CheckResult:
     """Columns, label values and label format of every file of a dataset source."""
     result = CheckResult()
+    source = Path(path)
     try:
-        result.files = dataset_files(Path(path))
+        # A folder's split files; files without a split name are ignored, as `data prepare` does.
+        result.files = list(split_files(source).values()) if source.is_dir() else [source]
     except DataFormatError as error:
         result.problems.append(str(error))
         return result

@@ -45,15 +45,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verify(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
-    if actual != expected:
-        raise DownloadError(
-            f"{path}: sha256 {actual} does not match the published NSMC file ({expected}); "
-            "the file is corrupt or a different version"
-        )
-
-
 def download_nsmc(
     target: Path | None = None,
     *,
@@ -81,11 +72,13 @@ def download_nsmc(
             shutil.copyfile(source, partial)
         else:
             _fetch(base_url + name, partial, timeout)
-        try:
-            _verify(partial, expected)
-        except DownloadError:
-            partial.unlink(missing_ok=True)
-            raise
+        actual = sha256_of(partial)
+        if actual != expected:
+            partial.unlink()
+            raise DownloadError(
+                f"{partial}: sha256 {actual} does not match the published NSMC file ({expected}); "
+                "the file is corrupt or a different version"
+            )
         partial.replace(destination)
         log.info("saved %s (sha256 verified)", destination)
     return target

@@ -55,10 +55,9 @@ def load_examples(
 ) -> list[Example]:
     """Read labelled examples; any bad row is an error that names the file and line.
 
-    Empty or whitespace-only texts are skipped when ``skip_empty`` (NSMC has a few): there is
-    nothing to learn from them, and `data validate` reports them. Whether the labels are ids or
-    names is decided for the file as a whole, by the label ``scheme`` (the project's default
-    when not given; see :func:`label_schemes.label_values.decide_format`).
+    Empty texts are skipped when ``skip_empty`` (NSMC has a few; `data validate` reports them).
+    The label ``scheme`` (default: the project's) decides for the whole file whether its labels
+    are ids or names.
     """
     file = resolve_data_file(path)
     reader = RowReader(file)
@@ -98,8 +97,7 @@ def require_columns(
     label_names: Sequence[str] | None = None,
     option: str | None = None,
 ) -> None:
-    """Raise :class:`DataFormatError` unless every required column is there; ``required`` is
-    (text column, label column) or just the text column; ``option`` as in
-    :func:`missing_columns_message`."""
+    """Raise :class:`DataFormatError` unless every required column is there (see
+    :func:`missing_columns_message`)."""
     if any(name not in columns for name in required):
         raise DataFormatError(missing_columns_message(path, columns, required, label_names, option))

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +87,12 @@ def _is_blank(fields: Sequence[str]) -> bool:
     return not any(value.strip() for value in fields)
 
 
-def _lines_text(lines: Sequence[int]) -> str:
-    shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
-    more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
-    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
-
-
 class RowReader:
     """The rows of one data file: an iterator that parses each row as it is reached.
 
-    The file is decoded up front (the encoding is only known once every byte decodes), so
-    ``encoding`` and ``columns`` are set on creation and format errors in the header surface
-    immediately. For JSON Lines, ``columns`` starts as the first record's keys and grows as later
-    records add keys. ``warnings`` covers the rows read so far.
+    The file is decoded up front (the encoding is known only once every byte decodes), so
+    ``encoding`` and ``columns`` are set on creation and header errors surface at once. JSON
+    Lines ``columns`` grow as later records add keys. ``warnings`` cover the rows read so far.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -115,21 +108,24 @@ class RowReader:
         self.columns: list[str] = []
         self._warnings: list[str] = []
         self._blank_rows: list[int] = []
-        self._pending: Row | None = None
+        self._rows: Iterator[Row]
         if self.format == "jsonl":
-            self._rows = self._jsonl_rows(text)
-            # Parsed now so that ``columns`` is known before iteration, as for CSV/TSV.
-            self._pending = next(self._rows, None)
+            rows = self._jsonl_rows(text)
+            # The first record is parsed now so that ``columns`` is known before iteration.
+            first = next(rows, None)
+            self._rows = chain(() if first is None else [first], rows)
         else:
             self._rows = self._open_delimited(text, "\t" if self.format == "tsv" else ",")
 
     @property
     def warnings(self) -> list[str]:
         warnings = list(self._warnings)
-        if self._blank_rows:
+        if lines := self._blank_rows:
+            shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
+            more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
             warnings.append(
-                f"{self.path}: skipped {len(self._blank_rows)} row(s) whose fields are all empty "
-                f"({_lines_text(self._blank_rows)}), as spreadsheet exports often leave"
+                f"{self.path}: skipped {len(lines)} row(s) whose fields are all empty "
+                f"(line{'s' if len(lines) > 1 else ''} {shown}{more}), as spreadsheet exports often leave"
             )
         return warnings
 
@@ -137,9 +133,6 @@ class RowReader:
         return self
 
     def __next__(self) -> Row:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            return pending
         return next(self._rows)
 
     def _open_delimited(self, text: str, delimiter: str) -> Iterator[Row]:
@@ -243,11 +236,6 @@ def _looks_like_label(value: str, label_names: Sequence[str]) -> bool:
     return bool(_NUMBER_RE.fullmatch(value)) or any(folded == n.strip().casefold() for n in label_names)
 
 
-def header_looks_like_data(columns: Sequence[str], label_names: Sequence[str] = ()) -> bool:
-    """Whether a header line reads like a record: a number, a label value or a sentence in it."""
-    return any(_looks_like_label(name, label_names) or _looks_like_sentence(name) for name in columns if name)
-
-
 def missing_columns_message(
     path: str | os.PathLike[str],
     columns: Sequence[str],
@@ -255,10 +243,10 @@ def missing_columns_message(
     label_names: Sequence[str] | None = None,
     option: str | None = None,
 ) -> str:
-    """The error for required columns a file lacks; ``required`` is (text column, label column)
-    or just the text column. When the first line reads like data, it says that the file seems to
-    have no header row, and how to add one. The remedy names ``option`` (e.g. ``--text-column``,
-    for the text column) where the caller's user names the column with it, and otherwise the
+    """The error for required columns (text column, label column; or just the text column) a
+    file lacks. When the header reads like a record (a number, a label value or a sentence in
+    it), it says the file seems to have no header row and how to add one. The remedy names
+    ``option`` (e.g. ``--text-column``) where the user names the column with it, else the
     configuration's text_column/label_column."""
     missing = [name for name in required if name not in columns]
     message = (
@@ -275,7 +263,10 @@ def missing_columns_message(
     else:
         rename = "set text_column/label_column to its names"
         name = "set text_column/label_column to the names of the text and label columns"
-    if fmt == "jsonl" or not header_looks_like_data(columns, names):
+    looks_like_data = any(
+        _looks_like_label(column, names) or _looks_like_sentence(column) for column in columns if column
+    )
+    if fmt == "jsonl" or not looks_like_data:
         return message + f"; rename the file's columns or {rename}"
     kind = "comma" if fmt == "csv" else "tab"
     example = ("," if fmt == "csv" else "<TAB>").join(_suggest_header(columns, required, names))

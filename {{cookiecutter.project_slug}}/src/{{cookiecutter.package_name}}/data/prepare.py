@@ -28,10 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def _carve(examples: list[Example], fraction: float, seed: int, name: str) -> tuple[list, list]:
-    """Split off a stratified ``fraction``; deterministic for a given seed and input order.
-
-    Identical texts are carved as one: they all stay or all go, so the same text never counts
-    as training data and as a held-out example at once."""
+    """Split off a stratified ``fraction``, deterministic for a seed and input order. Identical
+    texts stay or go together, so no text is both training data and held out."""
     from sklearn.model_selection import train_test_split
 
     groups: dict[str, list[Example]] = {}
@@ -49,17 +47,14 @@ def _carve(examples: list[Example], fraction: float, seed: int, name: str) -> tu
             f"texts ({dict(sorted(Counter(labels).items()))} per label id): {error}. Add data for "
             "rare labels, change the fraction in config.toml, or provide the split as its own file"
         ) from None
-    return [example for group in kept for example in group], [
-        example for group in carved for example in group
-    ]
+    kept_examples = [example for group in kept for example in group]
+    return kept_examples, [example for group in carved for example in group]
 
 
 def _drop_held_out(loaded: dict[str, list[Example]]) -> dict[str, dict[str, int]]:
-    """Drop the rows of a split whose text a later split of the source also holds (test before
-    validation before train); returns {split: {held-out split: rows dropped}}.
-
-    The held-out split keeps its rows, so scores stay comparable with others' results on a
-    benchmark's published test set."""
+    """Drop the rows of a split whose text a later split also holds (test before validation
+    before train); returns {split: {held-out split: rows dropped}}. Held-out splits stay whole,
+    so scores stay comparable with others' on a benchmark's published test set."""
     dropped: dict[str, dict[str, int]] = {}
     for held_out in ("test", "validation"):
         if held_out not in loaded:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DataFormatError
 from .download import cache_dir, nsmc_dir
-from .io import SUFFIX_FORMATS, find_data_files
+from .io import data_format, find_data_files
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,6 @@ def bundled_sample_dir() -> Path:
     return Path(str(resources.files(package).joinpath("resources", "nsmc_sample")))
 
 
-def split_of(path: Path) -> str | None:
-    tokens = set(re.split(r"[^a-z0-9]+", path.stem.lower()))
-    for split, names in SPLIT_TOKENS.items():
-        if tokens & names:
-            return split
-    return None
-
-
 def split_files(folder: Path) -> dict[str, Path]:
     """Assign the data files of a folder to splits by name (ratings_train.txt -> train)."""
     files = find_data_files(folder)
@@ -42,7 +34,8 @@ def split_files(folder: Path) -> dict[str, Path]:
         raise DataFormatError(f"{folder}: no CSV/TSV/JSONL files in this folder")
     assigned: dict[str, Path] = {}
     for path in files:
-        split = split_of(path)
+        tokens = set(re.split(r"[^a-z0-9]+", path.stem.lower()))
+        split = next((split for split, names in SPLIT_TOKENS.items() if tokens & names), None)
         if split is None:
             continue
         if split in assigned:
@@ -80,8 +73,7 @@ def resolve_source(source: str) -> dict[str, Path]:
     if path.is_dir():
         return split_files(path)
     if path.is_file():
-        if path.suffix.lower() not in SUFFIX_FORMATS:
-            raise DataFormatError(f"{path}: unsupported file type {path.suffix!r}")
+        data_format(path)  # raises for an unsupported file type
         return {"train": path}
     raise DataFormatError(f"dataset source {source!r}: no such file or folder")
 

@@ -44,6 +44,9 @@ class ValidationReport:
     class_counts: dict[str, int] = field(default_factory=dict)
     length_stats: dict[str, float] = field(default_factory=dict)
 
+    def add(self, severity: str, message: str, lines: Sequence[int] = ()) -> None:
+        self.findings.append(Finding(severity, message, list(lines)))
+
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
@@ -98,10 +101,8 @@ def validate_file(
     label_format: str = "auto",
 ) -> ValidationReport:
     """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on).
-
-    Whether the labels are ids or names is decided for the file as a whole, as training reads
-    it (see :func:`label_schemes.label_values.decide_format`); ``label_format`` is [data].label_format.
-    """
+    Labels are ids or names for the whole file, as training reads it (``label_format``: as in
+    [data])."""
     report = ValidationReport(str(path))
     required = [text_column] if unlabelled else [text_column, label_column]
     empty, non_text = [], []
@@ -112,9 +113,7 @@ def validate_file(
         reader = RowReader(path)
         report.encoding = reader.encoding
         if any(name not in reader.columns for name in required):
-            report.findings.append(
-                Finding("error", missing_columns_message(path, reader.columns, required, label_names))
-            )
+            report.add("error", missing_columns_message(path, reader.columns, required, label_names))
             return report
         for row in reader:
             report.rows += 1
@@ -132,34 +131,26 @@ def validate_file(
             lengths.append(len(text))
             by_text[text.strip()].append((row.line, key))
     except DataFormatError as error:
-        report.findings.append(Finding("error", str(error)))
+        report.add("error", str(error))
         return report
-    report.findings.extend(Finding("warning", warning) for warning in reader.warnings)
+    for warning in reader.warnings:
+        report.add("warning", warning)
     if not report.rows:
-        report.findings.append(Finding("error", "the file has a header but no rows"))
+        report.add("error", "the file has a header but no rows")
         return report
 
     ids: dict[str, int] | None = None
     if not unlabelled:
         ids = _label_ids(label_lines, label_column, label_names, label_format, report)
     if non_text:
-        report.findings.append(
-            Finding("error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text)
-        )
+        report.add("error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text)
     if empty:
-        report.findings.append(
-            Finding(
-                "warning",
-                f"{len(empty)} row(s) with an empty or whitespace-only text (dropped by `data prepare`)",
-                empty,
-            )
-        )
+        message = f"{len(empty)} row(s) with an empty or whitespace-only text (dropped by `data prepare`)"
+        report.add("warning", message, empty)
     duplicates = [lines for lines in by_text.values() if len(lines) > 1]
     if duplicates:
         extra = [line for group in duplicates for line, _ in group[1:]]
-        report.findings.append(
-            Finding("warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra)
-        )
+        report.add("warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra)
 
         def label_of(key: str | None) -> int | str | None:
             # Raw values stand in for ids when the file's labels could not be read one way.
@@ -167,13 +158,8 @@ def validate_file(
 
         conflicting = [group for group in duplicates if len({label_of(key) for _, key in group} - {None}) > 1]
         if conflicting:
-            report.findings.append(
-                Finding(
-                    "warning",
-                    f"{len(conflicting)} text(s) appear with conflicting labels",
-                    [line for group in conflicting for line, _ in group],
-                )
-            )
+            lines = [line for group in conflicting for line, _ in group]
+            report.add("warning", f"{len(conflicting)} text(s) appear with conflicting labels", lines)
     if ids is not None:
         counts: Counter[int] = Counter()
         for key, lines in label_lines.items():
@@ -182,7 +168,7 @@ def validate_file(
         report.class_counts = {name: counts.get(i, 0) for i, name in enumerate(label_names)}
         for name, count in report.class_counts.items():
             if count == 0:
-                report.findings.append(Finding("warning", f"label {name!r} has no rows"))
+                report.add("warning", f"label {name!r} has no rows")
     if lengths:
         ordered = sorted(lengths)
         report.length_stats = {
@@ -202,9 +188,8 @@ def _label_ids(
     label_format: str,
     report: ValidationReport,
 ) -> dict[str, int] | None:
-    """Each label value's id, reading the file's values one way throughout; what cannot be read
-    becomes error findings (values outside the labels with every line they are on). None when
-    the values cannot be read one way at all (mixed, or ambiguous)."""
+    """Each label value's id, the file's values read one way throughout; unreadable values become
+    error findings with every line they are on. None when no one way reads them all."""
     first_lines = {key: lines[0] for key, lines in label_lines.items()}
     try:
         decided = decide_format(first_lines, label_names, label_format)
@@ -213,18 +198,16 @@ def _label_ids(
         outside = "that is not a label id" if label_format == "ids" else "outside the label names"
         for value in error.values:
             lines = label_lines[value]
-            report.findings.append(
-                Finding("error", f"{len(lines)} row(s) with label {value!r} {outside} ({accepted})", lines)
-            )
+            report.add("error", f"{len(lines)} row(s) with label {value!r} {outside} ({accepted})", lines)
         # The remaining values may still be readable one way: count those.
         first_lines = {key: line for key, line in first_lines.items() if key not in error.values}
         try:
             decided = decide_format(first_lines, label_names, label_format)
         except LabelError as second:
-            report.findings.append(Finding("error", f"column {label_column!r}: {second}"))
+            report.add("error", f"column {label_column!r}: {second}")
             return None
     except LabelError as error:
-        report.findings.append(Finding("error", f"column {label_column!r}: {error}"))
+        report.add("error", f"column {label_column!r}: {error}")
         return None
     labels = LabelMap(label_names, decided)
     return {key: labels.to_id(key) for key in first_lines}

@@ -1,14 +1,12 @@
 """Label schemes: how a project's labels are read, encoded, lost, scored, decided and decoded.
 
 A scheme is one module of this package whose ``SCHEME`` satisfies :class:`LabelScheme`; a new
-module is found by itself (``SCHEMES``). Everything that touches labels asks the scheme instead
-of deciding for itself: reading data files, both training entry points (loss, predictions,
-metrics, the best model), evaluation, batch prediction and the container handlers. A trained model records its
-scheme's name in ``config.json`` (``label_scheme``), so whatever serves it picks the same one.
+module is found by itself (``SCHEMES``). Everything that touches labels (data files, training,
+evaluation, batch prediction, the container handlers) asks the scheme. A trained model records
+its scheme's name in ``config.json`` (``label_scheme``), so whatever serves it picks the same one.
 
-Standard library only at import time, and nothing from the rest of the project: the data
-commands and the cookiecutter hooks import it without torch, and ``model.tar.gz`` ships it as
-``code/label_schemes/`` beside ``code/inference.py``, which imports it inside the container.
+Standard library only at import time, and nothing from the rest of the project: the hooks import
+it without torch, and ``model.tar.gz`` ships it as ``code/label_schemes/`` for the container.
 """
 
 from __future__ import annotations

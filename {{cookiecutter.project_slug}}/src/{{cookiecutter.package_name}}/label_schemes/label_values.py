@@ -81,17 +81,6 @@ class LabelMap:
         self._by_name = {name: index for index, name in enumerate(self.names)}
         self._by_folded = {name.strip().casefold(): index for index, name in enumerate(self.names)}
 
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.names))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return dict(self._by_name)
-
     def id_of(self, value: Any) -> int | None:
         """``value`` read as a label id, or None."""
         if isinstance(value, bool):
@@ -121,14 +110,11 @@ class LabelMap:
             return by_name
         if by_id is not None:
             return by_id
-        raise LabelError(self._message(value))
-
-    def _message(self, value: Any) -> str:
         accepted = ", ".join(f"{index}={name!r}" for index, name in enumerate(self.names))
         kind = {"auto": "neither a label id nor a label name", "ids": "not a label id"}.get(
             self.label_format, "not a label name"
         )
-        return f"label {value!r} is {kind} (accepted: {accepted})"
+        raise LabelError(f"label {value!r} is {kind} (accepted: {accepted})")
 
 
 def _first_lines(values: Mapping[Any, Any] | Iterable[Any]) -> tuple[list[str], dict[str, int]]:
@@ -173,26 +159,19 @@ def decide_format(
     ``values`` are the file's raw label values, or a mapping from each value to the line it
     first appears on (messages then name lines). With ``label_format`` "ids" or "names" only that
     reading is allowed; with "auto" the file decides, and must be readable one way throughout.
-    Raises :class:`UnknownLabelsError` (values neither reading accepts), :class:`MixedLabelsError`
-    (ids in some rows, names in others) or :class:`AmbiguousLabelsError` (numeric label names
-    and values that read as both, differently).
     """
     check_label_format(label_format)
     labels = LabelMap(names)
     keys, lines = _first_lines(values)
     as_ids = {key: labels.id_of(key) for key in keys}
     as_names = {key: labels.name_of(key) for key in keys}
-    if label_format == "ids":
-        readable = [key for key in keys if as_ids[key] is not None]
-        what = f"not label ids (0 to {len(names) - 1})"
-    elif label_format == "names":
-        readable = [key for key in keys if as_names[key] is not None]
-        what = "not label names"
-    else:
-        readable = [key for key in keys if as_ids[key] is not None or as_names[key] is not None]
-        what = "neither label ids nor label names"
-    unknown = [key for key in keys if key not in readable]
+    # The readings the format allows; a value none of them reads is unknown.
+    readings = {"ids": [as_ids], "names": [as_names], "auto": [as_ids, as_names]}[label_format]
+    unknown = [key for key in keys if all(reading[key] is None for reading in readings)]
     if unknown:
+        what = {"ids": f"not label ids (0 to {len(names) - 1})", "names": "not label names"}.get(
+            label_format, "neither label ids nor label names"
+        )
         unknown.sort(key=lambda key: (lines.get(key, 0), _sort_key(key)))
         found = sorted(keys, key=_sort_key)
         setting = "" if label_format == "auto" else f' (label_format = "{label_format}")'

@@ -37,12 +37,9 @@ class SingleLabel:
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
     ) -> Callable[[Any], int]:
-        """Decide once for a whole file whether its values are ids or names (see
-        :func:`~.label_values.decide_format`, whose errors it raises); returns value -> label id."""
         return LabelMap(names, decide_format(values, names, label_format)).to_id
 
     def class_weights(self, choice: str, targets: Sequence[int], names: Sequence[str]) -> list[float] | None:
-        """The weights the ``--class_weights`` choice asks for; None means plain cross-entropy."""
         if choice == "none":
             return None
         weights = balanced_class_weights(targets, names)
@@ -101,26 +98,20 @@ class SingleLabel:
         out_of_range = sorted({v for v in (*y_true, *y_pred) if not 0 <= v < len(names)})
         if out_of_range:
             raise ValueError(f"label id(s) {out_of_range} outside 0..{len(names) - 1} ({', '.join(names)})")
-        if not y_true:
-            zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-            return {
-                "num_examples": 0,
-                "accuracy": 0.0,
-                "macro_f1": 0.0,
-                "per_class": {name: dict(zero) for name in names},
-                "confusion_matrix": [[0] * len(names) for _ in names],
-                "labels": names,
-            }
-        precision, recall, f1, support = precision_recall_fscore_support(
-            y_true, y_pred, labels=label_ids, average=None, zero_division=0
-        )
-        _, _, macro_f1, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=label_ids, average="macro", zero_division=0
-        )
-        matrix = confusion_matrix(y_true, y_pred, labels=label_ids)
+        if y_true:
+            precision, recall, f1, support = precision_recall_fscore_support(
+                y_true, y_pred, labels=label_ids, average=None, zero_division=0
+            )
+            matrix = confusion_matrix(y_true, y_pred, labels=label_ids).tolist()
+            accuracy = accuracy_score(y_true, y_pred)
+            macro_f1 = f1.mean()  # over every label id, as average="macro" with these labels
+        else:  # scikit-learn refuses empty input; an empty split scores 0
+            precision = recall = f1 = support = [0.0] * len(names)
+            matrix = [[0] * len(names) for _ in names]
+            accuracy = macro_f1 = 0.0
         return {
             "num_examples": len(y_true),
-            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "accuracy": float(accuracy),
             "macro_f1": float(macro_f1),
             "per_class": {
                 name: {
@@ -131,7 +122,7 @@ class SingleLabel:
                 }
                 for i, name in enumerate(names)
             },
-            "confusion_matrix": [[int(cell) for cell in row] for row in matrix.tolist()],
+            "confusion_matrix": [[int(cell) for cell in row] for row in matrix],
             "labels": names,
         }
 
