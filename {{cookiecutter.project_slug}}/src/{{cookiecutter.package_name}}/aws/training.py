@@ -49,7 +49,7 @@ from .images import (
     image_uri,
     processor_for,
 )
-from .jobs import describe_job, wait_for_job
+from .jobs import JobInfo, describe_job, wait_for_job
 from .session import Aws, AwsSettings, project_tags, resource_name, timestamp
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,8 @@ class TrainingPlan:
 
 
 def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
-    """The entry points' options resolved from config.toml, as the strings SageMaker passes.
-
-    Sending them all makes every run's settings visible in the console and the experiment,
-    although the job would read the same values from the shipped config.toml. Folders come
-    from the container environment instead, and an empty value (no run id) is left to the job.
-    """
+    """The entry points' options from config.toml as SageMaker's strings; all are sent (though
+    the job reads the same config.toml) so every run's settings show in the console."""
     return to_hyperparameters(config.options)
 
 
@@ -133,11 +129,6 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"--hp {key}: {error}") from None
         overrides[key] = value.strip()
     return overrides
-
-
-def detect_local_mode() -> str:
-    """``local_gpu`` when an NVIDIA GPU is visible (GPU containers need it), else ``local``."""
-    return "local_gpu" if count_gpus() > 0 else "local"
 
 
 def check_channel(name: str, source: str) -> str:
@@ -164,11 +155,8 @@ BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
 
 
 def local_base_model(name_or_path: str) -> str:
-    """The absolute folder when ``name_or_path`` names a local model, "" for a hub id.
-
-    A hosted job cannot see this machine, so a folder is uploaded and mounted as a channel;
-    anything that looks like a path but is not a saved model is refused before any upload.
-    """
+    """The absolute folder when ``name_or_path`` names a local model (which a hosted job gets
+    as a channel: it cannot see this machine), "" for a hub id; checked before any upload."""
     if not name_or_path or not looks_like_path(name_or_path):
         return ""
     folder = Path(name_or_path).expanduser()
@@ -391,24 +379,13 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class Launch:
-    """Where a hosted run's pieces live, all named by its run id (= the training job name)."""
-
-    run_id: str
-    data: dict[str, str]
-    checkpoint_uri: str
-    output_path: str
-    tracking_uri: str = ""
-
-
 def launch_sagemaker(
     config: ProjectConfig,
     plan: TrainingPlan,
     aws: Aws,
     *,
     wait: bool = True,
-    on_launch: Callable[[Launch], None] | None = None,
+    on_launch: Callable[[JobInfo, str], None] | None = None,
 ) -> TrainingResult:
     """Hosted job or local-mode container through ``ModelTrainer``.
 
@@ -416,6 +393,7 @@ def launch_sagemaker(
     channels are uploaded by the SDK under ``<base>/<job>/input/``, checkpoints go to
     ``<base>/<job>/checkpoints`` (unless resuming from a given URI), the model to
     ``<output>/<job>/output/model.tar.gz``, and the entry point names its MLflow run after it.
+    ``on_launch`` gets the created job and its output path.
     """
     from sagemaker.core.shapes import MetricDefinition, Tag
     from sagemaker.core.training.configs import (
@@ -434,16 +412,6 @@ def launch_sagemaker(
     environment = {"MLFLOW_TRACKING_URI": plan.tracking_uri} if plan.tracking_uri else {}
     with tempfile.TemporaryDirectory(prefix="sm-source-") as staging:
         source_dir = stage_source(config, plan, Path(staging) / "code")
-        compute = Compute(
-            instance_type=plan.instance_type,
-            instance_count=plan.instance_count,
-            volume_size_in_gb=plan.volume_size_gb,
-            enable_managed_spot_training=plan.use_spot or None,
-        )
-        stopping = StoppingCondition(
-            max_runtime_in_seconds=plan.max_run_seconds,
-            max_wait_time_in_seconds=plan.max_wait_seconds if plan.use_spot else None,
-        )
         options: dict[str, Any] = {}
         channels = dict(plan.channels)
         if hosted:
@@ -484,8 +452,16 @@ def launch_sagemaker(
                 requirements="requirements.txt",
             ),
             distributed=Torchrun() if plan.torchrun else None,
-            compute=compute,
-            stopping_condition=stopping,
+            compute=Compute(
+                instance_type=plan.instance_type,
+                instance_count=plan.instance_count,
+                volume_size_in_gb=plan.volume_size_gb,
+                enable_managed_spot_training=plan.use_spot or None,
+            ),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=plan.max_run_seconds,
+                max_wait_time_in_seconds=plan.max_wait_seconds if plan.use_spot else None,
+            ),
             hyperparameters=dict(plan.hyperparameters),
             base_job_name=plan.base_job_name,
             environment=environment,
@@ -503,7 +479,7 @@ def launch_sagemaker(
     job = describe_job(aws, job_name)
     aws.client("sagemaker").add_tags(ResourceArn=job.arn, Tags=project_tags(config, job_name))
     if on_launch is not None:
-        on_launch(Launch(job_name, job.data, job.checkpoint_uri, output_path, plan.tracking_uri))
+        on_launch(job, output_path)
     if wait:
         wait_for_job(aws, job_name)
     job = describe_job(aws, job_name)
@@ -621,24 +597,14 @@ def container_environment(root: Path, plan: TrainingPlan, job_name: str, num_gpu
 
 def _serialize(value: Any) -> str:
     # As SageMaker's environment.py writes them: strings as they are, everything else as JSON.
-    if isinstance(value, Path):
-        return str(value)
-    return value if isinstance(value, str) else json.dumps(value)
+    return str(value) if isinstance(value, str | Path) else json.dumps(value)
 
 
 def _deserialize(value: str) -> Any:
     try:
         return json.loads(value)
-    except (json.JSONDecodeError, TypeError):
+    except json.JSONDecodeError:
         return value
-
-
-def hyperparameter_args(hyperparameters: Mapping[str, str]) -> list[str]:
-    """``--key value`` pairs exactly as SageMaker's script drivers build them."""
-    args: list[str] = []
-    for key, value in hyperparameters.items():
-        args += [f"--{key}", _serialize(_deserialize(value))]
-    return args
 
 
 def run_process(
@@ -685,7 +651,8 @@ def run_process(
         ]
     else:
         command = [python, LAUNCHER]
-    command += hyperparameter_args(hyperparameters)
+    for key, value in hyperparameters.items():  # as SageMaker's script drivers pass them
+        command += [f"--{key}", _serialize(_deserialize(value))]
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
     child_env.update(env)
     child_env["PYTHONUNBUFFERED"] = "1"
@@ -761,7 +728,7 @@ def train(
     *,
     wait: bool = True,
     work_dir: Path | None = None,
-    on_launch: Callable[[Launch], None] | None = None,
+    on_launch: Callable[[JobInfo, str], None] | None = None,
 ) -> TrainingResult:
     """Launch ``plan``. Tracking happens inside the entry point (MLflow, when the plan names a
     tracking server), the same code for local runs, process mode and hosted jobs."""
