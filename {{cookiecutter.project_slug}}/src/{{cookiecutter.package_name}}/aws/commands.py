@@ -30,22 +30,18 @@ from .session import Aws, AwsSettings, project_tags, resolve_settings
 log = logging.getLogger(__name__)
 
 
-def _require_sdk() -> None:
-    for module in ("sagemaker", "boto3"):
-        if importlib.util.find_spec(module) is None:
-            raise UsageError(
-                f"the SageMaker commands need the optional extra: pip install -e '.[sagemaker]' "
-                f"({module} is not installed)"
-            )
-
-
 def _aws_command(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
     """Run a handler with the SDK present; AWS refusals and failed jobs become one-line errors
     (e.g. ResourceLimitExceeded names the quota to raise) instead of tracebacks."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        _require_sdk()
+        for module in ("sagemaker", "boto3"):
+            if importlib.util.find_spec(module) is None:
+                raise UsageError(
+                    f"the SageMaker commands need the optional extra: pip install -e '.[sagemaker]' "
+                    f"({module} is not installed)"
+                )
         from botocore.exceptions import BotoCoreError, ClientError
         from sagemaker.core.utils.exceptions import WaiterError
 

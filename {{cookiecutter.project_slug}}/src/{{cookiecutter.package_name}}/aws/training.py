@@ -63,6 +63,12 @@ CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
 PROVIDED_BY_DLC = {"torch", "transformers"}
 MLFLOW_PLUGIN = "sagemaker-mlflow>=0.1,<1"
+# The channel the entry point reads the base model from (training/options.py).
+BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
+UPLOAD_MARKER = "_upload-complete.json"
+_TRACKING_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(tracking-server|app)/[\w-]+$"
+)
 
 
 def parse_metrics(line: str, definitions: Iterable[Mapping[str, str]]) -> dict[str, float]:
@@ -101,10 +107,6 @@ class TrainingPlan:
     base_model_dir: str = ""
     # MLflow tracking server (URI or SageMaker MLflow ARN) the entry point logs to; empty: none.
     tracking_uri: str = ""
-
-    @property
-    def module(self) -> str:
-        return module_path(self.entry_point)
 
 
 def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
@@ -150,10 +152,6 @@ def check_channel(name: str, source: str) -> str:
     return str(path.resolve())
 
 
-# The channel the entry point reads the base model from (training/options.py).
-BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
-
-
 def local_base_model(name_or_path: str) -> str:
     """The absolute folder when ``name_or_path`` names a local model (which a hosted job gets
     as a channel: it cannot see this machine), "" for a hub id; checked before any upload."""
@@ -178,9 +176,6 @@ def folder_digest(folder: Path) -> str:
         with open(path, "rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
-
-
-UPLOAD_MARKER = "_upload-complete.json"
 
 
 def upload_base_model(aws: Aws, folder: Path, project_prefix: str) -> str:
@@ -358,13 +353,14 @@ def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -
     (destination / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     # The launcher points the package at the staged config: a config.toml found by searching
     # the working directory's parents could be another one.
+    module = module_path(plan.entry_point)
     (destination / LAUNCHER).write_text(
-        f'"""Run {plan.module} as the SageMaker entry script (python or torchrun)."""\n'
+        f'"""Run {module} as the SageMaker entry script (python or torchrun)."""\n'
         "import os\n"
         "import runpy\n\n"
         f"os.environ[{CONFIG_ENV_VAR!r}] = "
         f"os.path.join(os.path.dirname(os.path.abspath(__file__)), {PACKAGE!r}, 'config.toml')\n"
-        f"runpy.run_module({plan.module!r}, run_name='__main__', alter_sys=True)\n",
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n",
         encoding="utf-8",
     )
     return destination
@@ -607,13 +603,7 @@ def _deserialize(value: str) -> Any:
         return value
 
 
-def run_process(
-    config: ProjectConfig,
-    plan: TrainingPlan,
-    work_dir: Path,
-    *,
-    on_metrics: Callable[[dict[str, float], int], None] | None = None,
-) -> TrainingResult:
+def run_process(config: ProjectConfig, plan: TrainingPlan, work_dir: Path) -> TrainingResult:
     """Run the entry point like the container would, in a subprocess, under ``work_dir``."""
     job_name = f"{plan.base_job_name}-{timestamp()}"
     # Absolute: the entry point runs from the code folder, as in the container.
@@ -667,7 +657,6 @@ def run_process(
     log.info("process mode: %s (cwd %s)", " ".join(command), code)
     metrics: dict[str, float] = {}
     definitions = metric_definitions()
-    step = 0
     with subprocess.Popen(
         command,
         cwd=code,
@@ -682,12 +671,7 @@ def run_process(
         assert child.stdout is not None
         for line in child.stdout:
             sys.stdout.write(line)
-            found = parse_metrics(line, definitions)
-            if found:
-                step += 1
-                metrics.update(found)
-                if on_metrics is not None:
-                    on_metrics(found, step)
+            metrics.update(parse_metrics(line, definitions))
         status = child.wait()
     if status != 0:
         failure = ml / "output" / "failure"
@@ -697,11 +681,6 @@ def run_process(
             + (f": {reason}" if reason else "")
         )
     return TrainingResult("process", job_name, str(ml / "model"), "Completed", metrics)
-
-
-_TRACKING_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(tracking-server|app)/[\w-]+$"
-)
 
 
 def check_tracking_uri(uri: str, mode: str) -> None:
