@@ -630,17 +630,10 @@ def run_process(config: ProjectConfig, plan: TrainingPlan, work_dir: Path) -> Tr
         (ml / "input" / "config" / name).write_text(text, encoding="utf-8")
 
     python = plan.python or sys.executable
+    command = [python, LAUNCHER]
     if plan.torchrun or gpus > 1:
-        command = [
-            python,
-            "-m",
-            "torch.distributed.run",
-            "--nnodes=1",
-            f"--nproc_per_node={max(gpus, 1)}",
-            LAUNCHER,
-        ]
-    else:
-        command = [python, LAUNCHER]
+        torchrun = ["-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={max(gpus, 1)}"]
+        command = [python, *torchrun, LAUNCHER]
     for key, value in hyperparameters.items():  # as SageMaker's script drivers pass them
         command += [f"--{key}", _serialize(_deserialize(value))]
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
