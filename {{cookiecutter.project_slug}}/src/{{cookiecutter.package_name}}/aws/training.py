@@ -532,11 +532,12 @@ def count_gpus() -> int:
     return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
 
 
-def container_environment(root: Path, plan: TrainingPlan, job_name: str, num_gpus: int) -> dict[str, str]:
-    """The ``SM_*`` variables SageMaker's drivers export, pointing into ``root``/opt/ml."""
-    ml = root / "opt" / "ml"
+def container_environment(
+    ml: Path, plan: TrainingPlan, hyperparameters: Mapping[str, str], job_name: str, num_gpus: int
+) -> dict[str, str]:
+    """The ``SM_*`` variables SageMaker's drivers export, pointing into ``ml`` (/opt/ml)."""
     channels = list(plan.channels)
-    hps = {key: _deserialize(value) for key, value in plan.hyperparameters.items()}
+    hps = {key: _deserialize(value) for key, value in hyperparameters.items()}
     resource = {
         "current_host": "algo-1",
         "current_instance_type": plan.instance_type,
@@ -617,9 +618,8 @@ def run_process(config: ProjectConfig, plan: TrainingPlan, work_dir: Path) -> Tr
         shutil.copytree(source, ml / "input" / "data" / name)
     # /opt/ml/checkpoints is not writable outside a container; this is its stand-in.
     hyperparameters = {**plan.hyperparameters, "checkpoint_dir": str(ml / "checkpoints")}
-    plan_here = dataclasses.replace(plan, hyperparameters=hyperparameters)
     gpus = count_gpus()
-    env = container_environment(root, plan_here, job_name, gpus)
+    env = container_environment(ml, plan, hyperparameters, job_name, gpus)
     # UTF-8, as in the container, whatever this machine's locale.
     config_files = {
         "hyperparameters.json": json.dumps(hyperparameters, indent=2),
