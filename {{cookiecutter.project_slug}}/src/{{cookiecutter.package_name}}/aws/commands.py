@@ -24,19 +24,10 @@ from ..config import ProjectConfig, load_config
 from ..errors import UsageError
 from ..training.entry_points import entry_points
 from .images import Versions, below_floor, check_instance_type, image_uri, supported_versions
-from .jobs import LogReader, describe_job, stop_job, wait_for_job
+from .jobs import JobInfo, LogReader, describe_job, stop_job, wait_for_job
 from .session import Aws, AwsSettings, project_tags, resolve_settings
 
 log = logging.getLogger(__name__)
-
-
-def _require_sdk() -> None:
-    for module in ("sagemaker", "boto3"):
-        if importlib.util.find_spec(module) is None:
-            raise UsageError(
-                f"the SageMaker commands need the optional extra: pip install -e '.[sagemaker]' "
-                f"({module} is not installed)"
-            )
 
 
 def _aws_command(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
@@ -45,7 +36,12 @@ def _aws_command(handler: Callable[[argparse.Namespace], int]) -> Callable[..., 
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        _require_sdk()
+        for module in ("sagemaker", "boto3"):
+            if importlib.util.find_spec(module) is None:
+                raise UsageError(
+                    f"the SageMaker commands need the optional extra: pip install -e '.[sagemaker]' "
+                    f"({module} is not installed)"
+                )
         from botocore.exceptions import BotoCoreError, ClientError
         from sagemaker.core.utils.exceptions import WaiterError
 
@@ -277,7 +273,7 @@ def register(subparsers: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from .training import (
         BASE_MODEL_CHANNEL,
-        detect_local_mode,
+        count_gpus,
         folder_digest,
         parse_overrides,
         plan_training,
@@ -286,8 +282,9 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     section = config.sagemaker
-    mode = detect_local_mode() if args.mode == "local" else args.mode
-    if args.mode == "local":
+    mode = args.mode
+    if mode == "local":
+        mode = "local_gpu" if count_gpus() else "local"  # GPU containers need a visible GPU
         log.info("local mode: using %s", mode)
     versions = Versions(
         args.transformers_version or section.transformers_version,
@@ -347,14 +344,14 @@ def _train(args: argparse.Namespace) -> int:
         assert settings is not None
         Aws(settings).preflight("training")
 
-    def announce(launch: Any) -> None:
-        print(f"training job {launch.run_id} created (run id {launch.run_id})")
-        for name, uri in sorted(launch.data.items()):
+    def announce(job: JobInfo, output_path: str) -> None:
+        print(f"training job {job.name} created (run id {job.name})")
+        for name, uri in sorted(job.data.items()):
             print(f"  input {name}: {uri}")
-        print(f"  checkpoints: {launch.checkpoint_uri}")
-        print(f"  model: {launch.output_path.rstrip('/')}/{launch.run_id}/output/model.tar.gz")
-        print(f"  MLflow: {launch.tracking_uri or 'off (no tracking server configured)'}")
-        print(f"  follow it: sagemaker logs {launch.run_id}; stop it: sagemaker stop {launch.run_id}")
+        print(f"  checkpoints: {job.checkpoint_uri}")
+        print(f"  model: {output_path.rstrip('/')}/{job.name}/output/model.tar.gz")
+        print(f"  MLflow: {plan.tracking_uri or 'off (no tracking server configured)'}")
+        print(f"  follow it: sagemaker logs {job.name}; stop it: sagemaker stop {job.name}")
         sys.stdout.flush()
 
     result = train(config, plan, settings, wait=not args.no_wait, work_dir=args.work_dir, on_launch=announce)
@@ -390,7 +387,7 @@ def _describe(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     aws = Aws(_settings(args, load_config(args.config)))
     if args.follow:
-        wait_for_job(aws, args.job, logs=True)
+        wait_for_job(aws, args.job)
         return 0
     lines = list(LogReader(aws, args.job).read())
     for line in lines:

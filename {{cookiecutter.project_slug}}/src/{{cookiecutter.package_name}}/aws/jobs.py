@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,61 +87,46 @@ class LogReader:
         self.job_name = job_name
         self.tokens: dict[str, str | None] = {}
 
-    def _streams(self) -> list[str]:
+    def read(self) -> Iterator[str]:
         try:
             found = self.client.describe_log_streams(
                 logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job_name}/"
             )
         except self.client.exceptions.ResourceNotFoundException:
-            return []  # the group appears with the first job of an account/region
-        return sorted(s["logStreamName"] for s in found.get("logStreams", []))
-
-    def read(self) -> Iterator[str]:
-        for stream in self._streams():
+            return  # the group appears with the first job of an account/region
+        for stream in sorted(s["logStreamName"] for s in found.get("logStreams", [])):
             while True:
-                kwargs: dict[str, Any] = {
-                    "logGroupName": LOG_GROUP,
-                    "logStreamName": stream,
-                    "startFromHead": True,
-                }
                 token = self.tokens.get(stream)
-                if token:
-                    kwargs["nextToken"] = token
-                page = self.client.get_log_events(**kwargs)
+                page = self.client.get_log_events(
+                    logGroupName=LOG_GROUP,
+                    logStreamName=stream,
+                    startFromHead=True,
+                    **({"nextToken": token} if token else {}),
+                )
                 for event in page.get("events", []):
                     yield str(event.get("message", ""))
-                next_token = page.get("nextForwardToken")
-                done = not page.get("events") or next_token == token
-                self.tokens[stream] = next_token
-                if done:
+                self.tokens[stream] = page.get("nextForwardToken")
+                if not page.get("events") or self.tokens[stream] == token:
                     break
 
 
-def wait_for_job(
-    aws: Aws,
-    job_name: str,
-    *,
-    logs: bool = True,
-    echo: Callable[[str], None] = print,
-    poll_seconds: float = POLL_SECONDS,
-) -> str:
-    """Wait until the job ends (streaming its logs); returns the final status, and raises
+def wait_for_job(aws: Aws, job_name: str) -> str:
+    """Wait until the job ends (printing its log lines); returns the final status, and raises
     UsageError with the failure reason when it did not complete."""
-    reader = LogReader(aws, job_name) if logs else None
+    reader = LogReader(aws, job_name)
     last = ""
     while True:
         job = _described(aws, job_name)
         status = str(job.get("TrainingJobStatus", ""))
         secondary = str(job.get("SecondaryStatus", ""))
-        if reader is not None:
-            for line in reader.read():
-                echo(line)
+        for line in reader.read():
+            print(line)
         if secondary != last:
             log.info("%s: %s (%s)", job_name, status, secondary)
             last = secondary
         if status in TERMINAL:
             break
-        time.sleep(poll_seconds)
+        time.sleep(POLL_SECONDS)
     if status != "Completed":
         reason = job.get("FailureReason") or secondary
         raise UsageError(f"training job {job_name} {status.lower()}: {reason}")

@@ -49,7 +49,7 @@ from .images import (
     image_uri,
     processor_for,
 )
-from .jobs import describe_job, wait_for_job
+from .jobs import JobInfo, describe_job, wait_for_job
 from .session import Aws, AwsSettings, project_tags, resource_name, timestamp
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,12 @@ CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
 PROVIDED_BY_DLC = {"torch", "transformers"}
 MLFLOW_PLUGIN = "sagemaker-mlflow>=0.1,<1"
+# The channel the entry point reads the base model from (training/options.py).
+BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
+UPLOAD_MARKER = "_upload-complete.json"
+_TRACKING_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(tracking-server|app)/[\w-]+$"
+)
 
 
 def parse_metrics(line: str, definitions: Iterable[Mapping[str, str]]) -> dict[str, float]:
@@ -102,18 +108,10 @@ class TrainingPlan:
     # MLflow tracking server (URI or SageMaker MLflow ARN) the entry point logs to; empty: none.
     tracking_uri: str = ""
 
-    @property
-    def module(self) -> str:
-        return module_path(self.entry_point)
-
 
 def default_hyperparameters(config: ProjectConfig) -> dict[str, str]:
-    """The entry points' options resolved from config.toml, as the strings SageMaker passes.
-
-    Sending them all makes every run's settings visible in the console and the experiment,
-    although the job would read the same values from the shipped config.toml. Folders come
-    from the container environment instead, and an empty value (no run id) is left to the job.
-    """
+    """The entry points' options from config.toml as SageMaker's strings; all are sent (though
+    the job reads the same config.toml) so every run's settings show in the console."""
     return to_hyperparameters(config.options)
 
 
@@ -135,11 +133,6 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
     return overrides
 
 
-def detect_local_mode() -> str:
-    """``local_gpu`` when an NVIDIA GPU is visible (GPU containers need it), else ``local``."""
-    return "local_gpu" if count_gpus() > 0 else "local"
-
-
 def check_channel(name: str, source: str) -> str:
     """A local channel folder must exist and hold exactly one data file; s3:// is used as is."""
     if source.startswith("s3://"):
@@ -159,16 +152,9 @@ def check_channel(name: str, source: str) -> str:
     return str(path.resolve())
 
 
-# The channel the entry point reads the base model from (training/options.py).
-BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
-
-
 def local_base_model(name_or_path: str) -> str:
-    """The absolute folder when ``name_or_path`` names a local model, "" for a hub id.
-
-    A hosted job cannot see this machine, so a folder is uploaded and mounted as a channel;
-    anything that looks like a path but is not a saved model is refused before any upload.
-    """
+    """The absolute folder when ``name_or_path`` names a local model (which a hosted job gets
+    as a channel: it cannot see this machine), "" for a hub id; checked before any upload."""
     if not name_or_path or not looks_like_path(name_or_path):
         return ""
     folder = Path(name_or_path).expanduser()
@@ -190,9 +176,6 @@ def folder_digest(folder: Path) -> str:
         with open(path, "rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
-
-
-UPLOAD_MARKER = "_upload-complete.json"
 
 
 def upload_base_model(aws: Aws, folder: Path, project_prefix: str) -> str:
@@ -370,13 +353,14 @@ def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -
     (destination / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     # The launcher points the package at the staged config: a config.toml found by searching
     # the working directory's parents could be another one.
+    module = module_path(plan.entry_point)
     (destination / LAUNCHER).write_text(
-        f'"""Run {plan.module} as the SageMaker entry script (python or torchrun)."""\n'
+        f'"""Run {module} as the SageMaker entry script (python or torchrun)."""\n'
         "import os\n"
         "import runpy\n\n"
         f"os.environ[{CONFIG_ENV_VAR!r}] = "
         f"os.path.join(os.path.dirname(os.path.abspath(__file__)), {PACKAGE!r}, 'config.toml')\n"
-        f"runpy.run_module({plan.module!r}, run_name='__main__', alter_sys=True)\n",
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n",
         encoding="utf-8",
     )
     return destination
@@ -391,24 +375,13 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class Launch:
-    """Where a hosted run's pieces live, all named by its run id (= the training job name)."""
-
-    run_id: str
-    data: dict[str, str]
-    checkpoint_uri: str
-    output_path: str
-    tracking_uri: str = ""
-
-
 def launch_sagemaker(
     config: ProjectConfig,
     plan: TrainingPlan,
     aws: Aws,
     *,
     wait: bool = True,
-    on_launch: Callable[[Launch], None] | None = None,
+    on_launch: Callable[[JobInfo, str], None] | None = None,
 ) -> TrainingResult:
     """Hosted job or local-mode container through ``ModelTrainer``.
 
@@ -416,6 +389,7 @@ def launch_sagemaker(
     channels are uploaded by the SDK under ``<base>/<job>/input/``, checkpoints go to
     ``<base>/<job>/checkpoints`` (unless resuming from a given URI), the model to
     ``<output>/<job>/output/model.tar.gz``, and the entry point names its MLflow run after it.
+    ``on_launch`` gets the created job and its output path.
     """
     from sagemaker.core.shapes import MetricDefinition, Tag
     from sagemaker.core.training.configs import (
@@ -434,16 +408,6 @@ def launch_sagemaker(
     environment = {"MLFLOW_TRACKING_URI": plan.tracking_uri} if plan.tracking_uri else {}
     with tempfile.TemporaryDirectory(prefix="sm-source-") as staging:
         source_dir = stage_source(config, plan, Path(staging) / "code")
-        compute = Compute(
-            instance_type=plan.instance_type,
-            instance_count=plan.instance_count,
-            volume_size_in_gb=plan.volume_size_gb,
-            enable_managed_spot_training=plan.use_spot or None,
-        )
-        stopping = StoppingCondition(
-            max_runtime_in_seconds=plan.max_run_seconds,
-            max_wait_time_in_seconds=plan.max_wait_seconds if plan.use_spot else None,
-        )
         options: dict[str, Any] = {}
         channels = dict(plan.channels)
         if hosted:
@@ -484,8 +448,16 @@ def launch_sagemaker(
                 requirements="requirements.txt",
             ),
             distributed=Torchrun() if plan.torchrun else None,
-            compute=compute,
-            stopping_condition=stopping,
+            compute=Compute(
+                instance_type=plan.instance_type,
+                instance_count=plan.instance_count,
+                volume_size_in_gb=plan.volume_size_gb,
+                enable_managed_spot_training=plan.use_spot or None,
+            ),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=plan.max_run_seconds,
+                max_wait_time_in_seconds=plan.max_wait_seconds if plan.use_spot else None,
+            ),
             hyperparameters=dict(plan.hyperparameters),
             base_job_name=plan.base_job_name,
             environment=environment,
@@ -503,7 +475,7 @@ def launch_sagemaker(
     job = describe_job(aws, job_name)
     aws.client("sagemaker").add_tags(ResourceArn=job.arn, Tags=project_tags(config, job_name))
     if on_launch is not None:
-        on_launch(Launch(job_name, job.data, job.checkpoint_uri, output_path, plan.tracking_uri))
+        on_launch(job, output_path)
     if wait:
         wait_for_job(aws, job_name)
     job = describe_job(aws, job_name)
@@ -560,11 +532,12 @@ def count_gpus() -> int:
     return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
 
 
-def container_environment(root: Path, plan: TrainingPlan, job_name: str, num_gpus: int) -> dict[str, str]:
-    """The ``SM_*`` variables SageMaker's drivers export, pointing into ``root``/opt/ml."""
-    ml = root / "opt" / "ml"
+def container_environment(
+    ml: Path, plan: TrainingPlan, hyperparameters: Mapping[str, str], job_name: str, num_gpus: int
+) -> dict[str, str]:
+    """The ``SM_*`` variables SageMaker's drivers export, pointing into ``ml`` (/opt/ml)."""
     channels = list(plan.channels)
-    hps = {key: _deserialize(value) for key, value in plan.hyperparameters.items()}
+    hps = {key: _deserialize(value) for key, value in hyperparameters.items()}
     resource = {
         "current_host": "algo-1",
         "current_instance_type": plan.instance_type,
@@ -621,33 +594,17 @@ def container_environment(root: Path, plan: TrainingPlan, job_name: str, num_gpu
 
 def _serialize(value: Any) -> str:
     # As SageMaker's environment.py writes them: strings as they are, everything else as JSON.
-    if isinstance(value, Path):
-        return str(value)
-    return value if isinstance(value, str) else json.dumps(value)
+    return str(value) if isinstance(value, str | Path) else json.dumps(value)
 
 
 def _deserialize(value: str) -> Any:
     try:
         return json.loads(value)
-    except (json.JSONDecodeError, TypeError):
+    except json.JSONDecodeError:
         return value
 
 
-def hyperparameter_args(hyperparameters: Mapping[str, str]) -> list[str]:
-    """``--key value`` pairs exactly as SageMaker's script drivers build them."""
-    args: list[str] = []
-    for key, value in hyperparameters.items():
-        args += [f"--{key}", _serialize(_deserialize(value))]
-    return args
-
-
-def run_process(
-    config: ProjectConfig,
-    plan: TrainingPlan,
-    work_dir: Path,
-    *,
-    on_metrics: Callable[[dict[str, float], int], None] | None = None,
-) -> TrainingResult:
+def run_process(config: ProjectConfig, plan: TrainingPlan, work_dir: Path) -> TrainingResult:
     """Run the entry point like the container would, in a subprocess, under ``work_dir``."""
     job_name = f"{plan.base_job_name}-{timestamp()}"
     # Absolute: the entry point runs from the code folder, as in the container.
@@ -661,9 +618,8 @@ def run_process(
         shutil.copytree(source, ml / "input" / "data" / name)
     # /opt/ml/checkpoints is not writable outside a container; this is its stand-in.
     hyperparameters = {**plan.hyperparameters, "checkpoint_dir": str(ml / "checkpoints")}
-    plan_here = dataclasses.replace(plan, hyperparameters=hyperparameters)
     gpus = count_gpus()
-    env = container_environment(root, plan_here, job_name, gpus)
+    env = container_environment(ml, plan, hyperparameters, job_name, gpus)
     # UTF-8, as in the container, whatever this machine's locale.
     config_files = {
         "hyperparameters.json": json.dumps(hyperparameters, indent=2),
@@ -674,18 +630,12 @@ def run_process(
         (ml / "input" / "config" / name).write_text(text, encoding="utf-8")
 
     python = plan.python or sys.executable
+    command = [python, LAUNCHER]
     if plan.torchrun or gpus > 1:
-        command = [
-            python,
-            "-m",
-            "torch.distributed.run",
-            "--nnodes=1",
-            f"--nproc_per_node={max(gpus, 1)}",
-            LAUNCHER,
-        ]
-    else:
-        command = [python, LAUNCHER]
-    command += hyperparameter_args(hyperparameters)
+        torchrun = ["-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={max(gpus, 1)}"]
+        command = [python, *torchrun, LAUNCHER]
+    for key, value in hyperparameters.items():  # as SageMaker's script drivers pass them
+        command += [f"--{key}", _serialize(_deserialize(value))]
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
     child_env.update(env)
     child_env["PYTHONUNBUFFERED"] = "1"
@@ -700,7 +650,6 @@ def run_process(
     log.info("process mode: %s (cwd %s)", " ".join(command), code)
     metrics: dict[str, float] = {}
     definitions = metric_definitions()
-    step = 0
     with subprocess.Popen(
         command,
         cwd=code,
@@ -715,12 +664,7 @@ def run_process(
         assert child.stdout is not None
         for line in child.stdout:
             sys.stdout.write(line)
-            found = parse_metrics(line, definitions)
-            if found:
-                step += 1
-                metrics.update(found)
-                if on_metrics is not None:
-                    on_metrics(found, step)
+            metrics.update(parse_metrics(line, definitions))
         status = child.wait()
     if status != 0:
         failure = ml / "output" / "failure"
@@ -730,11 +674,6 @@ def run_process(
             + (f": {reason}" if reason else "")
         )
     return TrainingResult("process", job_name, str(ml / "model"), "Completed", metrics)
-
-
-_TRACKING_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(tracking-server|app)/[\w-]+$"
-)
 
 
 def check_tracking_uri(uri: str, mode: str) -> None:
@@ -761,7 +700,7 @@ def train(
     *,
     wait: bool = True,
     work_dir: Path | None = None,
-    on_launch: Callable[[Launch], None] | None = None,
+    on_launch: Callable[[JobInfo, str], None] | None = None,
 ) -> TrainingResult:
     """Launch ``plan``. Tracking happens inside the entry point (MLflow, when the plan names a
     tracking server), the same code for local runs, process mode and hosted jobs."""
