@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from .. import label_schemes
 from ..config import load_config
-from ..errors import OptionError
+from ..errors import ConfigError, DataFormatError, OptionError
 from ..options import TrainOptions
 from .artifacts import (
     print_metrics,
@@ -205,8 +205,6 @@ def run_with_options(options: TrainOptions, backend_factory: BackendFactory, ent
             if runtime.is_main
             else None
         )
-        if runtime.is_main:
-            claimed = plan.run_dir
         options = replace(
             options,
             run_id=plan.run_id,
@@ -215,6 +213,7 @@ def run_with_options(options: TrainOptions, backend_factory: BackendFactory, ent
             output_data_dir=str(plan.output_dir),
         )
         if runtime.is_main:
+            claimed = plan.run_dir
             tracker = open_tracker(options, plan, entry_point)
             plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
             write_record(plan.run_dir, plan.record)
@@ -446,8 +445,6 @@ def write_outputs(
 
 def main_for(backend_factory: BackendFactory, entry_point: str) -> int:
     """``python -m`` entry: clean one-line errors for problems the user can fix."""
-    from ..errors import ConfigError, DataFormatError
-
     try:
         options = parse_options(None, None, prog=f"python -m {__package__}.{entry_point}")
         return run_with_options(options, backend_factory, entry_point)

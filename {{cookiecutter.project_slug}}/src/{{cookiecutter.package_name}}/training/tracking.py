@@ -111,9 +111,9 @@ def _display_uri(text: str) -> str:
 def _first_line(error: BaseException) -> str:
     """Why ``error`` happened, in a few words and without credentials from URLs in it."""
     text = _display_uri(str(error))
-    if "Max retries exceeded" in text or "timed out" in text:  # requests/urllib3 chains
-        if "timed out" in text:
-            return "no answer in time"
+    if "timed out" in text:  # requests/urllib3 chains
+        return "no answer in time"
+    if "Max retries exceeded" in text:
         cause = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
         return f"cannot connect: {cause.group(1).strip()}" if cause else "cannot connect"
     line = (text.strip().splitlines() or [type(error).__name__])[0]
