@@ -11,12 +11,13 @@ local path, shows only its last component.
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .tracking import finite_number
 
 CARD_FILE = "README.md"
 
@@ -169,15 +170,8 @@ def _code(value: Any, in_table: bool = True) -> str:
     return fence + (text.replace("|", "\\|") if in_table else text) + fence
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _metric(value: Any) -> str:
-    number = _number(value)
+    number = finite_number(value)
     return "" if number is None else f"{number:.4f}"
 
 
@@ -243,7 +237,7 @@ def _eval_results(project_name: str, metrics: Mapping[str, Mapping[str, Any]]) -
         )
         for split, values in metrics.items()
         for key, metric_type, name, args in kinds
-        if (number := _number(values.get(key))) is not None
+        if (number := finite_number(values.get(key))) is not None
     ]
 
 

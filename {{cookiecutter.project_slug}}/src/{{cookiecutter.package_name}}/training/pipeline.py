@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from .. import label_schemes
 from ..config import load_config
-from ..errors import OptionError
+from ..errors import ConfigError, DataFormatError, OptionError
 from ..options import TrainOptions
 from .artifacts import (
     print_metrics,
@@ -161,18 +161,6 @@ class Backend(Protocol):
         ...
 
 
-def evaluation_metrics(
-    scheme: label_schemes.LabelScheme,
-    y_true: Sequence[Any],
-    y_pred: Sequence[Any],
-    loss: float,
-    label_names: Sequence[str],
-) -> dict[str, Any]:
-    metrics = scheme.compute_metrics(y_true, y_pred, label_names)
-    metrics["loss"] = loss
-    return metrics
-
-
 def best_is_higher(metric: str) -> bool:
     return metric != "loss"
 
@@ -183,26 +171,10 @@ class BackendFactory(Protocol):
     def __call__(self, context: RunContext) -> Backend: ...
 
 
-def run(
-    backend_factory: BackendFactory,
-    entry_point: str,
-    argv: Sequence[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> int:
-    """Parse options and run one training job end to end."""
-    options = parse_options(argv, environ, prog=f"python -m {__package__}.{entry_point}")
-    return run_with_options(options, backend_factory, entry_point, environ)
-
-
-def run_with_options(
-    options: TrainOptions,
-    backend_factory: BackendFactory,
-    entry_point: str,
-    environ: Mapping[str, str] | None = None,
-) -> int:
+def run_with_options(options: TrainOptions, backend_factory: BackendFactory, entry_point: str) -> int:
     from transformers import set_seed
 
-    runtime = init_runtime(options.mixed_precision, environ)
+    runtime = init_runtime(options.mixed_precision)
     tracker = Tracker()
     claimed: Path | None = None  # the run folder this process holds (rank 0 only)
     try:
@@ -214,7 +186,7 @@ def run_with_options(
             runtime.device,
             runtime.precision,
         )
-        log_ignored_channels(os.environ if environ is None else environ)
+        log_ignored_channels(os.environ)
         trainer_integrations(options.report_to, entry_point)  # a typo fails here, not after loading
         set_seed(options.seed)
         # Everything that can be wrong with the options, the data, the labels or the base model
@@ -233,8 +205,6 @@ def run_with_options(
             if runtime.is_main
             else None
         )
-        if runtime.is_main:
-            claimed = plan.run_dir
         options = replace(
             options,
             run_id=plan.run_id,
@@ -243,6 +213,7 @@ def run_with_options(
             output_data_dir=str(plan.output_dir),
         )
         if runtime.is_main:
+            claimed = plan.run_dir
             tracker = open_tracker(options, plan, entry_point)
             plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
             write_record(plan.run_dir, plan.record)
@@ -270,12 +241,14 @@ def run_with_options(
             scheme,
         )
         backend = backend_factory(context)
-        resume_from = plan.resume_from
-        result = backend.fit(resume_from)
+        result = backend.fit(plan.resume_from)
         evaluations = {}
         for split in data.evaluation_splits():
             y_true, y_pred, loss = backend.predict(split)
-            evaluations[split.name] = evaluation_metrics(scheme, y_true, y_pred, loss, data.label_names)
+            evaluations[split.name] = {
+                **scheme.compute_metrics(y_true, y_pred, data.label_names),
+                "loss": loss,
+            }
         if runtime.is_main:
             write_outputs(context, result, evaluations)
             final = final_metrics(evaluations, scheme)
@@ -297,13 +270,6 @@ def run_with_options(
             release_run(claimed)
     runtime.close()
     return 0
-
-
-def label_counts(labels: Sequence[int], num_labels: int) -> list[int]:
-    counts = [0] * num_labels
-    for label in labels:
-        counts[label] += 1
-    return counts
 
 
 # Where things were, not what was trained: left out of the model card and the tracked params.
@@ -397,6 +363,7 @@ def final_metrics(
 def write_outputs(
     context: RunContext, result: FitResult, evaluations: Mapping[str, Mapping[str, Any]]
 ) -> None:
+    import numpy
     import torch
     import transformers
 
@@ -423,7 +390,7 @@ def write_outputs(
         base_model=options.model_name_or_path,
         label_names=list(options.label_names),
         label_counts={
-            split.name: label_counts(split.labels, len(options.label_names))
+            split.name: numpy.bincount(split.labels, minlength=len(options.label_names)).tolist()
             for split in (context.data.train, *context.data.evaluation_splits())
         },
         metrics=evaluations,
@@ -478,10 +445,9 @@ def write_outputs(
 
 def main_for(backend_factory: BackendFactory, entry_point: str) -> int:
     """``python -m`` entry: clean one-line errors for problems the user can fix."""
-    from ..errors import ConfigError, DataFormatError
-
     try:
-        return run(backend_factory, entry_point)
+        options = parse_options(None, None, prog=f"python -m {__package__}.{entry_point}")
+        return run_with_options(options, backend_factory, entry_point)
     except (ConfigError, DataFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,10 +1,9 @@
 """Run identity: every training run has an id, a fingerprint and folders of its own.
 
-The fingerprint is a hash of what defines the run: the options that change what is trained
+The fingerprint hashes what defines the run: the options that change what is trained
 (``identity=True`` in :mod:`..options`), the entry point, the number of processes, the labels,
-the contents of the training and validation files, and the base model. A run is continued
-automatically only when an unfinished run with the same fingerprint exists; anything else starts
-a new run and leaves earlier runs' checkpoints and outputs alone.
+the training and validation files' contents, and the base model. A run is continued automatically
+only when an unfinished run with the same fingerprint exists; anything else starts a new run.
 
 Layout, relative to the project root (the config file's folder)::
 
@@ -20,11 +19,10 @@ On SageMaker the container contract is unchanged: checkpoints go under /opt/ml/c
 id> (synced to S3, so a spot restart finds its run) and outputs to SM_MODEL_DIR and
 SM_OUTPUT_DATA_DIR; the run id is the training job's name.
 
-One process at a time trains a run: a run is *claimed* (its folder created, or an existing one
-locked) before anything is written, and the claim is an OS file lock that dies with its process,
-so a killed run is free to continue at once while a live one is never shared. A completed run is
-never written again. Paths in a record are relative to the project root (where they lie inside
-it), so a moved or cloned project continues its runs and picks their best checkpoints exactly.
+One process at a time trains a run: it is *claimed* before anything is written, by an OS file
+lock that dies with its process, so a killed run is free to continue at once while a live one is
+never shared. A completed run is never written again. Paths in a record are relative to the
+project root where they lie inside it, so a moved or cloned project continues its runs.
 """
 
 from __future__ import annotations
@@ -62,18 +60,22 @@ _HEAD_BYTES = 1 << 20
 
 
 def _sha256_file(path: Path, limit: int | None = None) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        remaining = limit
-        while True:
-            chunk = handle.read(1 << 20 if remaining is None else min(1 << 20, remaining))
-            if not chunk:
-                break
-            digest.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-                if remaining <= 0:
-                    break
+        if limit is not None:
+            return hashlib.sha256(handle.read(limit)).hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _folder_digest(path: Path, sized: bool = False) -> str:
+    """Names and contents of every file in ``path``; ``sized``: large files by size and head."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
+        size = file.stat().st_size
+        if sized:
+            digest.update(str(size).encode())
+        limit = _HEAD_BYTES if sized and size > 16 * _HEAD_BYTES else None
+        digest.update(_sha256_file(file, limit).encode())
     return digest.hexdigest()
 
 
@@ -84,13 +86,7 @@ def data_digest(location: str | None) -> str | None:
     path = Path(location)
     if path.is_file():
         return _sha256_file(path)
-    if not path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode())
-        digest.update(_sha256_file(file).encode())
-    return digest.hexdigest()
+    return _folder_digest(path) if path.is_dir() else None
 
 
 def model_digest(name_or_path: str) -> str:
@@ -98,13 +94,7 @@ def model_digest(name_or_path: str) -> str:
     path = Path(name_or_path)
     if not path.is_dir():
         return name_or_path
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode())
-        size = file.stat().st_size
-        digest.update(str(size).encode())
-        digest.update(_sha256_file(file, None if size <= 16 * _HEAD_BYTES else _HEAD_BYTES).encode())
-    return f"local folder {path.name} ({digest.hexdigest()[:16]})"
+    return f"local folder {path.name} ({_folder_digest(path, sized=True)[:16]})"
 
 
 def run_identity(options: TrainOptions, entry_point: str, world_size: int) -> dict[str, Any]:
@@ -150,9 +140,17 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "fingerprint" in record else None
 
 
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomically: a process killed while writing leaves the previous file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
 def write_record(run_dir: Path, record: Mapping[str, Any], replace_completed: bool = False) -> None:
-    """Atomically: a run killed while writing keeps its previous record. A completed run's
-    record is never rewritten (``replace_completed`` only for copies outside the run folder)."""
+    """A completed run's record is never rewritten (``replace_completed`` only for copies
+    outside the run folder)."""
     if not replace_completed:
         existing = read_record(run_dir)
         if existing is not None and existing.get("status") == COMPLETED:
@@ -160,10 +158,7 @@ def write_record(run_dir: Path, record: Mapping[str, Any], replace_completed: bo
                 f"run {existing.get('run_id', run_dir.name)} is complete: its record in {run_dir} "
                 "is never rewritten; start a new run instead"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    partial = run_dir / f".{RUN_FILE}.partial"
-    partial.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(partial, run_dir / RUN_FILE)
+    _write_json(run_dir / RUN_FILE, record)
 
 
 def list_runs(checkpoint_root: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -185,37 +180,26 @@ def recorded_path(path: str | os.PathLike[str], project_root: Path) -> str:
         return str(absolute)
 
 
-def resolve_recorded(text: str, project_root: Path) -> Path:
-    """The path a record's entry names, wherever the project is now."""
-    path = Path(text)
-    return path if path.is_absolute() else project_root / path
-
-
 # -- claims: one live process per run -----------------------------------------------------------
 
 if sys.platform == "win32":
     import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        # Windows has no flock; a byte-range lock is released by the system when its process
-        # ends (however it ends), like flock on POSIX.
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
-        # flock belongs to the open file, not the process: released when the process dies (even
-        # by kill -9), and two opens in one process exclude each other as two processes do.
-        try:
+
+def _try_lock(fd: int) -> bool:
+    # flock belongs to the open file, not the process: released when the process dies (even by
+    # kill -9), and two opens in one process exclude each other as two processes do. Windows has
+    # no flock; its byte-range lock is likewise released by the system when its process ends.
+    try:
+        if sys.platform == "win32":
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
+    except OSError:
+        return False
+    return True
 
 
 _CLAIMS: dict[Path, int] = {}  # run folder (resolved) -> the open, locked LOCK_FILE
@@ -223,14 +207,6 @@ _CLAIMS: dict[Path, int] = {}  # run folder (resolved) -> the open, locked LOCK_
 
 class RunInUseError(OptionError):
     """Another live process trains the run."""
-
-
-def _holder(run_dir: Path) -> str:
-    try:
-        text = (run_dir / LOCK_FILE).read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError):
-        text = []
-    return f"process {text[0]} on {text[1]}" if len(text) >= 2 else "another process"
 
 
 def claim_run(run_dir: Path) -> bool:
@@ -245,8 +221,7 @@ def claim_run(run_dir: Path) -> bool:
     # Who holds it, for the refusal message others get (information only: the lock decides).
     note = f"{os.getpid()} {socket.gethostname()}\n".encode()
     os.write(fd, note)
-    if os.fstat(fd).st_size != len(note):
-        os.ftruncate(fd, len(note))
+    os.ftruncate(fd, len(note))
     return True
 
 
@@ -262,11 +237,16 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def _claim_existing(run_dir: Path, what: str, way_out: str) -> None:
-    if not claim_run(run_dir):
-        raise RunInUseError(
-            f"{what}: run {run_dir.name} is being trained by {_holder(run_dir)} right now; "
-            f"wait for it to end, or {way_out}"
-        )
+    if claim_run(run_dir):
+        return
+    try:
+        note = (run_dir / LOCK_FILE).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        note = []
+    holder = f"process {note[0]} on {note[1]}" if len(note) >= 2 else "another process"
+    raise RunInUseError(
+        f"{what}: run {run_dir.name} is being trained by {holder} right now; wait for it to end, or {way_out}"
+    )
 
 
 def _claim_new(checkpoint_root: Path, project_root: Path, base: str) -> Path:
@@ -290,21 +270,12 @@ def _claim_new(checkpoint_root: Path, project_root: Path, base: str) -> Path:
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def check_run_id(run_id: str) -> None:
-    if not _RUN_ID.match(run_id):
-        raise OptionError(
-            f"--run_id {run_id!r}: use up to 128 letters, digits, '.', '_' and '-', starting with "
-            "a letter or digit (it names the run's folders)"
-        )
-
-
 @dataclass(frozen=True)
 class RunPlan:
     """Where this run's checkpoints and outputs go, and what it resumes from."""
 
     run_id: str
     fingerprint: str
-    identity: dict[str, Any]
     run_dir: Path  # this run's checkpoint folder
     model_dir: Path
     output_dir: Path
@@ -332,11 +303,6 @@ def _check_continuable(
             f"{what}: run {run_dir.name} was started with other settings ({changed}); "
             "continue it with its own settings, or start a new run with --resume no"
         )
-
-
-def _authoritative_record(checkpoint_root: Path, project_root: Path, run_id: str) -> dict[str, Any] | None:
-    """A run's record: its checkpoint folder's (written last on completion), else its outputs'."""
-    return read_record(checkpoint_root / run_id) or read_record(project_root / RUNS_DIR / run_id)
 
 
 def _auto_choice(checkpoint_root: Path, marker: str, identity: Mapping[str, Any]) -> Path | None:
@@ -415,14 +381,19 @@ def plan_run(options: TrainOptions, identity: dict[str, Any], marker: str, proje
     what, way_out = f"--resume {choice}", "start a separate run with --resume no"
 
     if options.run_id:
-        check_run_id(options.run_id)
+        if not _RUN_ID.match(options.run_id):
+            raise OptionError(
+                f"--run_id {options.run_id!r}: use up to 128 letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit (it names the run's folders)"
+            )
         own = checkpoint_root / options.run_id
         what, way_out = f"--run_id {options.run_id}", "pick another --run_id"
         if named_dir is not None and named_dir.resolve() != own.resolve():
             raise OptionError(
                 f"--run_id {options.run_id} and --resume {choice} name different runs; give only one of them"
             )
-        existing = _authoritative_record(checkpoint_root, project_root, options.run_id)
+        # Its checkpoint folder's record (written last on completion), else its outputs' copy.
+        existing = read_record(own) or read_record(project_root / RUNS_DIR / options.run_id)
         if existing is not None and existing.get("status") == COMPLETED:
             _check_continuable(own, existing, identity, what)  # refuses: complete
         if mode == "no" and (own.is_dir() or existing is not None):
@@ -490,7 +461,7 @@ def plan_run(options: TrainOptions, identity: dict[str, Any], marker: str, proje
     except BaseException:
         release_run(run_dir)
         raise
-    return RunPlan(run_id, fp, identity, run_dir, model_dir, output_dir, resume_from, default_outputs, record)
+    return RunPlan(run_id, fp, run_dir, model_dir, output_dir, resume_from, default_outputs, record)
 
 
 def complete_run(plan: RunPlan, project_root: Path, extra: Mapping[str, Any]) -> None:
@@ -522,12 +493,7 @@ def complete_run(plan: RunPlan, project_root: Path, extra: Mapping[str, Any]) ->
 
 
 def set_latest(project_root: Path, run_id: str) -> None:
-    pointer = project_root / LATEST_FILE
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    partial = pointer.with_name(f".{pointer.name}.partial")
-    run_dir = (RUNS_DIR / run_id).as_posix()
-    partial.write_text(json.dumps({"run_id": run_id, "run_dir": run_dir}, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, pointer)
+    _write_json(project_root / LATEST_FILE, {"run_id": run_id, "run_dir": (RUNS_DIR / run_id).as_posix()})
     # A convenience for people (ls outputs/latest/); commands read the JSON, which works where
     # symbolic links do not (Windows without developer mode).
     link = project_root / LATEST_LINK
@@ -541,18 +507,13 @@ def set_latest(project_root: Path, run_id: str) -> None:
         log.debug("no outputs/latest link: %s", error)
 
 
-def latest_run_dir(project_root: Path) -> Path | None:
-    """Output folder of the newest completed run, or None before the first one."""
-    try:
-        pointer = json.loads((project_root / LATEST_FILE).read_text(encoding="utf-8"))
-        return project_root / pointer["run_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def latest_model_dir(project_root: Path) -> Path:
     """The model folder commands use by default; a clear error before the first training run."""
-    run_dir = latest_run_dir(project_root)
+    try:
+        pointer = json.loads((project_root / LATEST_FILE).read_text(encoding="utf-8"))
+        run_dir: Path | None = project_root / pointer["run_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        run_dir = None
     if run_dir is None or not (run_dir / "model").is_dir():
         raise OptionError(
             f"no trained model yet: {project_root / LATEST_FILE} names none; run `train` first, "

@@ -1,23 +1,17 @@
 """Experiment tracking with MLflow: every run's options, metrics and output files.
 
-Where runs go: the ``tracking_uri`` argument, else ``MLFLOW_TRACKING_URI`` (an MLflow tracking
-server, or a SageMaker managed MLflow ARN through the sagemaker-mlflow plugin), else a local
-SQLite store at the project root: ``mlruns/mlflow.db``, with artefacts in ``mlruns/artifacts``.
+Where runs go: the ``tracking_uri`` argument, else ``MLFLOW_TRACKING_URI`` (a tracking server, or a
+SageMaker managed MLflow ARN through the sagemaker-mlflow plugin), else a SQLite store at the
+project root, ``mlruns/mlflow.db``, artefacts in ``mlruns/artifacts``. Not the old folder store:
+MLflow 3.17 refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``. SQLite needs SQLAlchemy and Alembic
+beside ``mlflow-skinny``; the web UI needs the full ``mlflow`` and the store named
+(:data:`LOCAL_UI_COMMAND`, run in the project root; a bare ``mlflow ui`` opens ``./mlflow.db``).
 
-Why SQLite and not the old plain-folder store (``file:<root>/mlruns``): MLflow 3 put that store
-in maintenance mode, and MLflow 3.17 refuses to open it unless ``MLFLOW_ALLOW_FILE_STORE=true``;
-its own default is now SQLite (``sqlite:///mlflow.db``). The SQLite store needs SQLAlchemy and
-Alembic next to ``mlflow-skinny`` (without them mlflow-skinny does not know ``sqlite:`` URIs);
-the web UI needs the full ``mlflow`` package. A bare ``mlflow ui`` opens ``./mlflow.db``, so name
-the store: :data:`LOCAL_UI_COMMAND`, run in the project root.
-
-Tracking never stops or stalls a training run: if the store cannot be reached or MLflow fails,
-one warning line names the tracking URI and what to do, and the tracker does nothing from then
-on. Against a remote server MLflow's request retries are kept short (unless the user set them).
-The client API (``MlflowClient``) is used instead of ``mlflow.start_run``, so no global "active
-run" is left behind and several trackers can live in one process. Both entry points track through
-this module; transformers' ``MLflowCallback`` would record the Trainer's runs differently (its own
-parameter and metric names, a global active run, no resume of the same MLflow run).
+Tracking never stops or stalls a training run: a store that fails is one warning line (its URI
+and what to do), then nothing. ``MlflowClient`` rather than ``mlflow.start_run``: no global active
+run, several trackers per process. Both entry points track here; transformers' ``MLflowCallback``
+would record the Trainer's runs differently (its own parameter and metric names, a global active
+run, no resume of the same MLflow run).
 """
 
 from __future__ import annotations
@@ -117,9 +111,9 @@ def _display_uri(text: str) -> str:
 def _first_line(error: BaseException) -> str:
     """Why ``error`` happened, in a few words and without credentials from URLs in it."""
     text = _display_uri(str(error))
-    if "Max retries exceeded" in text or "timed out" in text:  # requests/urllib3 chains
-        if "timed out" in text:
-            return "no answer in time"
+    if "timed out" in text:  # requests/urllib3 chains
+        return "no answer in time"
+    if "Max retries exceeded" in text:
         cause = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
         return f"cannot connect: {cause.group(1).strip()}" if cause else "cannot connect"
     line = (text.strip().splitlines() or [type(error).__name__])[0]
@@ -133,7 +127,7 @@ def _key(name: Any) -> str:
     return ("/".join(parts) or "_")[:_KEY_LIMIT]
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """A finite float, or None for bools, strings, NaN/inf and anything not a real number.
     NumPy and 0-d torch values count (through ``.item()``)."""
     if not isinstance(value, numbers.Number) and callable(getattr(value, "item", None)):
@@ -152,8 +146,6 @@ def _number(value: Any) -> float | None:
 
 @contextmanager
 def _quiet_requests() -> Iterator[None]:
-    """Silence retry chatter of the HTTP stack and the store's table set-up while this module
-    calls MLflow (see :data:`_QUIET_LOGGERS`)."""
     loggers = {logging.getLogger(name): least for name, least in _QUIET_LOGGERS.items()}
     levels = {logger: logger.level for logger in loggers}
     for logger, least in loggers.items():
@@ -245,7 +237,7 @@ class MlflowTracker(Tracker):
             now = int(time.time() * 1000)
             values: dict[str, float] = {}
             for name, value in metrics.items():
-                number = _number(value)
+                number = finite_number(value)
                 if number is not None:
                     values.setdefault(_key(name), number)
             if values:
@@ -302,13 +294,6 @@ def _sqlite_file(uri: str) -> Path | None:
         return None
     name = uri.removeprefix("sqlite:///").split("?", 1)[0]
     return None if name in {"", ":memory:"} else Path(name)
-
-
-def _artifact_location(uri: str) -> str | None:
-    """Artefacts of a new experiment in a SQLite store: next to the database (MLflow's own
-    default, ``./mlartifacts``, depends on the folder the command ran in)."""
-    database = _sqlite_file(uri)
-    return None if database is None else (database.parent / "artifacts").resolve().as_uri()
 
 
 def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
@@ -390,10 +375,13 @@ def start_tracking(
     try:
         with _quiet_requests():
             database = _sqlite_file(uri)
+            artifacts = None  # a new experiment's artefacts: MLflow's default for a server
             if database is not None:
                 database.parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file only
+                # Next to the database: MLflow's own default, ./mlartifacts, depends on the cwd.
+                artifacts = (database.parent / "artifacts").resolve().as_uri()
             client = MlflowClient(tracking_uri=uri)
-            experiment_id = _experiment_id(client, experiment, _artifact_location(uri))
+            experiment_id = _experiment_id(client, experiment, artifacts)
             run_id = None
             if resume_run_id:
                 if _resumable(client, resume_run_id):

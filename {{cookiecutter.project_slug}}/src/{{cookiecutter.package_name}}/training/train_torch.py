@@ -27,7 +27,7 @@ from ..errors import OptionError
 from .artifacts import add_training_totals
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
-from .pipeline import FitResult, RunContext, best_is_higher, evaluation_metrics, main_for
+from .pipeline import FitResult, RunContext, best_is_higher, main_for
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class TorchLoop:
         )
         y_true, y_pred, loss = self.predict(self.ctx.data.validation)
         scheme = self.ctx.scheme
-        metrics = evaluation_metrics(scheme, y_true, y_pred, loss, self.ctx.data.label_names)
+        metrics = {**scheme.compute_metrics(y_true, y_pred, self.ctx.data.label_names), "loss": loss}
         record = {
             "step": self.state.global_step,
             "epoch": round(epoch, 4),
