@@ -52,5 +52,4 @@ def module_path(entry_point: str) -> str:
 
 
 def backend_for(entry_point: str) -> BackendFactory:
-    backend: BackendFactory = importlib.import_module(module_path(entry_point)).BACKEND
-    return backend
+    return importlib.import_module(module_path(entry_point)).BACKEND
