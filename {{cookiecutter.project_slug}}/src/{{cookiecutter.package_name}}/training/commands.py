@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ..options import add_arguments, to_argv
-from .entry_points import DEFAULT, backend_for, check_entry_point, entry_points, module_path, short_name
+from .entry_points import DEFAULT, PREFIX, backend_for, check_entry_point, entry_points, module_path
 from .options import resolve_options
 
 
@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--entry",
-        choices=[short_name(name) for name in entry_points()],
-        default=short_name(DEFAULT),
+        choices=[name.removeprefix(PREFIX) for name in entry_points()],
+        default=DEFAULT.removeprefix(PREFIX),
         help=(
             "which training/train_ENTRY.py module trains: hf, the Hugging Face Trainer (default); "
             "torch, a plain PyTorch loop"

@@ -182,7 +182,7 @@ class TorchLoop:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def _save_checkpoint(self) -> Path:
+    def _save_checkpoint(self) -> None:
         options, runtime = self.ctx.options, self.ctx.runtime
         folder = Path(options.checkpoint_dir)
         final = folder / f"{PREFIX}{self.state.global_step}"
@@ -204,7 +204,6 @@ class TorchLoop:
             best = self._best_path()
             rotate(folder, STATE_FILE, options.save_total_limit, protect=[best] if best else [])
         runtime.barrier()
-        return final
 
     def _best_path(self) -> Path | None:
         best = self.state.best_checkpoint
@@ -214,9 +213,10 @@ class TorchLoop:
         # The state first: a checkpoint this run cannot continue is refused before any loading.
         self.state = LoopState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
         self._check_resumable(path)
-        load_model(self.model, str(path / WEIGHTS_FILE), device=str(self.ctx.runtime.device))
+        device = self.ctx.runtime.device
+        load_model(self.model, str(path / WEIGHTS_FILE), device=str(device))
         self.optimizer.load_state_dict(
-            torch.load(path / "optimizer.pt", weights_only=True, map_location=self.ctx.runtime.device)
+            torch.load(path / "optimizer.pt", weights_only=True, map_location=device)
         )
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
