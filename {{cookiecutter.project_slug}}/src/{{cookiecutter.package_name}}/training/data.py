@@ -113,7 +113,6 @@ def effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> i
 
 
 def load_run_data(options: TrainOptions, tokenizer: Any, model_config: Any) -> RunData:
-    """Read train/validation(/test), apply the dev subset, tokenise."""
     train = read_split(options.train_dir, "train", options)
     validation = read_split(options.validation_dir, "validation", options)
     test = read_split(options.test_dir, "test", options)

@@ -47,11 +47,7 @@ class Runtime:
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (so all ranks take the same decision)."""
-        if not self.distributed:
-            return value
-        holder = [value]
-        dist.broadcast_object_list(holder, src=0)
-        return holder[0]
+        return self.gather(value)[0]
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order, on every rank."""
@@ -62,8 +58,6 @@ class Runtime:
         return out
 
     def sum(self, values: list[float]) -> list[float]:
-        if not self.distributed:
-            return list(values)
         return [sum(column) for column in zip(*self.gather(list(values)), strict=True)]
 
     def close(self, wait: bool = True) -> None:

@@ -15,6 +15,7 @@ import logging
 import random
 import shutil
 import time
+from collections import ChainMap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -109,7 +110,7 @@ class TorchLoop:
         self.model = context.model.to(runtime.device)
         self.wrapped: torch.nn.Module = self.model
         if runtime.distributed:
-            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+            self.wrapped = DistributedDataParallel(
                 self.model,
                 device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
             )
@@ -258,9 +259,7 @@ class TorchLoop:
             loss_sum += float(loss) * len(indices)
             predictions.update(zip(indices, scheme.predict(scheme.probabilities(logits)), strict=True))
         self.model.train()
-        merged: dict[int, Any] = {}
-        for part in runtime.gather(predictions):
-            merged.update(part)
+        merged = ChainMap(*runtime.gather(predictions))  # each rank's part
         (total_loss,) = runtime.sum([loss_sum])
         y_pred = [merged[i] for i in range(len(split))]
         return split.labels, y_pred, total_loss / max(len(split), 1)
