@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ def metric_line(values: Mapping[str, Any]) -> str:
 
 
 def print_metrics(values: Mapping[str, Any]) -> None:
-    print(metric_line(values), file=sys.stdout, flush=True)
+    print(metric_line(values), flush=True)
 
 
 def metric_definitions(names: Sequence[str] = LOGGED_METRICS) -> list[dict[str, str]]:
