@@ -105,7 +105,9 @@ def test_trainer_evaluates_longest_first_and_keeps_the_order(tiny_model_dir, con
         parsed,
         _runtime(),
         tokenizer,
-        modeling.load_model_for(tokenizer, str(tiny_model_dir), config.data.label_names),
+        modeling.load_model(
+            str(tiny_model_dir), config.data.label_names, pad_token_id=tokenizer.pad_token_id
+        ),
         data,
         make_collator(tokenizer, parsed.padding, data),
         schedule,

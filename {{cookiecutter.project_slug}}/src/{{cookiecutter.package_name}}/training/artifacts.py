@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ def metric_line(values: Mapping[str, Any]) -> str:
 
 
 def print_metrics(values: Mapping[str, Any]) -> None:
-    print(metric_line(values), file=sys.stdout, flush=True)
+    print(metric_line(values), flush=True)
 
 
 def metric_definitions(names: Sequence[str] = LOGGED_METRICS) -> list[dict[str, str]]:
@@ -59,37 +58,15 @@ def metric_definitions(names: Sequence[str] = LOGGED_METRICS) -> list[dict[str, 
     return [{"Name": name, "Regex": rf"\b{name}={_NUMBER};"} for name in names]
 
 
-def add_training_totals(
-    before: Mapping[str, Any], tokens: Mapping[str, Any], seconds: float
-) -> dict[str, Any]:
-    """A run's training so far: what it trained before a resume (``before``, saved with its
-    checkpoint; empty for a run that never stopped) plus this process's ``tokens`` counts
-    and training ``seconds``. Throughput and token efficiency then describe the whole run, also
-    when a resumed process had little or nothing left to train."""
-    examples = int(before.get("train_examples_processed", 0)) + int(tokens["train_examples_processed"])
-    real = int(before.get("real_tokens", 0)) + int(tokens["real_tokens"])
-    processed = int(before.get("processed_tokens", 0)) + int(tokens["processed_tokens"])
-    return {
-        "train_examples_processed": examples,
-        "real_tokens": real,
-        "processed_tokens": processed,
-        # None, not 0, when no batch was counted (a checkpoint of an older version that carries
-        # no totals): an unknown efficiency is not a zero one.
-        "token_efficiency": real / processed if processed else None,
-        "train_seconds": float(before.get("train_seconds", 0.0)) + seconds,
-    }
-
-
 def samples_per_second(examples: float, seconds: float) -> float | None:
     """Training throughput; None when nothing was measured (not a misleading 0)."""
     return examples / seconds if examples > 0 and seconds > 0 else None
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 def write_split_metrics(output_dir: str | os.PathLike[str], split: str, metrics: Mapping[str, Any]) -> None:
@@ -101,37 +78,28 @@ def write_split_metrics(output_dir: str | os.PathLike[str], split: str, metrics:
 
 def save_learning_curve(
     history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], metric: str = "accuracy"
-) -> Path:
+) -> None:
     """Loss (train and validation) and the validation metrics against optimizer steps."""
     from matplotlib.figure import Figure
 
-    def series(key: str) -> tuple[list[float], list[float]]:
-        points = [
-            (r["step"], r[key]) for r in history if key in r and r[key] is not None and math.isfinite(r[key])
-        ]
-        return [p[0] for p in points], [p[1] for p in points]
-
     figure = Figure(figsize=(10, 4))
     loss_axes, metric_axes = figure.subplots(1, 2)
-    for key, label in (("train_loss", "train loss"), ("eval_loss", "validation loss")):
-        steps, values = series(key)
-        if steps:
-            loss_axes.plot(steps, values, marker="o" if key == "eval_loss" else None, label=label)
-    loss_axes.set_xlabel("optimizer step")
-    loss_axes.set_ylabel("loss")
-    loss_axes.set_title("Loss")
-    for key in ("eval_accuracy", "eval_macro_f1"):
-        steps, values = series(key)
-        if steps:
-            metric_axes.plot(steps, values, marker="o", label=key.removeprefix("eval_"))
-    metric_axes.set_xlabel("optimizer step")
-    metric_axes.set_title(f"Validation metrics (best model by {metric})")
+    curves = (  # (axes, history key, legend label, marker)
+        (loss_axes, "train_loss", "train loss", None),
+        (loss_axes, "eval_loss", "validation loss", "o"),
+        (metric_axes, "eval_accuracy", "accuracy", "o"),
+        (metric_axes, "eval_macro_f1", "macro_f1", "o"),
+    )
+    for axes, key, label, marker in curves:
+        points = [(r["step"], r[key]) for r in history if r.get(key) is not None and math.isfinite(r[key])]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker=marker, label=label)
+    loss_axes.set(xlabel="optimizer step", ylabel="loss", title="Loss")
+    metric_axes.set(xlabel="optimizer step", title=f"Validation metrics (best model by {metric})")
     for axes in (loss_axes, metric_axes):
         if axes.get_legend_handles_labels()[0]:
             axes.legend()
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
-    return path

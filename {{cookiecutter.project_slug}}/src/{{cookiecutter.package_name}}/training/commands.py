@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ..options import add_arguments, to_argv
-from .entry_points import DEFAULT, backend_for, check_entry_point, entry_points, module_path, short_name
+from .entry_points import DEFAULT, PREFIX, backend_for, check_entry_point, entry_points, module_path
 from .options import resolve_options
 
 
@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--entry",
-        choices=[short_name(name) for name in entry_points()],
-        default=short_name(DEFAULT),
+        choices=[name.removeprefix(PREFIX) for name in entry_points()],
+        default=DEFAULT.removeprefix(PREFIX),
         help=(
             "which training/train_ENTRY.py module trains: hf, the Hugging Face Trainer (default); "
             "torch, a plain PyTorch loop"
@@ -47,23 +47,19 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.nproc > 1:
-        return _run_torchrun(module_path(args.entry), args)
+    # Resolved first under torchrun too: a bad option fails here, once, not in every child process.
     options = resolve_options(args)
+    if args.nproc > 1:
+        torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+        command = [torchrun, "--standalone", f"--nproc_per_node={args.nproc}", "-m", module_path(args.entry)]
+        if args.config:
+            command += ["--config", args.config]
+        command += to_argv(args)
+        print("running:", " ".join(command), file=sys.stderr, flush=True)
+        return run_and_forward_signals(command)
     from .pipeline import run_with_options
 
     return run_with_options(options, backend_for(args.entry), check_entry_point(args.entry))
-
-
-def _run_torchrun(module: str, args: argparse.Namespace) -> int:
-    resolve_options(args)  # fail here, with a clear message, rather than in every child process
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-    command = [torchrun, "--standalone", f"--nproc_per_node={args.nproc}", "-m", module]
-    if args.config:
-        command += ["--config", args.config]
-    command += to_argv(args)
-    print("running:", " ".join(command), file=sys.stderr, flush=True)
-    return run_and_forward_signals(command)
 
 
 def run_and_forward_signals(command: list[str], grace_seconds: float = 20.0) -> int:

@@ -28,9 +28,8 @@ log = logging.getLogger(__name__)
 class TokenizedSplit(Dataset):
     """Token ids per example (unpadded) plus labels; items are dicts the collator pads."""
 
-    def __init__(self, name: str, examples: list[Example], features: list[dict[str, Any]]) -> None:
+    def __init__(self, name: str, features: list[dict[str, Any]]) -> None:
         self.name = name
-        self.examples = examples
         self.features = features
         self.lengths = [len(feature["input_ids"]) for feature in features]
 
@@ -48,10 +47,7 @@ class TokenizedSplit(Dataset):
         """The same examples, longest first, and where each one is in this split: batches of
         neighbours then pad little (results map back through the positions)."""
         order = sorted(range(len(self)), key=self.lengths.__getitem__, reverse=True)
-        ordered = TokenizedSplit(
-            self.name, [self.examples[i] for i in order], [self.features[i] for i in order]
-        )
-        return ordered, order
+        return TokenizedSplit(self.name, [self.features[i] for i in order]), order
 
 
 @dataclass
@@ -96,7 +92,7 @@ def tokenize(name: str, examples: list[Example], tokenizer: Any, max_length: int
         {**{key: encoded[key][i] for key in keys}, "labels": example.label}
         for i, example in enumerate(examples)
     ]
-    return TokenizedSplit(name, examples, features)
+    return TokenizedSplit(name, features)
 
 
 def effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> int:
@@ -117,7 +113,6 @@ def effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> i
 
 
 def load_run_data(options: TrainOptions, tokenizer: Any, model_config: Any) -> RunData:
-    """Read train/validation(/test), apply the dev subset, tokenise."""
     train = read_split(options.train_dir, "train", options)
     validation = read_split(options.validation_dir, "validation", options)
     test = read_split(options.test_dir, "test", options)
@@ -165,6 +160,9 @@ def make_collator(tokenizer: Any, padding: str, data: RunData) -> Callable[[list
 class TokenCounter:
     """Real vs processed (real + padding) tokens of the training batches: the token efficiency."""
 
+    # What the run trained before a resume (saved with its checkpoint; empty for a run that
+    # never stopped), so throughput and token efficiency describe the whole run.
+    before: dict[str, Any] = field(default_factory=dict)
     examples: int = 0
     real_tokens: int = 0
     processed_tokens: int = 0
@@ -175,14 +173,20 @@ class TokenCounter:
         self.real_tokens += int(mask.sum())
         self.processed_tokens += int(mask.numel())
 
-    def totals(self, reduce: Callable[[list[float]], list[float]]) -> dict[str, float]:
-        examples, real, processed = reduce([self.examples, self.real_tokens, self.processed_tokens])
-        return {
-            "train_examples_processed": int(examples),
-            "real_tokens": int(real),
-            "processed_tokens": int(processed),
-            "token_efficiency": real / processed if processed else 0.0,
+    def totals(self, reduce: Callable[[list[float]], list[float]], seconds: float) -> dict[str, Any]:
+        """The run's training so far: ``before`` plus this process's counts (``reduce`` sums
+        them across ranks) and its training ``seconds``."""
+        counts = reduce([self.examples, self.real_tokens, self.processed_tokens])
+        keys = ("train_examples_processed", "real_tokens", "processed_tokens")
+        totals: dict[str, Any] = {
+            key: int(self.before.get(key, 0)) + int(count) for key, count in zip(keys, counts, strict=True)
         }
+        real, processed = totals["real_tokens"], totals["processed_tokens"]
+        # None, not 0, when no batch was counted (a checkpoint of an older version that carries
+        # no totals): an unknown efficiency is not a zero one.
+        totals["token_efficiency"] = real / processed if processed else None
+        totals["train_seconds"] = float(self.before.get("train_seconds", 0.0)) + seconds
+        return totals
 
 
 @dataclass
@@ -199,17 +203,11 @@ class BatchPlan:
     seed: int
     rank: int = 0
     world_size: int = 1
-    _cache: dict[int, list[list[int]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)
 
     def epoch(self, epoch: int) -> list[list[int]]:
-        if epoch not in self._cache:
-            self._cache = {epoch: self._build(epoch)}
-        return self._cache[epoch]
-
-    def _build(self, epoch: int) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + epoch)
         if self.group_by_length:
             batches = length_grouped_batches(self.lengths, self.batch_size, generator)
@@ -229,17 +227,14 @@ MEGA_BATCH_MULT = 100
 
 
 def length_grouped_batches(
-    lengths: Sequence[int],
-    batch_size: int,
-    generator: torch.Generator,
-    mega_batch_mult: int = MEGA_BATCH_MULT,
+    lengths: Sequence[int], batch_size: int, generator: torch.Generator
 ) -> list[list[int]]:
     """Random mega-batches, each sorted by length and cut into batches; then the batch order is
     shuffled, except that the batch holding the longest text comes first (an out-of-memory
     error then shows up at the first step, not hours in) and the one short batch comes last
     (so the order also survives being flattened and re-cut into ``batch_size`` chunks)."""
     order = torch.randperm(len(lengths), generator=generator).tolist()
-    size = batch_size * mega_batch_mult
+    size = batch_size * MEGA_BATCH_MULT
     batches = []
     for start in range(0, len(order), size):
         mega = sorted(order[start : start + size], key=lambda i: lengths[i], reverse=True)

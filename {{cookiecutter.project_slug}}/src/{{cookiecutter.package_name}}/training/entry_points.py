@@ -29,11 +29,6 @@ def entry_points() -> tuple[str, ...]:
     return tuple(sorted(module.name for module in found if module.name.startswith(PREFIX)))
 
 
-def short_name(entry_point: str) -> str:
-    """What ``train --entry`` takes: ``hf`` for ``train_hf``."""
-    return entry_point.removeprefix(PREFIX)
-
-
 def check_entry_point(name: str) -> str:
     """``name`` as a module name (``hf`` and ``train_hf`` both give ``train_hf``), or a UsageError."""
     module = name if name.startswith(PREFIX) else PREFIX + name
@@ -52,5 +47,4 @@ def module_path(entry_point: str) -> str:
 
 
 def backend_for(entry_point: str) -> BackendFactory:
-    backend: BackendFactory = importlib.import_module(module_path(entry_point)).BACKEND
-    return backend
+    return importlib.import_module(module_path(entry_point)).BACKEND

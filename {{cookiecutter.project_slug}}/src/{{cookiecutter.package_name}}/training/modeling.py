@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 _FIX = "set [model].base_model in config.toml or pass --model_name_or_path"
 
 
+def _reason(error: Exception) -> str:
+    """An error's first line, short enough for a one-line message."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 def looks_like_path(name_or_path: str) -> bool:
     """Whether a base model is meant as a local folder rather than a hub id."""
     return (
@@ -42,7 +47,6 @@ def load_model_config(name_or_path: str, trust_remote_code: bool = False) -> Any
     try:
         return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except Exception as error:  # hub, network and parsing errors come in many types
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
         hint = (
             "HF_HUB_OFFLINE is set, so only models already in the Hugging Face cache load"
@@ -52,7 +56,7 @@ def load_model_config(name_or_path: str, trust_remote_code: bool = False) -> Any
         )
         raise OptionError(
             f"base model {name_or_path!r} is not a local folder, and the Hugging Face hub could "
-            f"not provide it ({reason[:200]}); {hint}; {_FIX}"
+            f"not provide it ({_reason(error)}); {hint}; {_FIX}"
         ) from None
 
 
@@ -62,9 +66,8 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise OptionError(
-            f"base model {name_or_path!r}: no tokenizer could be loaded ({reason[:200]}); {_FIX}"
+            f"base model {name_or_path!r}: no tokenizer could be loaded ({_reason(error)}); {_FIX}"
         ) from None
     if tokenizer.pad_token is None:
         # Decoder-style tokenizers ship without one; dynamic padding needs some id.
@@ -81,9 +84,11 @@ def load_model(
     trust_remote_code: bool = False,
     *,
     scheme: label_schemes.LabelScheme | None = None,
+    pad_token_id: int | None = None,
 ) -> Any:
     """Any ``AutoModelForSequenceClassification`` model with ``id2label``/``label2id`` set and
-    the label ``scheme`` (default: the project's) recorded in its config, for whatever serves it.
+    the label ``scheme`` (default: the project's) recorded in its config, for whatever serves it;
+    ``pad_token_id`` (the tokenizer's) where the model's config has none.
 
     Weights load from safetensors; a model that only has a pickled ``pytorch_model.bin`` falls
     back to transformers' restricted (``weights_only``) loader with a warning. A classification
@@ -102,24 +107,28 @@ def load_model(
         "problem_type": scheme.problem_type,
         "trust_remote_code": trust_remote_code,
         "ignore_mismatched_sizes": True,
+        "output_loading_info": True,
     }
-    try:
+
+    def load(use_safetensors: bool) -> tuple[Any, dict[str, Any]]:
         with _transformers_quiet():
-            model, info = AutoModelForSequenceClassification.from_pretrained(
-                name_or_path, use_safetensors=True, output_loading_info=True, **kwargs
+            return AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, use_safetensors=use_safetensors, **kwargs
             )
+
+    try:
+        model, info = load(use_safetensors=True)
     except OSError as safetensors_error:
         try:
-            with _transformers_quiet():
-                model, info = AutoModelForSequenceClassification.from_pretrained(
-                    name_or_path, use_safetensors=False, output_loading_info=True, **kwargs
-                )
+            model, info = load(use_safetensors=False)
         except OSError:
             raise safetensors_error from None
         log.warning("%s has no safetensors weights; loaded pytorch_model.bin instead", name_or_path)
     _log_loading(name_or_path, model, info)
     # Not a from_pretrained keyword (the model would be handed it); config.json keeps it.
     model.config.label_scheme = scheme.name
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = pad_token_id
     return model
 
 
@@ -163,18 +172,3 @@ def _log_loading(name_or_path: str, model: Any, info: dict[str, Any]) -> None:
         )
     elif parts:
         log.info("%s: %s, as usual for a new classification head", name_or_path, "; ".join(parts))
-
-
-def load_model_for(
-    tokenizer: Any,
-    name_or_path: str,
-    label_names: Sequence[str],
-    trust_remote_code: bool = False,
-    *,
-    scheme: label_schemes.LabelScheme | None = None,
-) -> Any:
-    """:func:`load_model`, with the pad token the tokenizer pads with."""
-    model = load_model(name_or_path, label_names, trust_remote_code, scheme=scheme)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return model

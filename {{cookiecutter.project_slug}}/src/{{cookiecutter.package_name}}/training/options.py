@@ -28,14 +28,10 @@ SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 SPLITS = ("train", "validation", "test")
 
 
-def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The entry points' parser: ``--config`` and every option."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        # Abbreviations would let a SageMaker hyperparameter silently match the wrong option.
-        allow_abbrev=False,
-    )
+    # Abbreviations would let a SageMaker hyperparameter silently match the wrong option.
+    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False)
     parser.add_argument("--config", help="configuration file (default: the project's config.toml)")
     add_arguments(parser)
     return parser
@@ -57,19 +53,11 @@ def _sagemaker_hyperparameters(environ: Mapping[str, str]) -> dict[str, Any]:
 BASE_MODEL_ENV = "SM_CHANNEL_BASE_MODEL"
 
 
-def _channel(environ: Mapping[str, str], split: str) -> str | None:
-    return environ.get(f"SM_CHANNEL_{split.upper()}")
-
-
 def log_ignored_channels(environ: Mapping[str, str]) -> None:
     """Channels such as ``code`` and ``sm_drivers`` (added by SDK v3) are not training data."""
-    ignored = sorted(
-        key[len("SM_CHANNEL_") :].lower()
-        for key in environ
-        if key.startswith("SM_CHANNEL_")
-        and key[len("SM_CHANNEL_") :].lower() not in SPLITS
-        and key != BASE_MODEL_ENV
-    )
+    channels = {key.removeprefix("SM_CHANNEL_").lower() for key in environ if key.startswith("SM_CHANNEL_")}
+    base_model = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
+    ignored = sorted(channels - {*SPLITS, base_model})
     if ignored:
         log.info("ignoring input channel(s) that hold no training data: %s", ", ".join(ignored))
 
@@ -87,7 +75,7 @@ def resolve_options(args: argparse.Namespace, environ: Mapping[str, str] | None 
     in_container = "SM_MODEL_DIR" in environ or any(k.startswith("SM_CHANNEL_") for k in environ)
     for split in SPLITS:
         local = "none" if in_container else str(prepared / split)
-        values[f"{split}_dir"] = _channel(environ, split) or local
+        values[f"{split}_dir"] = environ.get(f"SM_CHANNEL_{split.upper()}") or local
     # Empty: the run's own folder under outputs/runs (see runs.py), unless SageMaker says.
     values["model_dir"] = environ.get("SM_MODEL_DIR") or ""
     values["output_data_dir"] = environ.get("SM_OUTPUT_DATA_DIR") or ""
@@ -146,20 +134,15 @@ def parse_options(
         return resolve_options(args, environ)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _drop_sagemaker_internal(unknown: list[str]) -> list[str]:
-    leftover = []
-    skip_value = False
+    """``unknown`` without the ``--sagemaker_*`` flags and their values."""
+    leftover: list[str] = []
+    skip_value = False  # the previous item was a --sagemaker_* flag without "="
     for item in unknown:
-        if skip_value:
-            skip_value = False
-            if not item.startswith("--"):
-                continue
-        key = item[2:].split("=", 1)[0] if item.startswith("--") else ""
-        if key.startswith("sagemaker_"):
-            skip_value = "=" not in item
-            continue
-        leftover.append(item)
+        internal = item.startswith("--sagemaker_")
+        if not internal and not (skip_value and not item.startswith("--")):
+            leftover.append(item)
+        skip_value = internal and "=" not in item
     return leftover

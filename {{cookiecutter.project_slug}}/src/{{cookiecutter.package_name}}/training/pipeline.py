@@ -29,7 +29,7 @@ from .artifacts import (
 )
 from .data import RunData, TokenizedSplit, load_run_data, make_collator
 from .model_card import write_model_card
-from .modeling import load_model_config, load_model_for, load_tokenizer
+from .modeling import load_model, load_model_config, load_tokenizer
 from .options import log_ignored_channels, parse_options
 from .runs import RunPlan, complete_run, plan_run, release_run, run_identity, write_record
 from .runtime import Progress, Runtime, init_runtime, setup_logging
@@ -218,12 +218,12 @@ def run_with_options(options: TrainOptions, backend_factory: BackendFactory, ent
             plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
             write_record(plan.run_dir, plan.record)
         scheme = label_schemes.get()
-        model = load_model_for(
-            tokenizer,
+        model = load_model(
             options.model_name_or_path,
             options.label_names,
             options.trust_remote_code,
             scheme=scheme,
+            pad_token_id=tokenizer.pad_token_id,
         )
         schedule = make_schedule(options, len(data.train), runtime.world_size)
         context = RunContext(

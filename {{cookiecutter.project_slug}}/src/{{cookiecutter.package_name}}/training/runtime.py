@@ -47,11 +47,7 @@ class Runtime:
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (so all ranks take the same decision)."""
-        if not self.distributed:
-            return value
-        holder = [value]
-        dist.broadcast_object_list(holder, src=0)
-        return holder[0]
+        return self.gather(value)[0]
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order, on every rank."""
@@ -62,8 +58,6 @@ class Runtime:
         return out
 
     def sum(self, values: list[float]) -> list[float]:
-        if not self.distributed:
-            return list(values)
         return [sum(column) for column in zip(*self.gather(list(values)), strict=True)]
 
     def close(self, wait: bool = True) -> None:
@@ -129,10 +123,7 @@ def setup_logging(runtime: Runtime) -> None:
 
     # Our own progress lines replace the per-file tqdm bars of loading and saving.
     transformers.utils.logging.disable_progress_bar()
-    if runtime.is_main:
-        transformers.logging.set_verbosity_warning()
-    else:
-        transformers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity(logging.WARNING if runtime.is_main else logging.ERROR)
 
 
 def _clock(seconds: float) -> str:
@@ -153,8 +144,7 @@ class Progress:
         elapsed = time.monotonic() - self.started
         done = step - self.start_step
         rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
-        remaining = (self.total_steps - step) / rate if rate else float("nan")
-        eta = _clock(remaining) if rate else "?"
+        eta = _clock((self.total_steps - step) / rate) if rate else "?"
         percent = 100.0 * step / max(self.total_steps, 1)
         return (
             f"step {step}/{self.total_steps} ({percent:.1f}%) | "

@@ -27,7 +27,7 @@ from transformers import (
 from transformers import __version__ as transformers_version
 
 from ..label_schemes import LabelScheme
-from .artifacts import add_training_totals, write_json
+from .artifacts import write_json
 from .checkpoints import PREFIX, checkpoint_step
 from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
 from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for, trainer_integrations
@@ -60,10 +60,15 @@ def _history_entry(logs: dict[str, Any], step: int) -> dict[str, Any] | None:
 
 
 class _RecorderCallback(TrainerCallback):
-    """Feeds the shared recorder (metric lines, progress with ETA) and times evaluations."""
+    """Feeds the shared recorder (metric lines, progress with ETA), times evaluations and writes
+    the run's training totals into the checkpoint each evaluation precedes (saving follows every
+    evaluation: the strategies are the same), before the Trainer's files, so a complete
+    checkpoint has them."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, totals: Callable[[], dict[str, Any]], is_main: bool) -> None:
         self.recorder = recorder
+        self.totals = totals
+        self.is_main = is_main
         self.started = False
         self.eval_seconds = 0.0
 
@@ -87,6 +92,9 @@ class _RecorderCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
         self.eval_seconds += float((metrics or {}).get("eval_runtime", 0.0))
+        totals = self.totals()  # on every rank: the counts are summed across ranks
+        if self.is_main:
+            write_json(Path(args.output_dir) / f"{PREFIX}{state.global_step}" / TOTALS_FILE, totals)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
         self.recorder.step_done(state.global_step)
@@ -97,19 +105,10 @@ class _RecorderCallback(TrainerCallback):
             control.should_save = True
 
 
-class _TotalsCallback(TrainerCallback):
-    """Writes the run's training totals into the checkpoint each evaluation precedes (saving
-    follows every evaluation: the strategies are the same). Written before the Trainer's files,
-    so a complete checkpoint has them."""
-
-    def __init__(self, totals: Callable[[], dict[str, Any]], is_main: bool) -> None:
-        self.totals = totals
-        self.is_main = is_main
-
-    def on_evaluate(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer API
-        totals = self.totals()  # on every rank: the counts are summed across ranks
-        if self.is_main:
-            write_json(Path(args.output_dir) / f"{PREFIX}{state.global_step}" / TOTALS_FILE, totals)
+def _decisions(scheme: LabelScheme, predictions: Any) -> list[Any]:
+    """The scheme's prediction per row of the Trainer's output (logits, or a tuple led by them)."""
+    logits = predictions[0] if isinstance(predictions, tuple) else predictions
+    return scheme.predict(scheme.probabilities(torch.as_tensor(logits)))
 
 
 def _read_totals(checkpoint: Path) -> dict[str, Any]:
@@ -217,21 +216,15 @@ class HFTrainer:
 
     def __init__(self, context: RunContext) -> None:
         self.ctx = context
-        self.callback = _RecorderCallback(context.recorder)
+        self.callback = _RecorderCallback(context.recorder, self._totals, context.runtime.is_main)
         self.started = time.monotonic()
-        self.trained_before: dict[str, Any] = {}  # what the run trained before this process
-        callbacks: list[TrainerCallback] = [
-            self.callback,
-            _TotalsCallback(self._totals, context.runtime.is_main),
-        ]
+        callbacks: list[TrainerCallback] = [self.callback]
         if context.options.early_stopping_patience > 0:
             callbacks.append(EarlyStoppingCallback(context.options.early_stopping_patience))
         names, scheme = context.data.label_names, context.scheme
 
         def trainer_metrics(prediction: Any) -> dict[str, float]:
-            logits = prediction.predictions
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            predicted = scheme.predict(scheme.probabilities(torch.as_tensor(logits)))
+            predicted = _decisions(scheme, prediction.predictions)
             metrics = scheme.compute_metrics(prediction.label_ids, predicted, names)
             return {name: metrics[name] for name in scheme.metric_names}
 
@@ -274,10 +267,8 @@ class HFTrainer:
         model.load_state_dict(saved.state_dict())
 
     def _totals(self) -> dict[str, Any]:
-        return add_training_totals(
-            self.trained_before,
-            self.trainer.token_counter.totals(self.ctx.runtime.sum),
-            time.monotonic() - self.started - self.callback.eval_seconds,
+        return self.trainer.token_counter.totals(
+            self.ctx.runtime.sum, time.monotonic() - self.started - self.callback.eval_seconds
         )
 
     def fit(self, resume_from: Path | None) -> FitResult:
@@ -287,7 +278,7 @@ class HFTrainer:
             if self.ctx.runtime.is_main:
                 _reanchor_best(resume_from, Path(self.ctx.options.checkpoint_dir))
             self.ctx.runtime.barrier()
-            self.trained_before = _read_totals(resume_from)
+            self.trainer.token_counter.before = _read_totals(resume_from)
             saved = TrainerState.load_from_json(str(resume_from / STATE_FILE))
             # Killed after its last checkpoint: the Trainer would train one more step before it
             # noticed that none was left.
@@ -319,17 +310,11 @@ class HFTrainer:
         """Labels and predictions in the split's order (it is scored longest first)."""
         ordered, order = split.longest_first()
         output = self.trainer.predict(ordered, metric_key_prefix=split.name)
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else (output.predictions)
-        scheme = self.ctx.scheme
         predicted: list[Any] = [0] * len(split)
-        ordered_predictions = scheme.predict(scheme.probabilities(torch.as_tensor(logits)))
-        for index, label in zip(order, ordered_predictions, strict=True):
+        for index, label in zip(order, _decisions(self.ctx.scheme, output.predictions), strict=True):
             predicted[index] = label
-        return (
-            split.labels,
-            predicted,
-            float((output.metrics or {}).get(f"{split.name}_loss", float("nan"))),
-        )
+        loss = float((output.metrics or {}).get(f"{split.name}_loss", float("nan")))
+        return split.labels, predicted, loss
 
 
 # What ``train --entry`` runs in-process (see entry_points.py).

@@ -9,22 +9,25 @@ Options, data, checkpoints and artefacts are shared with the Trainer entry point
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import random
 import shutil
 import time
+from collections import ChainMap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
+from safetensors.torch import load_model, save_model
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup, set_seed
 
 from ..errors import OptionError
-from .artifacts import add_training_totals
 from .checkpoints import PREFIX, checkpoint_step, rotate
 from .data import BatchPlan, TokenCounter, TokenizedSplit
 from .pipeline import FitResult, RunContext, best_is_higher, main_for
@@ -107,7 +110,7 @@ class TorchLoop:
         self.model = context.model.to(runtime.device)
         self.wrapped: torch.nn.Module = self.model
         if runtime.distributed:
-            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+            self.wrapped = DistributedDataParallel(
                 self.model,
                 device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
             )
@@ -116,12 +119,13 @@ class TorchLoop:
             lr=options.learning_rate,
             fused=runtime.device.type == "cuda",
         )
-        from transformers import get_linear_schedule_with_warmup
-
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, context.schedule.warmup_steps, context.schedule.total_steps
         )
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision)
+        self.autocast = functools.partial(
+            torch.autocast, runtime.device.type, dtype=dtype, enabled=dtype is not None
+        )
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
         self.plan = BatchPlan(
             context.data.train.lengths,
@@ -133,10 +137,6 @@ class TorchLoop:
         )
         self.state = LoopState(batch_plan=self._plan_signature())
         self.tokens = TokenCounter()
-        self.eval_seconds = 0.0
-        self.fit_started = time.monotonic()
-        self.trained_before: dict[str, Any] = {}  # what the run trained before this process
-        self.stopped_early = False
 
     def _plan_signature(self) -> dict[str, int]:
         """What makes a saved position in an epoch mean the same batches when resumed."""
@@ -171,11 +171,6 @@ class TorchLoop:
                 "options it was started with, or start over with --resume no"
             )
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.ctx.runtime.device.type, dtype=self.autocast_dtype)
-
     def _forward(
         self, module: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,7 +183,7 @@ class TorchLoop:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def _save_checkpoint(self) -> Path:
+    def _save_checkpoint(self) -> None:
         options, runtime = self.ctx.options, self.ctx.runtime
         folder = Path(options.checkpoint_dir)
         final = folder / f"{PREFIX}{self.state.global_step}"
@@ -196,8 +191,6 @@ class TorchLoop:
         # one is; gathered here because only rank 0 writes the checkpoint.
         rng_states = runtime.gather(rng_state())
         if runtime.is_main:
-            from safetensors.torch import save_model
-
             staging = folder / f".{final.name}.partial"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
@@ -212,21 +205,19 @@ class TorchLoop:
             best = self._best_path()
             rotate(folder, STATE_FILE, options.save_total_limit, protect=[best] if best else [])
         runtime.barrier()
-        return final
 
     def _best_path(self) -> Path | None:
         best = self.state.best_checkpoint
         return Path(self.ctx.options.checkpoint_dir) / Path(best).name if best else None
 
     def _load_checkpoint(self, path: Path) -> None:
-        from safetensors.torch import load_model
-
         # The state first: a checkpoint this run cannot continue is refused before any loading.
         self.state = LoopState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
         self._check_resumable(path)
-        load_model(self.model, str(path / WEIGHTS_FILE), device=str(self.ctx.runtime.device))
+        device = self.ctx.runtime.device
+        load_model(self.model, str(path / WEIGHTS_FILE), device=str(device))
         self.optimizer.load_state_dict(
-            torch.load(path / "optimizer.pt", weights_only=True, map_location=self.ctx.runtime.device)
+            torch.load(path / "optimizer.pt", weights_only=True, map_location=device)
         )
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
@@ -235,8 +226,6 @@ class TorchLoop:
         if (path / RNG_FILE).is_file():
             set_rng_state(torch.load(path / RNG_FILE, weights_only=True)[self.ctx.runtime.rank])
         else:
-            from transformers import set_seed
-
             log.info("%s has no %s (older checkpoint): dropout is re-seeded", path, RNG_FILE)
             set_seed(self.ctx.options.seed + self.state.global_step)
 
@@ -265,14 +254,12 @@ class TorchLoop:
         loss_sum = 0.0
         for indices, batch in zip(batches, loader, strict=True):
             batch = self._to_device(batch)
-            with self._autocast():
+            with self.autocast():
                 loss, logits = self._forward(self.model, batch)
             loss_sum += float(loss) * len(indices)
             predictions.update(zip(indices, scheme.predict(scheme.probabilities(logits)), strict=True))
         self.model.train()
-        merged: dict[int, Any] = {}
-        for part in runtime.gather(predictions):
-            merged.update(part)
+        merged = ChainMap(*runtime.gather(predictions))  # each rank's part
         (total_loss,) = runtime.sum([loss_sum])
         y_pred = [merged[i] for i in range(len(split))]
         return split.labels, y_pred, total_loss / max(len(split), 1)
@@ -282,10 +269,8 @@ class TorchLoop:
         options = self.ctx.options
         started = time.monotonic()
         # Every rank takes part (the counts are summed across ranks).
-        self.state.trained = add_training_totals(
-            self.trained_before,
-            self.tokens.totals(self.ctx.runtime.sum),
-            started - self.fit_started - self.eval_seconds,
+        self.state.trained = self.tokens.totals(
+            self.ctx.runtime.sum, started - self.fit_started - self.eval_seconds
         )
         y_true, y_pred, loss = self.predict(self.ctx.data.validation)
         scheme = self.ctx.scheme
@@ -302,10 +287,9 @@ class TorchLoop:
         improved = best is None or (
             value > best if best_is_higher(options.metric_for_best_model) else value < best
         )
-        final = Path(options.checkpoint_dir) / f"{PREFIX}{self.state.global_step}"
         if improved:
             self.state.best_metric = value
-            self.state.best_checkpoint = final.name
+            self.state.best_checkpoint = f"{PREFIX}{self.state.global_step}"
             self.state.evals_without_improvement = 0
         else:
             self.state.evals_without_improvement += 1
@@ -335,7 +319,7 @@ class TorchLoop:
                 self.state.batches_done,
             )
         resumed_from = self.state.global_step
-        self.trained_before = dict(self.state.trained)
+        self.tokens.before = dict(self.state.trained)
         self.ctx.recorder.start(resumed_from, schedule.total_steps, self.state.history)
         self.eval_seconds = 0.0
         self.fit_started = time.monotonic()
@@ -343,9 +327,9 @@ class TorchLoop:
         # Summed on the device: reading the loss every micro-batch would stall a GPU pipeline.
         window_loss = torch.zeros((), device=runtime.device)
         window_batches = 0
-        stop = self.state.global_step >= schedule.total_steps
+        stopped_early = False
         self.wrapped.train()
-        while not stop:
+        while self.state.global_step < schedule.total_steps and not stopped_early:
             batches = self.plan.epoch(self.state.epoch)
             loader = DataLoader(
                 self.ctx.data.train,
@@ -365,13 +349,10 @@ class TorchLoop:
                 self.tokens.update(batch)
                 batch = self._to_device(batch)
                 # no_sync exists only on the DDP wrapper, which ``distributed`` guarantees.
-                sync = (
-                    contextlib.nullcontext()
-                    if update or not runtime.distributed
-                    else (cast(DistributedDataParallel, self.wrapped).no_sync())
-                )
+                ddp = cast(DistributedDataParallel, self.wrapped)
+                sync = ddp.no_sync() if runtime.distributed and not update else contextlib.nullcontext()
                 with sync:
-                    with self._autocast():
+                    with self.autocast():
                         loss = self._forward(self.wrapped, batch)[0] / group_size
                     self.scaler.scale(loss).backward()
                 window_loss += loss.detach().float() * group_size
@@ -403,17 +384,10 @@ class TorchLoop:
                     self.state.batches_done = 0
                 due = options.eval_strategy == "steps" and self.state.global_step % options.eval_steps == 0
                 due = due or (options.eval_strategy == "epoch" and end_of_epoch) or last
-                if due and self._evaluate(epoch_progress):
-                    self.stopped_early = True
-                    stop = True
-                if last or stop:
-                    stop = True
+                stopped_early = due and self._evaluate(epoch_progress)
+                if last or stopped_early:
                     break
-        totals = add_training_totals(
-            self.trained_before,
-            self.tokens.totals(runtime.sum),
-            time.monotonic() - self.fit_started - self.eval_seconds,
-        )
+        totals = self.tokens.totals(runtime.sum, time.monotonic() - self.fit_started - self.eval_seconds)
         best = self._best_path()
         if best is not None and best.is_dir():
             log.info(
@@ -422,8 +396,6 @@ class TorchLoop:
                 self.state.best_metric,
                 best,
             )
-            from safetensors.torch import load_model
-
             load_model(self.model, str(best / WEIGHTS_FILE), device=str(runtime.device))
         elif best is not None:
             # Deleted by hand: the last weights are saved, and said to be (not passed off as best).
@@ -437,7 +409,7 @@ class TorchLoop:
             tokens=totals,
             best_checkpoint=str(best) if best else None,
             best_metric=self.state.best_metric,
-            stopped_early=self.stopped_early,
+            stopped_early=stopped_early,
             extra={"best_step": checkpoint_step(best) if best else None},
         )
 
