@@ -7,10 +7,10 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
 from ..data.io import Table, jsonl_line, read_table
@@ -81,14 +81,11 @@ def classify(
     description: str = "predict",
 ) -> inference.Prediction:
     """All label scores for every text, in input order, with a progress bar."""
-    scores: list[list[float]] = []
-    truncated = 0
-    labels = list(classifier.labels)
-    for prediction in classify_chunks(classifier, texts, max_length, progress, description):
-        scores.extend(prediction.scores)
-        truncated += prediction.truncated
+    chunks = list(classify_chunks(classifier, texts, max_length, progress, description))
     request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
-    return inference.Prediction(request, labels, scores, classifier.scheme, truncated)
+    scores = [row for chunk in chunks for row in chunk.scores]
+    truncated = sum(chunk.truncated for chunk in chunks)
+    return inference.Prediction(request, list(classifier.labels), scores, classifier.scheme, truncated)
 
 
 def classify_chunks(
@@ -281,33 +278,12 @@ def evaluate_examples(
     return metrics
 
 
-class RecordWriter:
-    """Appends records to an open output file (see :func:`open_records`) and flushes them."""
-
-    def __init__(self, handle: TextIO, columns: Sequence[str], suffix: str) -> None:
-        self.handle = handle
-        self.csv: csv.DictWriter | None = None
-        if suffix not in (".jsonl", ".json"):
-            self.csv = csv.DictWriter(
-                handle,
-                fieldnames=list(columns),
-                delimiter="," if suffix == ".csv" else "\t",
-                extrasaction="ignore",
-                lineterminator="\n",
-            )
-            self.csv.writeheader()
-
-    def __call__(self, records: Sequence[dict[str, Any]]) -> None:
-        if self.csv is not None:
-            self.csv.writerows(records)
-        else:
-            self.handle.writelines(jsonl_line(record) for record in records)
-        self.handle.flush()
-
-
 @contextlib.contextmanager
-def open_records(path: str | os.PathLike[str], columns: Sequence[str]) -> Iterator[RecordWriter]:
-    """A writer of CSV, TSV (.tsv/.txt) or JSON Lines records, by the file's extension."""
+def open_records(
+    path: str | os.PathLike[str], columns: Sequence[str]
+) -> Iterator[Callable[[Sequence[dict[str, Any]]], None]]:
+    """A writer of CSV, TSV (.tsv/.txt) or JSON Lines records, by the file's extension: each
+    call appends records and flushes them."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
@@ -317,4 +293,18 @@ def open_records(path: str | os.PathLike[str], columns: Sequence[str]) -> Iterat
     # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
     encoding = "utf-8" if jsonl else "utf-8-sig"
     with open(path, "w", encoding=encoding, newline="\n" if jsonl else "") as handle:
-        yield RecordWriter(handle, columns, suffix)
+        delimiter = "," if suffix == ".csv" else "\t"
+        table = csv.DictWriter(
+            handle, list(columns), delimiter=delimiter, extrasaction="ignore", lineterminator="\n"
+        )
+        if not jsonl:
+            table.writeheader()
+
+        def write(records: Sequence[dict[str, Any]]) -> None:
+            if jsonl:
+                handle.writelines(jsonl_line(record) for record in records)
+            else:
+                table.writerows(records)
+            handle.flush()
+
+        yield write
