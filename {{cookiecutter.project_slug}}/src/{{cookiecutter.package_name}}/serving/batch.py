@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import DataSection
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
 from ..data.io import Table, jsonl_line, read_table
 from ..errors import DataFormatError
@@ -104,10 +105,10 @@ def classify_chunks(
     # chunk from its longest texts to its shortest.
     with tqdm(total=len(texts), unit="text", desc=description, disable=not progress, smoothing=0) as bar:
         for start in range(0, len(texts), size):
+            chunk = list(texts[start : start + size])
             request = inference.Request(
-                list(texts[start : start + size]), top_k=None, legacy=False, max_length=max_length
+                chunk, top_k=None, legacy=False, max_length=max_length, progress=bar.update
             )
-            request.progress = bar.update
             yield inference.predict_fn(request, classifier)
 
 
@@ -204,20 +205,19 @@ def predict_texts(
     return BatchReport(len(rows), empty, truncated, max_length or classifier.max_length)
 
 
-def read_labelled(
-    data_path: str | os.PathLike[str],
-    text_column: str,
-    label_column: str,
-    label_names: Sequence[str],
-    label_format: str = "auto",
-) -> LabelledFile:
+def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_format: str) -> LabelledFile:
     """Read the labelled rows of a file (or of the one inside a folder).
 
     Empty texts are kept: they are scored like any other (an endpoint gets them too) and
     reported with their line numbers, where training skips them."""
     source = resolve_data_file(data_path)
     examples = load_examples(
-        source, text_column, label_column, label_names, skip_empty=False, label_format=label_format
+        source,
+        data.text_column,
+        data.label_column,
+        data.label_names,
+        skip_empty=False,
+        label_format=label_format,
     )
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
@@ -228,12 +228,12 @@ def evaluate_examples(
     classifier: inference.Classifier,
     data: LabelledFile,
     out_dir: str | os.PathLike[str],
-    text_column: str,
-    label_names: Sequence[str],
+    section: DataSection,
     max_length: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics."""
+    text_column, label_names = section.text_column, section.label_names
     if list(classifier.labels) != list(label_names):
         raise ModelLabelsError(
             f"the model's labels {classifier.labels} differ from the configured label names "

@@ -191,17 +191,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = config.data
     # Prepared splits hold label ids; other files hold labels as [data].label_format says.
     label_format = "ids" if is_prepared(args.file, data.prepared_dir) else data.label_format
-    labelled = read_labelled(args.file, data.text_column, data.label_column, data.label_names, label_format)
+    labelled = read_labelled(args.file, data, label_format)
     classifier = _load_classifier(args, config)
     try:
         metrics = evaluate_examples(
-            classifier,
-            labelled,
-            args.out,
-            data.text_column,
-            data.label_names,
-            args.max_length,
-            progress=not args.no_progress,
+            classifier, labelled, args.out, data, args.max_length, progress=not args.no_progress
         )
     except ModelLabelsError as error:
         raise UsageError(str(error)) from None

@@ -94,14 +94,12 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     future: Future[inference.Prediction] = field(default_factory=Future)
 
-    def finish(
-        self, prediction: inference.Prediction | None = None, error: BaseException | None = None
-    ) -> None:
+    def finish(self, outcome: inference.Prediction | BaseException) -> None:
         with contextlib.suppress(InvalidStateError):  # cancelled or failed before: nobody waits
-            if error is not None:
-                self.future.set_exception(error)
+            if isinstance(outcome, BaseException):
+                self.future.set_exception(outcome)
             else:
-                self.future.set_result(prediction)  # type: ignore[arg-type]
+                self.future.set_result(outcome)
 
 
 class Scheduler:
@@ -161,7 +159,7 @@ class Scheduler:
                     self._wake.wait()
                 if self._closed:
                     for job in (*self._new, *self._running):
-                        job.finish(error=_unavailable(SHUTTING_DOWN))
+                        job.finish(_unavailable(SHUTTING_DOWN))
                     return
                 picked = self._pick() if self._stop_by is None else self._pick_oldest_first()
             parts = []
@@ -169,7 +167,7 @@ class Scheduler:
                 try:
                     parts.append((job, *job.work.take(count)))
                 except Exception as error:  # a text this request may not send (truncation=false)
-                    job.finish(error=error)
+                    job.finish(error)
             if parts:
                 self._score(parts)
 
@@ -240,7 +238,7 @@ class Scheduler:
         else:
             return True
         self.jobs_dropped += 1
-        job.finish(error=_unavailable(reason))
+        job.finish(_unavailable(reason))
         return False
 
     def _score(self, parts: list[tuple[Job, list[int], list[list[int]]]]) -> None:
@@ -252,7 +250,7 @@ class Scheduler:
                     self._score([part])
                 return
             logger.exception("scoring failed")
-            parts[0][0].finish(error=RuntimeError("the model failed on this request's texts"))
+            parts[0][0].finish(RuntimeError("the model failed on this request's texts"))
             return
         start = 0
         for job, indices, ids in parts:
@@ -438,14 +436,14 @@ class App:
             # The scheduler fails the job at its deadline; the margin only guards against a
             # sub-batch that never returns.
             waiting: set[asyncio.Future[Any]] = {outcome, watcher}
-            await asyncio.wait(waiting, timeout=job.budget + 5, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiting, timeout=job.budget + 5, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
             if not outcome.done():
                 outcome.cancel()  # cancels job.future too: the scheduler drops the rest
-        if outcome.done():
+        if not outcome.cancelled():  # settled, even if just after the wait
             return outcome.result()
-        if watcher.done():
+        if watcher in done:
             return None
         raise _unavailable(
             f"not done within the time budget of {job.budget:g} s; send fewer texts per request"
