@@ -143,7 +143,6 @@ async def drive(
 ) -> list[Outcome]:
     """Each batch is one client's requests, sent one after another; clients run concurrently,
     and now and then one hangs up while it waits (as the server's ``_wait`` does)."""
-    loop = asyncio.get_running_loop()
     outcomes: list[Outcome] = []
     hang_ups = {id(request) for batch in batches for request in batch if rng.random() < 0.03}
 
@@ -153,19 +152,17 @@ async def drive(
             outcome = Outcome(request)
             outcomes.append(outcome)
             try:
-                job = scheduler.submit(request, loop, budget=3600)
+                job = scheduler.submit(request, budget=3600)
             except inference.RequestError as error:
                 outcome.error = error
                 continue
             if id(request) in hang_ups:
                 await asyncio.sleep(rng.random() * 0.01)
-                if not job.future.done():
-                    job.cancelled = True
-                    job.future.cancel()
+                if job.future.cancel():
                     outcome.left = True
                     continue
             try:
-                outcome.prediction = await job.future
+                outcome.prediction = await asyncio.wrap_future(job.future)
             except inference.RequestError as error:
                 outcome.error = error
 

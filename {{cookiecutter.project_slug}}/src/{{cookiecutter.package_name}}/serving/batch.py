@@ -7,11 +7,12 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from ..config import DataSection
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
 from ..data.io import Table, jsonl_line, read_table
 from ..errors import DataFormatError
@@ -81,14 +82,11 @@ def classify(
     description: str = "predict",
 ) -> inference.Prediction:
     """All label scores for every text, in input order, with a progress bar."""
-    scores: list[list[float]] = []
-    truncated = 0
-    labels = list(classifier.labels)
-    for prediction in classify_chunks(classifier, texts, max_length, progress, description):
-        scores.extend(prediction.scores)
-        truncated += prediction.truncated
+    chunks = list(classify_chunks(classifier, texts, max_length, progress, description))
     request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
-    return inference.Prediction(request, labels, scores, classifier.scheme, truncated)
+    scores = [row for chunk in chunks for row in chunk.scores]
+    truncated = sum(chunk.truncated for chunk in chunks)
+    return inference.Prediction(request, list(classifier.labels), scores, classifier.scheme, truncated)
 
 
 def classify_chunks(
@@ -107,10 +105,10 @@ def classify_chunks(
     # chunk from its longest texts to its shortest.
     with tqdm(total=len(texts), unit="text", desc=description, disable=not progress, smoothing=0) as bar:
         for start in range(0, len(texts), size):
+            chunk = list(texts[start : start + size])
             request = inference.Request(
-                list(texts[start : start + size]), top_k=None, legacy=False, max_length=max_length
+                chunk, top_k=None, legacy=False, max_length=max_length, progress=bar.update
             )
-            request.progress = bar.update
             yield inference.predict_fn(request, classifier)
 
 
@@ -207,20 +205,19 @@ def predict_texts(
     return BatchReport(len(rows), empty, truncated, max_length or classifier.max_length)
 
 
-def read_labelled(
-    data_path: str | os.PathLike[str],
-    text_column: str,
-    label_column: str,
-    label_names: Sequence[str],
-    label_format: str = "auto",
-) -> LabelledFile:
+def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_format: str) -> LabelledFile:
     """Read the labelled rows of a file (or of the one inside a folder).
 
     Empty texts are kept: they are scored like any other (an endpoint gets them too) and
     reported with their line numbers, where training skips them."""
     source = resolve_data_file(data_path)
     examples = load_examples(
-        source, text_column, label_column, label_names, skip_empty=False, label_format=label_format
+        source,
+        data.text_column,
+        data.label_column,
+        data.label_names,
+        skip_empty=False,
+        label_format=label_format,
     )
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
@@ -231,12 +228,12 @@ def evaluate_examples(
     classifier: inference.Classifier,
     data: LabelledFile,
     out_dir: str | os.PathLike[str],
-    text_column: str,
-    label_names: Sequence[str],
+    section: DataSection,
     max_length: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics."""
+    text_column, label_names = section.text_column, section.label_names
     if list(classifier.labels) != list(label_names):
         raise ModelLabelsError(
             f"the model's labels {classifier.labels} differ from the configured label names "
@@ -281,33 +278,12 @@ def evaluate_examples(
     return metrics
 
 
-class RecordWriter:
-    """Appends records to an open output file (see :func:`open_records`) and flushes them."""
-
-    def __init__(self, handle: TextIO, columns: Sequence[str], suffix: str) -> None:
-        self.handle = handle
-        self.csv: csv.DictWriter | None = None
-        if suffix not in (".jsonl", ".json"):
-            self.csv = csv.DictWriter(
-                handle,
-                fieldnames=list(columns),
-                delimiter="," if suffix == ".csv" else "\t",
-                extrasaction="ignore",
-                lineterminator="\n",
-            )
-            self.csv.writeheader()
-
-    def __call__(self, records: Sequence[dict[str, Any]]) -> None:
-        if self.csv is not None:
-            self.csv.writerows(records)
-        else:
-            self.handle.writelines(jsonl_line(record) for record in records)
-        self.handle.flush()
-
-
 @contextlib.contextmanager
-def open_records(path: str | os.PathLike[str], columns: Sequence[str]) -> Iterator[RecordWriter]:
-    """A writer of CSV, TSV (.tsv/.txt) or JSON Lines records, by the file's extension."""
+def open_records(
+    path: str | os.PathLike[str], columns: Sequence[str]
+) -> Iterator[Callable[[Sequence[dict[str, Any]]], None]]:
+    """A writer of CSV, TSV (.tsv/.txt) or JSON Lines records, by the file's extension: each
+    call appends records and flushes them."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
@@ -317,4 +293,18 @@ def open_records(path: str | os.PathLike[str], columns: Sequence[str]) -> Iterat
     # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
     encoding = "utf-8" if jsonl else "utf-8-sig"
     with open(path, "w", encoding=encoding, newline="\n" if jsonl else "") as handle:
-        yield RecordWriter(handle, columns, suffix)
+        delimiter = "," if suffix == ".csv" else "\t"
+        table = csv.DictWriter(
+            handle, list(columns), delimiter=delimiter, extrasaction="ignore", lineterminator="\n"
+        )
+        if not jsonl:
+            table.writeheader()
+
+        def write(records: Sequence[dict[str, Any]]) -> None:
+            if jsonl:
+                handle.writelines(jsonl_line(record) for record in records)
+            else:
+                table.writerows(records)
+            handle.flush()
+
+        yield write

@@ -7,6 +7,7 @@ takes seconds to half a minute, and a mistyped option should not wait for that.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ProjectConfig, load_config
+from ..errors import UsageError
 from ..training.runs import LATEST_FILE, latest_model_dir
 from .options import (
     DEFAULT_SHUTDOWN_GRACE,
@@ -48,44 +50,42 @@ def register(subparsers: Any) -> None:
         "model folder written by training: config.json, safetensors weights, tokenizer "
         f"(default: the latest training run's, named in {LATEST_FILE.as_posix()})"
     )
-
     predict = subparsers.add_parser(
         "predict", help="predict labels and scores for every row of a CSV/TSV/JSONL file"
     )
     predict.add_argument("file", type=Path, help="data file (or a folder holding one)")
-    predict.add_argument("--model", type=Path, help=model_help)
-    predict.add_argument(
-        "--out",
-        type=Path,
-        help="output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
-    )
-    predict.add_argument("--text-column", help="column with the texts (default: config [data])")
-    _add_run_options(predict)
-    predict.set_defaults(handler=run_predict)
-
     evaluate = subparsers.add_parser(
         "evaluate", help="metrics, confusion matrix and misclassified rows for a labelled file"
     )
     evaluate.add_argument(
-        "file",
-        type=Path,
-        nargs="?",
-        help="labelled data file or folder (default: the prepared test split)",
+        "file", type=Path, nargs="?", help="labelled data file or folder (default: the prepared test split)"
     )
-    evaluate.add_argument("--model", type=Path, help=model_help)
-    evaluate.add_argument(
-        "--out",
-        type=Path,
-        help="folder for metrics.json, confusion_matrix.png, misclassified.csv "
-        f"(default: {EVALUATION_DIR} in the project folder)",
-    )
-    _add_run_options(evaluate)
-    evaluate.set_defaults(handler=run_evaluate)
-
     serve = subparsers.add_parser(
         "serve", help="HTTP server with the SageMaker contract (GET /ping, POST /invocations)"
     )
-    serve.add_argument("--model", type=Path, help=model_help)
+    package = subparsers.add_parser(
+        "package", help="build model.tar.gz for the Hugging Face inference container"
+    )
+    out_help = {
+        predict: "output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
+        evaluate: "folder for metrics.json, confusion_matrix.png, misclassified.csv "
+        f"(default: {EVALUATION_DIR} in the project folder)",
+        package: f"archive to write (default: {ARCHIVE} in the project folder)",
+    }
+    for parser, handler in (
+        (predict, run_predict),
+        (evaluate, run_evaluate),
+        (serve, run_serve),
+        (package, run_package),
+    ):
+        parser.set_defaults(handler=handler)
+        parser.add_argument("--model", type=Path, help=model_help)
+        if parser in out_help:
+            parser.add_argument("--out", type=Path, help=out_help[parser])
+    predict.add_argument("--text-column", help="column with the texts (default: config [data])")
+    _add_run_options(predict)
+    _add_run_options(evaluate)
+
     serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -115,18 +115,6 @@ def register(subparsers: Any) -> None:
         "503 (default: %(default)s)",
     )
     _add_quantize_option(serve, os.environ.get("INFERENCE_QUANTIZE", "none"), "INFERENCE_QUANTIZE or none")
-    serve.set_defaults(handler=run_serve)
-
-    package = subparsers.add_parser(
-        "package", help="build model.tar.gz for the Hugging Face inference container"
-    )
-    package.add_argument("--model", type=Path, help=model_help)
-    package.add_argument(
-        "--out",
-        type=Path,
-        help=f"archive to write (default: {ARCHIVE} in the project folder)",
-    )
-    package.set_defaults(handler=run_package)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -168,13 +156,7 @@ def _check_run_options(args: argparse.Namespace, command: str, output_suffixes: 
     if not output_suffixes and args.out is not None and args.out.is_file():
         problems.append(f"--out {args.out}: is a file; give a folder for the reports")
     if problems:
-        raise _usage_error(ValueError(f"{command}: " + "; ".join(problems)))
-
-
-def _usage_error(error: Exception) -> Exception:
-    from ..errors import UsageError
-
-    return UsageError(str(error))
+        raise UsageError(f"{command}: " + "; ".join(problems))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -195,38 +177,28 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     _check_run_options(args, "evaluate")
+    from ..data.commands import is_prepared
     from .batch import ModelLabelsError, evaluate_examples, read_labelled
 
     config = _with_defaults(args, EVALUATION_DIR)
     if args.file is None:
         args.file = Path(config.data.prepared_dir) / "test"
         if not args.file.exists():
-            raise _usage_error(
-                ValueError(
-                    f"evaluate: no prepared test split at {args.file}; run `data prepare` first "
-                    "or pass a labelled file"
-                )
+            raise UsageError(
+                f"evaluate: no prepared test split at {args.file}; run `data prepare` first "
+                "or pass a labelled file"
             )
-    data = read_labelled(
-        args.file,
-        config.data.text_column,
-        config.data.label_column,
-        config.data.label_names,
-        _label_format(args.file, config),
-    )
+    data = config.data
+    # Prepared splits hold label ids; other files hold labels as [data].label_format says.
+    label_format = "ids" if is_prepared(args.file, data.prepared_dir) else data.label_format
+    labelled = read_labelled(args.file, data, label_format)
     classifier = _load_classifier(args, config)
     try:
         metrics = evaluate_examples(
-            classifier,
-            data,
-            args.out,
-            config.data.text_column,
-            config.data.label_names,
-            args.max_length,
-            progress=not args.no_progress,
+            classifier, labelled, args.out, data, args.max_length, progress=not args.no_progress
         )
     except ModelLabelsError as error:
-        raise _usage_error(error) from None
+        raise UsageError(str(error)) from None
     print(
         f"{metrics['num_examples']} examples: accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f}"
@@ -243,45 +215,29 @@ def _load_classifier(args: argparse.Namespace, config: ProjectConfig) -> inferen
 
     classifier = load_classifier(args.model, args.batch_size or config.options.eval_batch_size, args.quantize)
     if args.max_length is not None and args.max_length > classifier.max_length:
-        raise _usage_error(
-            ValueError(
-                f"{args.group}: --max-length {args.max_length} exceeds the model's limit of "
-                f"{classifier.max_length} tokens"
-            )
+        raise UsageError(
+            f"{args.group}: --max-length {args.max_length} exceeds the model's limit of "
+            f"{classifier.max_length} tokens"
         )
     return classifier
-
-
-def _label_format(data: Path, config: ProjectConfig) -> str:
-    """Prepared splits hold label ids; other files hold labels as [data].label_format says."""
-    from ..data.commands import is_prepared
-
-    return "ids" if is_prepared(data, config.data.prepared_dir) else config.data.label_format
 
 
 def run_serve(args: argparse.Namespace) -> int:
     _with_defaults(args)
     options = ServerOptions(
-        host=args.host,
-        port=args.port,
-        max_body_bytes=args.max_body_bytes,
-        batch_size=args.batch_size,
-        time_budget=args.time_budget,
-        shutdown_grace=args.shutdown_grace,
-        quantize=args.quantize,
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerOptions)}
     )
     problems = options.problems()
     if not (args.model / "config.json").is_file():
         problems.insert(0, f"{args.model}: not a model folder (no config.json); train first or pass --model")
     if problems:
-        raise _usage_error(ValueError("serve: " + "; ".join(problems)))
+        raise UsageError("serve: " + "; ".join(problems))
     from .server import make_server
 
     try:
         server = make_server(args.model, options)
     except OSError as error:
-        message = f"cannot listen on {args.host}:{args.port}: {error}"
-        raise _usage_error(ValueError(message)) from None
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     server.serve()
     return 0
 
@@ -293,7 +249,7 @@ def run_package(args: argparse.Namespace) -> int:
     try:
         members = build_model_archive(args.model, args.out)
     except PackageError as error:
-        raise _usage_error(error) from None
+        raise UsageError(str(error)) from None
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), layout checked:")
     for name in members:
         print(f"  {name}")

@@ -253,12 +253,8 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> Request:
         # The container's toolkit decodes JSON and CSV bodies itself, as "utf-8", which keeps a
         # byte-order mark; spreadsheet exports often start with one. Drop it, as locally.
         text = input_data.removeprefix("\ufeff")
-    if media_type == JSON:
-        return _from_json(text)
-    if media_type == CSV:
-        return _from_csv(text)
-    if media_type == JSONLINES:
-        return _from_jsonlines(text)
+    if media_type != TEXT:
+        return {JSON: _from_json, CSV: _from_csv, JSONLINES: _from_jsonlines}[media_type](text)
     if not text.strip():
         raise RequestError("text/plain request body is empty")
     return Request([text.rstrip("\r\n")], single=True)
@@ -501,17 +497,26 @@ def response_type(accept: str | None) -> str:
     raise NotAcceptable(f"unsupported Accept {accept!r}; use one of {', '.join(RESPONSE_TYPES)}")
 
 
-def _from_json(text: str) -> Request:
+def _loads(text: str, where: str = "") -> Any:
+    """``json.loads``, its errors as :class:`RequestError`; ``where`` (a line) starts the message."""
     try:
-        body = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
-        raise RequestError(
-            f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+        reason = f"malformed JSON: {error.msg}" + (
+            "" if where else f" at line {error.lineno} column {error.colno}"
+        )
     except RecursionError:
-        raise RequestError(NESTED_TOO_DEEPLY) from None
+        reason = 'JSON nested too deeply; send {"inputs": ...} with a string or a list of strings'
     except ValueError as error:
-        raise RequestError(_number_too_long(error)) from None
+        # json parses integers with int(), which refuses more digits than
+        # sys.get_int_max_str_digits() (4300 by default) with a plain ValueError.
+        limit = str(error).split(";", 1)[0]
+        reason = f"malformed JSON: a number is too long ({limit}); send parameters as short integers"
+    raise RequestError(where + reason)
+
+
+def _from_json(text: str) -> Request:
+    body = _loads(text)
     if not isinstance(body, dict) or "inputs" not in body:
         raise RequestError('JSON body must be an object with "inputs": a string or a list of strings')
     unknown = sorted(set(body) - {"inputs", "parameters"})
@@ -543,14 +548,6 @@ def _from_csv(text: str) -> Request:
 
 
 DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
-NESTED_TOO_DEEPLY = 'JSON nested too deeply; send {"inputs": ...} with a string or a list of strings'
-
-
-def _number_too_long(error: ValueError) -> str:
-    # json parses integers with int(), which refuses more digits than
-    # sys.get_int_max_str_digits() (4300 by default) with a plain ValueError.
-    reason = str(error).split(";", 1)[0]
-    return f"malformed JSON: a number is too long ({reason}); send parameters as short integers"
 
 
 def _from_jsonlines(text: str) -> Request:
@@ -561,14 +558,7 @@ def _from_jsonlines(text: str) -> Request:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RequestError(f"JSON Lines line {number}: malformed JSON: {error.msg}") from None
-        except RecursionError:
-            raise RequestError(f"JSON Lines line {number}: {NESTED_TOO_DEEPLY}") from None
-        except ValueError as error:
-            raise RequestError(f"JSON Lines line {number}: {_number_too_long(error)}") from None
+        record = _loads(line, f"JSON Lines line {number}: ")
         if isinstance(record, dict):
             if not isinstance(record.get("inputs"), str):
                 raise RequestError(f'JSON Lines line {number}: "inputs" must be a string')
@@ -602,6 +592,7 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
             "its pair), which is not text; encode the string as UTF-8"
         )
     request = Request(list(texts), single=single)
+    # Values in messages go through reprlib.repr: a huge or deeply nested one is shortened.
     if parameters is None:
         return request
     if not isinstance(parameters, dict):
@@ -612,29 +603,27 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     if "top_k" in parameters:
         top_k = parameters["top_k"]
         if top_k is not None and not _is_int(top_k, 1):
-            raise RequestError(f"parameters.top_k must be a positive integer or null, got {_shown(top_k)}")
+            raise RequestError(
+                f"parameters.top_k must be a positive integer or null, got {reprlib.repr(top_k)}"
+            )
         request.top_k, request.legacy = top_k, False
     if parameters.get("return_all_scores") is not None:
         flag = parameters["return_all_scores"]
         if not isinstance(flag, bool):
-            raise RequestError(f"parameters.return_all_scores must be true or false, got {_shown(flag)}")
+            raise RequestError(
+                f"parameters.return_all_scores must be true or false, got {reprlib.repr(flag)}"
+            )
         if flag and "top_k" not in parameters:
             request.top_k, request.all_scores_legacy = None, True
     truncation = parameters.get("truncation", True)
     if not isinstance(truncation, bool):
-        raise RequestError(f"parameters.truncation must be true or false, got {_shown(truncation)}")
+        raise RequestError(f"parameters.truncation must be true or false, got {reprlib.repr(truncation)}")
     request.truncation = truncation
     max_length = parameters.get("max_length")
     if max_length is not None and not _is_int(max_length, 2):
-        raise RequestError(f"parameters.max_length must be an integer >= 2, got {_shown(max_length)}")
+        raise RequestError(f"parameters.max_length must be an integer >= 2, got {reprlib.repr(max_length)}")
     request.max_length = max_length
     return request
-
-
-def _shown(value: Any) -> str:
-    """A client's value for an error message: shortened, so that a huge or deeply nested one
-    neither fills the answer nor recurses."""
-    return reprlib.repr(value)
 
 
 def _is_unicode(text: str) -> bool:

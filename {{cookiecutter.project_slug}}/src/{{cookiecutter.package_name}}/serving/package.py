@@ -109,10 +109,8 @@ def check_model_archive(path: str | os.PathLike[str]) -> list[str]:
         with tarfile.open(path, "r:gz") as archive:
             members = archive.getmembers()
             names = [member.name for member in members]
-            handler_source = b""
             handler = archive.extractfile("code/inference.py") if "code/inference.py" in names else None
-            if handler is not None:
-                handler_source = handler.read()
+            handler_source = handler.read() if handler is not None else b""
     except (tarfile.TarError, OSError) as error:
         raise PackageError(f"{path}: not a readable .tar.gz archive: {error}") from error
     problems = []

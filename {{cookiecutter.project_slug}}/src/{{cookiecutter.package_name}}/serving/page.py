@@ -52,31 +52,23 @@ $("version").textContent = info.version;
 $("labels").textContent = info.labels.join(", ");
 $("max-length").textContent = String(info.max_length);
 
+const element = (tag, className, text = "") =>
+  Object.assign(document.createElement(tag), {className, textContent: text});
+
 function show(answer) {
   // top_k null: every label, best first, as {label, score}.
   $("predicted").textContent = answer[0].label;
-  const scores = $("scores");
-  scores.replaceChildren();
-  for (const item of answer) {
-    const row = document.createElement("div");
-    row.className = "bar";
-    row.dataset.label = item.label;
-    row.dataset.score = String(item.score);
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = item.label;
-    const track = document.createElement("div");
-    track.className = "track";
-    const fill = document.createElement("div");
-    fill.className = "fill";
-    fill.style.width = (100 * item.score).toFixed(1) + "%";
+  $("scores").replaceChildren(...answer.map((item) => {
+    const percent = (100 * item.score).toFixed(1) + "%";
+    const row = element("div", "bar");
+    Object.assign(row.dataset, {label: item.label, score: String(item.score)});
+    const track = element("div", "track");
+    const fill = element("div", "fill");
+    fill.style.width = percent;
     track.append(fill);
-    const value = document.createElement("span");
-    value.className = "value";
-    value.textContent = (100 * item.score).toFixed(1) + "%";
-    row.append(name, track, value);
-    scores.append(row);
-  }
+    row.append(element("span", "name", item.label), track, element("span", "value", percent));
+    return row;
+  }));
 }
 
 async function classify() {

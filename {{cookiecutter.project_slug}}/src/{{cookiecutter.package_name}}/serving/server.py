@@ -3,11 +3,8 @@
 Requests go through the very handlers the container uses (``inference.py``), so a request that
 works here works on an endpoint; ``GET /`` adds a page to try the model in a browser.
 
-HTTP itself (framing, keep-alive, chunked bodies, graceful shutdown) is uvicorn's. The
-standard-library server this replaces stalled every keep-alive response by about 40 ms (headers
-and body sent in two writes met Nagle's algorithm and delayed ACKs), mis-framed chunked bodies
-and waited a minute for a stalled client on SIGTERM; asyncio sets TCP_NODELAY on every
-connection. What is ours is a small ASGI app and the scheduler of model work:
+HTTP itself (framing, keep-alive, chunked bodies, graceful shutdown) is uvicorn's. What is ours
+is a small ASGI app and the scheduler of model work:
 
 - One model thread scores for every request: parallel forward passes only oversubscribe the
   cores, and a fast tokenizer shared between threads can fail with "Already borrowed".
@@ -37,10 +34,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -67,9 +65,10 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 # Room for bursts of clients connecting at once.
 BACKLOG = 512
 ROUTES = {"/": ("GET", "HEAD"), "/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
+SHUTTING_DOWN = "the server is shutting down; retry on another instance"
 
 
-class ClientError(Exception):
+class ClientError(inference.RequestError):
     """A request the server refuses; ``close`` ends the connection (its framing is unknown)."""
 
     def __init__(
@@ -81,46 +80,26 @@ class ClientError(Exception):
         self.close = close
 
 
-class TimeBudgetExceeded(inference.RequestError):
-    status = 503
+def _unavailable(message: str, close: bool = False) -> ClientError:
+    return ClientError(HTTPStatus.SERVICE_UNAVAILABLE, message, close=close)
 
 
-class ShuttingDown(inference.RequestError):
-    status = 503
-
-
-SHUTTING_DOWN = "the server is shutting down; retry on another instance"
-
-
+@dataclass
 class Job:
-    """One request's work, shared by the event loop (which waits) and the model thread."""
+    """One request's work. The model thread settles ``future``; the event loop awaits it and
+    cancels it when the client leaves (a thread-safe future, unlike asyncio's)."""
 
-    def __init__(self, work: inference.Work, loop: asyncio.AbstractEventLoop, budget: float) -> None:
-        self.work = work
-        self.started = time.monotonic()
-        self.deadline = self.started + budget
-        self.budget = budget
-        self.future: asyncio.Future[inference.Prediction] = loop.create_future()
-        self._loop = loop
-        # Set by the event loop when the client left or gave up; read by the model thread.
-        self.cancelled = False
-        self.finished = False
+    work: inference.Work
+    budget: float
+    started: float = field(default_factory=time.monotonic)
+    future: Future[inference.Prediction] = field(default_factory=Future)
 
-    def finish(
-        self, prediction: inference.Prediction | None = None, error: BaseException | None = None
-    ) -> None:
-        """Hand the outcome to the waiting request (called on the model thread)."""
-        self.finished = True
-        with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
-            self._loop.call_soon_threadsafe(self._settle, prediction, error)
-
-    def _settle(self, prediction: inference.Prediction | None, error: BaseException | None) -> None:
-        if self.future.done():
-            return
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            self.future.set_result(prediction)  # type: ignore[arg-type]
+    def finish(self, outcome: inference.Prediction | BaseException) -> None:
+        with contextlib.suppress(InvalidStateError):  # cancelled or failed before: nobody waits
+            if isinstance(outcome, BaseException):
+                self.future.set_exception(outcome)
+            else:
+                self.future.set_result(outcome)
 
 
 class Scheduler:
@@ -147,11 +126,11 @@ class Scheduler:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, request: inference.Request, loop: asyncio.AbstractEventLoop, budget: float) -> Job:
-        job = Job(inference.Work(request, self.classifier), loop, budget)
+    def submit(self, request: inference.Request, budget: float) -> Job:
+        job = Job(inference.Work(request, self.classifier), budget)
         with self._wake:
             if self._closed or (self._stop_by is not None and time.monotonic() >= self._stop_by):
-                raise ShuttingDown(SHUTTING_DOWN)
+                raise _unavailable(SHUTTING_DOWN)
             self._new.append(job)
             self._wake.notify()
         return job
@@ -180,11 +159,17 @@ class Scheduler:
                     self._wake.wait()
                 if self._closed:
                     for job in (*self._new, *self._running):
-                        job.finish(error=ShuttingDown(SHUTTING_DOWN))
+                        job.finish(_unavailable(SHUTTING_DOWN))
                     return
                 picked = self._pick() if self._stop_by is None else self._pick_oldest_first()
-            if picked:
-                self._step(picked)
+            parts = []
+            for job, count in picked:
+                try:
+                    parts.append((job, *job.work.take(count)))
+                except Exception as error:  # a text this request may not send (truncation=false)
+                    job.finish(error)
+            if parts:
+                self._score(parts)
 
     def _pick(self) -> list[tuple[Job, int]]:
         """Up to ``batch_size`` texts. Requests that just arrived get a step of their own
@@ -232,79 +217,48 @@ class Scheduler:
 
     def _may_go_on(self, job: Job, now: float) -> bool:
         """Whether ``job`` gets texts in this step; one that may not is dropped or failed."""
-        if job.finished:  # failed on an earlier sub-batch
-            return False
-        if job.cancelled:
+        if job.future.cancelled():  # the client left
             self.jobs_dropped += 1
             logger.info("dropped %d unscored text(s) of a request nobody waits for", job.work.remaining)
+            return False
+        if job.future.done():  # failed on an earlier sub-batch
             return False
         total = len(job.work.request.texts)
         progress = f"scored {total - job.work.remaining} of {total} texts"
         if self._stop_by is not None and now >= self._stop_by:
-            self.jobs_dropped += 1
-            job.finish(
-                error=ShuttingDown(
-                    f"the server is shutting down and this request was not done within the "
-                    f"{self._grace:g} s grace period ({progress}); retry on another instance"
-                )
+            reason = (
+                f"the server is shutting down and this request was not done within the "
+                f"{self._grace:g} s grace period ({progress}); retry on another instance"
             )
-            return False
-        if now > job.deadline:
-            self.jobs_dropped += 1
-            job.finish(
-                error=TimeBudgetExceeded(
-                    f"not done within the time budget of {job.budget:g} s: {progress}; send fewer "
-                    "texts per request"
-                )
+        elif now > job.started + job.budget:
+            reason = (
+                f"not done within the time budget of {job.budget:g} s: {progress}; send fewer "
+                "texts per request"
             )
-            return False
-        return True
+        else:
+            return True
+        self.jobs_dropped += 1
+        job.finish(_unavailable(reason))
+        return False
 
-    def _step(self, picked: list[tuple[Job, int]]) -> None:
-        parts: list[tuple[Job, list[int], list[list[int]]]] = []
-        for job, count in picked:
-            try:
-                indices, ids = job.work.take(count)
-            except Exception as error:  # a text this request may not send (truncation=false)
-                self._fail(job, error)
-                continue
-            parts.append((job, indices, ids))
-        if not parts:
-            return
+    def _score(self, parts: list[tuple[Job, list[int], list[list[int]]]]) -> None:
         try:
             scores = inference.score_batch(self.classifier, [row for _, _, ids in parts for row in ids])
         except Exception:
-            if len(parts) == 1:
-                self._fail(parts[0][0], RuntimeError("the model failed on this request's texts"), log=True)
+            if len(parts) > 1:  # score each request on its own, so only the one at fault fails
+                for part in parts:
+                    self._score([part])
                 return
-            # Score each request on its own, so only the one at fault gets the error.
-            for part in parts:
-                self._score_alone(part)
+            logger.exception("scoring failed")
+            parts[0][0].finish(RuntimeError("the model failed on this request's texts"))
             return
         start = 0
         for job, indices, ids in parts:
-            self._deliver(job, indices, scores[start : start + len(ids)])
+            job.work.put(indices, scores[start : start + len(ids)])
             start += len(ids)
-
-    def _score_alone(self, part: tuple[Job, list[int], list[list[int]]]) -> None:
-        job, indices, ids = part
-        try:
-            scores = inference.score_batch(self.classifier, ids)
-        except Exception:
-            self._fail(job, RuntimeError("the model failed on this request's texts"), log=True)
-            return
-        self._deliver(job, indices, scores)
-
-    def _deliver(self, job: Job, indices: list[int], scores: list[list[float]]) -> None:
-        job.work.put(indices, scores)
-        self.texts_scored += len(indices)
-        if job.work.done and not job.finished:
-            job.finish(job.work.prediction())
-
-    def _fail(self, job: Job, error: BaseException, log: bool = False) -> None:
-        if log:
-            logger.exception("scoring failed")
-        job.finish(error=error)  # finished: its other sub-batches are skipped
+            self.texts_scored += len(indices)
+            if job.work.done:
+                job.finish(job.work.prediction())
 
 
 class App:
@@ -332,9 +286,6 @@ class App:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
             return
         self.in_flight += 1
@@ -346,6 +297,8 @@ class App:
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
+        client = scope.get("client")
+        source = f"{client[0]}:{client[1]}" if client else "?"
         try:
             status, note = await self._route(scope, receive, send)
         except asyncio.CancelledError:
@@ -353,25 +306,21 @@ class App:
                 raise
             # uvicorn's backstop after the grace period (a forward pass overran it): still an
             # answer, not its plain-text 500 and a traceback.
-            await _send_error(send, HTTPStatus.SERVICE_UNAVAILABLE, SHUTTING_DOWN, close=True)
-            logger.warning("%s %s 503 from %s: cut off at shutdown", method, path, _client(scope))
+            await _send_error(send, _unavailable(SHUTTING_DOWN, close=True))
+            logger.warning("%s %s 503 from %s: cut off at shutdown", method, path, source)
             return
-        except ClientError as error:
-            await _send_error(send, error.status, str(error), error.headers, error.close)
-            logger.warning("%s %s %d from %s: %s", method, path, error.status, _client(scope), error)
-            return
-        except inference.RequestError as error:
-            await _send_error(send, HTTPStatus(error.status), str(error))
-            logger.warning("%s %s %d from %s: %s", method, path, error.status, _client(scope), error)
+        except inference.RequestError as error:  # the handlers' refusals and ours
+            refusal = (
+                error if isinstance(error, ClientError) else ClientError(HTTPStatus(error.status), str(error))
+            )
+            await _send_error(send, refusal)
+            logger.warning("%s %s %d from %s: %s", method, path, error.status, source, error)
             return
         except Exception:  # a bug or resource problem: the details go to the log only
             reference = uuid.uuid4().hex[:12]
             logger.exception("%s %s failed (reference %s)", method, path, reference)
-            await _send_error(
-                send,
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                f"internal server error (reference {reference}: the server log has the details)",
-            )
+            message = f"internal server error (reference {reference}: the server log has the details)"
+            await _send_error(send, ClientError(HTTPStatus.INTERNAL_SERVER_ERROR, message))
             return
         elapsed = 1000 * (time.perf_counter() - started)
         logger.info("%s %s %d%s in %.1f ms", method, path, status, note, elapsed)
@@ -394,22 +343,25 @@ class App:
             return HTTPStatus.OK, ""
         if path == "/ping":
             if not self.scheduler.alive:
-                raise ClientError(HTTPStatus.SERVICE_UNAVAILABLE, "the model thread has stopped")
+                raise _unavailable("the model thread has stopped")
             await _send(send, HTTPStatus.OK, b'{"status": "healthy"}', inference.JSON)
             return HTTPStatus.OK, ""
         return await self._invoke(scope, receive, send)
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
-        headers = _headers(scope)
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+        }
         body = await self._read_body(headers, receive)
         if body is None:
             return 499, " (client closed the connection while sending)"
-        loop = asyncio.get_running_loop()
         accept = headers.get("accept")
         # Decoding a 6 MiB body takes a while: off the event loop, which serves everyone.
-        request = await loop.run_in_executor(None, inference.input_fn, body, headers.get("content-type"))
+        request = await asyncio.get_running_loop().run_in_executor(
+            None, inference.input_fn, body, headers.get("content-type")
+        )
         media_type = inference.response_type(accept)  # a bad Accept fails before model time
-        job = self.scheduler.submit(request, loop, self.options.time_budget)
+        job = self.scheduler.submit(request, self.options.time_budget)
         prediction = await self._wait(job, receive)
         if prediction is None:
             return 499, f" (client left; {job.work.remaining} text(s) dropped)"
@@ -419,11 +371,9 @@ class App:
         return HTTPStatus.OK, f", {len(request.texts)} text(s){cut}"
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
-        limit = self.max_body_bytes
         length = headers.get("content-length")
         declared = int(length) if length is not None else 0  # h11 has checked it is a number
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        if length is None and not chunked:
+        if length is None and "chunked" not in headers.get("transfer-encoding", "").lower():
             raise ClientError(
                 HTTPStatus.LENGTH_REQUIRED, "a Content-Length header (or a chunked body) is required"
             )
@@ -435,15 +385,14 @@ class App:
                 return None
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if max(len(body), declared) > limit:
+            if max(len(body), declared) > self.max_body_bytes:
                 await self._refuse_large(len(body), more, receive)
         return bytes(body)
 
     async def _refuse_large(self, received: int, more: bool, receive: Receive) -> None:
         """413, after reading what the client still sends (up to a point): a client that is
         still sending when the connection closes gets a reset instead of the answer."""
-        limit = self.max_body_bytes
-        drained = received
+        drained, limit = received, self.max_body_bytes
         while more and drained <= DRAIN_LIMIT:
             message = await self._receive_body(receive)
             if message["type"] == "http.disconnect":
@@ -468,7 +417,7 @@ class App:
             return await asyncio.wait_for(receive(), timeout)
         except TimeoutError:
             if timeout < BODY_TIMEOUT:
-                raise ClientError(HTTPStatus.SERVICE_UNAVAILABLE, SHUTTING_DOWN, close=True) from None
+                raise _unavailable(SHUTTING_DOWN, close=True) from None
             raise ClientError(
                 HTTPStatus.REQUEST_TIMEOUT, f"no request body data for {BODY_TIMEOUT:g} s", close=True
             ) from None
@@ -481,58 +430,31 @@ class App:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
+        outcome = asyncio.wrap_future(job.future)
         watcher = asyncio.ensure_future(hang_up())
         try:
             # The scheduler fails the job at its deadline; the margin only guards against a
             # sub-batch that never returns.
-            waiting: set[asyncio.Future[Any]] = {job.future, watcher}
+            waiting: set[asyncio.Future[Any]] = {outcome, watcher}
             done, _ = await asyncio.wait(waiting, timeout=job.budget + 5, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
-            if not job.future.done():
-                job.cancelled = True
-                # Nobody will read its outcome (asyncio would log it as never retrieved).
-                job.future.cancel()
-        if job.future in done:
-            return job.future.result()
+            if not outcome.done():
+                outcome.cancel()  # cancels job.future too: the scheduler drops the rest
+        if not outcome.cancelled():  # settled, even if just after the wait
+            return outcome.result()
         if watcher in done:
             return None
-        raise TimeBudgetExceeded(
+        raise _unavailable(
             f"not done within the time budget of {job.budget:g} s; send fewer texts per request"
         )
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await asyncio.get_running_loop().run_in_executor(None, self.scheduler.close)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-
-
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "?"
-
-
-def _error_body(status: HTTPStatus, message: str) -> bytes:
-    return json.dumps({"code": int(status), "type": status.phrase, "message": message}).encode("utf-8")
-
-
-async def _send_error(
-    send: Send, status: HTTPStatus, message: str, headers: dict[str, str] | None = None, close: bool = False
-) -> None:
-    extra = dict(headers or {})
-    if close:
-        extra["Connection"] = "close"
+async def _send_error(send: Send, error: ClientError) -> None:
+    headers = {**error.headers, **({"Connection": "close"} if error.close else {})}
+    body = {"code": int(error.status), "type": HTTPStatus(error.status).phrase, "message": str(error)}
     with contextlib.suppress(RuntimeError, OSError):  # the response had started or the client left
-        await _send(send, status, _error_body(status, message), inference.JSON, extra)
+        await _send(send, error.status, json.dumps(body).encode("utf-8"), inference.JSON, headers)
 
 
 async def _send(
@@ -565,56 +487,32 @@ class _Uvicorn(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-@contextlib.contextmanager
-def _stopping_is_a_normal_exit() -> Iterator[None]:
-    """uvicorn takes SIGTERM and SIGINT while it serves (and shuts down gracefully), then raises
-    the signal again for the handlers it found. Python's would end the process "killed by
-    SIGTERM" or with KeyboardInterrupt; a server that stopped cleanly on request exits normally,
-    so the handlers it finds are these."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _already_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _already_stopped(sig: int, _frame: FrameType | None) -> None:
-    logger.debug("%s after a graceful shutdown: exiting normally", signal.Signals(sig).name)
-
-
 class InferenceServer:
     """A bound socket, the model and its scheduler; :meth:`serve` runs until SIGTERM/SIGINT."""
 
     def __init__(
         self, classifier: inference.Classifier, options: ServerOptions, listener: socket.socket, version: str
     ) -> None:
-        self.classifier = classifier
-        self.options = options
         self.socket = listener
         if options.batch_size is not None:
             classifier.batch_size = options.batch_size
         self.scheduler = Scheduler(classifier)
         page = render_page(classifier.labels, version, classifier.max_length)
-        max_body_bytes = options.max_body_bytes or inference.MAX_BODY_BYTES
-        self.app = App(self.scheduler, options, max_body_bytes, page)
+        app = App(self.scheduler, options, options.max_body_bytes or inference.MAX_BODY_BYTES, page)
         config = uvicorn.Config(
-            self.app,
+            app,
             # uvicorn's own HTTP/1.1 parser whatever else is installed: its framing is the
             # one the tests prove (requests it cannot parse get its plain-text 400).
             http="h11",
             ws="none",
             loop="asyncio",
-            lifespan="on",
+            lifespan="off",  # serve() closes the scheduler
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=math.ceil(options.shutdown_grace) + SHUTDOWN_BACKSTOP,
             backlog=BACKLOG,
         )
-        self._server = _Uvicorn(config, self.app.begin_shutdown)
+        self._server = _Uvicorn(config, app.begin_shutdown)
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -627,10 +525,18 @@ class InferenceServer:
         logger.info(
             "serving on http://%s:%d (GET / to try the model, GET /ping, POST /invocations)", shown, port
         )
+        # uvicorn takes SIGTERM and SIGINT while it serves (and shuts down gracefully), then raises
+        # the signal again for the handlers it found. Python's would end the process "killed by
+        # SIGTERM" or with KeyboardInterrupt; a server that stopped cleanly on request exits
+        # normally, so the handlers it finds ignore them.
+        stopping = (signal.SIGTERM, signal.SIGINT)
+        main = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stopping} if main else {}
         try:
-            with _stopping_is_a_normal_exit():
-                self._server.run(sockets=[self.socket])
+            self._server.run(sockets=[self.socket])
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.scheduler.close()
             self.socket.close()
         logger.info("server stopped")
