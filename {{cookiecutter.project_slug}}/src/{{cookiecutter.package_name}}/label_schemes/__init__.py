@@ -1,9 +1,12 @@
 """Label schemes: how a project's labels are read, encoded, lost, scored, decided and decoded.
 
+``single_label``: one label per text. ``multi_label``: a set of labels per text (possibly empty).
+
 A scheme is one module of this package whose ``SCHEME`` satisfies :class:`LabelScheme`; a new
 module is found by itself (``SCHEMES``). Everything that touches labels (data files, training,
 evaluation, batch prediction, the container handlers) asks the scheme. A trained model records
-its scheme's name in ``config.json`` (``label_scheme``), so whatever serves it picks the same one.
+its scheme's name and decision parameters in ``config.json`` (:meth:`LabelScheme.model_config`),
+so whatever serves it decides the same way.
 
 Standard library only at import time, and nothing from the rest of the project: the hooks import
 it without torch, and ``model.tar.gz`` ships it as ``code/label_schemes/`` for the container.
@@ -13,10 +16,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import single_label
+from . import multi_label, single_label
 
 if TYPE_CHECKING:
     import torch
@@ -42,12 +46,37 @@ class LabelScheme(Protocol):
     @property
     def best_metric(self) -> str: ...
 
+    # Metric names where lower is better (besides "loss", which always is).
+    @property
+    def lower_is_better(self) -> frozenset[str]: ...
+
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
     ) -> Callable[[Any], Any]:
         """Decide how a file writes its labels from all its raw values (or a mapping from each
         to the line it first appears on); returns raw value -> target. Raises
         :class:`~.label_values.LabelError` for values it cannot read."""
+        ...
+
+    def read_columns(self, row: Mapping[str, Any], names: Sequence[str]) -> Any:
+        """A target from one 0/1 column per label (``label_layout = "columns"``); raises
+        :class:`~.label_values.LabelError` naming the column and value it cannot read."""
+        ...
+
+    def as_feature(self, target: Any, num_labels: int) -> Any:
+        """What a training row's ``labels`` holds for a target (the loss's target format)."""
+        ...
+
+    def from_feature(self, value: Any) -> Any:
+        """A target back from a ``labels`` row (e.g. the Trainer's ``label_ids``)."""
+        ...
+
+    def label_counts(self, targets: Iterable[Any], num_labels: int) -> list[int]:
+        """Rows holding each label id."""
+        ...
+
+    def empty_rows(self, targets: Iterable[Any]) -> int:
+        """Rows without any label."""
         ...
 
     def class_weights(self, choice: str, targets: Sequence[Any], names: Sequence[str]) -> list[float] | None:
@@ -68,8 +97,20 @@ class LabelScheme(Protocol):
         """The prediction (a target) for each row of :meth:`probabilities`."""
         ...
 
+    def tune(self, probabilities: Any, targets: Sequence[Any]) -> LabelScheme:
+        """This scheme with its decision parameters fitted on these rows (the validation split)."""
+        ...
+
+    def model_config(self) -> dict[str, Any]:
+        """What a trained model records in its config.json; :func:`for_model` reads it back."""
+        ...
+
     def decode(self, prediction: Any, names: Sequence[str]) -> str:
-        """A prediction as the label name(s) people read."""
+        """A prediction as the text people read (one cell of a CSV)."""
+        ...
+
+    def label_list(self, prediction: Any, names: Sequence[str]) -> list[str]:
+        """A prediction as its label names (JSON answers)."""
         ...
 
     def compute_metrics(
@@ -101,13 +142,31 @@ def get(name: str = DEFAULT) -> LabelScheme:
         raise ValueError(f"unknown label scheme {name!r}; known: {', '.join(SCHEMES)}") from None
 
 
+def for_project(task: str = DEFAULT, label_delimiter: str = multi_label.DEFAULT_DELIMITER) -> LabelScheme:
+    """The scheme of a project's ``[data]`` settings (``task``, ``label_delimiter``)."""
+    scheme = get(task)
+    if isinstance(scheme, multi_label.MultiLabel):
+        return replace(scheme, delimiter=label_delimiter)
+    return scheme
+
+
+def cell_key(raw: Any) -> Any:
+    """A raw label cell as a dict key (for ``label_reader``'s first lines): lists become tuples."""
+    return tuple(raw) if isinstance(raw, list) else raw
+
+
 def for_model(config: Any) -> LabelScheme:
-    """The scheme a model's config (``transformers`` config object) was trained with. A model
-    without the record (trained elsewhere, or before schemes were recorded) is scored as
-    transformers' text-classification pipeline scores it: one label per text, each label on
-    its own for a multi-label or one-logit head."""
+    """The scheme a model's config (``transformers`` config object) was trained with, with the
+    decision parameters it recorded. A model without the record (trained elsewhere, or before
+    schemes were recorded) is scored as transformers' text-classification pipeline scores it:
+    one label per text, each label on its own for a multi-label or one-logit head."""
     name = getattr(config, "label_scheme", None)
     if name:
-        return get(str(name))
+        scheme = get(str(name))
+        if isinstance(scheme, multi_label.MultiLabel):
+            thresholds = getattr(config, "label_thresholds", None) or ()
+            delimiter = getattr(config, "label_delimiter", None) or scheme.delimiter
+            return replace(scheme, thresholds=tuple(float(value) for value in thresholds), delimiter=delimiter)
+        return scheme
     independent = config.problem_type == "multi_label_classification" or config.num_labels == 1
     return single_label.SingleLabel(independent_scores=independent)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .label_values import LabelMap, decide_format
+from .label_values import LabelError, LabelMap, decide_format
 
 if TYPE_CHECKING:
     import torch
@@ -33,11 +33,30 @@ class SingleLabel:
     problem_type: str = "single_label_classification"
     metric_names: tuple[str, ...] = ("accuracy", "macro_f1")
     best_metric: str = "accuracy"
+    lower_is_better: frozenset[str] = frozenset()
 
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
     ) -> Callable[[Any], int]:
         return LabelMap(names, decide_format(values, names, label_format)).to_id
+
+    def read_columns(self, row: Mapping[str, Any], names: Sequence[str]) -> int:
+        raise LabelError('one 0/1 column per label (label_layout = "columns") needs task = "multi_label"')
+
+    def as_feature(self, target: int, num_labels: int) -> int:
+        return int(target)
+
+    def from_feature(self, value: Any) -> int:
+        return int(value)
+
+    def label_counts(self, targets: Iterable[int], num_labels: int) -> list[int]:
+        counts = [0] * num_labels
+        for target in targets:
+            counts[target] += 1
+        return counts
+
+    def empty_rows(self, targets: Iterable[int]) -> int:
+        return 0
 
     def class_weights(self, choice: str, targets: Sequence[int], names: Sequence[str]) -> list[float] | None:
         if choice == "none":
@@ -75,8 +94,18 @@ class SingleLabel:
         rows = probabilities.tolist() if hasattr(probabilities, "tolist") else probabilities
         return [max(range(len(row)), key=row.__getitem__) for row in rows]
 
+    def tune(self, probabilities: Any, targets: Sequence[int]) -> SingleLabel:
+        """Nothing to fit: the best-scoring label is the decision."""
+        return self
+
+    def model_config(self) -> dict[str, Any]:
+        return {"label_scheme": self.name}
+
     def decode(self, prediction: int, names: Sequence[str]) -> str:
         return names[prediction]
+
+    def label_list(self, prediction: int, names: Sequence[str]) -> list[str]:
+        return [names[prediction]]
 
     def compute_metrics(
         self, y_true: Sequence[int], y_pred: Sequence[int], names: Sequence[str]
@@ -131,9 +160,7 @@ def balanced_class_weights(labels: Sequence[int], label_names: Sequence[str]) ->
     """``n_examples / (n_classes * n_class_examples)`` per class (scikit-learn's "balanced"):
     every class contributes as much to the loss as it would in balanced data. A class with no
     training examples gets 0 (nothing to learn from; its weight would be infinite)."""
-    counts = [0] * len(label_names)
-    for label in labels:
-        counts[label] += 1
+    counts = SingleLabel().label_counts(labels, len(label_names))
     total, classes = len(labels), len(label_names)
     weights = [total / (classes * count) if count else 0.0 for count in counts]
     missing = [name for name, count in zip(label_names, counts, strict=True) if not count]
