@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from . import label_schemes
 from .errors import ConfigError
 from .options import TrainOptions, check_type, config_keys, table_values
 
@@ -29,6 +30,7 @@ VERBOSE_ENV_VAR = f"{__package__.upper()}_VERBOSE"
 # Dataset sources that are not paths.
 BUILTIN_SOURCES = ("nsmc", "nsmc-sample")
 LABEL_FORMATS = ("auto", "ids", "names")
+LABEL_LAYOUTS = ("column", "columns")
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,21 @@ class DataSection:
     label_column: str
     label_names: tuple[str, ...]
     label_format: str = "auto"
+    # "single_label" or "multi_label" (a label scheme's name; see label_schemes).
+    task: str = "single_label"
+    # "column": labels in label_column; "columns": one 0/1 column per label name (multi_label).
+    label_layout: str = "column"
+    # Separates several labels in one label_column cell (multi_label).
+    label_delimiter: str = "|"
     prepared_dir: str = "data/prepared"
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
+
+    @property
+    def label_scheme(self) -> label_schemes.LabelScheme:
+        """The label scheme of ``task``."""
+        return label_schemes.for_project(self.task, self.label_delimiter)
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
         label_names=data.label_names,
         text_column=data.text_column,
         label_column=data.label_column,
+        task=data.task,
+        label_layout=data.label_layout,
+        label_delimiter=data.label_delimiter,
         config_path=path,
     )
     config = ProjectConfig(
@@ -310,6 +326,20 @@ def _check(config: ProjectConfig) -> None:
             f"{where}.label_format: must be one of {', '.join(LABEL_FORMATS)}, "
             f"got {config.data.label_format!r}"
         )
+    data = config.data
+    if data.task not in label_schemes.SCHEMES:
+        known = ", ".join(label_schemes.SCHEMES)
+        raise ConfigError(f"{where}.task: must be one of {known}, got {data.task!r}")
+    if data.label_layout not in LABEL_LAYOUTS:
+        raise ConfigError(
+            f"{where}.label_layout: must be one of {', '.join(LABEL_LAYOUTS)}, got {data.label_layout!r}"
+        )
+    if data.label_layout == "columns" and data.task != "multi_label":
+        raise ConfigError(
+            f'{where}.label_layout: "columns" (one 0/1 column per label) needs task = "multi_label"'
+        )
+    if data.task == "multi_label" and not data.label_delimiter.strip():
+        raise ConfigError(f"{where}.label_delimiter: must not be blank, got {data.label_delimiter!r}")
     for key in ("validation_fraction", "test_fraction"):
         value = getattr(config.data, key)
         if not 0.0 <= value < 1.0:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from . import label_schemes
+
 T = TypeVar("T")
 
 
@@ -123,8 +125,22 @@ class TrainOptions:
     early_stopping_patience: int = option(
         3, "stop after this many evaluations without improvement (0: never)", low=0, identity=True
     )
-    metric_for_best_model: Literal["accuracy", "macro_f1", "loss"] = option(
-        "accuracy", "validation metric that picks the best checkpoint", identity=True
+    # Every scheme's metrics; a run checks the choice against its own scheme's (check_metric).
+    metric_for_best_model: Literal[
+        "accuracy",
+        "macro_f1",
+        "micro_f1",
+        "micro_precision",
+        "micro_recall",
+        "hamming_loss",
+        "exact_match",
+        "loss",
+    ] = option(
+        "accuracy",
+        "validation metric that picks the best checkpoint (single_label: accuracy or macro_f1; "
+        "multi_label: micro_f1, macro_f1, micro_precision, micro_recall, hamming_loss or exact_match; "
+        "or loss)",
+        identity=True,
     )
     group_by_length: bool = option(True, "batch texts of similar length together", identity=True)
     padding: Literal["dynamic", "longest"] = option(
@@ -147,7 +163,15 @@ class TrainOptions:
     label_names: tuple[str, ...] = ()
     text_column: str = ""
     label_column: str = ""
+    task: str = "single_label"
+    label_layout: str = "column"
+    label_delimiter: str = "|"
     config_path: str = ""
+
+    @property
+    def label_scheme(self) -> label_schemes.LabelScheme:
+        """The label scheme of the project's ``[data]`` task."""
+        return label_schemes.for_project(self.task, self.label_delimiter)
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import multi_label, single_label
@@ -166,7 +166,8 @@ def for_model(config: Any) -> LabelScheme:
         if isinstance(scheme, multi_label.MultiLabel):
             thresholds = getattr(config, "label_thresholds", None) or ()
             delimiter = getattr(config, "label_delimiter", None) or scheme.delimiter
-            return replace(scheme, thresholds=tuple(float(value) for value in thresholds), delimiter=delimiter)
+            thresholds = tuple(float(value) for value in thresholds)
+            return replace(scheme, thresholds=thresholds, delimiter=delimiter)
         return scheme
     independent = config.problem_type == "multi_label_classification" or config.num_labels == 1
     return single_label.SingleLabel(independent_scores=independent)

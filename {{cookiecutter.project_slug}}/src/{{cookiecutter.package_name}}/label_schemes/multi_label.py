@@ -121,9 +121,7 @@ class MultiLabel:
         for index, name in enumerate(names):
             flag = read_flag(row.get(name))
             if flag is None:
-                raise LabelError(
-                    f"column {name!r} must hold 0 or 1 (or true/false), got {row.get(name)!r}"
-                )
+                raise LabelError(f"column {name!r} must hold 0 or 1 (or true/false), got {row.get(name)!r}")
             if flag:
                 chosen.append(index)
         return tuple(chosen)
@@ -151,7 +149,7 @@ class MultiLabel:
     def class_weights(
         self, choice: str, targets: Sequence[Sequence[int]], names: Sequence[str]
     ) -> list[float] | None:
-        """"balanced": a positive weight per label, its negatives / positives in the training
+        """ "balanced": a positive weight per label, its negatives / positives in the training
         targets (as ``BCEWithLogitsLoss``'s ``pos_weight`` is meant to be set), so a rare label's
         few positives count as much as its negatives. A label without positives gets 1."""
         if choice == "none":
@@ -194,7 +192,7 @@ class MultiLabel:
     def tune(self, probabilities: Any, targets: Sequence[Sequence[int]]) -> MultiLabel:
         """A copy whose thresholds maximise each label's F1 on these rows (the validation
         split): see :func:`best_threshold`. A label without positives keeps the default."""
-        rows = probabilities.tolist() if hasattr(probabilities, "tolist") else [list(row) for row in probabilities]
+        rows = probabilities.tolist() if hasattr(probabilities, "tolist") else list(map(list, probabilities))
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows of scores but {len(targets)} targets")
         num_labels = len(rows[0]) if rows else len(self.thresholds)
