@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    SHARED,
     bake,
     commit_and_clone,
     git,
@@ -151,6 +152,36 @@ def star_ratings(folder: Path) -> dict[str, Any]:
     }
 
 
+HATE_SPEECH = SHARED / "data" / "korean-hate-speech"
+# Offensive or hateful, and biased by gender or otherwise: up to two labels per comment, or none.
+HATE_AND_BIAS = {"offensive": "공격", "hate": "혐오", "gender": "성별", "others": "기타"}
+
+
+def hate_and_bias(folder: Path) -> dict[str, Any]:
+    """Multi-label, as a moderation team exports it: one CSV, Korean column and label names,
+    several labels per comment joined with ';' (none for a clean comment), from the shared
+    hate-speech corpus's ``hate`` and ``bias`` columns."""
+    path = folder / "moderation.csv"
+    with open(HATE_SPEECH / "train.tsv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[:1200]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["댓글", "레이블"])
+        for row in rows:
+            labels = [HATE_AND_BIAS[value] for value in (row["hate"], row["bias"]) if value in HATE_AND_BIAS]
+            writer.writerow([row["comments"], ";".join(labels)])
+    return {
+        "project_name": "Comment Moderation",
+        "dataset": str(path),
+        "task": "multi_label",
+        "text_column": "댓글",
+        "label_column": "레이블",
+        "label_delimiter": ";",
+        "label_names": ",".join(HATE_AND_BIAS.values()),
+        "max_seq_length": "64",
+    }
+
+
 # Shared by the scenarios: the libraries' analysis is the same for every project.
 MYPY_CACHE = Path(tempfile.gettempdir()) / "text-classifier-template-mypy-cache"
 
@@ -189,6 +220,13 @@ SCENARIOS = {
     "split-folder-no-sagemaker": Scenario(split_folder, "hate_speech", sagemaker=False),
     "seven-sorted-ids": Scenario(seven_sorted, "intents", config={"label_names": SEVEN.split(",")}),
     "numeric-names": Scenario(star_ratings, "star_ratings", config={"label_format": "names"}),
+    # Trained and queried through the CLI too: several labels per text, or none.
+    "multi-label-korean": Scenario(
+        hate_and_bias,
+        "comment_moderation",
+        config={"task": "multi_label", "label_delimiter": ";", "label_names": list(HATE_AND_BIAS.values())},
+        local_session=True,
+    ),
 }
 
 
@@ -326,10 +364,15 @@ def first_session(clone: Path, site: Path, package: str, dataset: Path, predicti
     for args in steps:
         run = cli(site, clone / "src", package, *args)  # from a subfolder: paths still resolve
         assert run.returncode == 0, (args, run.stdout[-3000:], run.stderr[-3000:])
-    labels = tomllib.loads((clone / "config.toml").read_text(encoding="utf-8"))["data"]["label_names"]
+    data = tomllib.loads((clone / "config.toml").read_text(encoding="utf-8"))["data"]
     with open(predictions, encoding="utf-8", newline="") as handle:
-        predicted = {row["predicted_label"] for row in csv.DictReader(handle)}
-    assert predicted and predicted <= set(labels)
+        rows = list(csv.DictReader(handle))
+    if data["task"] == "multi_label":  # a set of labels per text, possibly none
+        predicted = {label for row in rows for label in row["labels"].split(data["label_delimiter"]) if label}
+        assert "labels" in rows[0]
+    else:
+        predicted = {row["predicted_label"] for row in rows}
+    assert predicted and predicted <= set(data["label_names"])
     # Everything the run wrote is ignored by git, and nothing it needs is.
     latest = json.loads((clone / "outputs" / "latest.json").read_text(encoding="utf-8"))
     assert (clone / latest["run_dir"] / "model" / "config.json").is_file()
