@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from . import label_schemes
+from .data.examples import LABEL_LAYOUTS
 from .errors import ConfigError
 from .options import TrainOptions, check_type, config_keys, table_values
 
@@ -30,7 +31,6 @@ VERBOSE_ENV_VAR = f"{__package__.upper()}_VERBOSE"
 # Dataset sources that are not paths.
 BUILTIN_SOURCES = ("nsmc", "nsmc-sample")
 LABEL_FORMATS = ("auto", "ids", "names")
-LABEL_LAYOUTS = ("column", "columns")
 
 
 @dataclass(frozen=True)
