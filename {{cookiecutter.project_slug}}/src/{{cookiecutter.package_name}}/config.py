@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from . import label_schemes
-from .data.examples import LABEL_LAYOUTS
 from .errors import ConfigError
 from .options import TrainOptions, check_type, config_keys, table_values
 
@@ -31,6 +30,7 @@ VERBOSE_ENV_VAR = f"{__package__.upper()}_VERBOSE"
 # Dataset sources that are not paths.
 BUILTIN_SOURCES = ("nsmc", "nsmc-sample")
 LABEL_FORMATS = ("auto", "ids", "names")
+LABEL_LAYOUTS = ("column", "columns")
 
 
 @dataclass(frozen=True)

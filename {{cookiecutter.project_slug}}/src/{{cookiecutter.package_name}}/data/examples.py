@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import label_schemes
+from ..config import LABEL_LAYOUTS
 from ..errors import DataFormatError
 from ..label_schemes.label_values import LabelError, UnknownLabelsError, label_key
 from ..label_schemes.multi_label import MultiLabel
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 # What a label scheme reads a row's labels as: a label id (single-label) or a sorted tuple of
 # label ids, possibly empty (multi-label).
 Target = int | tuple[int, ...]
-LABEL_LAYOUTS = ("column", "columns")
 
 
 @dataclass(frozen=True)
