@@ -31,6 +31,8 @@ TEMPLATE_FOLDER = Path(json.loads(r'{{ cookiecutter._repo_dir | default("") | te
 # Where this hook leaves the label format it decided for the post-generation hook, which deletes it.
 LABEL_FORMAT_FILE = ".template-label-format"
 LABEL_FORMATS = ("auto", "ids", "names")
+TASKS = ("single_label", "multi_label")
+LABEL_LAYOUTS = ("column", "columns")
 
 # Names a generated package must not take: importing it would shadow the stdlib module or a
 # dependency the project itself imports.
@@ -215,20 +217,53 @@ def check_dataset_contents(value: str, problems: list[str], warnings: list[str])
     names = [part.strip() for part in ANSWERS["label_names"].split(",")]
     path = user_path(value)
     result = check.check_dataset(
-        path, ANSWERS["text_column"], ANSWERS["label_column"], names, ANSWERS["label_format"]
+        path,
+        ANSWERS["text_column"],
+        ANSWERS["label_column"],
+        names,
+        ANSWERS["label_format"],
+        task=ANSWERS["task"],
+        label_layout=ANSWERS["label_layout"],
+        label_delimiter=ANSWERS["label_delimiter"],
     )
     # At generation time there is no config.toml yet: the fix is an answer.
     problems.extend(problem.replace(labels.FIX_AMBIGUITY, FIX_AMBIGUITY) for problem in result.problems)
     warnings.extend(result.warnings)
     if result.problems:
         return
+    layout = "in one 0/1 column each" if ANSWERS["label_layout"] == "columns" else None
     print(
         f"Checked every row of {len(result.files)} file(s) of {path}: labels are "
-        f"{result.label_format or 'read per file'}",
+        f"{layout or result.label_format or 'read per file'}",
         file=sys.stderr,
     )
     if result.label_format and ANSWERS["label_format"] == "auto" and any(n.isdigit() for n in names):
         Path(LABEL_FORMAT_FILE).write_text(result.label_format, encoding="utf-8")
+
+
+def check_task(answers: dict, problems: list[str]) -> None:
+    """task, label_layout and label_delimiter, and whether they go together."""
+    task, layout, delimiter = answers["task"], answers["label_layout"], answers["label_delimiter"]
+    if task not in TASKS:
+        problems.append(
+            f"task={task!r}: must be one of {', '.join(TASKS)} ('single_label': one label per text, "
+            "'multi_label': any number of labels per text)"
+        )
+    if layout not in LABEL_LAYOUTS:
+        problems.append(
+            f"label_layout={layout!r}: must be one of {', '.join(LABEL_LAYOUTS)} ('column': labels in "
+            "label_column, 'columns': one 0/1 column per label name)"
+        )
+    elif layout == "columns" and task != "multi_label":
+        problems.append(
+            "label_layout='columns': one 0/1 column per label needs task=multi_label (a single-label "
+            "dataset keeps its labels in label_column: label_layout=column)"
+        )
+    if task == "multi_label" and layout == "column" and not str(delimiter).strip():
+        problems.append(
+            f"label_delimiter={delimiter!r}: must not be blank: it separates the labels of a "
+            "multi-label cell, e.g. '|'"
+        )
 
 
 def check_instance(key: str, value: str, problems: list[str], warnings: list[str]) -> None:
@@ -278,6 +313,7 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
     if answers["text_column"].strip() and answers["text_column"] == answers["label_column"]:
         problems.append(f"text_column and label_column are both {answers['text_column']!r}: they must differ")
     check_labels(answers["label_names"], problems)
+    check_task(answers, problems)
     if answers["label_format"] not in LABEL_FORMATS:
         problems.append(
             f"label_format={answers['label_format']!r}: must be one of {', '.join(LABEL_FORMATS)} "
@@ -300,9 +336,9 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
     dataset_problems: list[str] = []
     readable = check_dataset(answers["dataset"], dataset_problems, warnings)
     problems.extend(dataset_problems)
-    if readable and not any(
-        "label_names" in problem or "label_format" in problem or "_column" in problem for problem in problems
-    ):
+    # The data is read with the column, label and task answers: only when those are sound.
+    answered = ("text_column", "label_", "task=")
+    if readable and not any(key in problem for problem in problems for key in answered):
         check_dataset_contents(answers["dataset"], problems, warnings)
     return problems, warnings
 

@@ -10,7 +10,7 @@ from contextlib import chdir
 from pathlib import Path
 
 import pytest
-from conftest import REPO, bake, check_keys, install
+from conftest import REPO, bake, bake_replay, check_keys, install
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
@@ -40,6 +40,11 @@ CASES = {
     # The wheel build rejects it later (packaging's metadata check) with a far worse message.
     "author-email": ({"author_email": "me at example"}, "author_email='me at example'"),
     "author-email-no-domain": ({"author_email": "me@localhost"}, "not an e-mail address"),
+    "columns-single-label": ({"label_layout": "columns"}, "label_layout='columns': one 0/1 column per label"),
+    "blank-delimiter": (
+        {"task": "multi_label", "label_delimiter": " "},
+        "label_delimiter=' ': must not be blank",
+    ),
 }
 
 
@@ -282,3 +287,80 @@ def test_dataset_is_read_once_before_anything_is_written(form, out, tmp_path, ca
     stored = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
     assert stored["label_format"] == "names"
     assert not (project / ".template-label-format").exists()
+
+
+def test_task_and_layout_outside_their_choices_are_listed_together(out, capfd):
+    """A replay file (or an edited stored answer) is not held to cookiecutter's choices."""
+    with pytest.raises(FailedHookException):
+        answers = {
+            "project_slug": "rating",
+            "package_name": "rating",
+            "task": "regression",
+            "label_layout": "rows",
+        }
+        bake_replay(out, answers)
+    err = capfd.readouterr().err
+    assert "2 invalid answer(s)" in err, err
+    assert "task='regression': must be one of single_label, multi_label" in err
+    assert "label_layout='rows': must be one of column, columns" in err
+    assert [path.name for path in out.iterdir()] == ["replay.json"]
+
+
+MULTI_LABEL = {"task": "multi_label", "text_column": "text", "label_names": "hate,offensive,gender,others"}
+
+
+def test_multi_label_datasets_are_accepted(out, tmp_path, capfd):
+    cells = write(tmp_path, "text\tlabel\n욕설\thate|gender\n평범\t\n비꼼\toffensive\n", "cells.tsv")
+    project = bake(out, dataset=str(cells), **MULTI_LABEL)
+    config = (project / "config.toml").read_text(encoding="utf-8")
+    assert 'task = "multi_label"' in config and 'metric_for_best_model = "micro_f1"' in config
+    assert f"{CHECKED} 1 file(s) of {cells}: labels are names" in capfd.readouterr().err
+    columns = write(
+        tmp_path,
+        "text,hate,offensive,gender,others\n욕설,1,0,true,0\n평범,0,0,0,0\n",
+        "flags.csv",
+    )
+    project = bake(out, overwrite_if_exists=True, dataset=str(columns), label_layout="columns", **MULTI_LABEL)
+    assert 'label_layout = "columns"' in (project / "config.toml").read_text(encoding="utf-8")
+    assert "labels are in one 0/1 column each" in capfd.readouterr().err
+
+
+MULTI_LABEL_DATA_ERRORS = {
+    "unknown-label-in-a-cell": (
+        "text,label\n욕설,hate|gender\n비꼼,offensive|racism\n",
+        {},
+        ["data.csv: line 3: column 'label': ", "'racism' (line 3)"],
+    ),
+    "delimiter-in-no-cell": (
+        'text,label\n욕설,"hate,gender"\n비꼼,offensive\n',
+        {},
+        [
+            "data.csv: line 2: column 'label': the label delimiter '|' occurs in no label cell",
+            "the cells hold ',' instead, e.g. 'hate,gender'",
+            "answer label_delimiter with the character that separates the labels",
+            "if each text really has at most one label, use task single_label",
+        ],
+    ),
+    "zero-one-column-with-other-values": (
+        "text,hate,offensive,gender,others\n욕설,1,0,0,0\n비꼼,0,yes please,0,0\n",
+        {"label_layout": "columns"},
+        ["data.csv: line 3: column 'offensive' must hold 0 or 1 (or true/false), got 'yes please'"],
+    ),
+    "missing-label-column": (
+        "text,hate,offensive,gender\n욕설,1,0,0\n",
+        {"label_layout": "columns"},
+        ["missing column(s) 'others' not found", 'label_layout "columns" needs a column per label'],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MULTI_LABEL_DATA_ERRORS))
+def test_multi_label_dataset_errors_abort(name, out, tmp_path, capfd):
+    text, answers, fragments = MULTI_LABEL_DATA_ERRORS[name]
+    data = write(tmp_path, text)
+    with pytest.raises(FailedHookException):
+        bake(out, dataset=str(data), **{**MULTI_LABEL, **answers})
+    err = capfd.readouterr().err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert list(out.iterdir()) == []

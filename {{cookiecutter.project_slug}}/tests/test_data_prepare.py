@@ -11,6 +11,9 @@ import pytest
 
 from nsmc_sentiment_classifier.data import io, prepare, sources, subset, validate
 
+# These tests read one label per text, whatever task the project was generated for.
+SINGLE_LABEL = {"task": "single_label", "label_layout": "column"}
+
 
 def test_validate_finds_every_problem_with_line_numbers(tmp_path):
     path = tmp_path / "d.csv"
@@ -53,6 +56,7 @@ def tree_digest(folder):
 def nsmc_section(config):
     return dataclasses.replace(
         config.data,
+        **SINGLE_LABEL,
         text_column="document",
         label_column="label",
         label_names=("negative", "positive"),
@@ -88,6 +92,7 @@ def test_prepare_single_file_gets_three_splits_with_label_names(config, tmp_path
     path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     section = dataclasses.replace(
         config.data,
+        **SINGLE_LABEL,
         source=str(path),
         text_column="text",
         label_column="label",
@@ -122,6 +127,7 @@ def test_prepare_too_small_class_is_explained(config, tmp_path):
     path.write_text("text,label\n" + "\n".join(f"t{i},0" for i in range(20)) + "\nx,1\n")
     section = dataclasses.replace(
         config.data,
+        **SINGLE_LABEL,
         source=str(path),
         text_column="text",
         label_column="label",
@@ -145,6 +151,7 @@ def _folder_section(config, folder, **fractions):
     """The data section for a folder of JSON Lines split files with columns t (text), y (a/b)."""
     return dataclasses.replace(
         config.data,
+        **SINGLE_LABEL,
         source=str(folder),
         text_column="t",
         label_column="y",

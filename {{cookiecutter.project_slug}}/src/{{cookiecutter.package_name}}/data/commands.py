@@ -74,6 +74,8 @@ def run_validate(args: argparse.Namespace) -> int:
             unlabelled=args.unlabelled,
             # Prepared splits hold label ids, whatever the source files held.
             label_format="ids" if is_prepared(path, config.prepared_dir) else config.label_format,
+            scheme=config.label_scheme,
+            label_layout=config.label_layout,
         )
         for path in files
     ]
@@ -100,5 +102,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         for held_out, rows in sources.items():
             print(f"dropped {rows} {split} rows whose text is also in the {held_out} split")
     for split, info in manifest["splits"].items():
-        print(f"{split:<10} {info['rows']:>7} rows  {info['labels']}  -> {out / info['path']}")
+        # Multi-label: rows holding each label, and rows holding none.
+        empty = f"  without a label: {info['rows_without_label']}" if "rows_without_label" in info else ""
+        print(f"{split:<10} {info['rows']:>7} rows  {info['labels']}{empty}  -> {out / info['path']}")
     return 0

@@ -11,14 +11,19 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
 
+from .. import label_schemes
 from ..errors import DataFormatError
 from ..label_schemes.label_values import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
+from ..label_schemes.multi_label import MultiLabel, cell_elements
 from .io import RowReader, missing_columns_message
 
 # Long lists of row numbers help nobody; the count is always exact.
 MAX_LINES_SHOWN = 10
+# Label pairs shown (most frequent first) in a multi-label report.
+MAX_PAIRS_SHOWN = 10
 
 
 @dataclass
@@ -43,6 +48,11 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     class_counts: dict[str, int] = field(default_factory=dict)
     length_stats: dict[str, float] = field(default_factory=dict)
+    # Multi-label only (None otherwise): rows with no label, labels per row (mean, max and
+    # {count: rows}), and the label pairs that occur together most, with their rows.
+    rows_without_label: int | None = None
+    labels_per_row: dict[str, Any] | None = None
+    label_pairs: list[dict[str, Any]] | None = None
 
     def add(self, severity: str, message: str, lines: Sequence[int] = ()) -> None:
         self.findings.append(Finding(severity, message, list(lines)))
@@ -60,7 +70,7 @@ class ValidationReport:
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        report = {
             "path": self.path,
             "rows": self.rows,
             "encoding": self.encoding,
@@ -69,10 +79,17 @@ class ValidationReport:
             "class_counts": self.class_counts,
             "text_length_chars": self.length_stats,
         }
+        if self.labels_per_row is not None:
+            report["rows_without_label"] = self.rows_without_label
+            report["labels_per_row"] = self.labels_per_row
+            report["label_pairs"] = self.label_pairs
+        return report
 
     def render(self) -> str:
         lines = [f"{self.path}: {self.rows} rows ({self.encoding})"]
-        if self.class_counts:
+        if self.labels_per_row is not None:
+            lines.extend(self._render_label_sets())
+        elif self.class_counts:
             total = sum(self.class_counts.values()) or 1
             lines.append("class balance:")
             for name, count in self.class_counts.items():
@@ -90,6 +107,22 @@ class ValidationReport:
         )
         return "\n".join(lines)
 
+    def _render_label_sets(self) -> list[str]:
+        """Multi-label statistics: a label's share is of the rows (a row may hold several)."""
+        rows = self.rows or 1
+        lines = ["rows holding each label:"]
+        for name, count in self.class_counts.items():
+            lines.append(f"  {name:<20} {count:>8}  {count / rows:6.1%}")
+        empty = self.rows_without_label or 0
+        lines.append(f"rows without a label: {empty} ({empty / rows:.1%})")
+        per_row = self.labels_per_row or {}
+        spread = ", ".join(f"{size}: {count}" for size, count in per_row.get("distribution", {}).items())
+        lines.append(f"labels per row: mean {per_row.get('mean', 0.0):.2f} (rows by label count: {spread})")
+        if self.label_pairs:
+            pairs = ", ".join(f"{'+'.join(pair['labels'])} {pair['rows']}" for pair in self.label_pairs)
+            lines.append(f"labels most often together: {pairs}")
+        return lines
+
 
 def validate_file(
     path: str | os.PathLike[str],
@@ -99,15 +132,25 @@ def validate_file(
     *,
     unlabelled: bool = False,
     label_format: str = "auto",
+    scheme: label_schemes.LabelScheme | None = None,
+    label_layout: str = "column",
 ) -> ValidationReport:
     """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on).
     Labels are ids or names for the whole file, as training reads it (``label_format``: as in
-    [data])."""
+    [data]); ``scheme`` and ``label_layout`` as :func:`~.examples.load_examples` takes them.
+    A multi-label report adds rows without a label, labels per row and label co-occurrence."""
     report = ValidationReport(str(path))
+    scheme = scheme or label_schemes.get()
+    sets = isinstance(scheme, MultiLabel)
+    columns = sets and label_layout == "columns" and not unlabelled
     required = [text_column] if unlabelled else [text_column, label_column]
+    if columns:
+        required = [text_column, *label_names]
     empty, non_text = [], []
-    label_lines: dict[str, list[int]] = defaultdict(list)
-    by_text: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+    # Each distinct label cell (the target itself for 0/1 columns) -> the lines holding it.
+    label_lines: dict[Any, list[int]] = defaultdict(list)
+    unreadable: list[tuple[int, str]] = []
+    by_text: dict[str, list[tuple[int, Any]]] = defaultdict(list)
     lengths = []
     try:
         reader = RowReader(path)
@@ -119,8 +162,16 @@ def validate_file(
             report.rows += 1
             text = row.values.get(text_column)
             key = None
-            if not unlabelled:
-                key = label_key(row.values.get(label_column))
+            if columns:
+                try:
+                    key = scheme.read_columns(row.values, label_names)
+                except LabelError as error:
+                    unreadable.append((row.line, str(error)))
+                else:
+                    label_lines[key].append(row.line)
+            elif not unlabelled:
+                value = row.values.get(label_column)
+                key = label_schemes.cell_key(value) if sets else label_key(value)
                 label_lines[key].append(row.line)
             if text is None or (isinstance(text, str) and not text.strip()):
                 empty.append(row.line)
@@ -139,8 +190,20 @@ def validate_file(
         report.add("error", "the file has a header but no rows")
         return report
 
-    ids: dict[str, int] | None = None
-    if not unlabelled:
+    ids: dict[Any, Any] | None = None
+    if columns:
+        ids = {key: key for key in label_lines}
+        if unreadable:
+            line, message = unreadable[0]
+            lines = [line for line, _ in unreadable]
+            report.add(
+                "error",
+                f"{len(lines)} row(s) with a label column that is not 0/1 (line {line}: {message})",
+                lines,
+            )
+    elif sets and not unlabelled:
+        ids = _label_sets(label_lines, label_column, label_names, label_format, scheme, report)
+    elif not unlabelled:
         ids = _label_ids(label_lines, label_column, label_names, label_format, report)
     if non_text:
         report.add("error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text)
@@ -152,7 +215,7 @@ def validate_file(
         extra = [line for group in duplicates for line, _ in group[1:]]
         report.add("warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra)
 
-        def label_of(key: str | None) -> int | str | None:
+        def label_of(key: Any) -> Any:
             # Raw values stand in for ids when the file's labels could not be read one way.
             return key if ids is None or key is None else ids.get(key)
 
@@ -160,15 +223,18 @@ def validate_file(
         if conflicting:
             lines = [line for group in conflicting for line, _ in group]
             report.add("warning", f"{len(conflicting)} text(s) appear with conflicting labels", lines)
-    if ids is not None:
+    if ids is not None and sets:
+        targets = [ids[key] for key, lines in label_lines.items() if key in ids for _ in lines]
+        _label_set_stats(report, targets, label_names, scheme)
+    elif ids is not None:
         counts: Counter[int] = Counter()
         for key, lines in label_lines.items():
             if key in ids:
                 counts[ids[key]] += len(lines)
         report.class_counts = {name: counts.get(i, 0) for i, name in enumerate(label_names)}
-        for name, count in report.class_counts.items():
-            if count == 0:
-                report.add("warning", f"label {name!r} has no rows")
+    for name, count in report.class_counts.items():
+        if count == 0:
+            report.add("warning", f"label {name!r} has no rows")
     if lengths:
         ordered = sorted(lengths)
         report.length_stats = {
@@ -211,3 +277,55 @@ def _label_ids(
         return None
     labels = LabelMap(label_names, decided)
     return {key: labels.to_id(key) for key in first_lines}
+
+
+def _label_sets(
+    label_lines: dict[Any, list[int]],
+    label_column: str,
+    label_names: Sequence[str],
+    label_format: str,
+    scheme: label_schemes.LabelScheme,
+    report: ValidationReport,
+) -> dict[Any, tuple[int, ...]] | None:
+    """Each multi-label cell's label set, the file's values read one way throughout; values it
+    cannot read become one error finding with every row holding them. None when unreadable."""
+    first_lines = {key: lines[0] for key, lines in label_lines.items()}
+    try:
+        read = scheme.label_reader(first_lines, label_names, label_format)
+        return {key: read(key) for key in label_lines}
+    except UnknownLabelsError as error:
+        unknown = set(error.values)
+        delimiter = scheme.delimiter if isinstance(scheme, MultiLabel) else ""
+        lines = sorted(
+            line
+            for key, cell_lines in label_lines.items()
+            if unknown & {label_key(value) for value in cell_elements(key, delimiter)}
+            for line in cell_lines
+        )
+        report.add("error", f"column {label_column!r}: {error}", lines)
+    except LabelError as error:
+        report.add("error", f"column {label_column!r}: {error}")
+    return None
+
+
+def _label_set_stats(
+    report: ValidationReport,
+    targets: Sequence[tuple[int, ...]],
+    names: Sequence[str],
+    scheme: label_schemes.LabelScheme,
+) -> None:
+    """Rows per label, rows without a label, labels per row and the most frequent label pairs."""
+    report.class_counts = dict(zip(names, scheme.label_counts(targets, len(names)), strict=True))
+    report.rows_without_label = scheme.empty_rows(targets)
+    sizes = Counter(len(target) for target in targets)
+    report.labels_per_row = {
+        "mean": statistics.fmean(sizes.elements()) if targets else 0.0,
+        "max": max(sizes, default=0),
+        "distribution": {count: sizes[count] for count in sorted(sizes)},
+    }
+    pairs = Counter(pair for target in targets for pair in combinations(sorted(target), 2))
+    ranked = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))
+    report.label_pairs = [
+        {"labels": [names[first], names[second]], "rows": rows}
+        for (first, second), rows in ranked[:MAX_PAIRS_SHOWN]
+    ]
