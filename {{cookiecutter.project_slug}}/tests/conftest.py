@@ -264,3 +264,34 @@ def live_server():
     for server, thread in running:
         server.stop()
         thread.join(timeout=60)
+
+
+MULTI_LABEL_NAMES = ("hate", "gender", "age", "clean")
+# Per label of MULTI_LABEL_NAMES: a random tiny model scores every label near 0.5, so "hate" and
+# "gender" are decided for every text, "age" for none, and "clean" where its score says so.
+MULTI_LABEL_THRESHOLDS = (0.01, 0.02, 0.99, 0.5)
+
+
+def build_multi_label_model(
+    folder: Path, texts: list[str], names: Sequence[str], thresholds: Sequence[float], delimiter: str = "|"
+) -> Path:
+    """A tiny model recorded as training records a multi-label one (label scheme, thresholds,
+    delimiter and problem type in config.json)."""
+    from transformers import AutoConfig
+
+    build_tiny_model(folder, texts, len(names), names)
+    model_config = AutoConfig.from_pretrained(folder)
+    model_config.problem_type = "multi_label_classification"
+    model_config.label_scheme = "multi_label"
+    model_config.label_thresholds = list(thresholds)
+    model_config.label_delimiter = delimiter
+    model_config.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def multi_label_model_dir(tmp_path_factory, config) -> Path:
+    """A tiny multi-label model with MULTI_LABEL_NAMES and MULTI_LABEL_THRESHOLDS."""
+    texts = [text for text, _ in labelled_records(config, len(_sample_rows()))]
+    folder = tmp_path_factory.mktemp("tiny-multi-label-model")
+    return build_multi_label_model(folder, texts, MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS)

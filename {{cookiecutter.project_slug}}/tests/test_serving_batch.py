@@ -164,3 +164,157 @@ def test_evaluate_refuses_a_model_with_other_labels(small_test_file, tmp_path, c
         cli.main(["evaluate", str(small_test_file), "--model", str(other), "--out", str(tmp_path / "r")]) == 2
     )
     assert "differ from the configured label names" in capsys.readouterr().err
+
+
+# A multi-label model (conftest.build_multi_label_model) and a project configured for it.
+
+
+def multi_label_section(config, **changes):
+    """This project's [data] settings for the multi-label model's labels."""
+    import dataclasses
+
+    from conftest import MULTI_LABEL_NAMES
+
+    return dataclasses.replace(
+        config.data, task="multi_label", label_layout="column", label_names=MULTI_LABEL_NAMES, **changes
+    )
+
+
+def decided_by_thresholds(scores):
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+
+    reached = zip(MULTI_LABEL_NAMES, scores, MULTI_LABEL_THRESHOLDS, strict=True)
+    return [name for name, score, threshold in reached if score >= threshold]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_predict_with_a_multi_label_model_writes_the_decided_labels_and_every_score(
+    multi_label_model_dir, tmp_path, config, suffix
+):
+    from conftest import MULTI_LABEL_NAMES
+
+    column = config.data.text_column
+    texts = ["정말 재밌어요", "별로", "그냥 그랬음"]
+    data = tmp_path / "texts.csv"
+    data.write_text("id," + column + "\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)), "utf-8")
+    out = tmp_path / f"out{suffix}"
+    args = ["predict", str(data), "--model", str(multi_label_model_dir), "--out", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    scores_columns = [f"score_{name}" for name in MULTI_LABEL_NAMES]
+    classifier = inference.model_fn(str(multi_label_model_dir))
+    expected = inference.predict_fn(inference.Request(texts), classifier).scores
+    if suffix == ".jsonl":
+        records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+        assert [list(record) for record in records] == [["id", column, "labels", *scores_columns]] * 3
+        decided = [record["labels"] for record in records]  # JSON: a list of names
+    else:
+        table = io_module.read_table(out)
+        assert table.columns == ["id", column, "labels", *scores_columns]
+        records = [row.values for row in table.rows]
+        decided = [record["labels"].split("|") for record in records]
+    for record, chosen, scores in zip(records, decided, expected, strict=True):
+        assert [float(record[name]) for name in scores_columns] == pytest.approx(scores, abs=1e-5)
+        assert chosen == decided_by_thresholds(scores) and len(chosen) >= 2
+
+
+def write_multi_label_file(path, config, rows):
+    """A CSV of (text, labels joined by "|") in this project's columns."""
+    text, label = config.data.text_column, config.data.label_column
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", text, label])
+        writer.writerows([number, row_text, labels] for number, (row_text, labels) in enumerate(rows, 1))
+    return path
+
+
+MULTI_LABEL_ROWS = [
+    ("정말 재밌어요", "hate|gender|clean"),
+    ("별로", "hate|gender"),
+    ("그냥 그랬음", ""),
+    ("ㅋㅋ", "age"),
+    ("다시 보고 싶은 영화", "clean|gender|hate"),
+]
+
+
+def test_evaluate_a_multi_label_model_scores_label_sets(multi_label_model_dir, tmp_path, config):
+    from conftest import MULTI_LABEL_NAMES
+
+    from nsmc_sentiment_classifier.serving import batch
+
+    section = multi_label_section(config)
+    source = write_multi_label_file(tmp_path / "test.csv", config, MULTI_LABEL_ROWS)
+    labelled = batch.read_labelled(source, section, "names")
+    assert [e.label for e in labelled.examples] == [(0, 1, 3), (0, 1), (), (2,), (0, 1, 3)]
+    classifier = batch.load_classifier(multi_label_model_dir)
+    out = tmp_path / "report"
+    metrics = batch.evaluate_examples(classifier, labelled, out, section, progress=False)
+    scores = batch.classify(classifier, [text for text, _ in MULTI_LABEL_ROWS], progress=False).scores
+    predicted = [decided_by_thresholds(row) for row in scores]
+    truth = [
+        [name for name in MULTI_LABEL_NAMES if name in labels.split("|")] for _, labels in MULTI_LABEL_ROWS
+    ]
+    assert metrics["exact_match"] == pytest.approx(
+        sum(p == t for p, t in zip(predicted, truth, strict=True)) / 5
+    )
+    written = json.loads((out / "metrics.json").read_text("utf-8"))
+    assert {"micro_f1", "macro_f1", "hamming_loss", "exact_match", "label_confusion"} <= set(written)
+    assert written["empty_true"] == 1 and written["thresholds"]["age"] == 0.99
+    assert not (out / "confusion_matrix.png").exists()  # single-label only
+    with open(out / "misclassified.csv", encoding="utf-8-sig", newline="") as handle:
+        wrong = list(csv.DictReader(handle))
+    shown = {(row["true_labels"], row["labels"]) for row in wrong}
+    expected = {("|".join(t), "|".join(p)) for p, t in zip(predicted, truth, strict=True) if p != t}
+    assert shown == expected and len(wrong) == round(5 * (1 - metrics["exact_match"]))
+    assert list(wrong[0]) == ["line", config.data.text_column, "true_labels", "labels",
+                              *(f"score_{name}" for name in MULTI_LABEL_NAMES)]  # fmt: skip
+    assert batch.evaluation_summary(metrics).startswith("5 examples: micro-F1 ")
+
+
+def test_evaluate_lists_the_surest_multi_label_mistakes_first():
+    from nsmc_sentiment_classifier.label_schemes.multi_label import MultiLabel
+    from nsmc_sentiment_classifier.serving.batch import mistake_confidence
+
+    scheme = MultiLabel(thresholds=(0.5, 0.5, 0.5))
+    # A wrong label's score, or one minus a missed label's score; the surest wrong decision counts.
+    assert mistake_confidence(scheme, [0.9, 0.2, 0.6], (2,)) == pytest.approx(0.9)
+    assert mistake_confidence(scheme, [0.1, 0.3, 0.6], (0, 1, 2)) == pytest.approx(0.9)
+
+
+def test_evaluate_refuses_a_multi_label_model_for_a_single_label_project(
+    multi_label_model_dir, tmp_path, config
+):
+    import dataclasses
+
+    from conftest import MULTI_LABEL_NAMES
+
+    from nsmc_sentiment_classifier.serving import batch
+
+    section = dataclasses.replace(config.data, task="single_label", label_names=MULTI_LABEL_NAMES)
+    source = tmp_path / "test.csv"
+    source.write_text(f"{config.data.text_column},{config.data.label_column}\n별로,hate\n", "utf-8")
+    labelled = batch.read_labelled(source, section, "names")
+    classifier = batch.load_classifier(multi_label_model_dir)
+    with pytest.raises(batch.ModelLabelsError, match="trained as multi_label but config.toml's"):
+        batch.evaluate_examples(classifier, labelled, tmp_path / "report", section, progress=False)
+
+
+def test_the_evaluate_command_on_a_multi_label_project(multi_label_model_dir, project_dir, capsys, config):
+    import re
+
+    from conftest import MULTI_LABEL_NAMES
+
+    path = project_dir / "config.toml"
+    text = path.read_text("utf-8")
+    text = re.sub(r"(?m)^task = .*$", 'task = "multi_label"', text, count=1)
+    text = re.sub(
+        r"(?m)^label_names = .*$", "label_names = " + json.dumps(list(MULTI_LABEL_NAMES)), text, count=1
+    )
+    path.write_text(text, "utf-8")
+    source = write_multi_label_file(project_dir / "test.csv", config, MULTI_LABEL_ROWS)
+    out = project_dir / "report"
+    assert cli.main(["evaluate", str(source), "--model", str(multi_label_model_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(
+        r"5 examples: micro-F1 [\d.]+, macro-F1 [\d.]+, exact match [\d.]+, Hamming loss", printed
+    )
+    assert (out / "metrics.json").is_file() and (out / "misclassified.csv").is_file()

@@ -297,3 +297,136 @@ def test_long_texts_come_in_smaller_sub_batches_of_even_cost(classifier):
     while work.remaining > 60:
         work.take(work.even_count(16))
     assert work.even_count(16) == 16, "short texts fill a whole sub-batch"
+
+
+# A multi-label model (conftest.build_multi_label_model): sigmoid scores, a threshold per label.
+
+
+def model_variant(model_dir, folder, **recorded):
+    """A copy of a model folder whose config.json records other values (thresholds, delimiter)."""
+    import shutil
+
+    shutil.copytree(model_dir, folder)
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text("utf-8")), **recorded}), "utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def multi(multi_label_model_dir):
+    return inference.model_fn(str(multi_label_model_dir))
+
+
+@pytest.fixture(scope="module")
+def multi_pipe(multi_label_model_dir):
+    from transformers import pipeline
+
+    return pipeline("text-classification", model=str(multi_label_model_dir), device="cpu")
+
+
+def decided(ranked, thresholds):
+    """From the pipeline's scores of every label: those reaching their threshold, best first."""
+    return [item for item in ranked if item["score"] >= thresholds[item["label"]]]
+
+
+def test_a_multi_label_model_answers_its_decided_labels_best_first(multi, multi_pipe):
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+
+    thresholds = dict(zip(MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS, strict=True))
+    texts = ["정말 재밌어요", "별로", "그냥 그랬음"]
+    # The pipeline's own scores of every label: a sigmoid per label for this problem type.
+    every = multi_pipe(texts, top_k=None)
+    answers = json.loads(run(multi, json.dumps({"inputs": texts})))
+    assert len(answers) == len(texts)
+    for answer, ranked in zip(answers, every, strict=True):
+        assert_close(answer, decided(ranked, thresholds))
+        chosen = [item["label"] for item in answer]
+        # Several labels; "age" scores highest of all but stays below its 0.99 threshold.
+        assert {"hate", "gender"} <= set(chosen) and "age" not in chosen
+        assert [item["score"] for item in answer] == sorted((item["score"] for item in answer), reverse=True)
+    # One text: its list of labels itself, as the pipeline answers a single text with top_k.
+    single = json.loads(run(multi, json.dumps({"inputs": texts[0]})))
+    assert_close(single, decided(every[0], thresholds))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "parameters"),
+    [
+        ("정말 재밌어요", {"top_k": None}),
+        (["정말 재밌어요", "별로"], {"top_k": 2}),
+        ("정말 재밌어요", {"top_k": 1}),
+    ],
+)
+def test_a_multi_label_model_with_top_k_answers_the_pipelines_ranked_scores(
+    multi, multi_pipe, inputs, parameters
+):
+    ours = json.loads(run(multi, json.dumps({"inputs": inputs, "parameters": parameters})))
+    assert_close(ours, multi_pipe(inputs, **parameters))
+
+
+def test_a_multi_label_text_without_a_decided_label_answers_an_empty_list(multi_label_model_dir, tmp_path):
+    from conftest import MULTI_LABEL_NAMES
+
+    strict = model_variant(multi_label_model_dir, tmp_path / "strict", label_thresholds=[0.99] * 4)
+    model = inference.model_fn(str(strict))
+    assert json.loads(run(model, '{"inputs": "별로"}')) == []
+    assert json.loads(run(model, '{"inputs": ["별로", "ㅋㅋ"]}')) == [[], []]
+    rows = list(csv.DictReader(io.StringIO(run(model, "inputs\n별로\n", "text/csv", "text/csv"))))
+    assert rows[0]["labels"] == "" and len(rows[0]) == 1 + len(MULTI_LABEL_NAMES)
+    line = json.loads(run(model, '{"inputs": "별로"}\n', "application/jsonlines", "application/jsonlines"))
+    assert line["labels"] == []
+
+
+def test_multi_label_csv_answers_join_the_decided_labels_with_the_models_delimiter(
+    multi_label_model_dir, multi, tmp_path
+):
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+
+    body = "id,inputs\n1,정말 재밌어요\n2,별로\n"
+    prediction = inference.predict_fn(inference.input_fn(body, "text/csv"), multi)
+    columns = ["labels", *(f"score_{name}" for name in MULTI_LABEL_NAMES)]
+    plus = inference.model_fn(
+        str(model_variant(multi_label_model_dir, tmp_path / "plus", label_delimiter=" + "))
+    )
+    for model, delimiter in ((multi, "|"), (plus, " + ")):
+        rows = list(csv.DictReader(io.StringIO(run(model, body, "text/csv", "text/csv"))))
+        assert [list(row) for row in rows] == [columns, columns]
+        for row, scores in zip(rows, prediction.scores, strict=True):
+            assert [float(row[column]) for column in columns[1:]] == pytest.approx(scores, abs=1e-6)
+            reached = zip(MULTI_LABEL_NAMES, scores, MULTI_LABEL_THRESHOLDS, strict=True)
+            expected = [name for name, score, threshold in reached if score >= threshold]
+            assert expected[:2] == ["hate", "gender"]  # in label order
+            assert row["labels"] == delimiter.join(expected)
+
+
+def test_batch_transform_jsonlines_output_has_the_decided_labels_and_every_score(multi):
+    """The handler's output for SageMaker batch transform (JSON Lines in, JSON Lines out)."""
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+
+    texts = ["정말 재밌어요", "별로", "", "그냥 그랬음"]
+    body = "".join(json.dumps({"inputs": text}, ensure_ascii=False) + "\n" for text in texts)
+    request = inference.input_fn(body.encode("utf-8"), "application/jsonlines")
+    prediction = inference.predict_fn(request, multi)
+    answer = inference.output_fn(prediction, "application/jsonlines")
+    assert answer.endswith("\n") and answer.count("\n") == len(texts)
+    lines = [json.loads(line) for line in answer.splitlines()]
+    for line, scores in zip(lines, prediction.scores, strict=True):
+        assert list(line) == ["labels", *(f"score_{name}" for name in MULTI_LABEL_NAMES)]
+        assert [line[f"score_{name}"] for name in MULTI_LABEL_NAMES] == scores
+        reached = zip(MULTI_LABEL_NAMES, scores, MULTI_LABEL_THRESHOLDS, strict=True)
+        assert line["labels"] == [name for name, score, threshold in reached if score >= threshold]
+        assert len(line["labels"]) >= 2
+    # With top_k, each line holds the ranked scores, as for any model.
+    ranked = body.replace('"}', '", "parameters": {"top_k": 2}}')
+    for line in run(multi, ranked, "application/jsonlines", "application/jsonlines").splitlines():
+        items = json.loads(line)
+        assert len(items) == 2 and items[0]["score"] >= items[1]["score"]
+
+
+def test_an_untuned_multi_label_model_decides_at_one_half(multi_label_model_dir, tmp_path):
+    untuned = model_variant(multi_label_model_dir, tmp_path / "untuned", label_thresholds=None)
+    model = inference.model_fn(str(untuned))
+    prediction = inference.predict_fn(inference.Request(["별로"], top_k=None, legacy=False), model)
+    answer = json.loads(run(model, '{"inputs": ["별로"]}'))[0]
+    expected = [name for name, score in zip(model.labels, prediction.scores[0], strict=True) if score >= 0.5]
+    assert sorted(item["label"] for item in answer) == sorted(expected)

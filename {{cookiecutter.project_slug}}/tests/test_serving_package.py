@@ -123,3 +123,21 @@ def test_a_link_that_is_not_a_file_is_named(tiny_model_dir, tmp_path, target, re
     err = capsys.readouterr().err
     assert reason in err and "Traceback" not in err
     assert not (tmp_path / "m.tar.gz").exists()
+
+
+def test_a_multi_label_model_is_packaged_with_its_scheme_and_decides_the_same(
+    multi_label_model_dir, tmp_path
+):
+    out = tmp_path / "model.tar.gz"
+    package.build_model_archive(multi_label_model_dir, out)
+    with tarfile.open(out, "r:gz") as archive:
+        names = archive.getnames()
+        shipped = read_member(archive, "code/label_schemes/multi_label.py")
+        archive.extractall(tmp_path / "extracted", filter="data")
+    assert "code/label_schemes/label_values.py" in names
+    assert shipped == Path(label_schemes.multi_label.__file__).read_bytes()
+    extracted = inference.model_fn(str(tmp_path / "extracted"))
+    assert extracted.scheme == inference.model_fn(str(multi_label_model_dir)).scheme
+    recorded = extracted.scheme.model_config()
+    assert recorded["label_scheme"] == "multi_label"
+    assert recorded["label_thresholds"] == [0.01, 0.02, 0.99, 0.5]

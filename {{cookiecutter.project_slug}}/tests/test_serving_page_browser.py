@@ -128,3 +128,66 @@ def test_an_empty_text_is_refused_on_the_page_and_an_error_is_shown(browser, pag
     browser.find_element(By.ID, "classify").click()
     assert "Type a text first" in browser.find_element(By.ID, "status").text
     assert browser.find_elements(By.CSS_SELECTOR, "#scores .bar") == []
+
+
+def _classify_on_page(browser, port: int, text: str, count: int) -> list:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"http://127.0.0.1:{port}/")
+    browser.find_element(By.ID, "text").send_keys(text)
+    browser.find_element(By.ID, "classify").click()
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#scores .bar")) == count)
+    return browser.find_elements(By.CSS_SELECTOR, "#scores .bar")
+
+
+def test_a_multi_label_model_shows_every_decided_label_and_each_threshold(
+    browser, live_server, multi_label_model_dir
+):
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+    from selenium.webdriver.common.by import By
+
+    _, port = live_server(multi_label_model_dir)
+    thresholds = dict(zip(MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS, strict=True))
+    bars = _classify_on_page(browser, port, SENTENCE, len(MULTI_LABEL_NAMES))
+    expected = _invoke(port, SENTENCE)  # every label's score, best first
+    decided = [item["label"] for item in expected if item["score"] >= thresholds[item["label"]]]
+    assert len(decided) >= 2
+    # The labels the endpoint decides without top_k, in the same order.
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", "/invocations", json.dumps({"inputs": SENTENCE}).encode(), {})
+    assert [item["label"] for item in json.loads(connection.getresponse().read())] == decided
+    assert browser.find_element(By.ID, "predicted").get_attribute("textContent") == ", ".join(decided)
+    for bar, item in zip(bars, expected, strict=True):
+        label = item["label"]
+        assert bar.get_attribute("data-label") == label
+        assert float(bar.get_attribute("data-score")) == pytest.approx(item["score"], abs=1e-6)
+        assert float(bar.get_attribute("data-threshold")) == thresholds[label]
+        assert ("decided" in bar.get_attribute("class").split()) == (label in decided)
+        assert (
+            bar.find_element(By.CSS_SELECTOR, ".threshold").text
+            == f"threshold {100 * thresholds[label]:.1f}%"
+        )
+        mark = bar.find_element(By.CSS_SELECTOR, ".mark").value_of_css_property("left")
+        track = bar.find_element(By.CSS_SELECTOR, ".track").value_of_css_property("width")
+        ratio = float(mark.removesuffix("px")) / float(track.removesuffix("px"))
+        assert ratio == pytest.approx(thresholds[label], abs=0.01), "the mark sits at the threshold"
+
+
+def test_a_multi_label_text_without_a_decided_label_shows_no_label(
+    browser, live_server, multi_label_model_dir, tmp_path
+):
+    import shutil
+
+    from conftest import MULTI_LABEL_NAMES
+    from selenium.webdriver.common.by import By
+
+    strict = tmp_path / "strict"
+    shutil.copytree(multi_label_model_dir, strict)
+    config = json.loads((strict / "config.json").read_text("utf-8"))
+    config["label_thresholds"] = [0.99] * len(MULTI_LABEL_NAMES)
+    (strict / "config.json").write_text(json.dumps(config), "utf-8")
+    _, port = live_server(strict)
+    bars = _classify_on_page(browser, port, SENTENCE, len(MULTI_LABEL_NAMES))
+    assert browser.find_element(By.ID, "predicted").get_attribute("textContent") == "no label"
+    assert not any("decided" in bar.get_attribute("class").split() for bar in bars)

@@ -103,11 +103,6 @@ def edge_cases(texts):
 def container_answers(tiny_model_dir, tmp_path_factory, texts):
     """Package the model, extract it as SageMaker does, and answer requests in the toolkit."""
     work = tmp_path_factory.mktemp("parity")
-    archive = work / "model.tar.gz"
-    package.build_model_archive(tiny_model_dir, archive)
-    model_dir = work / "opt-ml-model"
-    with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(model_dir, filter="data")
     requests = [
         {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": texts[0]})},
         {"content_type": JSON, "accept": None, "body": json.dumps({"inputs": texts})},
@@ -145,7 +140,22 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
     requests += [
         {"content_type": ct, "accept": accept, "body": body} for ct, accept, body in edge_cases(texts)
     ]
+    return requests, run_in_toolkit(tiny_model_dir, work, requests)
+
+
+def run_in_toolkit(model, work, requests, texts=None):
+    """Package ``model``, extract it as SageMaker does and answer ``requests`` in the toolkit's
+    handler service; with ``texts``, also return the toolkit's own pipeline's scores of them."""
+    archive = work / "model.tar.gz"
+    package.build_model_archive(model, archive)
+    model_dir = work / "opt-ml-model"
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(model_dir, filter="data")
     (work / "requests.json").write_text(json.dumps(requests, ensure_ascii=False), "utf-8")
+    extra = []
+    if texts is not None:
+        (work / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), "utf-8")
+        extra = [str(work / "texts.json"), str(work / "scores.json")]
     harness = Path(__file__).with_name("parity_harness.py")
     result = subprocess.run(
         [
@@ -154,6 +164,7 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
             str(model_dir),
             str(work / "requests.json"),
             str(work / "results.json"),
+            *extra,
         ],
         cwd=work,
         env=parity_environment(work),
@@ -163,7 +174,9 @@ def container_answers(tiny_model_dir, tmp_path_factory, texts):
     )
     assert result.returncode == 0, f"toolkit harness failed:\n{result.stdout}\n{result.stderr}"
     answers = json.loads((work / "results.json").read_text("utf-8"))
-    return requests, answers
+    if texts is None:
+        return answers
+    return answers, json.loads((work / "scores.json").read_text("utf-8"))
 
 
 def parity_environment(home):
@@ -221,7 +234,11 @@ def local_answer(classifier, request):
 
 
 def assert_same(container, ours):
-    if isinstance(ours, dict):
+    if isinstance(ours, dict) and "labels" in ours:  # a multi-label JSON Lines record
+        assert container.keys() == ours.keys() and container["labels"] == ours["labels"]
+        for key in ours.keys() - {"labels"}:
+            assert abs(container[key] - ours[key]) <= 1e-4, key
+    elif isinstance(ours, dict):
         assert container["label"] == ours["label"]
         assert abs(container["score"] - ours["score"]) <= 1e-4
     else:
@@ -257,7 +274,9 @@ def assert_same_body(media_type, container, ours):
         assert len(theirs) == len(mine)
         for container_row, local_row in zip(theirs, mine, strict=True):
             assert container_row.keys() == local_row.keys()
-            assert container_row.pop("label") == local_row.pop("label")
+            # "label" (the best label), or a multi-label model's "labels" (the decided ones).
+            text_column = "labels" if "labels" in local_row else "label"
+            assert container_row.pop(text_column) == local_row.pop(text_column)
             for column, score in local_row.items():
                 assert abs(float(container_row[column]) - float(score)) <= 1e-4, column
     elif media_type == JSONL:
@@ -340,3 +359,57 @@ def test_byte_order_marks_and_accept_variants_agree_with_the_local_server(
         # container_content_type): send a concrete Accept to get a concrete Content-Type.
         assert container_answer["content_type"] == container_content_type(request["accept"]), case
         assert_same_body(concrete, container_answer["body"], ours["body"])
+
+
+MULTI_LABEL_TEXTS = ["정말 재밌어요", "별로", "그냥 그랬음", "", "다시 보고 싶은 영화, 강력 추천합니다!"]
+
+
+@pytest.fixture(scope="module")
+def multi_label_container(multi_label_model_dir, tmp_path_factory):
+    """A multi-label model's answers in the toolkit, and its own pipeline's scores."""
+    texts = MULTI_LABEL_TEXTS
+    jsonl = "".join(json.dumps({"inputs": text}, ensure_ascii=False) + "\n" for text in texts)
+    requests = [
+        {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": texts})},
+        {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": texts[0]})},
+        {
+            "content_type": JSON,
+            "accept": JSON,
+            "body": json.dumps({"inputs": texts, "parameters": {"top_k": None}}),
+        },
+        {"content_type": CSV, "accept": CSV, "body": csv_body(texts)},
+        {"content_type": JSONL, "accept": JSONL, "body": jsonl},
+    ]
+    work = tmp_path_factory.mktemp("parity-multi-label")
+    answers, pipeline_scores = run_in_toolkit(multi_label_model_dir, work, requests, texts)
+    return requests, answers, pipeline_scores
+
+
+@needs_parity_python
+def test_the_container_answers_a_multi_label_model_as_locally(multi_label_container, multi_label_model_dir):
+    requests, answers, _ = multi_label_container
+    local = inference.model_fn(str(multi_label_model_dir))
+    for request, answer in zip(requests, answers, strict=True):
+        assert answer["status"] == 200, answer
+        media_type = request["accept"]
+        assert_same_body(media_type, answer["body"], local_answer(local, request))
+    several = json.loads(answers[0]["body"])
+    assert all(len(labels) >= 2 for labels in several), "each text should get several labels"
+    assert [item["label"] for item in json.loads(answers[1]["body"])] == [
+        item["label"] for item in several[0]
+    ]
+
+
+@needs_parity_python
+def test_the_container_scores_a_multi_label_model_as_the_toolkits_pipeline(multi_label_container):
+    """Sigmoid scores per label, as the toolkit's own pipeline gives them; decided by threshold."""
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+
+    _, answers, pipeline_scores = multi_label_container
+    thresholds = dict(zip(MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS, strict=True))
+    ranked, decided = json.loads(answers[2]["body"]), json.loads(answers[0]["body"])
+    assert len(pipeline_scores) == len(ranked) == len(MULTI_LABEL_TEXTS)
+    for theirs, ours, chosen in zip(pipeline_scores, ranked, decided, strict=True):
+        assert_same(theirs, ours)
+        reached = [item for item in theirs if item["score"] >= thresholds[item["label"]]]
+        assert_same(reached, chosen)

@@ -292,7 +292,35 @@ def test_page_shows_the_models_labels_and_version(server, config):
     info = json.loads(found.group(1))
     assert info["labels"] == list(config.data.label_names)
     assert info["version"] and info["max_length"] > 0
+    assert info["thresholds"] is None, "a single-label model decides its best label, no thresholds"
     assert "http://" not in page and "https://" not in page, "the page must not load anything from elsewhere"
+
+
+@pytest.mark.engine
+def test_the_page_and_answers_of_a_multi_label_model(live_server, multi_label_model_dir, tmp_path):
+    """The page gets each label's threshold (the model's, 0.5 where none was recorded); POST
+    answers the decided labels."""
+    import shutil
+
+    from conftest import MULTI_LABEL_NAMES, MULTI_LABEL_THRESHOLDS
+
+    untuned = tmp_path / "untuned"
+    shutil.copytree(multi_label_model_dir, untuned)
+    recorded = json.loads((untuned / "config.json").read_text("utf-8"))
+    del recorded["label_thresholds"]
+    (untuned / "config.json").write_text(json.dumps(recorded), "utf-8")
+    for model, thresholds in ((untuned, [0.5] * 4), (multi_label_model_dir, MULTI_LABEL_THRESHOLDS)):
+        _, port = live_server(model)
+        _, _, body = call(port, "GET", "/")
+        found = re.search(r'id="model-info">(.*?)</script>', body.decode("utf-8"))
+        assert found
+        assert json.loads(found.group(1))["thresholds"] == dict(
+            zip(MULTI_LABEL_NAMES, thresholds, strict=True)
+        )
+    status, _, body = invoke(port, {"inputs": ["정말 재밌어요", "별로"]})
+    answers = json.loads(body)
+    assert status == 200 and len(answers) == 2
+    assert all({"hate", "gender"} <= {item["label"] for item in answer} for answer in answers)
 
 
 @pytest.mark.engine

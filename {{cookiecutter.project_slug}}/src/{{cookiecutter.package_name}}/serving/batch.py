@@ -16,6 +16,8 @@ from ..config import DataSection
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
 from ..data.io import Table, jsonl_line, read_table
 from ..errors import DataFormatError
+from ..label_schemes import LabelScheme
+from ..label_schemes.multi_label import MultiLabel
 from ..metrics import save_confusion_matrix_png
 from . import inference
 from .options import OUTPUT_SUFFIXES
@@ -112,15 +114,28 @@ def classify_chunks(
             yield inference.predict_fn(request, classifier)
 
 
-def prediction_columns(labels: Sequence[str]) -> list[str]:
-    return ["predicted_label", "score", *(f"score_{label}" for label in labels)]
+def prediction_columns(scheme: LabelScheme, labels: Sequence[str]) -> list[str]:
+    """The columns ``predict`` adds: the predicted label and its score, or for a multi-label
+    model the decided labels; then every label's score."""
+    if isinstance(scheme, MultiLabel):
+        return ["labels", *inference.score_columns(labels)]
+    return ["predicted_label", "score", *inference.score_columns(labels)]
 
 
-def prediction_values(prediction: inference.Prediction, index: int) -> list[Any]:
-    """The predicted label, its score and every label's score for one text."""
+def prediction_values(prediction: inference.Prediction, index: int, as_list: bool = False) -> list[Any]:
+    """The values of :func:`prediction_columns` for one text. A multi-label model's decided
+    labels are joined by its delimiter (a CSV cell) or, with ``as_list``, a list (JSON)."""
     row, scheme = prediction.scores[index], prediction.scheme
-    (best,) = scheme.predict([row])
-    return [scheme.decode(best, prediction.labels), round(row[best], 6), *(round(score, 6) for score in row)]
+    (chosen,) = scheme.predict([row])
+    scores = [round(score, 6) for score in row]
+    if isinstance(scheme, MultiLabel):
+        decided = (
+            scheme.label_list(chosen, prediction.labels)
+            if as_list
+            else scheme.decode(chosen, prediction.labels)
+        )
+        return [decided, *scores]
+    return [scheme.decode(chosen, prediction.labels), round(row[chosen], 6), *scores]
 
 
 @dataclass
@@ -175,7 +190,8 @@ def predict_texts(
 
     Rows are written as their chunk finishes: when the run is interrupted, the output holds
     the rows done so far (the first ones of the input), and a warning says how many."""
-    added = prediction_columns(classifier.labels)
+    added = prediction_columns(classifier.scheme, classifier.labels)
+    as_list = is_jsonl(output_path)
     clash = sorted(set(added) & set(data.table.columns))
     if clash:
         raise DataFormatError(f"{data.source}: input already has output column(s) {clash}; rename them")
@@ -186,7 +202,10 @@ def predict_texts(
             for prediction in classify_chunks(classifier, data.texts, max_length, progress):
                 write(
                     [
-                        {**row.values, **dict(zip(added, prediction_values(prediction, i), strict=True))}
+                        {
+                            **row.values,
+                            **dict(zip(added, prediction_values(prediction, i, as_list), strict=True)),
+                        }
                         for i, row in enumerate(rows[written : written + len(prediction.scores)])
                     ]
                 )
@@ -209,7 +228,8 @@ def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_fo
     """Read the labelled rows of a file (or of the one inside a folder).
 
     Empty texts are kept: they are scored like any other (an endpoint gets them too) and
-    reported with their line numbers, where training skips them."""
+    reported with their line numbers, where training skips them. Labels are read with the
+    project's label scheme ([data].task)."""
     source = resolve_data_file(data_path)
     examples = load_examples(
         source,
@@ -218,6 +238,7 @@ def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_fo
         data.label_names,
         skip_empty=False,
         label_format=label_format,
+        scheme=data.label_scheme,
     )
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
@@ -232,17 +253,23 @@ def evaluate_examples(
     max_length: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write metrics.json, confusion_matrix.png and misclassified.csv; return the metrics."""
+    """Write metrics.json, confusion_matrix.png (single-label) and misclassified.csv; return
+    the metrics. A multi-label text counts as misclassified unless its whole label set is right."""
     text_column, label_names = section.text_column, section.label_names
     if list(classifier.labels) != list(label_names):
         raise ModelLabelsError(
             f"the model's labels {classifier.labels} differ from the configured label names "
             f"{list(label_names)}; evaluate with the configuration the model was trained with"
         )
+    scheme = classifier.scheme
+    if scheme.name != section.label_scheme.name:
+        raise ModelLabelsError(
+            f"the model was trained as {scheme.name} but config.toml's [data].task is "
+            f"{section.label_scheme.name!r}; evaluate with the configuration the model was trained with"
+        )
     examples = data.examples
     texts = [e.text for e in examples]
     prediction = classify(classifier, texts, max_length, progress, "evaluate")
-    scheme = classifier.scheme
     predicted = scheme.predict(prediction.scores)
     metrics = scheme.compute_metrics([e.label for e in examples], predicted, label_names)
     metrics["data"] = str(data.source)
@@ -258,24 +285,57 @@ def evaluate_examples(
     (out / "metrics.json").write_text(
         json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
-    columns = ["line", text_column, "true_label", *prediction_columns(prediction.labels)]
-    wrong = [
-        dict(
-            zip(
-                columns,
-                [e.line, e.text, scheme.decode(e.label, label_names), *prediction_values(prediction, i)],
-                strict=True,
+    if "confusion_matrix" in metrics:
+        save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
+    label_sets = isinstance(scheme, MultiLabel)
+    true_column = "true_labels" if label_sets else "true_label"
+    columns = ["line", text_column, true_column, *prediction_columns(scheme, prediction.labels)]
+    wrong = []
+    for i, e in enumerate(examples):
+        if predicted[i] == e.label:
+            continue
+        values = [e.line, e.text, scheme.decode(e.label, label_names), *prediction_values(prediction, i)]
+        wrong.append(
+            (
+                mistake_confidence(scheme, prediction.scores[i], e.label),
+                dict(zip(columns, values, strict=True)),
             )
         )
-        for i, e in enumerate(examples)
-        if predicted[i] != e.label
-    ]
     # Most confident mistakes first: those are the likeliest label errors or blind spots.
-    wrong.sort(key=lambda record: -record["score"])
+    wrong.sort(key=lambda pair: -pair[0])
     with open_records(out / "misclassified.csv", columns) as write:
-        write(wrong)
+        write([record for _, record in wrong])
     return metrics
+
+
+def mistake_confidence(scheme: LabelScheme, scores: Sequence[float], target: Any) -> float:
+    """How sure the model was of a wrong prediction: the predicted label's score; for a
+    multi-label model, its surest wrong decision (a wrong label's score, or one minus a missed
+    label's score)."""
+    (chosen,) = scheme.predict([scores])
+    if not isinstance(scheme, MultiLabel):
+        return scores[chosen]
+    wrong = set(chosen) ^ set(target)
+    return max(scores[i] if i in chosen else 1 - scores[i] for i in wrong)
+
+
+def evaluation_summary(metrics: dict[str, Any]) -> str:
+    """The line ``evaluate`` prints: the split's headline scores."""
+    if "accuracy" in metrics:
+        return (
+            f"{metrics['num_examples']} examples: accuracy {metrics['accuracy']:.4f}, "
+            f"macro-F1 {metrics['macro_f1']:.4f}"
+        )
+    return (
+        f"{metrics['num_examples']} examples: micro-F1 {metrics['micro_f1']:.4f}, macro-F1 "
+        f"{metrics['macro_f1']:.4f}, exact match {metrics['exact_match']:.4f}, Hamming loss "
+        f"{metrics['hamming_loss']:.4f}"
+    )
+
+
+def is_jsonl(path: str | os.PathLike[str]) -> bool:
+    """Whether :func:`open_records` writes JSON Lines to ``path`` (by its extension)."""
+    return Path(path).suffix.lower() in (".jsonl", ".json")
 
 
 @contextlib.contextmanager
@@ -289,7 +349,7 @@ def open_records(
     if suffix not in OUTPUT_SUFFIXES:
         raise DataFormatError(f"{path}: output must end in {', '.join(OUTPUT_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = suffix in (".jsonl", ".json")
+    jsonl = is_jsonl(path)
     # A byte-order mark lets spreadsheet programs detect UTF-8 (Korean text otherwise garbles).
     encoding = "utf-8" if jsonl else "utf-8-sig"
     with open(path, "w", encoding=encoding, newline="\n" if jsonl else "") as handle:

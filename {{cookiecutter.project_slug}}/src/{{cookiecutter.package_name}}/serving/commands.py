@@ -178,7 +178,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     _check_run_options(args, "evaluate")
     from ..data.commands import is_prepared
-    from .batch import ModelLabelsError, evaluate_examples, read_labelled
+    from .batch import ModelLabelsError, evaluate_examples, evaluation_summary, read_labelled
 
     config = _with_defaults(args, EVALUATION_DIR)
     if args.file is None:
@@ -199,10 +199,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     except ModelLabelsError as error:
         raise UsageError(str(error)) from None
-    print(
-        f"{metrics['num_examples']} examples: accuracy {metrics['accuracy']:.4f}, "
-        f"macro-F1 {metrics['macro_f1']:.4f}"
-    )
+    print(evaluation_summary(metrics))
     for note in metrics["notes"]:
         print(f"note: {note}")
     print(f"wrote metrics.json, confusion_matrix.png and misclassified.csv to {args.out}")

@@ -22,6 +22,17 @@ flag), ``truncation`` (default true) and ``max_length`` (tokens).
 Responses (Accept): application/json in the shape of the transformers text-classification
 pipeline; application/jsonlines with one answer per input line; text/csv with ``label``,
 ``score`` and one ``score_<label>`` column per label.
+A multi-label model (``label_scheme = "multi_label"`` in its config.json) scores each label on
+its own (a sigmoid) and decides every label whose score reaches that label's threshold (from
+config.json, 0.5 when none was recorded). Its answers, per text:
+  no top_k               the decided labels, ``[{"label": name, "score": s}, ...]`` best first,
+                         possibly ``[]`` (a single text's answer is that list itself)
+  top_k / return_all_scores  as for any model: the pipeline's ranked scores
+  application/jsonlines  ``{"labels": [name, ...], "score_<label>": s, ...}`` per line (the
+                         decided labels and every label's score, the record ``predict`` writes);
+                         with top_k, the ranked scores as above
+  text/csv               ``labels`` (the decided labels joined by the model's delimiter, empty
+                         for none), then one ``score_<label>`` column per label
 Limits (environment variables): INFERENCE_MAX_TEXTS (texts per request, default 4096),
 INFERENCE_MAX_BODY_BYTES (default 6 MiB, SageMaker's real-time payload limit),
 INFERENCE_BATCH_SIZE (texts per forward pass, default 32), INFERENCE_MAX_LENGTH (default token
@@ -49,8 +60,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 try:
     from ..label_schemes import LabelScheme, for_model
+    from ..label_schemes.multi_label import MultiLabel
 except ImportError:  # code/inference.py in the container: a top-level module, schemes beside it
     from label_schemes import LabelScheme, for_model  # type: ignore[no-redef]
+    from label_schemes.multi_label import MultiLabel  # type: ignore[no-redef]
 
 logger = logging.getLogger(__name__)
 
@@ -434,23 +447,53 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
     """Encode predictions for the Accept type (missing or ``*/*`` means JSON)."""
     media_type = response_type(accept)
     request = prediction.request
+    scheme, labels = prediction.scheme, prediction.labels
+    label_sets = isinstance(scheme, MultiLabel)
+    decided = scheme.predict(prediction.scores)
     if media_type == CSV:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["label", "score", *(f"score_{label}" for label in prediction.labels)])
-        scheme = prediction.scheme
-        for row, best in zip(prediction.scores, scheme.predict(prediction.scores), strict=True):
-            writer.writerow([scheme.decode(best, prediction.labels), row[best], *row])
+        scores = score_columns(labels)
+        writer.writerow(["labels", *scores] if label_sets else ["label", "score", *scores])
+        for row, chosen in zip(prediction.scores, decided, strict=True):
+            text = scheme.decode(chosen, labels)
+            writer.writerow([text, *row] if label_sets else [text, row[chosen], *row])
         return buffer.getvalue()
-    answers = [_ranked(row, prediction.labels, request) for row in prediction.scores]
+    # Without top_k a multi-label text's answer is its decided labels, not the best one.
+    label_set_answers = label_sets and request.legacy and not request.all_scores_legacy
+    answers: list[Any]
+    if label_set_answers and media_type == JSONLINES:
+        answers = [
+            {
+                "labels": scheme.label_list(chosen, labels),
+                **dict(zip(score_columns(labels), row, strict=True)),
+            }
+            for row, chosen in zip(prediction.scores, decided, strict=True)
+        ]
+    elif label_set_answers:
+        answers = [
+            _decided(row, chosen, labels) for row, chosen in zip(prediction.scores, decided, strict=True)
+        ]
+    else:
+        answers = [_ranked(row, labels, request) for row in prediction.scores]
     if media_type == JSONLINES:
         return "".join(json.dumps(answer, ensure_ascii=False) + "\n" for answer in answers)
-    if request.single and (request.legacy or request.all_scores_legacy):
+    if request.single and not label_set_answers and (request.legacy or request.all_scores_legacy):
         # The pipeline wraps a single text's answer in a list when top_k was not given.
         return json.dumps([answers[0]], ensure_ascii=False)
     if request.single:
         return json.dumps(answers[0], ensure_ascii=False)
     return json.dumps(answers, ensure_ascii=False)
+
+
+def score_columns(labels: Sequence[str]) -> list[str]:
+    """The names of the per-label score columns (CSV answers, ``predict`` outputs)."""
+    return [f"score_{label}" for label in labels]
+
+
+def _decided(row: Sequence[float], chosen: Sequence[int], labels: Sequence[str]) -> list[dict[str, Any]]:
+    """A multi-label text's decided labels with their scores, best first (ties in label order)."""
+    return [{"label": labels[i], "score": row[i]} for i in sorted(chosen, key=lambda i: -row[i])]
 
 
 def _ranked(row: Sequence[float], labels: Sequence[str], request: Request) -> Any:

@@ -1,5 +1,9 @@
 """The page ``serve`` answers on ``GET /``: type a text, see the label and a bar per label score.
 
+For a multi-label model the page shows every decided label ("no label" when none) and marks
+each label's threshold on its bar: a label is decided when its score reaches its threshold, the
+rule the handlers apply (the thresholds come from the model's config.json, see ``render_page``).
+
 Self-contained (no CDN, no build step), so it works offline and behind a firewall. It calls
 ``POST /invocations`` like any client, so what it shows is what the endpoint answers.
 """
@@ -28,6 +32,11 @@ _PAGE = """<!doctype html>
   .fill { background: #0969da; border-radius: 3px; height: 100%; }
   .name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .value { text-align: right; font-variant-numeric: tabular-nums; }
+  .sets .bar { grid-template-columns: 10rem 1fr 4.5rem 6.5rem; }
+  .track { position: relative; }
+  .mark { position: absolute; top: -.15rem; bottom: -.15rem; width: 2px; background: #1f2328; }
+  .bar:not(.decided) .fill { background: #8c959f; }
+  .threshold { color: #6e7781; font-size: .85rem; font-variant-numeric: tabular-nums; }
   #status { color: #6e7781; min-height: 1.2rem; }
   #status.error { color: #cf222e; }
   footer { margin-top: 2rem; color: #6e7781; font-size: .85rem; }
@@ -55,18 +64,31 @@ $("max-length").textContent = String(info.max_length);
 const element = (tag, className, text = "") =>
   Object.assign(document.createElement(tag), {className, textContent: text});
 
+const asPercent = (value) => (100 * value).toFixed(1) + "%";
+
 function show(answer) {
   // top_k null: every label, best first, as {label, score}.
-  $("predicted").textContent = answer[0].label;
+  const thresholds = info.thresholds;
+  // Multi-label: every label whose score reaches its threshold, as the handlers decide.
+  const decided = thresholds ? answer.filter((item) => item.score >= thresholds[item.label]) : [answer[0]];
+  $("predicted").textContent = decided.length ? decided.map((item) => item.label).join(", ") : "no label";
+  $("scores").classList.toggle("sets", Boolean(thresholds));
   $("scores").replaceChildren(...answer.map((item) => {
-    const percent = (100 * item.score).toFixed(1) + "%";
-    const row = element("div", "bar");
+    const row = element("div", decided.includes(item) ? "bar decided" : "bar");
     Object.assign(row.dataset, {label: item.label, score: String(item.score)});
     const track = element("div", "track");
     const fill = element("div", "fill");
-    fill.style.width = percent;
+    fill.style.width = asPercent(item.score);
     track.append(fill);
-    row.append(element("span", "name", item.label), track, element("span", "value", percent));
+    row.append(element("span", "name", item.label), track, element("span", "value", asPercent(item.score)));
+    if (thresholds) {
+      const threshold = thresholds[item.label];
+      row.dataset.threshold = String(threshold);
+      const mark = element("div", "mark");
+      mark.style.left = asPercent(threshold);
+      track.append(mark);
+      row.append(element("span", "threshold", "threshold " + asPercent(threshold)));
+    }
     return row;
   }));
 }
@@ -111,10 +133,15 @@ $("text").addEventListener("keydown", (event) => {
 """
 
 
-def render_page(labels: Sequence[str], version: str, max_length: int) -> bytes:
-    """The page with the model's labels and version (escaped for a <script> element)."""
+def render_page(
+    labels: Sequence[str], version: str, max_length: int, thresholds: Sequence[float] | None = None
+) -> bytes:
+    """The page with the model's labels and version (escaped for a <script> element);
+    ``thresholds`` (per label, a multi-label model's) make it show the decided labels."""
+    by_label = None if thresholds is None else dict(zip(labels, thresholds, strict=True))
     info = json.dumps(
-        {"labels": list(labels), "version": version, "max_length": max_length}, ensure_ascii=False
+        {"labels": list(labels), "version": version, "max_length": max_length, "thresholds": by_label},
+        ensure_ascii=False,
     )
     # "</script>" or "<!--" inside a label must not end the element: escape the characters.
     for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):

@@ -43,6 +43,7 @@ from typing import Any
 
 import uvicorn
 
+from ..label_schemes.multi_label import MultiLabel
 from . import inference
 from .options import ServerOptions
 from .page import render_page
@@ -497,7 +498,13 @@ class InferenceServer:
         if options.batch_size is not None:
             classifier.batch_size = options.batch_size
         self.scheduler = Scheduler(classifier)
-        page = render_page(classifier.labels, version, classifier.max_length)
+        scheme = classifier.scheme
+        thresholds = (
+            [scheme.threshold(i) for i in range(len(classifier.labels))]
+            if isinstance(scheme, MultiLabel)
+            else None
+        )
+        page = render_page(classifier.labels, version, classifier.max_length, thresholds)
         app = App(self.scheduler, options, options.max_body_bytes or inference.MAX_BODY_BYTES, page)
         config = uvicorn.Config(
             app,
