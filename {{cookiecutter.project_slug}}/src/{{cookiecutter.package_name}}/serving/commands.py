@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -59,6 +60,15 @@ def register(subparsers: Any) -> None:
     )
     evaluate.add_argument(
         "file", type=Path, nargs="?", help="labelled data file or folder (default: the prepared test split)"
+    )
+    evaluate.add_argument(
+        "--baseline-train",
+        type=Path,
+        help="labelled file or folder the TF-IDF + logistic-regression baseline is fitted on "
+        "(default: the prepared train split)",
+    )
+    evaluate.add_argument(
+        "--no-baseline", action="store_true", help="skip the baseline and its comparison with the model"
     )
     serve = subparsers.add_parser(
         "serve", help="HTTP server with the SageMaker contract (GET /ping, POST /invocations)"
@@ -177,6 +187,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     _check_run_options(args, "evaluate")
+    if args.baseline_train is not None and not args.baseline_train.exists():
+        raise UsageError(f"evaluate: --baseline-train {args.baseline_train}: no such file or folder")
+    from .. import baseline
     from ..data.commands import is_prepared
     from .batch import ModelLabelsError, evaluate_examples, evaluation_summary, read_labelled
 
@@ -192,6 +205,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # Prepared splits hold label ids; other files hold labels as [data].label_format says.
     label_format = "ids" if is_prepared(args.file, data.prepared_dir) else data.label_format
     labelled = read_labelled(args.file, data, label_format)
+    # The baseline's data is read before the model loads, so a bad file fails fast.
+    train_path = args.baseline_train or Path(data.prepared_dir) / "train"
+    fit_baseline = not args.no_baseline and train_path.exists()
+    splits = baseline.read_splits(train_path, data) if fit_baseline else None
     classifier = _load_classifier(args, config)
     try:
         metrics = evaluate_examples(
@@ -199,9 +216,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     except ModelLabelsError as error:
         raise UsageError(str(error)) from None
+    scheme = classifier.scheme
     print(evaluation_summary(metrics))
+    if splits is not None:
+        try:
+            figures = baseline.evaluate(labelled.examples, splits, data, config.options.seed)
+        except ValueError as error:
+            raise UsageError(f"evaluate: baseline: {error}") from None
+        metrics["baseline"] = figures
+        metrics["difference"] = baseline.compare(metrics, figures, scheme.metric_names)
+        print(baseline.describe(figures))
+        print(baseline.text_table(metrics, figures, scheme.metric_names, scheme.lower_is_better))
+    elif not args.no_baseline:
+        metrics["notes"].append(baseline.missing_train_note(train_path))
     for note in metrics["notes"]:
         print(f"note: {note}")
+    if not args.no_baseline:  # evaluate_examples wrote metrics.json without the baseline
+        (args.out / "metrics.json").write_text(
+            json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
     print(f"wrote metrics.json, confusion_matrix.png and misclassified.csv to {args.out}")
     return 0
 
