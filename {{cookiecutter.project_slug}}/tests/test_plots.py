@@ -47,3 +47,16 @@ def test_without_a_covering_font_the_user_is_told_once(tmp_path, caplog, monkeyp
     told = [r.getMessage() for r in caplog.records if "no installed font" in r.getMessage()]
     assert len(told) == 1 and "fonts-nanum" in told[0] and "koreanize-matplotlib" in told[0]
     assert (tmp_path / "b.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("count", [3, 25])
+def test_the_per_label_figure_stays_readable_for_many_labels(count, tmp_path):
+    """Multi-label splits get bars per label (no N x N matrix); the figure grows with the labels."""
+    from PIL import Image
+
+    names = [f"label number {index}" for index in range(count)]
+    scores = {name: {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 4} for name in names}
+    path = metrics.save_metrics_png({"per_class": scores, "labels": names}, tmp_path, "test")
+    assert path == tmp_path / "per_label_test.png"
+    width, height = Image.open(path).size
+    assert height >= 120 * min(3.0, 0.45 * count + 1.5) and width >= 120 * 7

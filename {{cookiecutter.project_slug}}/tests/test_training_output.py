@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import PACKAGE, labelled_records, write_labelled
 
+from nsmc_sentiment_classifier import label_schemes
 from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR
 from nsmc_sentiment_classifier.data.examples import Example
 from nsmc_sentiment_classifier.training import modeling, options, pipeline
@@ -91,7 +92,9 @@ def test_trainer_evaluates_longest_first_and_keeps_the_order(tiny_model_dir, con
         text = " ".join(rng.choice(words) for _ in range(rng.choice([1, 1, 1, 2, 12])))
         examples.append(Example(text, index % len(config.data.label_names), index + 2))
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    split = tokenize("validation", examples, tokenizer, 128)
+    # The order, not the labels, is under test: one label per text.
+    single = label_schemes.get("single_label")
+    split = tokenize("validation", examples, tokenizer, 128, single, len(config.data.label_names))
     data = RunData(split, split, split, tuple(config.data.label_names), 128)
     parsed = options.parse_options(
         [
@@ -119,8 +122,9 @@ def test_trainer_evaluates_longest_first_and_keeps_the_order(tiny_model_dir, con
         real += int(batch["attention_mask"].sum())
         padded += batch["attention_mask"].numel()
     assert real / padded > 0.85
-    y_true, y_pred, _ = backend.predict(split)
+    y_true, rows, _ = backend.predict(split)
     assert y_true == split.labels
+    y_pred = single.predict(rows)
     model = context.model.eval()
     with torch.inference_mode():
         for index in rng.sample(range(len(split)), 20):

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import PACKAGE
 
+from nsmc_sentiment_classifier import label_schemes
 from nsmc_sentiment_classifier.training import model_card, tracking
 
 pytestmark = pytest.mark.engine
@@ -313,7 +314,10 @@ def _write_card(tmp_path: Path, base_model: str) -> Path:
         entry_point="train_torch",
         base_model=base_model,
         label_names=LABELS,
+        scheme=label_schemes.get("single_label"),
         label_counts={"train": [70, 30, 1], "validation": [5, 3, 0], "test": [5, 3, 0]},
+        split_rows={"train": 101, "validation": 8, "test": 8},
+        rows_without_label={"train": 0, "validation": 0, "test": 0},
         metrics={"validation": {**METRICS, "loss": math.nan}, "test": METRICS},
         options={
             "learning_rate": 5e-5,

@@ -1,4 +1,6 @@
-"""Pictures of the metrics (the confusion matrix), with fonts that have the label names' glyphs.
+"""Pictures of the metrics, with fonts that have the label names' glyphs: the confusion matrix
+(one label per text) or per-label precision, recall and F1 (multi-label, where an N x N matrix
+says nothing: a text's labels are not confused with each other).
 
 The metrics themselves are the label scheme's (``label_schemes``): training and evaluation ask
 the same scheme, so a metrics JSON written during training compares directly with a later one.
@@ -10,8 +12,9 @@ import functools
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,63 @@ def save_confusion_matrix_png(
             for j, count in enumerate(row):
                 colour = "white" if peak and count > peak / 2 else "black"
                 axes.text(j, i, str(count), ha="center", va="center", color=colour)
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+    return path
+
+
+def save_metrics_png(metrics: Mapping[str, Any], folder: str | os.PathLike[str], split: str) -> Path:
+    """The picture of one split's metrics (a label scheme's ``compute_metrics``): the confusion
+    matrix where there is one (``confusion_matrix_<split>.png``), else per-label figures
+    (``per_label_<split>.png``)."""
+    if "confusion_matrix" in metrics:
+        return save_confusion_matrix_png(
+            metrics["confusion_matrix"], metrics["labels"], Path(folder) / f"confusion_matrix_{split}.png"
+        )
+    return save_per_label_png(
+        metrics["per_class"], metrics["labels"], Path(folder) / f"per_label_{split}.png"
+    )
+
+
+# Inches of figure height per label: three bars and a readable tick label each.
+_INCHES_PER_LABEL = 0.45
+
+
+def save_per_label_png(
+    per_class: Mapping[str, Mapping[str, Any]], label_names: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """Precision, recall and F1 per label as horizontal bars, one group per label (support in
+    its name), in label-id order from the top. Grows with the label count so 20+ labels stay
+    readable; wide enough for long names."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    names = list(label_names)
+    shown = [f"{name} (n={int(per_class.get(name, {}).get('support', 0))})" for name in names]
+    series = [
+        (key, [float(per_class.get(name, {}).get(key, 0.0)) for name in names])
+        for key in ("precision", "recall", "f1")
+    ]
+    longest = max((len(text) for text in shown), default=0)
+    width = min(18.0, 7.0 + 0.08 * longest)
+    height = max(3.0, _INCHES_PER_LABEL * len(names) + 1.5)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": label_fonts(names)}):
+        warnings.filterwarnings("ignore", message=".*[Gg]lyph.*missing.*")
+        figure = Figure(figsize=(width, height))
+        axes = figure.subplots()
+        bar = 0.27
+        for offset, (key, values) in enumerate(series):
+            positions = [index + (offset - 1) * bar for index in range(len(names))]
+            axes.barh(positions, values, height=bar, label=key)
+        axes.set_yticks(range(len(names)), labels=shown)
+        axes.invert_yaxis()  # label id 0 at the top, as in the tables
+        axes.set_xlim(0.0, 1.0)
+        axes.set_xlabel("score")
+        axes.set_title("Per-label precision, recall and F1")
+        axes.grid(axis="x", alpha=0.3)
+        axes.legend(loc="lower right")
         figure.tight_layout()
         figure.savefig(path, dpi=120)
     return path

@@ -1,8 +1,9 @@
 """What a training run leaves behind, identical for both entry points.
 
-``model_dir``: ``save_pretrained`` folder (safetensors weights, config with id2label/label2id,
-tokenizer). ``output_data_dir``: ``metrics_<split>.json`` + ``confusion_matrix_<split>.png`` for
-validation and test, ``hyperparameters.json``, ``train_results.json`` (throughput, token
+``model_dir``: ``save_pretrained`` folder (safetensors weights, config with id2label/label2id
+and the label scheme's decision parameters, tokenizer). ``output_data_dir``:
+``metrics_<split>.json`` + ``confusion_matrix_<split>.png`` (multi-label: ``per_label_<split>.png``)
+for validation and test, ``hyperparameters.json``, ``train_results.json`` (throughput, token
 efficiency, history) and ``learning_curve.png``. Metrics also go to stdout as ``name=value;``
 lines so SageMaker metric definitions (:func:`metric_definitions`) can scrape them.
 """
@@ -16,8 +17,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..metrics import save_confusion_matrix_png
+from ..label_schemes import SCHEMES
+from ..metrics import save_metrics_png
 
+# Every label scheme's scores, once each (a SageMaker job's metric definitions are fixed before
+# it knows the project's scheme; a name no line prints is simply never scraped).
+_SCORES = tuple(dict.fromkeys(name for scheme in SCHEMES.values() for name in scheme.metric_names))
 # Names printed in metric lines; ``metric_definitions`` turns them into SageMaker regexes.
 LOGGED_METRICS = (
     "epoch",
@@ -25,12 +30,7 @@ LOGGED_METRICS = (
     "learning_rate",
     "grad_norm",
     "eval_loss",
-    "eval_accuracy",
-    "eval_macro_f1",
-    "validation_accuracy",
-    "validation_macro_f1",
-    "test_accuracy",
-    "test_macro_f1",
+    *(f"{prefix}_{name}" for prefix in ("eval", "validation", "test") for name in _SCORES),
     "train_samples_per_second",
     "token_efficiency",
 )
@@ -71,15 +71,17 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 def write_split_metrics(output_dir: str | os.PathLike[str], split: str, metrics: Mapping[str, Any]) -> None:
     write_json(Path(output_dir) / f"metrics_{split}.json", metrics)
-    save_confusion_matrix_png(
-        metrics["confusion_matrix"], metrics["labels"], Path(output_dir) / f"confusion_matrix_{split}.png"
-    )
+    save_metrics_png(metrics, output_dir, split)
 
 
 def save_learning_curve(
-    history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], metric: str = "accuracy"
+    history: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    metric_names: Sequence[str],
+    metric: str,
 ) -> None:
-    """Loss (train and validation) and the validation metrics against optimizer steps."""
+    """Loss (train and validation) and the validation metrics (the label scheme's
+    ``metric_names``) against optimizer steps."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 4))
@@ -87,8 +89,7 @@ def save_learning_curve(
     curves = (  # (axes, history key, legend label, marker)
         (loss_axes, "train_loss", "train loss", None),
         (loss_axes, "eval_loss", "validation loss", "o"),
-        (metric_axes, "eval_accuracy", "accuracy", "o"),
-        (metric_axes, "eval_macro_f1", "macro_f1", "o"),
+        *((metric_axes, f"eval_{name}", name, "o") for name in metric_names),
     )
     for axes, key, label, marker in curves:
         points = [(r["step"], r[key]) for r in history if r.get(key) is not None and math.isfinite(r[key])]

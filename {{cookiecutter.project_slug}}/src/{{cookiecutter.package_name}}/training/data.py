@@ -20,17 +20,21 @@ from torch.utils.data import Dataset, Sampler
 from ..data.examples import Example, load_examples
 from ..data.subset import dev_subset
 from ..errors import DataFormatError
+from ..label_schemes import LabelScheme
 from ..options import TrainOptions
 
 log = logging.getLogger(__name__)
 
 
 class TokenizedSplit(Dataset):
-    """Token ids per example (unpadded) plus labels; items are dicts the collator pads."""
+    """Token ids per example (unpadded) plus the loss's form of its label (``labels``: the
+    scheme's ``as_feature``); items are dicts the collator pads. ``labels`` keeps the label
+    scheme's targets (a label id, or a tuple of ids for multi-label), which metrics compare."""
 
-    def __init__(self, name: str, features: list[dict[str, Any]]) -> None:
+    def __init__(self, name: str, features: list[dict[str, Any]], targets: list[Any]) -> None:
         self.name = name
         self.features = features
+        self.targets = targets
         self.lengths = [len(feature["input_ids"]) for feature in features]
 
     def __len__(self) -> int:
@@ -40,14 +44,17 @@ class TokenizedSplit(Dataset):
         return self.features[index]
 
     @property
-    def labels(self) -> list[int]:
-        return [feature["labels"] for feature in self.features]
+    def labels(self) -> list[Any]:
+        return self.targets
 
     def longest_first(self) -> tuple[TokenizedSplit, list[int]]:
         """The same examples, longest first, and where each one is in this split: batches of
         neighbours then pad little (results map back through the positions)."""
         order = sorted(range(len(self)), key=self.lengths.__getitem__, reverse=True)
-        return TokenizedSplit(self.name, [self.features[i] for i in order]), order
+        ordered = TokenizedSplit(
+            self.name, [self.features[i] for i in order], [self.targets[i] for i in order]
+        )
+        return ordered, order
 
 
 @dataclass
@@ -70,17 +77,28 @@ def read_split(path: str | None, name: str, options: TrainOptions) -> list[Examp
             f"{name} data not found at {path}: run `data prepare` first or pass --{name}_dir "
             f"(on SageMaker: the input channel '{name}')"
         )
-    # Channels hold what `data prepare` writes: label ids, whatever the source files held.
+    # Channels hold what `data prepare` writes: label ids, whatever the source files held, in
+    # the project's label layout.
     examples = load_examples(
-        path, options.text_column, options.label_column, options.label_names, label_format="ids"
+        path,
+        options.text_column,
+        options.label_column,
+        options.label_names,
+        label_format="ids",
+        scheme=options.label_scheme,
+        label_layout=options.label_layout,
     )
     if not examples:
         raise DataFormatError(f"{path}: the {name} split holds no usable examples")
     return examples
 
 
-def tokenize(name: str, examples: list[Example], tokenizer: Any, max_length: int) -> TokenizedSplit:
-    """Truncate to ``max_length`` but do not pad: padding is decided per batch."""
+def tokenize(
+    name: str, examples: list[Example], tokenizer: Any, max_length: int, scheme: LabelScheme, num_labels: int
+) -> TokenizedSplit:
+    """Truncate to ``max_length`` but do not pad: padding is decided per batch. ``labels`` is
+    what the scheme's loss takes (an id; a multi-hot row of floats for multi-label, which the
+    collator stacks into a float tensor)."""
     encoded = tokenizer(
         [example.text for example in examples],
         truncation=True,
@@ -89,10 +107,10 @@ def tokenize(name: str, examples: list[Example], tokenizer: Any, max_length: int
     )
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
     features = [
-        {**{key: encoded[key][i] for key in keys}, "labels": example.label}
+        {**{key: encoded[key][i] for key in keys}, "labels": scheme.as_feature(example.label, num_labels)}
         for i, example in enumerate(examples)
     ]
-    return TokenizedSplit(name, features)
+    return TokenizedSplit(name, features, [example.label for example in examples])
 
 
 def effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> int:
@@ -126,10 +144,15 @@ def load_run_data(options: TrainOptions, tokenizer: Any, model_config: Any) -> R
         )
         train = [train[i] for i in keep]
     max_length = effective_max_length(options.max_seq_length, tokenizer, model_config)
+    scheme, num_labels = options.label_scheme, len(options.label_names)
+
+    def tokenized(name: str, examples: list[Example]) -> TokenizedSplit:
+        return tokenize(name, examples, tokenizer, max_length, scheme, num_labels)
+
     data = RunData(
-        train=tokenize("train", train, tokenizer, max_length),
-        validation=tokenize("validation", validation, tokenizer, max_length),
-        test=tokenize("test", test, tokenizer, max_length) if test else None,
+        train=tokenized("train", train),
+        validation=tokenized("validation", validation),
+        test=tokenized("test", test) if test else None,
         label_names=options.label_names,
         max_length=max_length,
     )

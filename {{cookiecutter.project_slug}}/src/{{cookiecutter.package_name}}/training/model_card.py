@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..label_schemes import LabelScheme
 from .tracking import finite_number
 
 CARD_FILE = "README.md"
@@ -30,7 +31,12 @@ TEMPLATE = """\
 
 A text classifier fine-tuned from {{ base }}
 with this project's {{ code(entry_point, False) }} entry point.
+{% if independent -%}
+It gives each text any number of its {{ label_names | length }} labels, none included: every label
+whose score (a sigmoid per label) reaches that label's threshold, tuned on the validation split.
+{%- else -%}
 It gives each text one of {{ label_names | length }} labels.
+{%- endif %}
 The saved tokenizer truncates texts at {{ max_length }} tokens, the length the model was trained with.
 
 | model | |
@@ -42,35 +48,41 @@ The saved tokenizer truncates texts at {{ max_length }} tokens, the length the m
 
 ## Labels
 
-| id | label |{% for split in label_counts %} {{ text(split) }} examples |{% endfor %}
-|---|---|{% for split in label_counts %}---|{% endfor %}
+| id | label |{% for split in label_counts %} {{ text(split) }} examples |{% endfor %}\
+{% if thresholds %} threshold |{% endif %}
+|---|---|{% for split in label_counts %}---|{% endfor %}{% if thresholds %}---|{% endif %}
 {%- for name in label_names %}{% set id = loop.index0 %}
-| {{ id }} | {{ text(name) }} |{% for counts in label_counts.values() %} {{ count(counts[id]) }} |{% endfor %}
+| {{ id }} | {{ text(name) }} |{% for counts in label_counts.values() %} \
+{{ count(counts[id]) }} |{% endfor %}{% if thresholds %} {{ metric(thresholds[id]) }} |{% endif %}
 {%- endfor %}
+{%- if independent %}
+| | (no label) |{% for split in label_counts %} \
+{{ count(rows_without_label.get(split)) }} |{% endfor %}{% if thresholds %} |{% endif %}
+{%- endif %}
 
 ## Data
 
 | split | examples |
 |---|---|
-{%- for split, counts in label_counts.items() %}
-| {{ text(split) }} | {{ counts | sum }} |
+{%- for split, rows in split_rows.items() %}
+| {{ text(split) }} | {{ count(rows) }} |
 {%- endfor %}
 
 ## Evaluation
 
 {% if metrics -%}
-| split | examples | accuracy | macro F1 | loss |
-|---|---|---|---|---|
+| split | examples |{% for name in metric_names %} {{ metric_titles[name] }} |{% endfor %} loss |
+|---|---|{% for name in metric_names %}---|{% endfor %}---|
 {%- for split, m in metrics.items() %}
-| {{ text(split) }} | {{ count(m.num_examples) }} | {{ metric(m.accuracy) }} | {{ metric(m.macro_f1) }} | \
-{{ metric(m.loss) }} |
+| {{ text(split) }} | {{ count(m.num_examples) }} |{% for name in metric_names %} {{ metric(m[name]) }} |\
+{% endfor %} {{ metric(m.loss) }} |
 {%- endfor %}
 {%- else -%}
 No evaluation results.
 {%- endif %}
 {%- if per_class %}
 
-Per class, {{ detail }} split:
+Per {{ "label" if independent else "class" }}, {{ detail }} split:
 
 | label | precision | recall | F1 | support |
 |---|---|---|---|---|
@@ -91,7 +103,25 @@ Confusion matrix, {{ detail }} split (rows: true label, columns: predicted):
 {%- endif %}
 
 ## How to use
+{% if independent %}
+Every label whose score reaches its threshold (`label_thresholds` in `config.json`, in label-id
+order) is predicted; a text may get none. Texts are cut at {{ max_length }} tokens, the saved
+tokenizer's limit:
 
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
+thresholds = torch.tensor(model.config.label_thresholds)
+texts = ["first text", "second text"]
+batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+with torch.no_grad():
+    chosen = model(**batch).logits.sigmoid() >= thresholds
+print([[model.config.id2label[i] for i in row.nonzero().flatten().tolist()] for row in chosen])
+```
+{% else %}
 With the `transformers` pipeline (`truncation=True` cuts long texts at the saved tokenizer's
 limit, {{ max_length }} tokens):
 
@@ -116,7 +146,7 @@ with torch.no_grad():
     predicted = model(**batch).logits.argmax(dim=-1).tolist()
 print([model.config.id2label[i] for i in predicted])
 ```
-
+{% endif %}
 ## Training options
 
 {% if options -%}
@@ -215,14 +245,30 @@ def _shown(value: Any) -> str:
     return f"local {kind} {_local_name(value)}"
 
 
-def _eval_results(project_name: str, metrics: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+# Per metric name of any label scheme: (model-index metric type, title, metric args).
+METRIC_KINDS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    "accuracy": ("accuracy", "Accuracy", None),
+    "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
+    "micro_f1": ("f1", "Micro F1", {"average": "micro"}),
+    "micro_precision": ("precision", "Micro precision", {"average": "micro"}),
+    "micro_recall": ("recall", "Micro recall", {"average": "micro"}),
+    "hamming_loss": ("hamming_loss", "Hamming loss", None),
+    "exact_match": ("exact_match", "Exact match", None),
+    "loss": ("loss", "Loss", None),
+}
+
+
+def _kind(name: str) -> tuple[str, str, dict[str, Any] | None]:
+    """A metric's model-index type, title and args; a name not listed stands for itself."""
+    return METRIC_KINDS.get(name, (name, name.replace("_", " "), None))
+
+
+def _eval_results(
+    project_name: str, metrics: Mapping[str, Mapping[str, Any]], metric_names: Sequence[str]
+) -> list[Any]:
     from huggingface_hub import EvalResult
 
-    kinds = [
-        ("accuracy", "accuracy", "Accuracy", None),
-        ("macro_f1", "f1", "Macro F1", {"average": "macro"}),
-        ("loss", "loss", "Loss", None),
-    ]
+    kinds = [(key, *_kind(key)) for key in (*metric_names, "loss")]
     return [
         EvalResult(
             task_type="text-classification",
@@ -250,14 +296,21 @@ def write_model_card(
     entry_point: str,
     base_model: str,
     label_names: Sequence[str],
+    scheme: LabelScheme,
     label_counts: Mapping[str, Sequence[int]],
+    split_rows: Mapping[str, int],
+    rows_without_label: Mapping[str, int],
     metrics: Mapping[str, Mapping[str, Any]],
     options: Mapping[str, Any],
     max_length: int,
     versions: Mapping[str, str],
     created: str,
 ) -> Path:
-    """Write ``README.md`` (front matter + model card) into ``model_dir``; return its path."""
+    """Write ``README.md`` (front matter + model card) into ``model_dir``; return its path.
+
+    ``label_counts``: per split, the rows holding each label; ``split_rows`` the split's rows
+    (for multi-label not the counts' sum); ``rows_without_label`` the rows holding none. The
+    ``scheme`` (tuned) decides the scores shown and the thresholds recorded."""
     from huggingface_hub import ModelCard, ModelCardData
 
     if is_local_path(base_model):
@@ -278,7 +331,7 @@ def write_model_card(
         pipeline_tag="text-classification",
         base_model=base_model if is_hub_id(base_model) else None,
         model_name=project_name,
-        eval_results=_eval_results(project_name, metrics) or None,
+        eval_results=_eval_results(project_name, metrics, scheme.metric_names) or None,
         tags=["text-classification"],
     )
     card = ModelCard.from_template(
@@ -295,6 +348,13 @@ def write_model_card(
         label_names=label_names,
         max_length=max_length,
         label_counts=label_counts,
+        split_rows=split_rows,
+        rows_without_label=rows_without_label,
+        # Labels decided each on its own (multi-label) rather than one of them per text.
+        independent=scheme.problem_type == "multi_label_classification",
+        thresholds=scheme.model_config().get("label_thresholds") or [],
+        metric_names=scheme.metric_names,
+        metric_titles={name: _kind(name)[1] for name in scheme.metric_names},
         metrics=metrics,
         detail=_text(detail),
         per_class=per_class,

@@ -110,12 +110,26 @@ def check_options(options: TrainOptions) -> None:
                 f"(SM_CHANNEL_{split.upper()} is not set) and --{split}_dir was not given"
             )
     problems += range_problems(options)
+    problems += check_metric(options)
     if options.epochs <= 0 and options.max_steps <= 0:
         problems.append(f"--epochs must be positive (or set --max_steps), got {options.epochs}")
     if not options.model_name_or_path:
         problems.append("no base model: set [model].base_model in config.toml or pass --model_name_or_path")
     if problems:
         raise OptionError("; ".join(problems))
+
+
+def check_metric(options: TrainOptions) -> list[str]:
+    """``metric_for_best_model`` against the project's label scheme: the option accepts every
+    scheme's metric names, but a run can only pick its best model by one its scheme logs."""
+    scheme = options.label_scheme
+    choices = (*scheme.metric_names, "loss")
+    if options.metric_for_best_model in choices:
+        return []
+    return [
+        f"--metric_for_best_model {options.metric_for_best_model}: not a metric of {scheme.name} "
+        f"(the project's [data].task); choose one of {', '.join(choices)}"
+    ]
 
 
 def parse_options(

@@ -146,6 +146,8 @@ class RunContext:
     class_weights: list[float] | None = None  # --class_weights; None: an unweighted loss
     entry_point: str = ""
     plan: RunPlan | None = None
+    # The run's label scheme (``options.label_scheme``); after training, the one whose decision
+    # parameters were tuned on the validation split (see :func:`tune_and_score`).
     scheme: label_schemes.LabelScheme = field(default_factory=label_schemes.get)
 
 
@@ -156,13 +158,36 @@ class Backend(Protocol):
         """Train; afterwards ``RunContext.model`` holds the best weights (updated in place)."""
         ...
 
-    def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
-        """(true labels, predicted labels, mean loss), gathered from all ranks."""
+    def predict(self, split: TokenizedSplit) -> tuple[list[Any], list[list[float]], float]:
+        """(targets, the scheme's per-label probabilities per row, mean loss) in the split's
+        order, gathered from all ranks. Probabilities rather than decisions: the decision
+        parameters are tuned on them after training (:func:`tune_and_score`)."""
         ...
 
 
-def best_is_higher(metric: str) -> bool:
-    return metric != "loss"
+def best_is_higher(metric: str, scheme: label_schemes.LabelScheme) -> bool:
+    """Whether a larger ``metric`` is a better model: not for the loss nor for the scheme's
+    lower-is-better scores (multi-label's Hamming loss)."""
+    return metric != "loss" and metric not in scheme.lower_is_better
+
+
+def tune_and_score(
+    backend: Backend, data: RunData, scheme: label_schemes.LabelScheme
+) -> tuple[label_schemes.LabelScheme, dict[str, dict[str, Any]]]:
+    """The scheme tuned on the validation split's probabilities (multi-label: a threshold per
+    label; single-label: unchanged) and every evaluation split scored with it, so the metrics a
+    run reports are the ones its saved model (which records the tuned parameters) gives."""
+    scored = {split.name: backend.predict(split) for split in data.evaluation_splits()}
+    targets, probabilities, _ = scored[data.validation.name]
+    tuned = scheme.tune(probabilities, targets)
+    evaluations = {
+        name: {
+            **tuned.compute_metrics(y_true, tuned.predict(rows), data.label_names),
+            "loss": loss,
+        }
+        for name, (y_true, rows, loss) in scored.items()
+    }
+    return tuned, evaluations
 
 
 class BackendFactory(Protocol):
@@ -217,7 +242,7 @@ def run_with_options(options: TrainOptions, backend_factory: BackendFactory, ent
             tracker = open_tracker(options, plan, entry_point)
             plan = replace(plan, record={**plan.record, "mlflow_run_id": tracker.run_id})
             write_record(plan.run_dir, plan.record)
-        scheme = label_schemes.get()
+        scheme = options.label_scheme
         model = load_model(
             options.model_name_or_path,
             options.label_names,
@@ -242,16 +267,16 @@ def run_with_options(options: TrainOptions, backend_factory: BackendFactory, ent
         )
         backend = backend_factory(context)
         result = backend.fit(plan.resume_from)
-        evaluations = {}
-        for split in data.evaluation_splits():
-            y_true, y_pred, loss = backend.predict(split)
-            evaluations[split.name] = {
-                **scheme.compute_metrics(y_true, y_pred, data.label_names),
-                "loss": loss,
-            }
+        context.scheme, evaluations = tune_and_score(backend, data, scheme)
+        # Saved with the model: whatever serves it decides with the tuned parameters.
+        for key, value in context.scheme.model_config().items():
+            setattr(context.model.config, key, value)
         if runtime.is_main:
             write_outputs(context, result, evaluations)
-            final = final_metrics(evaluations, scheme)
+            final = final_metrics(evaluations, context.scheme)
+            label_params, thresholds = tracked_labels(context.scheme, data)
+            tracker.log_params(label_params)
+            tracker.log_metrics(thresholds, result.global_step)
             complete_run(plan, Path(options.config_path).parent, {"final_metrics": final})
             tracker.log_metrics(final, result.global_step)
             tracker.set_tags({"model_artifacts": model_artifacts_location(plan.model_dir)})
@@ -360,10 +385,32 @@ def final_metrics(
     return final
 
 
+def tracked_labels(
+    scheme: label_schemes.LabelScheme, data: RunData
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """What MLflow records about the labels besides the scores, as (params, metrics): the
+    scheme and how many training rows hold each label and none (params: fixed by the data),
+    and the decision threshold per label the model was saved with (metrics: a resumed run
+    that trains on may tune them anew)."""
+    names = data.label_names
+    counts = scheme.label_counts(data.train.labels, len(names))
+    params: dict[str, Any] = {
+        "label_scheme": scheme.name,
+        **{f"train_rows.{name}": count for name, count in zip(names, counts, strict=True)},
+        "train_rows_without_label": scheme.empty_rows(data.train.labels),
+    }
+    thresholds = scheme.model_config().get("label_thresholds")
+    metrics = (
+        {f"threshold.{name}": float(value) for name, value in zip(names, thresholds, strict=True)}
+        if thresholds
+        else {}
+    )
+    return params, metrics
+
+
 def write_outputs(
     context: RunContext, result: FitResult, evaluations: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    import numpy
     import torch
     import transformers
 
@@ -381,6 +428,7 @@ def write_outputs(
         "python": sys.version.split()[0],
     }
     plan = context.plan
+    splits = (context.data.train, *context.data.evaluation_splits())
     write_model_card(
         options.model_dir,
         project_name=load_config(options.config_path).project.name,
@@ -389,10 +437,13 @@ def write_outputs(
         entry_point=context.entry_point,
         base_model=options.model_name_or_path,
         label_names=list(options.label_names),
+        scheme=context.scheme,
         label_counts={
-            split.name: numpy.bincount(split.labels, minlength=len(options.label_names)).tolist()
-            for split in (context.data.train, *context.data.evaluation_splits())
+            split.name: context.scheme.label_counts(split.labels, len(options.label_names))
+            for split in splits
         },
+        split_rows={split.name: len(split) for split in splits},
+        rows_without_label={split.name: context.scheme.empty_rows(split.labels) for split in splits},
         metrics=evaluations,
         options=recorded_options(options),
         max_length=context.data.max_length,
@@ -438,7 +489,10 @@ def write_outputs(
         },
     )
     save_learning_curve(
-        context.recorder.history, output_dir / "learning_curve.png", options.metric_for_best_model
+        context.recorder.history,
+        output_dir / "learning_curve.png",
+        context.scheme.metric_names,
+        options.metric_for_best_model,
     )
     log.info("model saved to %s; metrics, hyperparameters and plots in %s", options.model_dir, output_dir)
 

@@ -26,7 +26,7 @@ from transformers import (
 )
 from transformers import __version__ as transformers_version
 
-from ..label_schemes import LabelScheme
+from ..label_schemes import SCHEMES, LabelScheme
 from .artifacts import write_json
 from .checkpoints import PREFIX, checkpoint_step
 from .data import BatchPlan, PlanSampler, TokenCounter, TokenizedSplit
@@ -34,6 +34,12 @@ from .pipeline import FitResult, Recorder, RunContext, best_is_higher, main_for,
 from .transformers_internals import PlannedTrainer, use_per_batch_mean_loss
 
 log = logging.getLogger(__name__)
+
+# The Trainer's evaluation records that go into the history: the loss and every scheme's
+# scores (a resumed run's history may come from either), not its timings.
+EVAL_KEYS = frozenset(
+    {"eval_loss", *(f"eval_{name}" for scheme in SCHEMES.values() for name in scheme.metric_names)}
+)
 
 STATE_FILE = "trainer_state.json"  # the Trainer writes it last into each checkpoint
 # The run's training up to a checkpoint (examples, tokens, seconds), written beside the Trainer's
@@ -51,9 +57,7 @@ def _history_entry(logs: dict[str, Any], step: int) -> dict[str, Any] | None:
             train_loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm")
         )
     elif "eval_loss" in logs:
-        entry.update(
-            {key: logs[key] for key in ("eval_loss", "eval_accuracy", "eval_macro_f1") if key in logs}
-        )
+        entry.update({key: value for key, value in logs.items() if key in EVAL_KEYS})
     else:
         return None
     return entry
@@ -105,10 +109,11 @@ class _RecorderCallback(TrainerCallback):
             control.should_save = True
 
 
-def _decisions(scheme: LabelScheme, predictions: Any) -> list[Any]:
-    """The scheme's prediction per row of the Trainer's output (logits, or a tuple led by them)."""
+def _probabilities(scheme: LabelScheme, predictions: Any) -> list[list[float]]:
+    """The scheme's per-label scores per row of the Trainer's output (logits, or a tuple led by
+    them)."""
     logits = predictions[0] if isinstance(predictions, tuple) else predictions
-    return scheme.predict(scheme.probabilities(torch.as_tensor(logits)))
+    return scheme.probabilities(torch.as_tensor(logits)).tolist()
 
 
 def _read_totals(checkpoint: Path) -> dict[str, Any]:
@@ -190,7 +195,7 @@ def training_arguments(context: RunContext) -> TrainingArguments:
         # Early stopping's count of evaluations without improvement survives a resume.
         restore_callback_states_from_checkpoint=True,
         metric_for_best_model=options.metric_for_best_model,
-        greater_is_better=best_is_higher(options.metric_for_best_model),
+        greater_is_better=best_is_higher(options.metric_for_best_model, options.label_scheme),
         logging_strategy="steps",
         logging_steps=options.logging_steps,
         report_to=trainer_integrations(options.report_to, "train_hf") or "none",
@@ -224,8 +229,10 @@ class HFTrainer:
         names, scheme = context.data.label_names, context.scheme
 
         def trainer_metrics(prediction: Any) -> dict[str, float]:
-            predicted = _decisions(scheme, prediction.predictions)
-            metrics = scheme.compute_metrics(prediction.label_ids, predicted, names)
+            # Untuned decisions (default thresholds): the tuning comes after training.
+            predicted = scheme.predict(_probabilities(scheme, prediction.predictions))
+            targets = [scheme.from_feature(value) for value in prediction.label_ids]
+            metrics = scheme.compute_metrics(targets, predicted, names)
             return {name: metrics[name] for name in scheme.metric_names}
 
         self.trainer = _CountingTrainer(
@@ -306,15 +313,15 @@ class HFTrainer:
             extra={"best_step": getattr(state, "best_global_step", None)},
         )
 
-    def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
-        """Labels and predictions in the split's order (it is scored longest first)."""
+    def predict(self, split: TokenizedSplit) -> tuple[list[Any], list[list[float]], float]:
+        """Targets and probabilities in the split's order (it is scored longest first)."""
         ordered, order = split.longest_first()
         output = self.trainer.predict(ordered, metric_key_prefix=split.name)
-        predicted: list[Any] = [0] * len(split)
-        for index, label in zip(order, _decisions(self.ctx.scheme, output.predictions), strict=True):
-            predicted[index] = label
+        rows: list[list[float]] = [[] for _ in range(len(split))]
+        for index, row in zip(order, _probabilities(self.ctx.scheme, output.predictions), strict=True):
+            rows[index] = row
         loss = float((output.metrics or {}).get(f"{split.name}_loss", float("nan")))
-        return split.labels, predicted, loss
+        return split.labels, rows, loss
 
 
 # What ``train --entry`` runs in-process (see entry_points.py).

@@ -232,7 +232,7 @@ class TorchLoop:
     # -- evaluation ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def predict(self, split: TokenizedSplit) -> tuple[list[int], list[int], float]:
+    def predict(self, split: TokenizedSplit) -> tuple[list[Any], list[list[float]], float]:
         runtime, options = self.ctx.runtime, self.ctx.options
         self.model.eval()
         # Each rank takes every world_size-th example, longest first so batches pad little.
@@ -257,12 +257,12 @@ class TorchLoop:
             with self.autocast():
                 loss, logits = self._forward(self.model, batch)
             loss_sum += float(loss) * len(indices)
-            predictions.update(zip(indices, scheme.predict(scheme.probabilities(logits)), strict=True))
+            predictions.update(zip(indices, scheme.probabilities(logits).tolist(), strict=True))
         self.model.train()
         merged = ChainMap(*runtime.gather(predictions))  # each rank's part
         (total_loss,) = runtime.sum([loss_sum])
-        y_pred = [merged[i] for i in range(len(split))]
-        return split.labels, y_pred, total_loss / max(len(split), 1)
+        rows = [merged[i] for i in range(len(split))]
+        return split.labels, rows, total_loss / max(len(split), 1)
 
     def _evaluate(self, epoch: float) -> bool:
         """Evaluate, checkpoint, track the best model; returns True to stop early."""
@@ -272,8 +272,10 @@ class TorchLoop:
         self.state.trained = self.tokens.totals(
             self.ctx.runtime.sum, started - self.fit_started - self.eval_seconds
         )
-        y_true, y_pred, loss = self.predict(self.ctx.data.validation)
+        y_true, rows, loss = self.predict(self.ctx.data.validation)
         scheme = self.ctx.scheme
+        # Untuned decisions (default thresholds): the tuning comes after training.
+        y_pred = scheme.predict(rows)
         metrics = {**scheme.compute_metrics(y_true, y_pred, self.ctx.data.label_names), "loss": loss}
         record = {
             "step": self.state.global_step,
@@ -285,7 +287,7 @@ class TorchLoop:
         value = metrics[options.metric_for_best_model]
         best = self.state.best_metric
         improved = best is None or (
-            value > best if best_is_higher(options.metric_for_best_model) else value < best
+            value > best if best_is_higher(options.metric_for_best_model, scheme) else value < best
         )
         if improved:
             self.state.best_metric = value
