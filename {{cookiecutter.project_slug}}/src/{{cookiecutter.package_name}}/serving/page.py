@@ -35,7 +35,7 @@ _PAGE = """<!doctype html>
   .sets .bar { grid-template-columns: 10rem 1fr 4.5rem 6.5rem; }
   .track { position: relative; }
   .mark { position: absolute; top: -.15rem; bottom: -.15rem; width: 2px; background: #1f2328; }
-  .bar:not(.decided) .fill { background: #8c959f; }
+  .sets .bar:not(.decided) .fill { background: #8c959f; }
   .threshold { color: #6e7781; font-size: .85rem; font-variant-numeric: tabular-nums; }
   #status { color: #6e7781; min-height: 1.2rem; }
   #status.error { color: #cf222e; }
