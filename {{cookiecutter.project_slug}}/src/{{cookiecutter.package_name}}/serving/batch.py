@@ -314,7 +314,7 @@ def mistake_confidence(scheme: LabelScheme, scores: Sequence[float], target: Any
     label's score)."""
     (chosen,) = scheme.predict([scores])
     if not isinstance(scheme, MultiLabel):
-        return scores[chosen]
+        return round(scores[chosen], 6)  # as misclassified.csv shows it: ties keep the input order
     wrong = set(chosen) ^ set(target)
     return max(scores[i] if i in chosen else 1 - scores[i] for i in wrong)
 

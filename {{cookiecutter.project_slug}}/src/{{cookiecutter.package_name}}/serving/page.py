@@ -32,11 +32,11 @@ _PAGE = """<!doctype html>
   .fill { background: #0969da; border-radius: 3px; height: 100%; }
   .name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .value { text-align: right; font-variant-numeric: tabular-nums; }
-  .sets .bar { grid-template-columns: 10rem 1fr 4.5rem 6.5rem; }
+  .sets .bar { grid-template-columns: 10rem 1fr 4.5rem 8rem; }
   .track { position: relative; }
   .mark { position: absolute; top: -.15rem; bottom: -.15rem; width: 2px; background: #1f2328; }
-  .bar:not(.decided) .fill { background: #8c959f; }
-  .threshold { color: #6e7781; font-size: .85rem; font-variant-numeric: tabular-nums; }
+  .sets .bar:not(.decided) .fill { background: #8c959f; }
+  .threshold { color: #6e7781; font-size: .85rem; font-variant-numeric: tabular-nums; white-space: nowrap; }
   #status { color: #6e7781; min-height: 1.2rem; }
   #status.error { color: #cf222e; }
   footer { margin-top: 2rem; color: #6e7781; font-size: .85rem; }
