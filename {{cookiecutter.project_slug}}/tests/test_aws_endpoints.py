@@ -655,3 +655,20 @@ def test_images_marks_versions_too_old_for_the_project(cli, capsys):
     old = [line for line in lines if line.startswith("4.28.1 ")]
     assert old and all("cannot run this project: transformers 4.28.1 < 4.51" in line for line in old)
     assert any(line.startswith("5.3.0 ") and "cannot run" not in line for line in lines)
+
+
+def test_invoke_keeps_every_label_a_multi_label_endpoint_decides(moto_url, cli, config, model_archive):
+    from nsmc_sentiment_classifier.aws import endpoints
+    from nsmc_sentiment_classifier.aws.session import Aws, resolve_settings
+
+    assert _deploy(cli, model_archive) == 0
+    # A multi-label model answers each text with the labels it decides: several, one or none.
+    decided = [
+        [{"label": "positive", "score": 0.9}, {"label": "negative", "score": 0.6}],
+        [],
+        [{"label": "negative", "score": 0.7}],
+    ]
+    aws_moto.queue_endpoint_results(moto_url, REGION, [decided])
+    aws = Aws(resolve_settings(config))
+    name = endpoints.default_endpoint_name(config)
+    assert endpoints.invoke(aws, name, ["a", "b", "c"], multi_label=True) == decided

@@ -520,12 +520,18 @@ def _invoke(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     texts = read_texts(args.texts, args.file, config)
     aws = Aws(_settings(args, config))
-    answers = invoke(aws, args.endpoint_name or default_endpoint_name(config), texts)
+    multi_label = config.data.task == "multi_label"
+    answers = invoke(aws, args.endpoint_name or default_endpoint_name(config), texts, multi_label)
     if args.json:
         print(json.dumps(answers, ensure_ascii=False, indent=2))
         return 0
     for text, answer in zip(texts, answers, strict=True):
-        print(f"{answer.get('label')}\t{float(answer.get('score', 0.0)):.4f}\t{text}")
+        if multi_label:  # the labels the model decides, and their scores, in the same order
+            labels = config.data.label_delimiter.join(str(item.get("label")) for item in answer)
+            scores = ",".join(f"{float(item.get('score', 0.0)):.4f}" for item in answer)
+            print(f"{labels}\t{scores}\t{text}")
+        else:
+            print(f"{answer.get('label')}\t{float(answer.get('score', 0.0)):.4f}\t{text}")
     return 0
 
 

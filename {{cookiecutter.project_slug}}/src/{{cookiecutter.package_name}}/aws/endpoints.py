@@ -443,11 +443,12 @@ def request_chunks(texts: Sequence[str]) -> Iterator[list[str]]:
         yield chunk
 
 
-def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str]) -> list[dict[str, Any]]:
-    """Send texts as JSON requests of at most INVOKE_MAX_TEXTS texts; returns one
-    {"label", "score"} per text, in the order of ``texts``."""
+def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str], multi_label: bool = False) -> list[Any]:
+    """Send texts as JSON requests of at most INVOKE_MAX_TEXTS texts; returns per text, in the
+    order of ``texts``, its {"label", "score"} or, for a ``multi_label`` model, the list of
+    those it decides (possibly empty)."""
     runtime = aws.client("sagemaker-runtime")
-    answers: list[dict[str, Any]] = []
+    answers: list[Any] = []
     for chunk in request_chunks(texts):
         response = runtime.invoke_endpoint(
             EndpointName=endpoint_name,
@@ -458,7 +459,10 @@ def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str]) -> list[dict[str,
         answer = json.loads(response["Body"].read().decode("utf-8"))
         if not isinstance(answer, list) or len(answer) != len(chunk):
             raise UsageError(f"unexpected response from {endpoint_name}: {str(answer)[:300]}")
-        answers += [item[0] if isinstance(item, list) else item for item in answer]
+        if multi_label:
+            answers += [item if isinstance(item, list) else [item] for item in answer]
+        else:
+            answers += [item[0] if isinstance(item, list) else item for item in answer]
     return answers
 
 
