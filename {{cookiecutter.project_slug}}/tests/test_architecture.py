@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("metrics", frozenset({"metrics"})),
     ("label schemes", frozenset({"label_schemes"})),
     ("data", frozenset({"data"})),
+    ("baseline", frozenset({"baseline"})),
     ("training", frozenset({"training"})),
     ("serving", frozenset({"serving"})),
     ("launchers", frozenset({"aws"})),

@@ -207,8 +207,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     labelled = read_labelled(args.file, data, label_format)
     # The baseline's data is read before the model loads, so a bad file fails fast.
     train_path = args.baseline_train or Path(data.prepared_dir) / "train"
-    fit_baseline = not args.no_baseline and train_path.exists()
-    splits = baseline.read_splits(train_path, data) if fit_baseline else None
+    splits = None
+    if not args.no_baseline and train_path.exists():
+        train_format = "ids" if is_prepared(train_path, data.prepared_dir) else data.label_format
+        splits = baseline.read_splits(train_path, train_format, data)
     classifier = _load_classifier(args, config)
     try:
         metrics = evaluate_examples(
@@ -220,7 +222,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(evaluation_summary(metrics))
     if splits is not None:
         try:
-            figures = baseline.evaluate(labelled.examples, splits, data, config.options.seed)
+            figures = baseline.evaluate(
+                labelled.examples, splits, data.label_scheme, data.label_names, config.options.seed
+            )
         except ValueError as error:
             raise UsageError(f"evaluate: baseline: {error}") from None
         metrics["baseline"] = figures
