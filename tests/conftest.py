@@ -50,7 +50,8 @@ def bake_replay(output_dir: Path, answers: dict) -> Path:
     check_keys(answers)
     defaults = json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8"))
     context = {k: v for k, v in defaults.items() if not k.startswith("_")}
-    context["license"] = context["license"][0]
+    # A choice answer's default is the first of its choices (license, task, label_layout).
+    context.update({key: value[0] for key, value in context.items() if isinstance(value, list)})
     context.update(answers)
     replay = output_dir / "replay.json"
     replay.write_text(json.dumps({"cookiecutter": context}, ensure_ascii=False), encoding="utf-8")

@@ -113,6 +113,14 @@ def label_value(config: ProjectConfig, label_id: int) -> str | int:
     return config.data.label_names[label_id]
 
 
+def label_cells(config: ProjectConfig, label_id: int, *, ids: bool = False) -> dict[str, object]:
+    """A row's label cells in this project's layout: its label column, or (label_layout
+    "columns") one 0/1 column per label name."""
+    if config.data.label_layout == "columns":
+        return {name: int(index == label_id) for index, name in enumerate(config.data.label_names)}
+    return {config.data.label_column: label_id if ids else label_value(config, label_id)}
+
+
 def write_labelled(
     path: Path,
     config: ProjectConfig,
@@ -123,12 +131,12 @@ def write_labelled(
 ) -> Path:
     """Write records in the project's columns as CSV, TSV or JSON Lines (by suffix); ``ids``
     writes label ids (as `data prepare` does), otherwise values as the project's files hold them."""
-    text_column, label_column = config.data.text_column, config.data.label_column
+    text_column = config.data.text_column
     rows = []
     for number, (text, label) in enumerate(records, start=1):
         row: dict[str, object] = {"id": number} if with_id_column else {}
         row[text_column] = text
-        row[label_column] = label if ids else label_value(config, label)
+        row.update(label_cells(config, label, ids=ids))
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".jsonl":

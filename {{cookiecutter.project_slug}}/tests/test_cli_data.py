@@ -22,6 +22,11 @@ def run(*args, cwd=None, env=None):
     )
 
 
+def balance_heading(config):
+    """How `data validate` heads its label counts: a share of rows per label for label sets."""
+    return "rows holding each label:" if config.data.task == "multi_label" else "class balance"
+
+
 def test_help_lists_command_groups():
     result = run("--help")
     assert result.returncode == 0
@@ -49,7 +54,7 @@ def test_verbose_is_taken_before_or_after_any_command(argv):
 def test_validate_default_source_passes(tmp_path, config, configured_dataset):
     result = run("data", "validate", "--json", str(tmp_path / "report.json"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "class balance" in result.stdout
+    assert balance_heading(config) in result.stdout
     reports = json.loads((tmp_path / "report.json").read_text())
     assert reports and all(report["errors"] == [] for report in reports)
     if config.data.source == "nsmc-sample":
@@ -61,7 +66,7 @@ def test_commands_work_from_a_subfolder(config, tmp_path):
     path = write_labelled(tmp_path / "reviews.csv", config, labelled_records(config, 40))
     result = run("data", "validate", str(path), cwd=config.root / "src")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "class balance" in result.stdout
+    assert balance_heading(config) in result.stdout
 
 
 def test_validate_and_prepare_a_file_in_the_projects_columns(tmp_path, config):
@@ -93,11 +98,19 @@ def test_outside_the_project_without_config(tmp_path, config):
 
 def test_validate_bad_file_exits_non_zero(tmp_path, config):
     path = tmp_path / "bad.csv"
-    text, label = config.data.text_column, config.data.label_column
-    path.write_text(f"{text},{label}\n좋다,{label_value(config, 0)}\n별로,unknown\n")
+    text, label, names = config.data.text_column, config.data.label_column, config.data.label_names
+    if config.data.label_layout == "columns":
+        rest = ",0" * (len(names) - 1)
+        path.write_text(f"{text},{','.join(names)}\n좋다,1{rest}\n별로,unknown{rest}\n")
+        unknown = f"column {names[0]!r} must hold 0 or 1 (or true/false), got 'unknown'"
+    else:
+        path.write_text(f"{text},{label}\n좋다,{label_value(config, 0)}\n별로,unknown\n")
+        # Single-label: one finding per value; multi-label: the values of every cell read as one file.
+        multi = config.data.task == "multi_label"
+        unknown = "'unknown' (line 3)" if multi else "'unknown' outside the label names"
     result = run("data", "validate", str(path))
     assert result.returncode == 1
-    assert "'unknown' outside the label names" in result.stdout and "(lines 3)" in result.stdout
+    assert unknown in result.stdout and "(lines 3)" in result.stdout
 
 
 def test_prepare_writes_channels_of_the_configured_dataset(tmp_path, config, configured_dataset):

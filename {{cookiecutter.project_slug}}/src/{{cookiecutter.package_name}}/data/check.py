@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import label_schemes
 from ..errors import DataFormatError
-from ..label_schemes.label_values import LabelError, decide_format, label_key
+from ..label_schemes.label_values import LabelError, UnknownLabelsError, decide_format, label_key
 from ..label_schemes.multi_label import cell_elements
 from .io import RowReader, missing_columns_message
 from .sources import split_files
@@ -93,7 +93,7 @@ def check_dataset(
         try:
             formats[decide_format(found.values, label_names, label_format)] = found.file
         except LabelError as error:
-            line = getattr(error, "first_line", None)
+            line = error.first_line if isinstance(error, UnknownLabelsError) else None
             at = f" line {line}:" if line else ""
             result.problems.append(f"{found.file}:{at} column {label_column!r}: {error}")
     if len(formats) > 1 and any(name.strip().isdigit() for name in label_names):

@@ -104,10 +104,7 @@ def load_examples(
         raise DataFormatError(f"{file}: line {error.first_line}: column {label_column!r}: {error}") from None
     except LabelError as error:
         raise DataFormatError(f"{file}: column {label_column!r}: {error}") from None
-    try:
-        return [Example(text, encode(value), line) for text, value, line in kept]
-    except LabelError as error:  # a cell the file-wide decision read but this row cannot
-        raise DataFormatError(f"{file}: column {label_column!r}: {error}") from None
+    return [Example(text, encode(value), line) for text, value, line in kept]
 
 
 def _texts(reader: RowReader, file: Path, text_column: str, skip_empty: bool) -> Iterator[Row]:
