@@ -22,9 +22,10 @@ PACKAGE_DIR = Path(package.__file__).parent
 # subpackage's ``commands`` module is part of the CLI layer.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("ground floor", frozenset({"__init__", "errors"})),
+    # Standard library only: the hooks and the inference container import it on its own.
+    ("label schemes", frozenset({"label_schemes"})),
     ("options", frozenset({"options", "config"})),
     ("metrics", frozenset({"metrics"})),
-    ("label schemes", frozenset({"label_schemes"})),
     ("data", frozenset({"data"})),
     ("baseline", frozenset({"baseline"})),
     ("training", frozenset({"training"})),

@@ -180,6 +180,7 @@ def read_splits(train_path: str | os.PathLike[str], train_format: str, data: Dat
             data.label_names,
             label_format=label_format,
             scheme=data.label_scheme,
+            label_layout=data.label_layout,
         )
 
     train = read(train_path, train_format)

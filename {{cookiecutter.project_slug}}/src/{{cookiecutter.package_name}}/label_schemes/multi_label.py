@@ -111,7 +111,8 @@ class MultiLabel:
         seen = f" (the cells contain {', '.join(repr(char) for char in others)})" if others else ""
         return (
             f". The label delimiter {self.delimiter!r} occurs in no cell{seen}: set "
-            "[data].label_delimiter in config.toml to the character that separates the labels"
+            "[data].label_delimiter in config.toml (the label_delimiter answer when generating) to "
+            "the character that separates the labels"
         )
 
     def read_columns(self, row: Mapping[str, Any], names: Sequence[str]) -> tuple[int, ...]:

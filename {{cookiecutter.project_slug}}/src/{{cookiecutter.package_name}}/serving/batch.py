@@ -18,7 +18,7 @@ from ..data.io import Table, jsonl_line, read_table
 from ..errors import DataFormatError
 from ..label_schemes import LabelScheme
 from ..label_schemes.multi_label import MultiLabel
-from ..metrics import save_confusion_matrix_png
+from ..metrics import save_confusion_matrix_png, save_per_label_png
 from . import inference
 from .options import OUTPUT_SUFFIXES
 
@@ -239,6 +239,7 @@ def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_fo
         skip_empty=False,
         label_format=label_format,
         scheme=data.label_scheme,
+        label_layout=data.label_layout,
     )
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
@@ -253,7 +254,8 @@ def evaluate_examples(
     max_length: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write metrics.json, confusion_matrix.png (single-label) and misclassified.csv; return
+    """Write metrics.json, confusion_matrix.png (single-label) or per_label.png (multi-label)
+    and misclassified.csv; return
     the metrics. A multi-label text counts as misclassified unless its whole label set is right."""
     text_column, label_names = section.text_column, section.label_names
     if list(classifier.labels) != list(label_names):
@@ -287,6 +289,8 @@ def evaluate_examples(
     )
     if "confusion_matrix" in metrics:
         save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
+    else:
+        save_per_label_png(metrics["per_class"], label_names, out / "per_label.png")
     label_sets = isinstance(scheme, MultiLabel)
     true_column = "true_labels" if label_sets else "true_label"
     columns = ["line", text_column, true_column, *prediction_columns(scheme, prediction.labels)]

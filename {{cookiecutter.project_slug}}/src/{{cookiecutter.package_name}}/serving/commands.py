@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
     )
     out_help = {
         predict: "output .csv/.tsv/.jsonl (default: <file>.predictions.<same type> next to the input)",
-        evaluate: "folder for metrics.json, confusion_matrix.png, misclassified.csv "
+        evaluate: "folder for metrics.json, confusion_matrix.png (per_label.png), misclassified.csv "
         f"(default: {EVALUATION_DIR} in the project folder)",
         package: f"archive to write (default: {ARCHIVE} in the project folder)",
     }
@@ -239,7 +239,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         (args.out / "metrics.json").write_text(
             json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
-    print(f"wrote metrics.json, confusion_matrix.png and misclassified.csv to {args.out}")
+    picture = "confusion_matrix.png" if "confusion_matrix" in metrics else "per_label.png"
+    print(f"wrote metrics.json, {picture} and misclassified.csv to {args.out}")
     return 0
 
 
