@@ -21,9 +21,15 @@ def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, 
     model_dir = run_dir / "model"
     saved = json.loads((model_dir / "config.json").read_text("utf-8"))
     assert saved["id2label"] == {str(index): name for index, name in enumerate(names)}
+    assert saved["label_scheme"] == config.data.task
     metrics = json.loads((run_dir / "metrics_validation.json").read_text("utf-8"))
     assert set(metrics["per_class"]) == set(names) and metrics["num_examples"] == 16
-    assert len(metrics["confusion_matrix"]) == len(names)
+    multi_label = config.data.task == "multi_label"
+    if multi_label:  # thresholds tuned on validation, and bars per label instead of a matrix
+        assert len(saved["label_thresholds"]) == len(names)
+        assert (run_dir / "per_label_validation.png").stat().st_size > 0
+    else:
+        assert len(metrics["confusion_matrix"]) == len(names)
 
     # predict, on a file as this project's data holds it, finds the run's model by itself.
     source = write_labelled(project_dir / "texts.csv", config, labelled_records(config, 10, offset=100))
@@ -34,8 +40,15 @@ def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, 
         rows = list(reader)
     added = ["predicted_label", "score", *(f"score_{name}" for name in names)]
     assert reader.fieldnames is not None and reader.fieldnames[-len(added) :] == added
-    assert len(rows) == 10 and {row["predicted_label"] for row in rows} <= set(names)
+    assert len(rows) == 10
     for row in rows:
         scores = [float(row[f"score_{name}"]) for name in names]
-        assert abs(sum(scores) - 1) < 1e-4
-        assert row["predicted_label"] == names[scores.index(max(scores))]
+        if multi_label:  # every label reaching its threshold, joined by the delimiter
+            thresholds = saved["label_thresholds"]
+            chosen = [
+                name for name, score, low in zip(names, scores, thresholds, strict=True) if score >= low
+            ]
+            assert row["predicted_label"] == config.data.label_delimiter.join(chosen)
+        else:
+            assert abs(sum(scores) - 1) < 1e-4
+            assert row["predicted_label"] == names[scores.index(max(scores))]

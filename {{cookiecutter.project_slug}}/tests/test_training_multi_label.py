@@ -142,7 +142,7 @@ def test_a_multi_label_run_tunes_thresholds_and_scores_with_them(
         MULTI.class_weights("balanced", targets["train"], NAMES)
     )
     card = (run_dir / "model" / "README.md").read_text("utf-8")
-    assert "| | (no label) | 4 | 2 |" in card and "threshold" in card and "Micro F1" in card
+    assert "| | (no label) | 4 | 2 |" in card and "threshold" in card and "micro F1" in card
 
 
 def test_a_metric_of_another_scheme_fails_naming_the_schemes_choices(
@@ -204,7 +204,9 @@ def test_the_multi_label_model_card_shows_thresholds_rows_without_label_and_its_
     assert f"| 0 | hate | 3 | 1 | {thresholds[0]:.4f} |" in text
     assert "| | (no label) | 1 | 0 | |" in text
     assert "| train | 5 |" in text and "| validation | 2 |" in text
-    assert "| split | examples | Micro F1 | Macro F1 |" in text
+    assert (
+        "| split | examples | micro F1 | macro F1 | micro precision | micro recall | hamming loss |" in text
+    )
     assert f"| validation | 2 | {metrics['micro_f1']:.4f} |" in text
     assert "Per label, validation split:" in text and "label_thresholds" in text
     from huggingface_hub import ModelCard

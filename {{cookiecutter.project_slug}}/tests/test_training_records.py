@@ -373,6 +373,7 @@ def test_model_card(tmp_path, local):
     assert "| 1 | a\\|b | 30 | 3 | 3 |" in text
     assert "| 2 | \\`tick\\` new line | 1 | 0 | 0 |" in text
     assert "| train | 101 |" in text
+    assert "| split | examples | accuracy | macro F1 | loss |" in text
     assert "| test | 8 | 0.8750 | 0.8500 | 0.3100 |" in text
     assert "| validation | 8 | 0.8750 | 0.8500 |  |" in text
     assert "Per class, test split:" in text and "| a\\|b | 0.9000 | 0.8000 | 0.8500 | 5 |" in text

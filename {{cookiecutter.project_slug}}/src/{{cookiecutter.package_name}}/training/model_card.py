@@ -354,7 +354,8 @@ def write_model_card(
         independent=scheme.problem_type == "multi_label_classification",
         thresholds=scheme.model_config().get("label_thresholds") or [],
         metric_names=scheme.metric_names,
-        metric_titles={name: _kind(name)[1] for name in scheme.metric_names},
+        # Column titles as the metric names read ("macro F1"), not the model-index titles.
+        metric_titles={name: name.replace("_", " ").replace("f1", "F1") for name in scheme.metric_names},
         metrics=metrics,
         detail=_text(detail),
         per_class=per_class,
