@@ -3,9 +3,9 @@
 positive weights for rare labels), a decision threshold per label tuned on the validation split
 to maximise that label's F1, micro/macro F1, per-label figures, Hamming loss and exact match.
 
-A target is a tuple of label ids, sorted and unique, possibly empty. torch and scikit-learn are
-imported inside the methods that need them: the data commands and the cookiecutter hooks import
-this module without them.
+A target is a tuple of label ids, sorted and unique, possibly empty. torch is imported inside
+the methods that need it: the data commands and the cookiecutter hooks import this module
+without it.
 """
 
 from __future__ import annotations
@@ -222,59 +222,64 @@ class MultiLabel:
         """Micro/macro F1, micro precision/recall, Hamming loss (wrong cells / all cells),
         exact match (rows whose whole set is right), per-label figures and 2x2 matrices.
 
-        Computed on label-indicator matrices with scikit-learn; an empty split scores 0.
+        Counted from the label sets directly: scikit-learn reads a one-label indicator matrix as
+        a binary target and would score class 0 instead. An empty split scores 0; a label never
+        predicted (or never present) has precision (or recall) 0, as ``zero_division=0``.
         """
-        from sklearn.metrics import (
-            accuracy_score,
-            hamming_loss,
-            multilabel_confusion_matrix,
-            precision_recall_fscore_support,
-        )
-
         names = list(names)
         if len(y_true) != len(y_pred):
             raise ValueError(f"y_true has {len(y_true)} rows but y_pred has {len(y_pred)}")
         out_of_range = sorted({i for row in (*y_true, *y_pred) for i in row if not 0 <= i < len(names)})
         if out_of_range:
             raise ValueError(f"label id(s) {out_of_range} outside 0..{len(names) - 1} ({', '.join(names)})")
-        truth = [self.as_feature(row, len(names)) for row in y_true]
-        guess = [self.as_feature(row, len(names)) for row in y_pred]
-        metrics: dict[str, Any] = {"num_examples": len(truth), "labels": names}
-        if truth:
-            precision, recall, f1, support = precision_recall_fscore_support(
-                truth, guess, average=None, zero_division=0
-            )
-            micro = precision_recall_fscore_support(truth, guess, average="micro", zero_division=0)
-            matrices = multilabel_confusion_matrix(truth, guess).tolist()
-            metrics.update(
-                micro_precision=float(micro[0]),
-                micro_recall=float(micro[1]),
-                micro_f1=float(micro[2]),
-                macro_f1=float(sum(f1) / len(names)),
-                hamming_loss=float(hamming_loss(truth, guess)),
-                exact_match=float(accuracy_score(truth, guess)),
-            )
-        else:
-            precision = recall = f1 = support = [0.0] * len(names)
-            matrices = [[[0, 0], [0, 0]] for _ in names]
-            metrics.update(dict.fromkeys(self.metric_names, 0.0))
+        truth, guess = [set(row) for row in y_true], [set(row) for row in y_pred]
+        tp, fp, fn = ([0] * len(names) for _ in range(3))
+        for true_set, guess_set in zip(truth, guess, strict=True):
+            for index in true_set & guess_set:
+                tp[index] += 1
+            for index in guess_set - true_set:
+                fp[index] += 1
+            for index in true_set - guess_set:
+                fn[index] += 1
+        rows = len(truth)
+        per_label = [_scores(tp[i], fp[i], fn[i]) for i in range(len(names))]
+        micro = _scores(sum(tp), sum(fp), sum(fn))
+        metrics: dict[str, Any] = {
+            "num_examples": rows,
+            "labels": names,
+            "micro_precision": micro[0],
+            "micro_recall": micro[1],
+            "micro_f1": micro[2],
+            "macro_f1": sum(scores[2] for scores in per_label) / len(names) if rows else 0.0,
+            "hamming_loss": (sum(fp) + sum(fn)) / (rows * len(names)) if rows else 0.0,
+            "exact_match": sum(t == g for t, g in zip(truth, guess, strict=True)) / rows if rows else 0.0,
+        }
         metrics["per_class"] = {
             name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
+                "precision": per_label[i][0],
+                "recall": per_label[i][1],
+                "f1": per_label[i][2],
+                "support": tp[i] + fn[i],
             }
             for i, name in enumerate(names)
         }
+        # scikit-learn's multilabel_confusion_matrix layout: [[tn, fp], [fn, tp]] per label.
         metrics["label_confusion"] = {
-            name: [[int(cell) for cell in row] for row in matrices[i]] for i, name in enumerate(names)
+            name: [[rows - tp[i] - fp[i] - fn[i], fp[i]], [fn[i], tp[i]]] for i, name in enumerate(names)
         }
         metrics["empty_true"] = self.empty_rows(y_true)
         metrics["empty_predicted"] = self.empty_rows(y_pred)
         if self.thresholds:
             metrics["thresholds"] = {name: self.thresholds[i] for i, name in enumerate(names)}
         return metrics
+
+
+def _scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 from counts; 0 where a denominator is 0."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return precision, recall, f1
 
 
 def best_threshold(scores: Sequence[float], positive: Sequence[bool]) -> float:
