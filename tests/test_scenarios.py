@@ -368,8 +368,10 @@ def first_session(clone: Path, site: Path, package: str, dataset: Path, predicti
     with open(predictions, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     if data["task"] == "multi_label":  # a set of labels per text, possibly none
-        predicted = {label for row in rows for label in row["labels"].split(data["label_delimiter"]) if label}
-        assert "labels" in rows[0]
+        predicted = {
+            name for row in rows for name in row["predicted_labels"].split(data["label_delimiter"]) if name
+        }
+        assert "predicted_labels" in rows[0]
     else:
         predicted = {row["predicted_label"] for row in rows}
     assert predicted and predicted <= set(data["label_names"])

@@ -237,6 +237,24 @@ def tiny_model_dir(tmp_path_factory, config) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), texts, len(names), names)
 
 
+@pytest.fixture(scope="session")
+def project_model_dir(tmp_path_factory, config) -> Path:
+    """A tiny model recorded with this project's label scheme, as its training records one
+    (default thresholds for a multi-label project): what the project's evaluate accepts."""
+    from transformers import AutoConfig
+
+    texts = [text for text, _ in labelled_records(config, len(_sample_rows()))]
+    names = config.data.label_names
+    folder = build_tiny_model(tmp_path_factory.mktemp("project-model"), texts, len(names), names)
+    scheme = config.data.label_scheme
+    model_config = AutoConfig.from_pretrained(folder)
+    model_config.problem_type = scheme.problem_type
+    for key, value in scheme.model_config().items():
+        setattr(model_config, key, value)
+    model_config.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def live_server():
     """Start ``serve``'s server in this process (its scheduler can be inspected) on a free

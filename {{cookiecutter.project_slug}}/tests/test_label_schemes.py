@@ -301,10 +301,9 @@ def test_multi_label_metrics_agree_with_scikit_learn_for_two_or_more_labels():
         num_labels = rng.randint(2, 6)
         rows = rng.randint(1, 30)
 
-        def draw() -> tuple[int, ...]:
-            return tuple(i for i in range(num_labels) if rng.random() < 0.3)
-
-        truth, guess = [draw() for _ in range(rows)], [draw() for _ in range(rows)]
+        truth, guess = (
+            [tuple(i for i in range(num_labels) if rng.random() < 0.3) for _ in range(rows)] for _ in range(2)
+        )
         names = [f"l{i}" for i in range(num_labels)]
         ours = MULTI.compute_metrics(truth, guess, names)
         t = [MULTI.as_feature(row, num_labels) for row in truth]

@@ -134,18 +134,28 @@ def test_interrupted_predict_keeps_the_rows_it_finished(
     assert "first 32 of 96 rows" in caplog.text
 
 
-def test_evaluate_writes_metrics_matrix_and_errors(small_test_file, tiny_model_dir, tmp_path, capsys, config):
+def test_evaluate_writes_metrics_matrix_and_errors(
+    small_test_file, project_model_dir, tmp_path, capsys, config
+):
     out = tmp_path / "report"
+    model = str(project_model_dir)
+    assert cli.main(["evaluate", str(small_test_file), "--model", model, "--out", str(out)]) == 0
+    scheme = config.data.label_scheme
     assert (
-        cli.main(["evaluate", str(small_test_file), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+        f"60 examples: {'micro-F1' if scheme.name == 'multi_label' else 'accuracy'}"
+        in capsys.readouterr().out
     )
-    assert "60 examples: accuracy" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
-    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
+    assert {*scheme.metric_names, "per_class"} <= set(metrics)
     assert set(metrics["per_class"]) == set(config.data.label_names)
-    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    picture = "confusion_matrix.png" if "confusion_matrix" in metrics else "per_label.png"
+    assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "misclassified.csv", encoding="utf-8-sig", newline="") as handle:
         wrong = list(csv.DictReader(handle))
+    if scheme.name == "multi_label":  # every row whose label set is not exactly right
+        assert len(wrong) == round(metrics["num_examples"] * (1 - metrics["exact_match"]))
+        assert all(row["true_labels"] != row["predicted_labels"] for row in wrong)
+        return
     correct = sum(metrics["confusion_matrix"][i][i] for i in range(len(config.data.label_names)))
     assert len(wrong) == metrics["num_examples"] - correct
     assert all(row["true_label"] != row["predicted_label"] for row in wrong)
@@ -205,13 +215,15 @@ def test_predict_with_a_multi_label_model_writes_the_decided_labels_and_every_sc
     expected = inference.predict_fn(inference.Request(texts), classifier).scores
     if suffix == ".jsonl":
         records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
-        assert [list(record) for record in records] == [["id", column, "labels", *scores_columns]] * 3
-        decided = [record["labels"] for record in records]  # JSON: a list of names
+        assert [list(record) for record in records] == [
+            ["id", column, "predicted_labels", *scores_columns]
+        ] * 3
+        decided = [record["predicted_labels"] for record in records]  # JSON: a list of names
     else:
         table = io_module.read_table(out)
-        assert table.columns == ["id", column, "labels", *scores_columns]
+        assert table.columns == ["id", column, "predicted_labels", *scores_columns]
         records = [row.values for row in table.rows]
-        decided = [record["labels"].split("|") for record in records]
+        decided = [record["predicted_labels"].split("|") for record in records]
     for record, chosen, scores in zip(records, decided, expected, strict=True):
         assert [float(record[name]) for name in scores_columns] == pytest.approx(scores, abs=1e-5)
         assert chosen == decided_by_thresholds(scores) and len(chosen) >= 2
@@ -262,10 +274,10 @@ def test_evaluate_a_multi_label_model_scores_label_sets(multi_label_model_dir, t
     assert not (out / "confusion_matrix.png").exists()  # single-label only
     with open(out / "misclassified.csv", encoding="utf-8-sig", newline="") as handle:
         wrong = list(csv.DictReader(handle))
-    shown = {(row["true_labels"], row["labels"]) for row in wrong}
+    shown = {(row["true_labels"], row["predicted_labels"]) for row in wrong}
     expected = {("|".join(t), "|".join(p)) for p, t in zip(predicted, truth, strict=True) if p != t}
     assert shown == expected and len(wrong) == round(5 * (1 - metrics["exact_match"]))
-    assert list(wrong[0]) == ["line", config.data.text_column, "true_labels", "labels",
+    assert list(wrong[0]) == ["line", config.data.text_column, "true_labels", "predicted_labels",
                               *(f"score_{name}" for name in MULTI_LABEL_NAMES)]  # fmt: skip
     assert batch.evaluation_summary(metrics).startswith("5 examples: micro-F1 ")
 

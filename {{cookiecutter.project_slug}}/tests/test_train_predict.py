@@ -38,8 +38,8 @@ def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, 
     with open(out, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    # A label set for a multi-label model ("labels"), else the best label and its score.
-    decided = ["labels"] if multi_label else ["predicted_label", "score"]
+    # A label set for a multi-label model, else the best label and its score.
+    decided = ["predicted_labels"] if multi_label else ["predicted_label", "score"]
     added = [*decided, *(f"score_{name}" for name in names)]
     assert reader.fieldnames is not None and reader.fieldnames[-len(added) :] == added
     assert len(rows) == 10
@@ -50,7 +50,7 @@ def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, 
             chosen = [
                 name for name, score, low in zip(names, scores, thresholds, strict=True) if score >= low
             ]
-            assert row["labels"] == config.data.label_delimiter.join(chosen)
+            assert row["predicted_labels"] == config.data.label_delimiter.join(chosen)
         else:
             assert abs(sum(scores) - 1) < 1e-4
             assert row["predicted_label"] == names[scores.index(max(scores))]

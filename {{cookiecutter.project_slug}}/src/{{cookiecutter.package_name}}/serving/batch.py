@@ -118,7 +118,7 @@ def prediction_columns(scheme: LabelScheme, labels: Sequence[str]) -> list[str]:
     """The columns ``predict`` adds: the predicted label and its score, or for a multi-label
     model the decided labels; then every label's score."""
     if isinstance(scheme, MultiLabel):
-        return ["labels", *inference.score_columns(labels)]
+        return ["predicted_labels", *inference.score_columns(labels)]
     return ["predicted_label", "score", *inference.score_columns(labels)]
 
 
