@@ -22,6 +22,9 @@ def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, 
     saved = json.loads((model_dir / "config.json").read_text("utf-8"))
     assert saved["id2label"] == {str(index): name for index, name in enumerate(names)}
     assert saved["label_scheme"] == config.data.task
+    # The model card shows the baseline to beat beside the model's figures, on the same split.
+    card = (model_dir / "README.md").read_text("utf-8")
+    assert "The baseline to beat" in card and "TF-IDF + logistic regression" in card
     metrics = json.loads((run_dir / "metrics_validation.json").read_text("utf-8"))
     assert set(metrics["per_class"]) == set(names) and metrics["num_examples"] == 16
     multi_label = config.data.task == "multi_label"

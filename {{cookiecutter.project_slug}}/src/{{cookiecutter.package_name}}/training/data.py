@@ -31,10 +31,14 @@ class TokenizedSplit(Dataset):
     scheme's ``as_feature``); items are dicts the collator pads. ``labels`` keeps the label
     scheme's targets (a label id, or a tuple of ids for multi-label), which metrics compare."""
 
-    def __init__(self, name: str, features: list[dict[str, Any]], targets: list[Any]) -> None:
+    def __init__(
+        self, name: str, features: list[dict[str, Any]], targets: list[Any], texts: list[str] | None = None
+    ) -> None:
         self.name = name
         self.features = features
         self.targets = targets
+        # The texts themselves, for what reads text rather than tokens (the baseline).
+        self.texts = texts
         self.lengths = [len(feature["input_ids"]) for feature in features]
 
     def __len__(self) -> int:
@@ -52,7 +56,10 @@ class TokenizedSplit(Dataset):
         neighbours then pad little (results map back through the positions)."""
         order = sorted(range(len(self)), key=self.lengths.__getitem__, reverse=True)
         ordered = TokenizedSplit(
-            self.name, [self.features[i] for i in order], [self.targets[i] for i in order]
+            self.name,
+            [self.features[i] for i in order],
+            [self.targets[i] for i in order],
+            [self.texts[i] for i in order] if self.texts is not None else None,
         )
         return ordered, order
 
@@ -110,7 +117,8 @@ def tokenize(
         {**{key: encoded[key][i] for key in keys}, "labels": scheme.as_feature(example.label, num_labels)}
         for i, example in enumerate(examples)
     ]
-    return TokenizedSplit(name, features, [example.label for example in examples])
+    texts = [example.text for example in examples]
+    return TokenizedSplit(name, features, [example.label for example in examples], texts)
 
 
 def effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..baseline import markdown_table
 from ..label_schemes import LabelScheme
 from .tracking import finite_number
 
@@ -90,6 +91,13 @@ Per {{ "label" if independent else "class" }}, {{ detail }} split:
 | {{ text(name) }} | {{ metric(s.precision) }} | {{ metric(s.recall) }} | {{ metric(s.f1) }} | \
 {{ count(s.support) }} |
 {%- endfor %}
+{%- endif %}
+{%- if baseline_table %}
+
+The baseline to beat, {{ baseline_split }} split: {{ baseline_method }}, fitted on the same
+training split{% if independent %} (thresholds tuned on the same validation split){% endif %}.
+
+{{ baseline_table | trim }}
 {%- endif %}
 {%- if confusion %}
 
@@ -303,6 +311,7 @@ def write_model_card(
     metrics: Mapping[str, Mapping[str, Any]],
     options: Mapping[str, Any],
     max_length: int,
+    baseline: Mapping[str, Any] | None = None,
     versions: Mapping[str, str],
     created: str,
 ) -> Path:
@@ -310,7 +319,8 @@ def write_model_card(
 
     ``label_counts``: per split, the rows holding each label; ``split_rows`` the split's rows
     (for multi-label not the counts' sum); ``rows_without_label`` the rows holding none. The
-    ``scheme`` (tuned) decides the scores shown and the thresholds recorded."""
+    ``scheme`` (tuned) decides the scores shown and the thresholds recorded. ``baseline``: the
+    TF-IDF baseline's metrics on one split (its ``split``), shown beside the model's."""
     from huggingface_hub import ModelCard, ModelCardData
 
     if is_local_path(base_model):
@@ -360,6 +370,15 @@ def write_model_card(
         detail=_text(detail),
         per_class=per_class,
         confusion=list(zip(label_names, matrix, strict=False)),
+        baseline_split=_text(baseline["split"]) if baseline else "",
+        baseline_method=baseline.get("method", "") if baseline else "",
+        baseline_table=(
+            markdown_table(
+                dict(metrics[baseline["split"]]), dict(baseline), scheme.metric_names, scheme.lower_is_better
+            )
+            if baseline and baseline["split"] in metrics
+            else ""
+        ),
         options=sorted(options.items()),
         run_id=run_id,
         fingerprint=fingerprint,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import label_schemes
+from .. import baseline, label_schemes
 from ..config import load_config
 from ..errors import ConfigError, DataFormatError, OptionError
 from ..options import TrainOptions
@@ -408,6 +408,31 @@ def tracked_labels(
     return params, metrics
 
 
+def fit_baseline(context: RunContext) -> dict[str, Any] | None:
+    """The TF-IDF + logistic-regression baseline's metrics on the split the model card details
+    (test, else validation): fitted on the same training split, its decisions tuned on the
+    same validation split. None where it cannot be fitted (e.g. one label in the training
+    data), with the reason logged: the run itself has succeeded."""
+    data, options = context.data, context.options
+    shown = data.test or data.validation
+    if data.train.texts is None or data.validation.texts is None or shown.texts is None:
+        return None
+    try:
+        fitted = baseline.fit(
+            data.train.texts,
+            data.train.labels,
+            options.label_scheme,
+            len(data.label_names),
+            options.seed,
+            (data.validation.texts, data.validation.labels),
+        )
+    except ValueError as error:
+        log.warning("no baseline in the model card: %s", error)
+        return None
+    metrics = fitted.scheme.compute_metrics(shown.labels, fitted.predict(shown.texts), data.label_names)
+    return {**metrics, "split": shown.name, "method": baseline.DESCRIPTION}
+
+
 def write_outputs(
     context: RunContext, result: FitResult, evaluations: Mapping[str, Mapping[str, Any]]
 ) -> None:
@@ -429,6 +454,7 @@ def write_outputs(
     }
     plan = context.plan
     splits = (context.data.train, *context.data.evaluation_splits())
+    baseline_metrics = fit_baseline(context)
     write_model_card(
         options.model_dir,
         project_name=load_config(options.config_path).project.name,
@@ -445,6 +471,7 @@ def write_outputs(
         split_rows={split.name: len(split) for split in splits},
         rows_without_label={split.name: context.scheme.empty_rows(split.labels) for split in splits},
         metrics=evaluations,
+        baseline=baseline_metrics,
         options=recorded_options(options),
         max_length=context.data.max_length,
         versions=versions,
