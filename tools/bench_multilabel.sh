@@ -6,7 +6,7 @@
 #   OUT (default scratch/bench-multilabel), PYTHON (default .venv/bin/python), EPOCHS (default 3)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PYTHON=$(cd "$ROOT" && realpath "${PYTHON:-.venv/bin/python}")
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}  # a venv's python: not resolved, or the venv is lost
 OUT=$(mkdir -p "${OUT:-$ROOT/scratch/bench-multilabel}" && cd "${OUT:-$ROOT/scratch/bench-multilabel}" && pwd)
 SHARED=$(cd "$ROOT/../shared" && pwd)
 rm -rf "$OUT/moderation" "$OUT/hate-bias-benchmark"
