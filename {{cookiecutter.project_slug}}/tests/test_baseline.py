@@ -141,15 +141,7 @@ def test_compare_and_the_tables_show_model_baseline_and_difference():
 
 
 @pytest.fixture
-def single_label_project(config):
-    # Files written here hold one label per row (conftest's records); multi-label files are
-    # read by evaluate through the project's scheme, covered where serving reads them.
-    if config.data.task != "single_label":
-        pytest.skip("these files hold one label per row")
-
-
-@pytest.fixture
-def prepared(project_dir, config, single_label_project) -> Path:
+def prepared(project_dir, config) -> Path:
     """Prepared train, validation and test splits (label ids) in the scratch project."""
     folder = project_dir / "data" / "prepared"
     records = labelled_records(config, 700)
@@ -163,19 +155,24 @@ def evaluate(model_dir: Path, out: Path, *flags: str) -> int:
     return cli.main(["evaluate", "--model", str(model_dir), "--out", str(out), "--no-progress", *flags])
 
 
-def test_evaluate_reports_the_model_next_to_the_baseline(prepared, tiny_model_dir, tmp_path, capsys):
+def test_evaluate_reports_the_model_next_to_the_baseline(
+    prepared, project_model_dir, tmp_path, config, capsys
+):
     out = tmp_path / "report"
-    assert evaluate(tiny_model_dir, out) == 0
+    assert evaluate(project_model_dir, out) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
-    names = SINGLE.metric_names
+    scheme = config.data.label_scheme
+    names = scheme.metric_names
     base = metrics["baseline"]
     assert base["num_examples"] == metrics["num_examples"] == 100, "the same evaluation rows"
     assert base["train_rows"] == 500 and base["train"] == str(prepared / "train")
-    assert base["method"] == baseline.DESCRIPTION and base["tuned_on"] is None  # argmax: nothing to tune
+    # Single-label decides by argmax (nothing to tune); multi-label tunes thresholds, as the model.
+    tuned_on = str(prepared / "validation") if scheme.name == "multi_label" else None
+    assert base["method"] == baseline.DESCRIPTION and base["tuned_on"] == tuned_on
     assert metrics["difference"] == pytest.approx({name: metrics[name] - base[name] for name in names})
     assert f"baseline: {baseline.DESCRIPTION} fitted on {prepared / 'train'} (500 rows)" in printed
-    rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines() if line.split()}
+    rows = {line.split()[0]: line.split()[-3:] for line in printed.splitlines() if line.split()}
     assert rows["metric"] == ["model", "baseline", "difference"]
     for name in names:
         assert rows[name] == [
@@ -185,23 +182,23 @@ def test_evaluate_reports_the_model_next_to_the_baseline(prepared, tiny_model_di
         ]
 
 
-def test_evaluate_fits_the_baseline_on_a_given_file(prepared, tiny_model_dir, tmp_path, config, capsys):
+def test_evaluate_fits_the_baseline_on_a_given_file(prepared, project_model_dir, tmp_path, config, capsys):
     # A file outside the prepared folder holds labels as the project's data files do.
     train = write_labelled(
         tmp_path / "other" / "train.csv", config, labelled_records(config, 200, offset=800)
     )
     out = tmp_path / "report"
-    assert evaluate(tiny_model_dir, out, "--baseline-train", str(train)) == 0
+    assert evaluate(project_model_dir, out, "--baseline-train", str(train)) == 0
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
     assert metrics["baseline"]["train"] == str(train) and metrics["baseline"]["train_rows"] == 200
 
 
 def test_evaluate_without_a_prepared_train_split_says_how_to_get_the_baseline(
-    project_dir, single_label_project, tiny_model_dir, tmp_path, config, capsys
+    project_dir, project_model_dir, tmp_path, config, capsys
 ):
     data = write_labelled(tmp_path / "test.tsv", config, labelled_records(config, 20, offset=4000))
     out = tmp_path / "report"
-    assert cli.main(["evaluate", str(data), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    assert cli.main(["evaluate", str(data), "--model", str(project_model_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     notes = [line for line in printed.splitlines() if "baseline" in line]
     assert notes == [
@@ -212,13 +209,13 @@ def test_evaluate_without_a_prepared_train_split_says_how_to_get_the_baseline(
     assert "baseline" not in metrics and notes[0].removeprefix("note: ") in metrics["notes"]
 
 
-def test_no_baseline_skips_it(prepared, tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_no_baseline_skips_it(prepared, project_model_dir, tmp_path, monkeypatch, capsys):
     def refuse(*args, **kwargs):
         raise AssertionError("the baseline was fitted despite --no-baseline")
 
     monkeypatch.setattr(baseline, "fit", refuse)
     out = tmp_path / "report"
-    assert evaluate(tiny_model_dir, out, "--no-baseline") == 0
+    assert evaluate(project_model_dir, out, "--no-baseline") == 0
     printed = capsys.readouterr().out.splitlines()
     assert not [line for line in printed if line.startswith(("baseline", "metric", "note: no baseline"))]
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
@@ -226,13 +223,13 @@ def test_no_baseline_skips_it(prepared, tiny_model_dir, tmp_path, monkeypatch, c
 
 
 def test_a_missing_baseline_train_file_is_refused_before_the_model_loads(
-    prepared, tiny_model_dir, tmp_path, monkeypatch, capsys
+    prepared, project_model_dir, tmp_path, monkeypatch, capsys
 ):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the problem was reported")
 
     monkeypatch.setattr(batch, "load_classifier", refuse)
     missing = tmp_path / "nope.csv"
-    assert evaluate(tiny_model_dir, tmp_path / "report", "--baseline-train", str(missing)) == 2
+    assert evaluate(project_model_dir, tmp_path / "report", "--baseline-train", str(missing)) == 2
     err = capsys.readouterr().err
     assert f"evaluate: --baseline-train {missing}: no such file or folder" in err and "Traceback" not in err

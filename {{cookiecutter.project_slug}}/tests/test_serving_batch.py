@@ -180,14 +180,14 @@ def test_evaluate_refuses_a_model_with_other_labels(small_test_file, tmp_path, c
 
 
 def multi_label_section(config, **changes):
-    """This project's [data] settings for the multi-label model's labels."""
+    """This project's [data] settings for the multi-label model's labels (cells joined by '|',
+    as these tests write them, whatever this project's own delimiter)."""
     import dataclasses
 
     from conftest import MULTI_LABEL_NAMES
 
-    return dataclasses.replace(
-        config.data, task="multi_label", label_layout="column", label_names=MULTI_LABEL_NAMES, **changes
-    )
+    settings = {"task": "multi_label", "label_layout": "column", "label_delimiter": "|", **changes}
+    return dataclasses.replace(config.data, label_names=MULTI_LABEL_NAMES, **settings)
 
 
 def decided_by_thresholds(scores):
@@ -318,6 +318,8 @@ def test_the_evaluate_command_on_a_multi_label_project(multi_label_model_dir, pr
     path = project_dir / "config.toml"
     text = path.read_text("utf-8")
     text = re.sub(r"(?m)^task = .*$", 'task = "multi_label"', text, count=1)
+    text = re.sub(r"(?m)^label_delimiter = .*$", 'label_delimiter = "|"', text, count=1)  # as written below
+    text = re.sub(r"(?m)^label_layout = .*$", 'label_layout = "column"', text, count=1)
     text = re.sub(
         r"(?m)^label_names = .*$", "label_names = " + json.dumps(list(MULTI_LABEL_NAMES)), text, count=1
     )
