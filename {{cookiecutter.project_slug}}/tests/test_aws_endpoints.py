@@ -669,6 +669,6 @@ def test_invoke_keeps_every_label_a_multi_label_endpoint_decides(moto_url, cli, 
         [{"label": "negative", "score": 0.7}],
     ]
     aws_moto.queue_endpoint_results(moto_url, REGION, [decided])
-    aws = Aws(resolve_settings(config))
+    aws = Aws(resolve_settings(config, region=REGION, role=aws_moto.FAKE_ROLE))
     name = endpoints.default_endpoint_name(config)
     assert endpoints.invoke(aws, name, ["a", "b", "c"], multi_label=True) == decided
