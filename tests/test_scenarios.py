@@ -308,8 +308,10 @@ def test_scenario_from_a_git_clone(name, out, tmp_path, tiny_model_factory):
     elif dataset is not None:
         dataset.unlink()
     tier = () if name == "default" else ("-m", "not engine")
-    result = run_generated_tests(clone, site, "-rsp", *tier)
-    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    result = run_generated_tests(clone, site, "-rfsp", *tier)
+    # The report lists every passed test; name the failed ones first, then their tracebacks.
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    assert result.returncode == 0, "\n".join(failed) + "\n" + result.stdout[:8000] + result.stderr[-3000:]
     check_tier(result.stdout, full=name == "default")
     skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     # A virtualenv the template's Makefile builds; a skip for its absence only where none is set.
