@@ -31,7 +31,7 @@ TEMPLATE_FOLDER = Path(json.loads(r'{{ cookiecutter._repo_dir | default("") | te
 # Where this hook leaves the label format it decided for the post-generation hook, which deletes it.
 LABEL_FORMAT_FILE = ".template-label-format"
 LABEL_FORMATS = ("auto", "ids", "names")
-TASKS = ("single_label", "multi_label")
+TASKS = ("single_label", "multi_label", "text_pair")
 LABEL_LAYOUTS = ("column", "columns")
 
 # Names a generated package must not take: importing it would shadow the stdlib module or a
@@ -223,6 +223,7 @@ def check_dataset_contents(value: str, problems: list[str], warnings: list[str])
         names,
         ANSWERS["label_format"],
         task=ANSWERS["task"],
+        text_pair_column=ANSWERS.get("text_pair_column", "") if ANSWERS["task"] == "text_pair" else None,
         label_layout=ANSWERS["label_layout"],
         label_delimiter=ANSWERS["label_delimiter"],
     )
@@ -247,7 +248,18 @@ def check_task(answers: dict, problems: list[str]) -> None:
     if task not in TASKS:
         problems.append(
             f"task={task!r}: must be one of {', '.join(TASKS)} ('single_label': one label per text, "
-            "'multi_label': any number of labels per text)"
+            "'multi_label': any number of labels per text, 'text_pair': one label per pair of texts)"
+        )
+    pair = str(answers.get("text_pair_column", "")).strip()
+    if task == "text_pair" and not pair:
+        problems.append(
+            "text_pair_column='': task=text_pair needs the column of each example's second text "
+            "(text_column holds the first)"
+        )
+    elif task == "text_pair" and pair in (answers["text_column"], answers["label_column"]):
+        problems.append(
+            f"text_pair_column={pair!r}: is also the text or label column; it must name the column "
+            "of the second text"
         )
     if layout not in LABEL_LAYOUTS:
         problems.append(
@@ -337,7 +349,7 @@ def validate(answers: dict) -> tuple[list[str], list[str]]:
     readable = check_dataset(answers["dataset"], dataset_problems, warnings)
     problems.extend(dataset_problems)
     # The data is read with the column, label and task answers: only when those are sound.
-    answered = ("text_column", "label_", "task=")
+    answered = ("text_column", "text_pair_column", "label_", "task=")
     if readable and not any(key in problem for problem in problems for key in answered):
         check_dataset_contents(answers["dataset"], problems, warnings)
     return problems, warnings

@@ -11,6 +11,10 @@ row per label: one-vs-rest logistic regressions, a sigmoid score per label, whos
 thresholds are tuned on the validation split as the model's are (``scheme.tune``), so neither
 side of the comparison gets a decision rule the other lacks.
 
+A text pair is one text to the baseline: both texts joined by a separator token
+(``Example.joined``), so the features come from both texts but no feature relates one text to
+the other -- what a cross-encoder adds.
+
 scikit-learn is imported inside the functions: the commands import this module before their
 options are checked.
 """
@@ -181,6 +185,7 @@ def read_splits(train_path: str | os.PathLike[str], train_format: str, data: Dat
             label_format=label_format,
             scheme=data.label_scheme,
             label_layout=data.label_layout,
+            text_pair_column=data.pair_column,
         )
 
     train = read(train_path, train_format)
@@ -205,14 +210,14 @@ def evaluate(
     split its decisions were tuned on (``tuned_on``; None where the scheme has nothing to tune)."""
     validation = splits.validation
     baseline = fit(
-        [e.text for e in splits.train],
+        [e.joined for e in splits.train],
         [e.label for e in splits.train],
         scheme,
         len(names),
         seed,
-        ([e.text for e in validation], [e.label for e in validation]) if validation else None,
+        ([e.joined for e in validation], [e.label for e in validation]) if validation else None,
     )
-    predicted = baseline.predict([e.text for e in examples])
+    predicted = baseline.predict([e.joined for e in examples])
     metrics = baseline.scheme.compute_metrics([e.label for e in examples], predicted, names)
     metrics["method"] = DESCRIPTION
     metrics["train"] = str(splits.train_path)

@@ -47,8 +47,10 @@ class DataSection:
     label_column: str
     label_names: tuple[str, ...]
     label_format: str = "auto"
-    # "single_label" or "multi_label" (a label scheme's name; see label_schemes).
+    # "single_label", "multi_label" or "text_pair" (label_schemes.TASKS).
     task: str = "single_label"
+    # The second text of each example (task "text_pair").
+    text_pair_column: str = ""
     # "column": labels in label_column; "columns": one 0/1 column per label name (multi_label).
     label_layout: str = "column"
     # Separates several labels in one label_column cell (multi_label).
@@ -62,6 +64,16 @@ class DataSection:
     def label_scheme(self) -> label_schemes.LabelScheme:
         """The label scheme of ``task``."""
         return label_schemes.for_project(self.task, self.label_delimiter)
+
+    @property
+    def pair_column(self) -> str | None:
+        """The column of each example's second text, or None when an example is one text."""
+        return self.text_pair_column if self.task == "text_pair" else None
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """The column(s) an example's text is read from."""
+        return (self.text_column,) if self.pair_column is None else (self.text_column, self.pair_column)
 
 
 @dataclass(frozen=True)
@@ -272,6 +284,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
         text_column=data.text_column,
         label_column=data.label_column,
         task=data.task,
+        text_pair_column=data.text_pair_column,
         label_layout=data.label_layout,
         label_delimiter=data.label_delimiter,
         config_path=path,
@@ -327,8 +340,8 @@ def _check(config: ProjectConfig) -> None:
             f"got {config.data.label_format!r}"
         )
     data = config.data
-    if data.task not in label_schemes.SCHEMES:
-        known = ", ".join(label_schemes.SCHEMES)
+    if data.task not in label_schemes.TASKS:
+        known = ", ".join(label_schemes.TASKS)
         raise ConfigError(f"{where}.task: must be one of {known}, got {data.task!r}")
     if data.label_layout not in LABEL_LAYOUTS:
         raise ConfigError(
@@ -338,6 +351,17 @@ def _check(config: ProjectConfig) -> None:
         raise ConfigError(
             f'{where}.label_layout: "columns" (one 0/1 column per label) needs task = "multi_label"'
         )
+    if data.task == "text_pair":
+        pair = data.text_pair_column
+        if not pair.strip():
+            raise ConfigError(
+                f'{where}.text_pair_column: task = "text_pair" needs the column of the second text'
+            )
+        if pair in (data.text_column, data.label_column):
+            raise ConfigError(
+                f"{where}.text_pair_column: {pair!r} is also the text or label column; it must name "
+                "the column of the second text"
+            )
     if data.task == "multi_label" and not data.label_delimiter.strip():
         raise ConfigError(f"{where}.label_delimiter: must not be blank, got {data.label_delimiter!r}")
     for key in ("validation_fraction", "test_fraction"):

@@ -164,6 +164,7 @@ class TrainOptions:
     text_column: str = ""
     label_column: str = ""
     task: str = "single_label"
+    text_pair_column: str = ""
     label_layout: str = "column"
     label_delimiter: str = "|"
     config_path: str = ""
@@ -172,6 +173,11 @@ class TrainOptions:
     def label_scheme(self) -> label_schemes.LabelScheme:
         """The label scheme of the project's ``[data]`` task."""
         return label_schemes.for_project(self.task, self.label_delimiter)
+
+    @property
+    def pair_column(self) -> str | None:
+        """The column of each example's second text (task "text_pair"), else None."""
+        return self.text_pair_column if self.task == "text_pair" else None
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)

@@ -55,12 +55,14 @@ def check_dataset(
     task: str = label_schemes.DEFAULT,
     label_layout: str = "column",
     label_delimiter: str = "|",
+    text_pair_column: str | None = None,
 ) -> CheckResult:
     """Columns, label values and label format of every file of a dataset source.
 
     Multi-label (``task``): with ``label_layout`` "column" a cell holds label values joined by
     ``label_delimiter`` or a JSON list, and the delimiter must occur somewhere in the dataset's
     string cells; with "columns" every label name is a column of 0/1 (true/false) values.
+    ``text_pair_column`` (task "text_pair"): every row with a text holds the second text too.
     """
     result = CheckResult()
     source = Path(path)
@@ -79,12 +81,15 @@ def check_dataset(
     for file in result.files:
         try:
             cells.append(
-                _read_label_cells(file, text_column, label_column, label_names, multi, label_delimiter)
+                _read_label_cells(
+                    file, text_column, label_column, label_names, multi, label_delimiter, text_pair_column
+                )
             )
         except DataFormatError as error:
             result.problems.append(str(error))
         except _MissingColumns as missing:
-            result.problems.append(str(missing) + " (answers text_column/label_column)")
+            pair = "/text_pair_column" if text_pair_column else ""
+            result.problems.append(f"{missing} (answers text_column{pair}/label_column)")
     if multi and cells and not _delimiter_occurs(cells, label_column, label_delimiter, result):
         return result
     formats: dict[str, Path] = {}
@@ -112,17 +117,33 @@ class _MissingColumns(Exception):
 
 
 def _read_label_cells(
-    file: Path, text_column: str, label_column: str, label_names: Sequence[str], multi: bool, delimiter: str
+    file: Path,
+    text_column: str,
+    label_column: str,
+    label_names: Sequence[str],
+    multi: bool,
+    delimiter: str,
+    pair_column: str | None = None,
 ) -> _LabelCells:
     reader = RowReader(file)
-    if text_column not in reader.columns or label_column not in reader.columns:
-        raise _MissingColumns(
-            missing_columns_message(file, reader.columns, (text_column, label_column), label_names)
-        )
+    texts = (text_column,) if pair_column is None else (text_column, pair_column)
+    required = (*texts, label_column)
+    if any(column not in reader.columns for column in required):
+        raise _MissingColumns(missing_columns_message(file, reader.columns, required, label_names))
     found = _LabelCells(file)
     for row in reader:
         text = row.values.get(text_column)
-        if not (isinstance(text, str) and text.strip()):
+        filled = isinstance(text, str) and bool(text.strip())
+        if pair_column is not None:
+            pair = row.values.get(pair_column)
+            if filled != (isinstance(pair, str) and bool(pair.strip())):
+                empty = pair_column if filled else text_column
+                raise DataFormatError(
+                    f"{file}: line {row.line}: column {empty!r} is empty: every row of a text-pair "
+                    f"dataset needs both texts ({text_column!r} and {pair_column!r}); fill it or "
+                    "remove the row (answers text_column/text_pair_column)"
+                )
+        if not filled:
             continue
         raw: Any = row.values.get(label_column)
         if not multi:

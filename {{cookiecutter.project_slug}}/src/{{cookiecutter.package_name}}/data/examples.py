@@ -26,11 +26,28 @@ log = logging.getLogger(__name__)
 Target = int | tuple[int, ...]
 
 
+# Between the two texts of a pair where one string must stand for both (the TF-IDF baseline):
+# a token no text holds, so no word or character n-gram spans the two texts unmarked.
+PAIR_SEPARATOR = " [SEP] "
+
+
 @dataclass(frozen=True)
 class Example:
     text: str
     label: Target
     line: int
+    # The second text of a text pair (task "text_pair"); None for one text per example.
+    text_pair: str | None = None
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The text, or both texts of a pair: what tells examples apart (duplicates, leakage)."""
+        return (self.text,) if self.text_pair is None else (self.text, self.text_pair)
+
+    @property
+    def joined(self) -> str:
+        """The text, or both texts of a pair joined by :data:`PAIR_SEPARATOR`."""
+        return PAIR_SEPARATOR.join(self.texts)
 
 
 def resolve_data_file(path: str | os.PathLike[str]) -> Path:
@@ -59,13 +76,16 @@ def load_examples(
     label_format: str = "auto",
     scheme: label_schemes.LabelScheme | None = None,
     label_layout: str = "column",
+    text_pair_column: str | None = None,
 ) -> list[Example]:
     """Read labelled examples; any bad row is an error that names the file and line.
 
     Empty texts are skipped when ``skip_empty`` (NSMC has a few; `data validate` reports them).
     The label ``scheme`` (default: single-label) decides for the whole file whether its labels
     are ids or names, and what a row's label is. ``label_layout`` "columns" (multi-label): one
-    0/1 column per label, named as the label; ``label_column`` is then unused.
+    0/1 column per label, named as the label; ``label_column`` is then unused. With
+    ``text_pair_column`` (task "text_pair") every example is a pair of texts: a row holding only
+    one of the two is an error, a row holding neither is skipped like an empty text.
     """
     if label_layout not in LABEL_LAYOUTS:
         raise ValueError(f"label_layout must be one of {', '.join(LABEL_LAYOUTS)}, got {label_layout!r}")
@@ -74,27 +94,29 @@ def load_examples(
     reader = RowReader(file)
     if not reader.columns:  # JSON Lines without a record (an empty CSV/TSV fails in RowReader)
         raise DataFormatError(f"{file}: the file is empty (no records)")
+    texts = _TextColumns(text_column, text_pair_column)
     if label_layout == "columns":
-        require_columns(reader.columns, (text_column, *label_names), file, label_names)
+        require_columns(reader.columns, (*texts.columns, *label_names), file, label_names)
         examples = []
-        for row in _texts(reader, file, text_column, skip_empty):
+        for row in texts.rows(reader, file, skip_empty):
             try:
                 target = scheme.read_columns(row.values, label_names)
             except LabelError as error:
                 raise DataFormatError(f"{file}: line {row.line}: {error}") from None
-            examples.append(Example(row.values.get(text_column) or "", target, row.line))
+            text, pair = texts.of(row)
+            examples.append(Example(text, target, row.line, pair))
         for warning in reader.warnings:
             log.warning(warning)
         return examples
-    require_columns(reader.columns, (text_column, label_column), file, label_names)
-    kept: list[tuple[str, Any, int]] = []
+    require_columns(reader.columns, (*texts.columns, label_column), file, label_names)
+    kept: list[tuple[tuple[str, str | None], Any, int]] = []
     first_lines: dict[Any, int] = {}
     # Single-label values are keyed as text ("1" and 1 are one value); a multi-label cell keeps
     # its raw form (a JSON list as a tuple), which the scheme splits into label values itself.
     key_of = label_schemes.cell_key if isinstance(scheme, MultiLabel) else label_key
-    for row in _texts(reader, file, text_column, skip_empty):
+    for row in texts.rows(reader, file, skip_empty):
         value = row.values.get(label_column)
-        kept.append((row.values.get(text_column) or "", value, row.line))
+        kept.append((texts.of(row), value, row.line))
         first_lines.setdefault(key_of(value), row.line)
     for warning in reader.warnings:
         log.warning(warning)
@@ -104,21 +126,46 @@ def load_examples(
         raise DataFormatError(f"{file}: line {error.first_line}: column {label_column!r}: {error}") from None
     except LabelError as error:
         raise DataFormatError(f"{file}: column {label_column!r}: {error}") from None
-    return [Example(text, encode(value), line) for text, value, line in kept]
+    return [Example(text, encode(value), line, pair) for (text, pair), value, line in kept]
 
 
-def _texts(reader: RowReader, file: Path, text_column: str, skip_empty: bool) -> Iterator[Row]:
-    """The rows to read labels from: a missing text is empty, a non-text one is an error, and
-    empty texts are left out when ``skip_empty``."""
-    for row in reader:
-        text = row.values.get(text_column)
-        if text is not None and not isinstance(text, str):
-            raise DataFormatError(
-                f"{file}: line {row.line}: column {text_column!r} must hold text, got {text!r}"
-            )
-        if skip_empty and not (text or "").strip():
-            continue
-        yield row
+@dataclass(frozen=True)
+class _TextColumns:
+    """The column(s) an example's text is read from: one, or two for a text pair."""
+
+    text: str
+    pair: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.text,) if self.pair is None else (self.text, self.pair)
+
+    def of(self, row: Row) -> tuple[str, str | None]:
+        text = row.values.get(self.text) or ""
+        return text, None if self.pair is None else (row.values.get(self.pair) or "")
+
+    def rows(self, reader: RowReader, file: Path, skip_empty: bool) -> Iterator[Row]:
+        """The rows to read labels from: a missing text is empty, a non-text one is an error,
+        and empty rows are left out when ``skip_empty``. A pair with one empty text is an error
+        (the model would learn from half an example) however ``skip_empty`` is set."""
+        for row in reader:
+            filled = []
+            for column in self.columns:
+                text = row.values.get(column)
+                if text is not None and not isinstance(text, str):
+                    raise DataFormatError(
+                        f"{file}: line {row.line}: column {column!r} must hold text, got {text!r}"
+                    )
+                filled.append(bool((text or "").strip()))
+            if self.pair is not None and any(filled) and not all(filled):
+                empty = self.columns[filled.index(False)]
+                raise DataFormatError(
+                    f"{file}: line {row.line}: column {empty!r} is empty: every row of a text-pair "
+                    f"dataset needs both texts ({self.text!r} and {self.pair!r}); fill it or remove the row"
+                )
+            if skip_empty and not any(filled):
+                continue
+            yield row
 
 
 def require_columns(

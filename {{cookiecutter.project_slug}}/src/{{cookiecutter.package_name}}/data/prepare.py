@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 def _carve(examples: list[Example], fraction: float, seed: int, name: str) -> tuple[list, list]:
     """Split off a stratified ``fraction``, deterministic for a seed and input order. Identical
     texts stay or go together, so no text is both training data and held out."""
-    groups: dict[str, list[Example]] = {}
+    groups: dict[tuple[str, ...], list[Example]] = {}
     for example in examples:
-        groups.setdefault(example.text, []).append(example)
+        groups.setdefault(example.texts, []).append(example)
     members = list(groups.values())
     # A text's most frequent label (or label set) stands for its copies in the stratification;
     # without duplicates this is the plain per-row split.
@@ -85,11 +85,11 @@ def _drop_held_out(loaded: dict[str, list[Example]]) -> dict[str, dict[str, int]
     for held_out in ("test", "validation"):
         if held_out not in loaded:
             continue
-        texts = {example.text for example in loaded[held_out]}
+        texts = {example.texts for example in loaded[held_out]}
         for split in SPLITS[: SPLITS.index(held_out)]:
             if split not in loaded:
                 continue
-            kept = [example for example in loaded[split] if example.text not in texts]
+            kept = [example for example in loaded[split] if example.texts not in texts]
             if len(kept) < len(loaded[split]):
                 dropped.setdefault(split, {})[held_out] = len(loaded[split]) - len(kept)
                 loaded[split] = kept
@@ -100,12 +100,13 @@ def _record(config: DataSection, example: Example) -> dict[str, Any]:
     """A prepared row: the label id; for a label set, a JSON list of ids (layout "column") or a
     0/1 per label name (layout "columns"), as the source held it."""
     label = example.label
+    texts = dict(zip(config.text_columns, example.texts, strict=True))
     if not isinstance(label, tuple):
-        return {config.text_column: example.text, config.label_column: label}
+        return {**texts, config.label_column: label}
     if config.label_layout == "columns":
         flags = {name: int(index in label) for index, name in enumerate(config.label_names)}
-        return {config.text_column: example.text, **flags}
-    return {config.text_column: example.text, config.label_column: list(label)}
+        return {**texts, **flags}
+    return {**texts, config.label_column: list(label)}
 
 
 def prepare(config: DataSection, out_dir: str | Path, source: str | None = None) -> dict[str, Any]:
@@ -123,6 +124,7 @@ def prepare(config: DataSection, out_dir: str | Path, source: str | None = None)
             label_format=config.label_format,
             scheme=scheme,
             label_layout=config.label_layout,
+            text_pair_column=config.pair_column,
         )
         for split, path in files.items()
     }
@@ -145,6 +147,7 @@ def prepare(config: DataSection, out_dir: str | Path, source: str | None = None)
         "label_column": config.label_column,
         "label_names": list(config.label_names),
         **({"task": config.task, "label_layout": config.label_layout} if multi else {}),
+        **({"task": config.task, "text_pair_column": config.pair_column} if config.pair_column else {}),
         "splits": {},
         "dropped_duplicates": dropped,
     }

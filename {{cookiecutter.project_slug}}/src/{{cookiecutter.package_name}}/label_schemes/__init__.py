@@ -142,9 +142,15 @@ def get(name: str = DEFAULT) -> LabelScheme:
         raise ValueError(f"unknown label scheme {name!r}; known: {', '.join(SCHEMES)}") from None
 
 
+# Tasks named for their inputs, not their labels, and the scheme that reads their labels: a text
+# pair gets one label of N, as a single text does.
+TASK_SCHEMES = {"text_pair": "single_label"}
+TASKS = ("single_label", "multi_label", *TASK_SCHEMES)
+
+
 def for_project(task: str = DEFAULT, label_delimiter: str = multi_label.DEFAULT_DELIMITER) -> LabelScheme:
     """The scheme of a project's ``[data]`` settings (``task``, ``label_delimiter``)."""
-    scheme = get(task)
+    scheme = get(TASK_SCHEMES.get(task, task))
     if isinstance(scheme, multi_label.MultiLabel):
         return replace(scheme, delimiter=label_delimiter)
     return scheme

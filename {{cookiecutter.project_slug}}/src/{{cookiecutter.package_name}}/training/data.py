@@ -37,7 +37,7 @@ class TokenizedSplit(Dataset):
         self.name = name
         self.features = features
         self.targets = targets
-        # The texts themselves, for what reads text rather than tokens (the baseline).
+        # The texts (a pair joined: Example.joined), for what reads text, not tokens (the baseline).
         self.texts = texts
         self.lengths = [len(feature["input_ids"]) for feature in features]
 
@@ -94,6 +94,7 @@ def read_split(path: str | None, name: str, options: TrainOptions) -> list[Examp
         label_format="ids",
         scheme=options.label_scheme,
         label_layout=options.label_layout,
+        text_pair_column=options.pair_column,
     )
     if not examples:
         raise DataFormatError(f"{path}: the {name} split holds no usable examples")
@@ -105,10 +106,14 @@ def tokenize(
 ) -> TokenizedSplit:
     """Truncate to ``max_length`` but do not pad: padding is decided per batch. ``labels`` is
     what the scheme's loss takes (an id; a multi-hot row of floats for multi-label, which the
-    collator stacks into a float tensor)."""
+    collator stacks into a float tensor). A text pair is encoded as the tokenizer joins pairs
+    (``[CLS] a [SEP] b [SEP]`` and its token types); ``longest_first`` truncation takes tokens
+    from the longer text first, so both texts keep a share of ``max_length``."""
+    pairs = [example.text_pair for example in examples]
     encoded = tokenizer(
         [example.text for example in examples],
-        truncation=True,
+        *([pairs] if any(pair is not None for pair in pairs) else []),
+        truncation="longest_first",
         max_length=max_length,
         padding=False,
     )
@@ -117,7 +122,7 @@ def tokenize(
         {**{key: encoded[key][i] for key in keys}, "labels": scheme.as_feature(example.label, num_labels)}
         for i, example in enumerate(examples)
     ]
-    texts = [example.text for example in examples]
+    texts = [example.joined for example in examples]
     return TokenizedSplit(name, features, [example.label for example in examples], texts)
 
 

@@ -250,6 +250,9 @@ def run_with_options(options: TrainOptions, backend_factory: BackendFactory, ent
             scheme=scheme,
             pad_token_id=tokenizer.pad_token_id,
         )
+        if options.pair_column:
+            # Whatever serves the model asks for both texts, named as the training data names them.
+            model.config.text_pair_columns = [options.text_column, options.pair_column]
         schedule = make_schedule(options, len(data.train), runtime.world_size)
         context = RunContext(
             options,
