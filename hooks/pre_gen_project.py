@@ -261,6 +261,11 @@ def check_task(answers: dict, problems: list[str]) -> None:
             f"text_pair_column={pair!r}: is also the text or label column; it must name the column "
             "of the second text"
         )
+    elif task != "text_pair" and pair:
+        problems.append(
+            f"text_pair_column={pair!r}: only task=text_pair reads a second text; answer task=text_pair "
+            "or leave text_pair_column empty"
+        )
     if layout not in LABEL_LAYOUTS:
         problems.append(
             f"label_layout={layout!r}: must be one of {', '.join(LABEL_LAYOUTS)} ('column': labels in "

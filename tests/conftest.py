@@ -17,6 +17,8 @@ TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
 TEMPLATE_KEYS = set(json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")))
 SHARED = REPO.parent / "shared"
 NSMC_DIR = SHARED / "data" / "nsmc"
+# The template's tools are scripts, not a package; tests build their data with them, as BENCHMARKS does.
+sys.path.insert(0, str(REPO / "tools"))
 # A Jinja expression, statement or comment, or a reference to the cookiecutter context.
 JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}|cookiecutter\.(?!json)[a-z_]+", re.DOTALL)
 # Python files are copied, not rendered, and may hold braces of their own (e.g. a docker

@@ -41,6 +41,18 @@ CASES = {
     "author-email": ({"author_email": "me at example"}, "author_email='me at example'"),
     "author-email-no-domain": ({"author_email": "me@localhost"}, "not an e-mail address"),
     "columns-single-label": ({"label_layout": "columns"}, "label_layout='columns': one 0/1 column per label"),
+    "text-pair-without-column": (
+        {"task": "text_pair"},
+        "text_pair_column='': task=text_pair needs the column of each example's second text",
+    ),
+    "text-pair-same-column": (
+        {"task": "text_pair", "text_pair_column": "document"},
+        "text_pair_column='document': is also the text or label column",
+    ),
+    "pair-column-without-text-pair": (
+        {"text_pair_column": "answer"},
+        "text_pair_column='answer': only task=text_pair reads a second text",
+    ),
     "blank-delimiter": (
         {"task": "multi_label", "label_delimiter": " "},
         "label_delimiter=' ': must not be blank",
@@ -301,7 +313,7 @@ def test_task_and_layout_outside_their_choices_are_listed_together(out, capfd):
         bake_replay(out, answers)
     err = capfd.readouterr().err
     assert "2 invalid answer(s)" in err, err
-    assert "task='regression': must be one of single_label, multi_label" in err
+    assert "task='regression': must be one of single_label, multi_label, text_pair" in err
     assert "label_layout='rows': must be one of column, columns" in err
     assert [path.name for path in out.iterdir()] == ["replay.json"]
 
@@ -360,6 +372,56 @@ def test_multi_label_dataset_errors_abort(name, out, tmp_path, capfd):
     data = write(tmp_path, text)
     with pytest.raises(FailedHookException):
         bake(out, dataset=str(data), **{**MULTI_LABEL, **answers})
+    err = capfd.readouterr().err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert list(out.iterdir()) == []
+
+
+TEXT_PAIR = {
+    "task": "text_pair",
+    "text_column": "query",
+    "text_pair_column": "answer",
+    "label_names": "무관,관련",
+}
+
+
+def test_text_pair_datasets_are_accepted(out, tmp_path, capfd):
+    data = write(
+        tmp_path, "query,answer,label\n환불 방법,영수증을 지참하세요,관련\n환불 방법,날씨가 맑아요,무관\n"
+    )
+    project = bake(out, dataset=str(data), **TEXT_PAIR)
+    config = (project / "config.toml").read_text(encoding="utf-8")
+    assert 'task = "text_pair"' in config and 'text_pair_column = "answer"' in config
+    assert 'metric_for_best_model = "accuracy"' in config
+    assert f"{CHECKED} 1 file(s) of {data}: labels are names" in capfd.readouterr().err
+
+
+TEXT_PAIR_DATA_ERRORS = {
+    "empty-pair-text": (
+        "query,answer,label\n환불 방법,영수증을 지참하세요,관련\n배송 기간,,무관\n",
+        [
+            "data.csv: line 3: column 'answer' is empty: every row of a text-pair dataset needs both texts",
+            "fill it or remove the row (answers text_column/text_pair_column)",
+        ],
+    ),
+    "empty-first-text": (
+        "query,answer,label\n,영수증을 지참하세요,관련\n",
+        ["data.csv: line 2: column 'query' is empty: every row of a text-pair dataset needs both texts"],
+    ),
+    "missing-pair-column": (
+        "query,label\n환불 방법,관련\n",
+        ["missing column(s) 'answer' not found", "(answers text_column/text_pair_column/label_column)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_PAIR_DATA_ERRORS))
+def test_text_pair_dataset_errors_abort(name, out, tmp_path, capfd):
+    text, fragments = TEXT_PAIR_DATA_ERRORS[name]
+    data = write(tmp_path, text)
+    with pytest.raises(FailedHookException):
+        bake(out, dataset=str(data), **TEXT_PAIR)
     err = capfd.readouterr().err
     for fragment in fragments:
         assert fragment in err, err

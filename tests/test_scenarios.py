@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    NSMC_DIR,
     SHARED,
     bake,
     commit_and_clone,
@@ -39,6 +40,8 @@ from conftest import (
     run_generated_tests,
     template_files,
 )
+from review_pairs import LABELS as PAIR_LABELS
+from review_pairs import review_pairs
 
 SAMPLE = (
     Path(__file__).resolve().parents[1]
@@ -182,6 +185,27 @@ def hate_and_bias(folder: Path) -> dict[str, Any]:
     }
 
 
+def review_agreement(folder: Path) -> dict[str, Any]:
+    """Text pairs, as JSON Lines with Korean keys: two NSMC reviews and whether they rate the film
+    alike (tools/review_pairs.py), so only both texts together tell the label."""
+    path = folder / "리뷰쌍.jsonl"
+    rows = review_pairs(NSMC_DIR / "ratings_train.txt", 1200, seed=7)
+    with open(path, "w", encoding="utf-8") as handle:
+        for first, second, agreement in rows:
+            record = {"첫리뷰": first, "둘째리뷰": second, "관계": agreement}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return {
+        "project_name": "Review Agreement",
+        "dataset": str(path),
+        "task": "text_pair",
+        "text_column": "첫리뷰",
+        "text_pair_column": "둘째리뷰",
+        "label_column": "관계",
+        "label_names": ",".join(PAIR_LABELS),
+        "max_seq_length": "64",
+    }
+
+
 # Shared by the scenarios: the libraries' analysis is the same for every project.
 MYPY_CACHE = Path(tempfile.gettempdir()) / "text-classifier-template-mypy-cache"
 
@@ -225,6 +249,13 @@ SCENARIOS = {
         hate_and_bias,
         "comment_moderation",
         config={"task": "multi_label", "label_delimiter": ";", "label_names": list(HATE_AND_BIAS.values())},
+        local_session=True,
+    ),
+    # Trained and queried through the CLI too: one label per pair of texts.
+    "text-pair-korean": Scenario(
+        review_agreement,
+        "review_agreement",
+        config={"task": "text_pair", "text_pair_column": "둘째리뷰", "label_names": list(PAIR_LABELS)},
         local_session=True,
     ),
 }
