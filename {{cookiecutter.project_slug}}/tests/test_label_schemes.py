@@ -47,6 +47,40 @@ def test_every_scheme_keeps_the_contract(name, config):
     assert set(scheme.metric_names) <= set(metrics)
     assert scheme.best_metric in (*scheme.metric_names, "loss")
     assert scheme.problem_type in ("single_label_classification", "multi_label_classification")
+    assert isinstance(scheme.label_sets, bool)
+    thresholds = scheme.decision_thresholds(len(names))
+    assert thresholds is None or len(thresholds) == len(names)
+    for row, target in zip(probabilities.tolist(), predictions, strict=True):
+        assert 0.0 <= scheme.mistake_score(row, target) <= 1.0
+    assert hash(scheme.cell_key(["a", "b"])) is not None and scheme.cell_values(None) in ([], [None])
+
+
+def test_every_task_reads_its_labels_with_a_scheme():
+    """A task named for its inputs (a text pair) reads its labels with the scheme of its kind."""
+    for task in label_schemes.TASKS:
+        assert label_schemes.for_project(task).name in SCHEMES
+    assert label_schemes.for_project("text_pair") == SINGLE
+
+
+def test_the_surest_mistake_is_the_largest_wrong_decision_on_random_cases():
+    """mistake_score against its definition, on 3,000 random score rows and targets."""
+    rng = random.Random(19)
+    multi = multi_label.MultiLabel()
+    for _ in range(3000):
+        size = rng.randint(2, 8)
+        scores = [rng.random() for _ in range(size)]
+        thresholds = tuple(rng.random() for _ in range(size))
+        tuned = multi_label.MultiLabel(thresholds=thresholds)
+        target = tuple(sorted(rng.sample(range(size), rng.randint(0, size))))
+        chosen = {i for i in range(size) if scores[i] >= thresholds[i]}
+        wrong = [
+            scores[i] if i in chosen else 1 - scores[i] for i in range(size) if (i in chosen) != (i in target)
+        ]
+        assert tuned.mistake_score(scores, target) == (max(wrong) if wrong else 0.0)
+        assert multi.decision_thresholds(size) == [0.5] * size
+        assert tuned.decision_thresholds(size) == list(thresholds)
+        best = max(range(size), key=scores.__getitem__)
+        assert SINGLE.mistake_score(scores, rng.randrange(size)) == scores[best]
 
 
 def test_labels_round_trip_in_the_projects_own_names_and_format(config):

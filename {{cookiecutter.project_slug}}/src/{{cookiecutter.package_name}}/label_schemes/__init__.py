@@ -50,6 +50,19 @@ class LabelScheme(Protocol):
     @property
     def lower_is_better(self) -> frozenset[str]: ...
 
+    # True when a target is a set of labels (any number, none included), False for one label:
+    # what reports and answers name "labels" rather than "label".
+    @property
+    def label_sets(self) -> bool: ...
+
+    def cell_key(self, raw: Any) -> Any:
+        """A raw label cell as a dict key, for :meth:`label_reader`'s first lines."""
+        ...
+
+    def cell_values(self, raw: Any) -> list[Any]:
+        """The label values one raw cell holds (a multi-label cell's parts)."""
+        ...
+
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
     ) -> Callable[[Any], Any]:
@@ -103,6 +116,15 @@ class LabelScheme(Protocol):
 
     def model_config(self) -> dict[str, Any]:
         """What a trained model records in its config.json; :func:`for_model` reads it back."""
+        ...
+
+    def decision_thresholds(self, num_labels: int) -> list[float] | None:
+        """The score each label needs to be predicted, or None where labels compete (argmax)."""
+        ...
+
+    def mistake_score(self, scores: Sequence[float], target: Any) -> float:
+        """How sure a wrong prediction from ``scores`` was (the surest wrong decision first
+        in reports of mistakes)."""
         ...
 
     def decode(self, prediction: Any, names: Sequence[str]) -> str:

@@ -75,6 +75,14 @@ class MultiLabel:
     )
     best_metric: str = "micro_f1"
     lower_is_better: frozenset[str] = frozenset({"hamming_loss"})
+    label_sets: bool = True
+
+    def cell_key(self, raw: Any) -> Any:
+        # The raw form (a JSON list as a tuple), which the reader splits into label values itself.
+        return tuple(raw) if isinstance(raw, list) else raw
+
+    def cell_values(self, raw: Any) -> list[Any]:
+        return cell_elements(raw, self.delimiter)
 
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
@@ -209,6 +217,16 @@ class MultiLabel:
         if self.thresholds:
             config["label_thresholds"] = list(self.thresholds)
         return config
+
+    def decision_thresholds(self, num_labels: int) -> list[float] | None:
+        return [self.threshold(index) for index in range(num_labels)]
+
+    def mistake_score(self, scores: Sequence[float], target: Sequence[int]) -> float:
+        """The surest wrong decision: a wrongly chosen label's score, or one minus a missed
+        label's score."""
+        (chosen,) = self.predict([scores])
+        wrong = set(chosen) ^ set(target)
+        return max((scores[i] if i in chosen else 1 - scores[i] for i in wrong), default=0.0)
 
     def decode(self, prediction: Sequence[int], names: Sequence[str]) -> str:
         return self.delimiter.join(self.label_list(prediction, names))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .label_values import LabelError, LabelMap, decide_format
+from .label_values import LabelError, LabelMap, decide_format, label_key
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +34,14 @@ class SingleLabel:
     metric_names: tuple[str, ...] = ("accuracy", "macro_f1")
     best_metric: str = "accuracy"
     lower_is_better: frozenset[str] = frozenset()
+    label_sets: bool = False
+
+    def cell_key(self, raw: Any) -> str:
+        # Keyed as text: "1" and 1 are one value.
+        return label_key(raw)
+
+    def cell_values(self, raw: Any) -> list[Any]:
+        return [raw]
 
     def label_reader(
         self, values: Mapping[Any, Any] | Iterable[Any], names: Sequence[str], label_format: str = "auto"
@@ -100,6 +108,14 @@ class SingleLabel:
 
     def model_config(self) -> dict[str, Any]:
         return {"label_scheme": self.name}
+
+    def decision_thresholds(self, num_labels: int) -> list[float] | None:
+        return None
+
+    def mistake_score(self, scores: Sequence[float], target: int) -> float:
+        """The score of the wrongly predicted label."""
+        (chosen,) = self.predict([scores])
+        return float(scores[chosen])
 
     def decode(self, prediction: int, names: Sequence[str]) -> str:
         return names[prediction]
