@@ -121,6 +121,13 @@ def label_cells(config: ProjectConfig, label_id: int, *, ids: bool = False) -> d
     return {config.data.label_column: label_id if ids else label_value(config, label_id)}
 
 
+def targets_of(config: ProjectConfig, label_ids: Sequence[int]) -> list:
+    """Label ids (of :func:`labelled_records`) as the project's label scheme's targets (for
+    multi-label, a set of one label each), read as the scheme reads a prepared file's ids."""
+    read = config.data.label_scheme.label_reader(set(label_ids), config.data.label_names, "ids")
+    return [read(label) for label in label_ids]
+
+
 def write_labelled(
     path: Path,
     config: ProjectConfig,

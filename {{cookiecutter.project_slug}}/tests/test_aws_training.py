@@ -347,7 +347,8 @@ def test_process_mode_trains_through_the_container_contract(
     effective = json.loads((ml / "output" / "data" / "hyperparameters.json").read_text())
     assert effective["train_dir"] == str(ml / "input" / "data" / "train")
     assert effective["epochs"] == 1 and effective["batch_size"] == 16
-    assert "eval_accuracy=" in out
+    best = config.data.label_scheme.best_metric
+    assert f"eval_{best}=" in out
     assert f"model: {model_dir}" in out
 
     # Tracked from INSIDE the entry point, in the MLflow store the launch named: the run is
@@ -362,9 +363,9 @@ def test_process_mode_trains_through_the_container_contract(
     assert run.info.status == "FINISHED"
     assert float(run.data.params["epochs"]) == 1
     assert run.data.params["entry_point"] == entry_point
-    history = client.get_metric_history(run.info.run_id, "eval_accuracy")
+    history = client.get_metric_history(run.info.run_id, f"eval_{best}")
     assert len({m.step for m in history}) >= 2, history
-    assert "validation_accuracy" in run.data.metrics
+    assert f"validation_{best}" in run.data.metrics
     assert run.data.tags["model_artifacts"] == str(model_dir)
     # Nothing went to AWS (no experiments there) nor to the project's own local store.
     sm = aws_moto.client("sagemaker", REGION)

@@ -126,7 +126,7 @@ def test_entry_point_trains_under_the_training_image(
     assert (model_dir / "config.json").is_file()
     assert (model_dir / "model.safetensors").is_file()
     assert (ml / "output" / "data" / "metrics_validation.json").is_file()
-    assert "eval_accuracy=" in captured.out
+    assert f"eval_{config.data.label_scheme.best_metric}=" in captured.out
     assert store.is_file()
 
     if entry_point == "train_hf":
@@ -150,6 +150,10 @@ def test_entry_point_trains_under_the_training_image(
     text, _ = labelled_records(config, 1, offset=100)[0]
     prediction = batch.classify(classifier, [text], progress=False)
     assert list(prediction.labels) == list(config.data.label_names)
+    assert prediction.scheme.name == config.data.label_scheme.name  # recorded in config.json
     [scores] = prediction.scores
     assert len(scores) == len(config.data.label_names)
-    assert abs(sum(scores) - 1) <= 1e-4
+    if config.data.label_scheme.name == "multi_label":  # a sigmoid per label
+        assert all(0.0 <= score <= 1.0 for score in scores)
+    else:  # a softmax over the labels
+        assert abs(sum(scores) - 1) <= 1e-4
