@@ -32,7 +32,13 @@ def pair_project(project_dir: Path, config: ProjectConfig) -> ProjectConfig:
     path = project_dir / "config.toml"
     if not config.data.pair_column:
         text = path.read_text("utf-8")
-        for key, value in (("task", "text_pair"), ("text_pair_column", SECOND), ("label_layout", "column")):
+        # One label per pair: a single-label layout and checkpoint metric.
+        for key, value in (
+            ("task", "text_pair"),
+            ("text_pair_column", SECOND),
+            ("label_layout", "column"),
+            ("metric_for_best_model", "accuracy"),
+        ):
             text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
         path.write_text(text, "utf-8")
     pair_config = load_config(path)
