@@ -128,6 +128,21 @@ def targets_of(config: ProjectConfig, label_ids: Sequence[int]) -> list:
     return [read(label) for label in label_ids]
 
 
+def pair_text(text: str) -> str:
+    """The second text of a pair, for a text-pair project, where a test's records hold one text:
+    the text's words in reverse order (the tiny model's tokenizer knows them; never empty)."""
+    return " ".join(reversed(text.split())) or text
+
+
+def text_cells(config: ProjectConfig, text: str, pair: str | None = None) -> dict[str, str]:
+    """A row's text cells in this project's columns: the text, and for a text-pair project the
+    second text too (``pair``, else :func:`pair_text` of the text)."""
+    cells = {config.data.text_column: text}
+    if config.data.pair_column:
+        cells[config.data.pair_column] = pair_text(text) if pair is None else pair
+    return cells
+
+
 def write_labelled(
     path: Path,
     config: ProjectConfig,
@@ -135,14 +150,15 @@ def write_labelled(
     *,
     ids: bool = False,
     with_id_column: bool = True,
+    pairs: Sequence[str] | None = None,
 ) -> Path:
     """Write records in the project's columns as CSV, TSV or JSON Lines (by suffix); ``ids``
-    writes label ids (as `data prepare` does), otherwise values as the project's files hold them."""
-    text_column = config.data.text_column
+    writes label ids (as `data prepare` does), otherwise values as the project's files hold them.
+    A text-pair project's rows get both texts: ``pairs`` (one per record) or :func:`pair_text`."""
     rows = []
     for number, (text, label) in enumerate(records, start=1):
         row: dict[str, object] = {"id": number} if with_id_column else {}
-        row[text_column] = text
+        row.update(text_cells(config, text, None if pairs is None else pairs[number - 1]))
         row.update(label_cells(config, label, ids=ids))
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +218,8 @@ def build_tiny_model(folder: Path, texts: list[str], num_labels: int, label_name
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
+        # As BERT's tokenizers: the second text of a pair (and its [SEP]) has token type 1.
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     fast = PreTrainedTokenizerFast(

@@ -98,13 +98,16 @@ def test_outside_the_project_without_config(tmp_path, config):
 
 def test_validate_bad_file_exits_non_zero(tmp_path, config):
     path = tmp_path / "bad.csv"
-    text, label, names = config.data.text_column, config.data.label_column, config.data.label_names
+    # A text-pair project's files hold the second text too (a column and a cell before the label).
+    text = ",".join(config.data.text_columns)
+    label, names = config.data.label_column, config.data.label_names
+    good, bad = ("좋다,재밌다,", "별로,지루하다,") if config.data.pair_column else ("좋다,", "별로,")
     if config.data.label_layout == "columns":
         rest = ",0" * (len(names) - 1)
-        path.write_text(f"{text},{','.join(names)}\n좋다,1{rest}\n별로,unknown{rest}\n")
+        path.write_text(f"{text},{','.join(names)}\n{good}1{rest}\n{bad}unknown{rest}\n")
         unknown = f"column {names[0]!r} must hold 0 or 1 (or true/false), got 'unknown'"
     else:
-        path.write_text(f"{text},{label}\n좋다,{label_value(config, 0)}\n별로,unknown\n")
+        path.write_text(f"{text},{label}\n{good}{label_value(config, 0)}\n{bad}unknown\n")
         # Single-label: one finding per value; multi-label: the values of every cell read as one file.
         multi = config.data.task == "multi_label"
         unknown = "'unknown' (line 3)" if multi else "'unknown' outside the label names"

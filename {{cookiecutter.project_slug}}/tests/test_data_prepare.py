@@ -8,7 +8,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import label_cells
+from conftest import label_cells, text_cells
 
 from nsmc_sentiment_classifier.data import io, prepare, sources, subset, validate
 
@@ -201,11 +201,14 @@ def test_prepare_command_prints_the_dropped_duplicates(config, project_dir, tmp_
 
     folder = tmp_path / "data"
     folder.mkdir()
-    column, names = config.data.text_column, config.data.label_names
-    rows = [{column: f"문장 {i}", **label_cells(config, i % len(names))} for i in range(100)]
+    names = config.data.label_names
+    rows = [{**text_cells(config, f"문장 {i}"), **label_cells(config, i % len(names))} for i in range(100)]
     io.write_jsonl(folder / "train.jsonl", rows)
-    io.write_jsonl(folder / "test.jsonl", rows[:7] + [{column: "새 문장", **label_cells(config, 0)}])
+    io.write_jsonl(
+        folder / "test.jsonl", rows[:7] + [{**text_cells(config, "새 문장"), **label_cells(config, 0)}]
+    )
     assert cli.main(["data", "prepare", "--source", str(folder), "--out", str(tmp_path / "out")]) == 0
-    assert "dropped 7 train rows whose text is also in the test split" in capsys.readouterr().out
+    what = "pair" if config.data.pair_column else "text"
+    assert f"dropped 7 train rows whose {what} is also in the test split" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text("utf-8"))
     assert manifest["dropped_duplicates"] == {"train": {"test": 7}}

@@ -21,7 +21,10 @@ def test_train_then_predict_in_the_projects_labels(tiny_model_dir, project_dir, 
     model_dir = run_dir / "model"
     saved = json.loads((model_dir / "config.json").read_text("utf-8"))
     assert saved["id2label"] == {str(index): name for index, name in enumerate(names)}
-    assert saved["label_scheme"] == config.data.task
+    assert saved["label_scheme"] == config.data.label_scheme.name
+    # A text-pair model records its two text columns: how whatever serves it knows to ask for both.
+    pair_columns = list(config.data.text_columns) if config.data.pair_column else None
+    assert saved.get("text_pair_columns") == pair_columns
     # The model card shows the baseline to beat beside the model's figures, on the same split.
     card = (model_dir / "README.md").read_text("utf-8")
     assert "The baseline to beat" in card and "TF-IDF + logistic regression" in card

@@ -129,7 +129,9 @@ def _read_label_cells(
     texts = (text_column,) if pair_column is None else (text_column, pair_column)
     required = (*texts, label_column)
     if any(column not in reader.columns for column in required):
-        raise _MissingColumns(missing_columns_message(file, reader.columns, required, label_names))
+        raise _MissingColumns(
+            missing_columns_message(file, reader.columns, required, label_names, pair=pair_column is not None)
+        )
     found = _LabelCells(file)
     for row in reader:
         text = row.values.get(text_column)

@@ -76,6 +76,7 @@ def run_validate(args: argparse.Namespace) -> int:
             label_format="ids" if is_prepared(path, config.prepared_dir) else config.label_format,
             scheme=config.label_scheme,
             label_layout=config.label_layout,
+            text_pair_column=config.pair_column,
         )
         for path in files
     ]
@@ -98,9 +99,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     config = load_config(args.config).data
     out = args.out or Path(config.prepared_dir)
     manifest = prepare(config, out, source=args.source)
+    what = "pair" if config.pair_column else "text"
     for split, sources in manifest["dropped_duplicates"].items():
         for held_out, rows in sources.items():
-            print(f"dropped {rows} {split} rows whose text is also in the {held_out} split")
+            print(f"dropped {rows} {split} rows whose {what} is also in the {held_out} split")
     for split, info in manifest["splits"].items():
         # Multi-label: rows holding each label, and rows holding none.
         empty = f"  without a label: {info['rows_without_label']}" if "rows_without_label" in info else ""

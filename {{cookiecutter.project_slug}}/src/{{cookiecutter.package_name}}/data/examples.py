@@ -96,7 +96,7 @@ def load_examples(
         raise DataFormatError(f"{file}: the file is empty (no records)")
     texts = _TextColumns(text_column, text_pair_column)
     if label_layout == "columns":
-        require_columns(reader.columns, (*texts.columns, *label_names), file, label_names)
+        require_columns(reader.columns, (*texts.columns, *label_names), file, label_names, pair=texts.paired)
         examples = []
         for row in texts.rows(reader, file, skip_empty):
             try:
@@ -108,7 +108,7 @@ def load_examples(
         for warning in reader.warnings:
             log.warning(warning)
         return examples
-    require_columns(reader.columns, (*texts.columns, label_column), file, label_names)
+    require_columns(reader.columns, (*texts.columns, label_column), file, label_names, pair=texts.paired)
     kept: list[tuple[tuple[str, str | None], Any, int]] = []
     first_lines: dict[Any, int] = {}
     # Single-label values are keyed as text ("1" and 1 are one value); a multi-label cell keeps
@@ -135,6 +135,10 @@ class _TextColumns:
 
     text: str
     pair: str | None = None
+
+    @property
+    def paired(self) -> bool:
+        return self.pair is not None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -174,8 +178,11 @@ def require_columns(
     path: str | os.PathLike[str],
     label_names: Sequence[str] | None = None,
     option: str | None = None,
+    *,
+    pair: bool = False,
 ) -> None:
     """Raise :class:`DataFormatError` unless every required column is there (see
-    :func:`missing_columns_message`)."""
+    :func:`missing_columns_message`; ``pair``: the first two are a text pair's columns)."""
     if any(name not in columns for name in required):
-        raise DataFormatError(missing_columns_message(path, columns, required, label_names, option))
+        message = missing_columns_message(path, columns, required, label_names, option, pair=pair)
+        raise DataFormatError(message)

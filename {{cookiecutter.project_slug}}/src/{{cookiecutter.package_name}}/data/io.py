@@ -242,12 +242,15 @@ def missing_columns_message(
     required: Sequence[str],
     label_names: Sequence[str] | None = None,
     option: str | None = None,
+    *,
+    pair: bool = False,
 ) -> str:
     """The error for required columns (text column, label column; or just the text column) a
     file lacks. When the header reads like a record (a number, a label value or a sentence in
     it), it says the file seems to have no header row and how to add one. The remedy names
     ``option`` (e.g. ``--text-column``) where the user names the column with it, else the
-    configuration's text_column/label_column."""
+    configuration's text_column/label_column. With ``pair`` (a text-pair project) the first two
+    required columns are the two texts, and the remedy names text_pair_column too."""
     missing = [name for name in required if name not in columns]
     message = (
         f"{path}: missing column(s) {', '.join(map(repr, missing))} not found; "
@@ -260,6 +263,12 @@ def missing_columns_message(
     names = list(label_names or ())
     if option:
         rename = name = f"pass the text column's name as {option}"
+    elif pair:
+        rename = "set text_column/text_pair_column/label_column to its names"
+        name = (
+            "set text_column/text_pair_column/label_column to the names of the two text columns "
+            "and the label column"
+        )
     else:
         rename = "set text_column/label_column to its names"
         name = "set text_column/label_column to the names of the text and label columns"
@@ -269,7 +278,7 @@ def missing_columns_message(
     if fmt == "jsonl" or not looks_like_data:
         return message + f"; rename the file's columns or {rename}"
     kind = "comma" if fmt == "csv" else "tab"
-    example = ("," if fmt == "csv" else "<TAB>").join(_suggest_header(columns, required, names))
+    example = ("," if fmt == "csv" else "<TAB>").join(_suggest_header(columns, required, names, pair))
     return (
         f"{message}. The first line looks like data, not column names: the file seems to have no "
         f"header row. Add a first line naming the columns, e.g. `{example}` ({kind}-separated), "
@@ -277,24 +286,29 @@ def missing_columns_message(
     )
 
 
-def _suggest_header(columns: Sequence[str], required: Sequence[str], label_names: Sequence[str]) -> list[str]:
+def _suggest_header(
+    columns: Sequence[str], required: Sequence[str], label_names: Sequence[str], pair: bool = False
+) -> list[str]:
     """Names for a header-less file's fields: the required names where a field looks like text
-    (the longest) or a label value, the rest numbered."""
+    (the longest; for a pair the two longest, in file order) or a label value, the rest numbered."""
     names = [f"column{index + 1}" for index in range(len(columns))]
     if not columns:
         return list(required)
-    text_index = max(range(len(columns)), key=lambda index: len(columns[index]))
-    names[text_index] = required[0]
-    if len(required) > 1:
+    text_count = 2 if pair and len(columns) > 1 and len(required) > 1 else 1
+    longest = sorted(range(len(columns)), key=lambda index: len(columns[index]), reverse=True)
+    text_indices = sorted(longest[:text_count])
+    for index, column in zip(text_indices, required, strict=False):
+        names[index] = column
+    if len(required) > text_count:
         labelled = [
             index
             for index, value in enumerate(columns)
-            if index != text_index and _looks_like_label(value, label_names)
+            if index not in text_indices and _looks_like_label(value, label_names)
         ]
         by_name = [index for index in labelled if not _NUMBER_RE.fullmatch(columns[index])]
         # Files lead with an id column more often than they end with one: prefer the last number.
         if by_name or labelled:
-            names[(by_name or labelled)[-1]] = required[1]
+            names[(by_name or labelled)[-1]] = required[text_count]
     return names
 
 

@@ -2,6 +2,11 @@
 
 Errors make a file unusable for training as it is (missing columns, unknown labels); warnings
 are worth a look but training can proceed (empty texts are dropped, duplicates are kept).
+
+A text-pair dataset (task "text_pair") is checked per text column: a row holding one text of
+the two is an error, as ``load_examples`` reads it; empty, very short and very long texts and
+the length statistics are reported for each column, duplicates are duplicate pairs, and a pair
+whose two texts are the same is a warning (it tells the model nothing about how two texts relate).
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ from .io import RowReader, missing_columns_message
 MAX_LINES_SHOWN = 10
 # Label pairs shown (most frequent first) in a multi-label report.
 MAX_PAIRS_SHOWN = 10
+# Text pairs: a text of fewer characters than this says next to nothing about its partner
+# ("네", "ㅋ"), and one longer than this leaves its partner few of max_seq_length's tokens under
+# longest_first truncation (an NSMC review has at most 140 characters).
+VERY_SHORT_CHARS = 2
+VERY_LONG_CHARS = 1000
 
 
 @dataclass
@@ -53,6 +63,9 @@ class ValidationReport:
     rows_without_label: int | None = None
     labels_per_row: dict[str, Any] | None = None
     label_pairs: list[dict[str, Any]] | None = None
+    # Text pairs only: the two text columns and the second column's length statistics.
+    text_columns: list[str] | None = None
+    pair_length_stats: dict[str, float] = field(default_factory=dict)
 
     def add(self, severity: str, message: str, lines: Sequence[int] = ()) -> None:
         self.findings.append(Finding(severity, message, list(lines)))
@@ -83,6 +96,9 @@ class ValidationReport:
             report["rows_without_label"] = self.rows_without_label
             report["labels_per_row"] = self.labels_per_row
             report["label_pairs"] = self.label_pairs
+        if self.text_columns is not None:
+            report["text_columns"] = self.text_columns
+            report["text_pair_length_chars"] = self.pair_length_stats
         return report
 
     def render(self) -> str:
@@ -94,12 +110,13 @@ class ValidationReport:
             lines.append("class balance:")
             for name, count in self.class_counts.items():
                 lines.append(f"  {name:<20} {count:>8}  {count / total:6.1%}")
-        if self.length_stats:
-            stats = self.length_stats
-            lines.append(
-                "text length (chars): min {min:.0f}, median {median:.0f}, mean {mean:.1f}, "
-                "p95 {p95:.0f}, max {max:.0f}".format(**stats)
-            )
+        if self.text_columns is not None:
+            both = (self.length_stats, self.pair_length_stats)
+            for column, stats in zip(self.text_columns, both, strict=True):
+                if stats:
+                    lines.append(f"{column!r} " + _render_lengths(stats))
+        elif self.length_stats:
+            lines.append(_render_lengths(self.length_stats))
         lines.extend(f.render() for f in self.findings)
         lines.append(
             f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
@@ -124,6 +141,26 @@ class ValidationReport:
         return lines
 
 
+def _render_lengths(stats: dict[str, float]) -> str:
+    return (
+        "text length (chars): min {min:.0f}, median {median:.0f}, mean {mean:.1f}, "
+        "p95 {p95:.0f}, max {max:.0f}".format(**stats)
+    )
+
+
+def _length_stats(lengths: Sequence[int]) -> dict[str, float]:
+    if not lengths:
+        return {}
+    ordered = sorted(lengths)
+    return {
+        "min": ordered[0],
+        "median": statistics.median(ordered),
+        "mean": statistics.fmean(ordered),
+        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
 def validate_file(
     path: str | os.PathLike[str],
     text_column: str,
@@ -134,33 +171,49 @@ def validate_file(
     label_format: str = "auto",
     scheme: label_schemes.LabelScheme | None = None,
     label_layout: str = "column",
+    text_pair_column: str | None = None,
 ) -> ValidationReport:
     """Validate one data file; ``unlabelled`` skips label checks (e.g. files to predict on).
     Labels are ids or names for the whole file, as training reads it (``label_format``: as in
-    [data]); ``scheme`` and ``label_layout`` as :func:`~.examples.load_examples` takes them.
-    A multi-label report adds rows without a label, labels per row and label co-occurrence."""
+    [data]); ``scheme``, ``label_layout`` and ``text_pair_column`` as
+    :func:`~.examples.load_examples` takes them. A multi-label report adds rows without a label,
+    labels per row and label co-occurrence; a text-pair report covers both text columns."""
     report = ValidationReport(str(path))
     scheme = scheme or label_schemes.get()
     sets = isinstance(scheme, MultiLabel)
     columns = sets and label_layout == "columns" and not unlabelled
-    required = [text_column] if unlabelled else [text_column, label_column]
+    texts = [text_column] if text_pair_column is None else [text_column, text_pair_column]
+    required = [*texts] if unlabelled else [*texts, label_column]
     if columns:
-        required = [text_column, *label_names]
-    empty, non_text = [], []
+        required = [*texts, *label_names]
+    if text_pair_column is not None:
+        report.text_columns = texts
+    empty: list[int] = []
+    # Per text column: rows whose text is not a string, whose text alone of the pair is empty,
+    # very short or very long; and each column's text lengths.
+    non_text: dict[str, list[int]] = {column: [] for column in texts}
+    half_empty: dict[str, list[int]] = {column: [] for column in texts}
+    short: dict[str, list[int]] = {column: [] for column in texts}
+    long: dict[str, list[int]] = {column: [] for column in texts}
+    column_lengths: dict[str, list[int]] = {column: [] for column in texts}
+    same: list[int] = []
     # Each distinct label cell (the target itself for 0/1 columns) -> the lines holding it.
     label_lines: dict[Any, list[int]] = defaultdict(list)
     unreadable: list[tuple[int, str]] = []
-    by_text: dict[str, list[tuple[int, Any]]] = defaultdict(list)
-    lengths = []
+    by_text: dict[tuple[str, ...], list[tuple[int, Any]]] = defaultdict(list)
     try:
         reader = RowReader(path)
         report.encoding = reader.encoding
         if any(name not in reader.columns for name in required):
-            report.add("error", missing_columns_message(path, reader.columns, required, label_names))
+            report.add(
+                "error",
+                missing_columns_message(
+                    path, reader.columns, required, label_names, pair=text_pair_column is not None
+                ),
+            )
             return report
         for row in reader:
             report.rows += 1
-            text = row.values.get(text_column)
             key = None
             if columns:
                 try:
@@ -173,14 +226,29 @@ def validate_file(
                 value = row.values.get(label_column)
                 key = label_schemes.cell_key(value) if sets else label_key(value)
                 label_lines[key].append(row.line)
-            if text is None or (isinstance(text, str) and not text.strip()):
+            values = [row.values.get(column) for column in texts]
+            wrong = [column for column, value in zip(texts, values, strict=True) if not _is_text(value)]
+            for column in wrong:
+                non_text[column].append(row.line)
+            if wrong:
+                continue
+            filled = [bool((value or "").strip()) for value in values]
+            if not any(filled):
                 empty.append(row.line)
                 continue
-            if not isinstance(text, str):
-                non_text.append(row.line)
+            if not all(filled):  # a pair holding one text: load_examples refuses the row
+                half_empty[texts[filled.index(False)]].append(row.line)
                 continue
-            lengths.append(len(text))
-            by_text[text.strip()].append((row.line, key))
+            stripped = tuple(value.strip() for value in values if isinstance(value, str))
+            for column, value, text in zip(texts, values, stripped, strict=True):
+                column_lengths[column].append(len(value or ""))
+                if text_pair_column is not None and len(text) < VERY_SHORT_CHARS:
+                    short[column].append(row.line)
+                if text_pair_column is not None and len(value or "") > VERY_LONG_CHARS:
+                    long[column].append(row.line)
+            if text_pair_column is not None and stripped[0] == stripped[1]:
+                same.append(row.line)
+            by_text[stripped].append((row.line, key))
     except DataFormatError as error:
         report.add("error", str(error))
         return report
@@ -205,15 +273,42 @@ def validate_file(
         ids = _label_sets(label_lines, label_column, label_names, label_format, scheme, report)
     elif not unlabelled:
         ids = _label_ids(label_lines, label_column, label_names, label_format, report)
-    if non_text:
-        report.add("error", f"{len(non_text)} row(s) whose {text_column!r} is not text", non_text)
+    pair = text_pair_column is not None
+    for column, lines in non_text.items():
+        if lines:
+            report.add("error", f"{len(lines)} row(s) whose {column!r} is not text", lines)
+    for column, lines in half_empty.items():
+        if lines:
+            other = texts[1 - texts.index(column)]
+            report.add(
+                "error",
+                f"{len(lines)} row(s) with an empty {column!r} beside a text in {other!r}: every row "
+                "of a text-pair dataset needs both texts; fill it or remove the row",
+                lines,
+            )
     if empty:
-        message = f"{len(empty)} row(s) with an empty or whitespace-only text (dropped by `data prepare`)"
-        report.add("warning", message, empty)
+        what = "both texts empty or whitespace-only" if pair else "an empty or whitespace-only text"
+        report.add("warning", f"{len(empty)} row(s) with {what} (dropped by `data prepare`)", empty)
+    for column, lines in short.items():
+        if lines:
+            message = (
+                f"{len(lines)} row(s) whose {column!r} is very short (under {VERY_SHORT_CHARS} characters)"
+            )
+            report.add("warning", message, lines)
+    for column, lines in long.items():
+        if lines:
+            message = (
+                f"{len(lines)} row(s) whose {column!r} is very long (over {VERY_LONG_CHARS} characters; "
+                "longest_first truncation cuts it first)"
+            )
+            report.add("warning", message, lines)
+    if same:
+        report.add("warning", f"{len(same)} pair(s) whose two texts are identical", same)
     duplicates = [lines for lines in by_text.values() if len(lines) > 1]
     if duplicates:
         extra = [line for group in duplicates for line, _ in group[1:]]
-        report.add("warning", f"{len(extra)} duplicate text(s) in {len(duplicates)} group(s)", extra)
+        what = "pair" if pair else "text"
+        report.add("warning", f"{len(extra)} duplicate {what}(s) in {len(duplicates)} group(s)", extra)
 
         def label_of(key: Any) -> Any:
             # Raw values stand in for ids when the file's labels could not be read one way.
@@ -222,7 +317,8 @@ def validate_file(
         conflicting = [group for group in duplicates if len({label_of(key) for _, key in group} - {None}) > 1]
         if conflicting:
             lines = [line for group in conflicting for line, _ in group]
-            report.add("warning", f"{len(conflicting)} text(s) appear with conflicting labels", lines)
+            what = "pair" if pair else "text"
+            report.add("warning", f"{len(conflicting)} {what}(s) appear with conflicting labels", lines)
     if ids is not None and sets:
         targets = [ids[key] for key, lines in label_lines.items() if key in ids for _ in lines]
         _label_set_stats(report, targets, label_names, scheme)
@@ -235,16 +331,15 @@ def validate_file(
     for name, count in report.class_counts.items():
         if count == 0:
             report.add("warning", f"label {name!r} has no rows")
-    if lengths:
-        ordered = sorted(lengths)
-        report.length_stats = {
-            "min": ordered[0],
-            "median": statistics.median(ordered),
-            "mean": statistics.fmean(ordered),
-            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-            "max": ordered[-1],
-        }
+    report.length_stats = _length_stats(column_lengths[text_column])
+    if pair:
+        report.pair_length_stats = _length_stats(column_lengths[texts[1]])
     return report
+
+
+def _is_text(value: Any) -> bool:
+    """A missing cell counts as an empty text; anything else must be a string."""
+    return value is None or isinstance(value, str)
 
 
 def _label_ids(

@@ -35,10 +35,16 @@ with this project's {{ code(entry_point, False) }} entry point.
 {% if independent -%}
 It gives each text any number of its {{ label_names | length }} labels, none included: every label
 whose score (a sigmoid per label) reaches that label's threshold, tuned on the validation split.
+{%- elif pair -%}
+It classifies pairs of texts: each pair, a text from {{ code(pair[0], False) }} and one from
+{{ code(pair[1], False) }}, gets one of {{ label_names | length }} labels. The two texts are read
+together, as the tokenizer joins a pair.
 {%- else -%}
 It gives each text one of {{ label_names | length }} labels.
 {%- endif %}
-The saved tokenizer truncates texts at {{ max_length }} tokens, the length the model was trained with.
+The saved tokenizer truncates \
+{% if pair %}a pair (the longer text first, `longest_first`){% else %}texts{% endif %} \
+at {{ max_length }} tokens, the length the model was trained with.
 
 | model | |
 |---|---|
@@ -46,6 +52,9 @@ The saved tokenizer truncates texts at {{ max_length }} tokens, the length the m
 | labels | {{ label_names | length }} |
 | max length | {{ max_length }} tokens |
 | entry point | {{ code(entry_point) }} |
+{%- if pair %}
+| text columns | {{ code(pair[0]) }}, {{ code(pair[1]) }} (a pair) |
+{%- endif %}
 
 ## Labels
 
@@ -95,7 +104,8 @@ Per {{ "label" if independent else "class" }}, {{ detail }} split:
 {%- if baseline_table %}
 
 The baseline to beat, {{ baseline_split }} split: {{ baseline_method }}, fitted on the same
-training split{% if independent %} (thresholds tuned on the same validation split){% endif %}.
+training split{% if independent %} (thresholds tuned on the same validation split){% endif %}\
+{% if pair %}, reading each pair as one text (the two texts joined by a separator token){% endif %}.
 
 {{ baseline_table | trim }}
 {%- endif %}
@@ -128,6 +138,32 @@ batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
 with torch.no_grad():
     chosen = model(**batch).logits.sigmoid() >= thresholds
 print([[model.config.id2label[i] for i in row.nonzero().flatten().tolist()] for row in chosen])
+```
+{% elif pair %}
+With the `transformers` pipeline, one pair as `{"text": ..., "text_pair": ...}` (the first text
+as in {{ code(pair[0], False) }}, the second as in {{ code(pair[1], False) }}; `truncation=True`
+cuts a long pair at the saved tokenizer's limit, {{ max_length }} tokens, longer text first):
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model="path/to/this/folder")
+print(classifier({"text": "first text", "text_pair": "second text"}, truncation=True))
+```
+
+Or with the model and tokenizer, the first texts and the second texts as two lists:
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
+texts, text_pairs = ["first text"], ["second text"]
+batch = tokenizer(texts, text_pairs, truncation="longest_first", padding=True, return_tensors="pt")
+with torch.no_grad():
+    predicted = model(**batch).logits.argmax(dim=-1).tolist()
+print([model.config.id2label[i] for i in predicted])
 ```
 {% else %}
 With the `transformers` pipeline (`truncation=True` cuts long texts at the saved tokenizer's
@@ -314,13 +350,15 @@ def write_model_card(
     baseline: Mapping[str, Any] | None = None,
     versions: Mapping[str, str],
     created: str,
+    text_pair_columns: Sequence[str] | None = None,
 ) -> Path:
     """Write ``README.md`` (front matter + model card) into ``model_dir``; return its path.
 
     ``label_counts``: per split, the rows holding each label; ``split_rows`` the split's rows
     (for multi-label not the counts' sum); ``rows_without_label`` the rows holding none. The
     ``scheme`` (tuned) decides the scores shown and the thresholds recorded. ``baseline``: the
-    TF-IDF baseline's metrics on one split (its ``split``), shown beside the model's."""
+    TF-IDF baseline's metrics on one split (its ``split``), shown beside the model's.
+    ``text_pair_columns``: the two text columns of a model that classifies text pairs."""
     from huggingface_hub import ModelCard, ModelCardData
 
     if is_local_path(base_model):
@@ -362,6 +400,7 @@ def write_model_card(
         rows_without_label=rows_without_label,
         # Labels decided each on its own (multi-label) rather than one of them per text.
         independent=scheme.problem_type == "multi_label_classification",
+        pair=list(text_pair_columns or []),
         thresholds=scheme.model_config().get("label_thresholds") or [],
         metric_names=scheme.metric_names,
         # Column titles as the metric names read ("macro F1"), not the model-index titles.

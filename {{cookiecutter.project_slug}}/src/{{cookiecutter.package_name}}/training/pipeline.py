@@ -480,6 +480,7 @@ def write_outputs(
         versions=versions,
         created=(plan.record.get("created", "") if plan else "")
         or datetime.now(UTC).isoformat(timespec="seconds"),
+        text_pair_columns=getattr(context.model.config, "text_pair_columns", None),
     )
     for split, metrics in evaluations.items():
         write_split_metrics(output_dir, split, metrics)
