@@ -71,6 +71,42 @@ def build_pair_model(folder: Path, config) -> Path:
     return folder
 
 
+def as_project_file(path: Path, config) -> Path:
+    """A labelled file that conftest.write_labelled wrote, as a text-pair project's files are:
+    when it lacks the pair column, each row's text is repeated there (an empty text stays an
+    empty pair). A one-text project's file, or one that has the column, is left as it is."""
+    pair = config.data.pair_column
+    table = io_module.read_table(path)
+    if pair is None or pair in table.columns:
+        return path
+    rows = [{**row.values, pair: row.values[config.data.text_column]} for row in table.rows]
+    if path.suffix == ".jsonl":
+        io_module.write_jsonl(path, rows)
+        return path
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(
+            handle, [*table.columns, pair], delimiter="," if path.suffix == ".csv" else "\t"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def as_project_model(folder: Path, config, scratch: Path) -> Path:
+    """conftest's project model as a text-pair project's training records it (its two text
+    columns in config.json), in ``scratch``; a one-text project's model is ``folder`` itself."""
+    import shutil
+
+    if config.data.pair_column is None:
+        return folder
+    copy = scratch / "pair-project-model"
+    shutil.copytree(folder, copy)
+    settings = json.loads((copy / "config.json").read_text("utf-8"))
+    settings["text_pair_columns"] = list(config.data.text_columns)
+    (copy / "config.json").write_text(json.dumps(settings, indent=2), "utf-8")
+    return copy
+
+
 @pytest.fixture(scope="session")
 def pair_model_dir(tmp_path_factory, config) -> Path:
     return build_pair_model(tmp_path_factory.mktemp("tiny-pair-model"), config)
