@@ -672,3 +672,41 @@ def test_invoke_keeps_every_label_a_multi_label_endpoint_decides(moto_url, cli, 
     aws = Aws(resolve_settings(config, region=REGION, role=aws_moto.FAKE_ROLE))
     name = endpoints.default_endpoint_name(config)
     assert endpoints.invoke(aws, name, ["a", "b", "c"], multi_label=True) == decided
+
+
+def test_invoke_sends_a_text_pair(moto_url, cli, config, model_archive, capsys):
+    assert _deploy(cli, model_archive) == 0
+    labels = config.data.label_names
+    aws_moto.queue_endpoint_results(moto_url, REGION, [[{"label": labels[1], "score": 0.75}]])
+    capsys.readouterr()
+    assert cli.main(["sagemaker", "invoke", "정말 재밌어요", "--text-pair", "배우 연기도 좋았다"]) == 0
+    assert aws_moto.INVOKED[-1] == {"inputs": [{"text": "정말 재밌어요", "text_pair": "배우 연기도 좋았다"}]}
+    assert capsys.readouterr().out.splitlines() == [f"{labels[1]}\t0.7500\t정말 재밌어요\t배우 연기도 좋았다"]
+    assert cli.main(["sagemaker", "invoke", "a", "b", "--text-pair", "c"]) == 2
+    assert "--text-pair goes with exactly one text argument" in capsys.readouterr().err
+
+
+def test_a_pair_projects_data_file_is_sent_as_pairs(config, tmp_path):
+    import dataclasses
+
+    from nsmc_sentiment_classifier.aws import endpoints
+    from nsmc_sentiment_classifier.errors import DataFormatError
+
+    first, second = config.data.text_columns if config.data.pair_column else ("review_a", "review_b")
+    data = dataclasses.replace(config.data, task="text_pair", text_column=first, text_pair_column=second)
+    pair_config = dataclasses.replace(config, data=data)
+    table = tmp_path / "pairs.csv"
+    table.write_text(f"id,{first},{second}\n1,재밌다,최고\n2,별로,지루\n", "utf-8")
+    expected = [{"text": "재밌다", "text_pair": "최고"}, {"text": "별로", "text_pair": "지루"}]
+    assert endpoints.read_texts([], str(table), pair_config) == expected
+    out = endpoints.jsonl_for_transform(pair_config, table, tmp_path / "records.jsonl")
+    records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert records == [{"inputs": item} for item in expected]
+    # The container's CSV columns work too; a file with neither is named with what it has.
+    table.write_text("inputs,text_pair\n재밌다,최고\n", "utf-8")
+    assert endpoints.read_texts([], str(table), pair_config) == expected[:1]
+    table.write_text("other\n재밌다\n", "utf-8")
+    with pytest.raises(
+        DataFormatError, match=f"pairs.csv: no '{first}' and '{second}' \\(or 'inputs'\\) columns; has other"
+    ):
+        endpoints.read_texts([], str(table), pair_config)

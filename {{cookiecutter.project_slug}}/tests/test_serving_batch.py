@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import labelled_records, write_labelled
+from test_serving_text_pairs import as_project_file, as_project_model
 
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.data import io as io_module
@@ -17,7 +18,13 @@ from nsmc_sentiment_classifier.serving import inference
 def small_test_file(config, tmp_path_factory):
     """60 labelled rows in this project's columns (TSV with id, text, label)."""
     path = tmp_path_factory.mktemp("data") / "test.tsv"
-    return write_labelled(path, config, labelled_records(config, 60, offset=4000))
+    return as_project_file(write_labelled(path, config, labelled_records(config, 60, offset=4000)), config)
+
+
+@pytest.fixture(scope="module")
+def project_model_dir(project_model_dir, config, tmp_path_factory):
+    """A text-pair project's model records its columns, as training records them."""
+    return as_project_model(project_model_dir, config, tmp_path_factory.mktemp("project"))
 
 
 def score_columns(config):

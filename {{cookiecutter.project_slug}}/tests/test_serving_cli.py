@@ -9,6 +9,7 @@ import json
 
 import pytest
 from conftest import labelled_records, write_labelled
+from test_serving_text_pairs import as_project_file, as_project_model
 
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.data import io as io_module
@@ -129,11 +130,10 @@ def test_evaluate_reports_empty_and_truncated_texts_instead_of_dropping_them(
     records[3] = ("", records[3][1])
     records[7] = ("  ", records[7][1])
     records[9] = ("끝까지 본 내 자신이 대견하다 " * 80, records[9][1])
-    data = write_labelled(tmp_path / "test.tsv", config, records)  # header on line 1
+    data = as_project_file(write_labelled(tmp_path / "test.tsv", config, records), config)  # header: line 1
     out = tmp_path / "report"
-    code = cli.main(
-        ["evaluate", str(data), "--model", str(project_model_dir), "--out", str(out), "--no-progress"]
-    )
+    model = as_project_model(project_model_dir, config, tmp_path)
+    code = cli.main(["evaluate", str(data), "--model", str(model), "--out", str(out), "--no-progress"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
@@ -159,7 +159,7 @@ def test_evaluate_on_a_file_without_rows_says_so(
     tiny_model_dir, tmp_path, config, name, content, reason, capsys
 ):
     data = tmp_path / name
-    header = f"{config.data.text_column}\t{config.data.label_column}\n"
+    header = "\t".join([*config.data.text_columns, config.data.label_column]) + "\n"
     data.write_text(header if content == "header" else content, "utf-8")
     code = cli.main(["evaluate", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err

@@ -161,7 +161,7 @@ def test_max_length_parameter_truncates(classifier):
         (b'["a", "b"]', "application/json", 400, '"inputs"'),
         (b'{"inputs": []}', "application/json", 400, "no texts"),
         (b'{"inputs": ["a", 3]}', "application/json", 400, "item #1 is int"),
-        (b'{"inputs": {"a": 1}}', "application/json", 400, "string or a list"),
+        (b'{"inputs": {"a": 1}}', "application/json", 400, "unknown key(s) ['a'] in a text pair"),
         (b'{"inputs": "a", "parameters": {"top_k": 0}}', "application/json", 400, "top_k"),
         (b'{"inputs": "a", "parameters": {"topk": 1}}', "application/json", 400, "unknown param"),
         (b'{"inputs": "a", "parameters": {"max_length": "x"}}', "application/json", 400, "max_length"),

@@ -191,3 +191,46 @@ def test_a_multi_label_text_without_a_decided_label_shows_no_label(
     bars = _classify_on_page(browser, port, SENTENCE, len(MULTI_LABEL_NAMES))
     assert browser.find_element(By.ID, "predicted").get_attribute("textContent") == "no label"
     assert not any("decided" in bar.get_attribute("class").split() for bar in bars)
+
+
+def test_a_pair_model_gets_two_boxes_named_by_its_columns_and_shows_the_labels(
+    browser, live_server, tmp_path, config
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from test_serving_text_pairs import build_pair_model, pair_columns
+
+    _, port = live_server(build_pair_model(tmp_path / "pair-model", config))
+    browser.get(f"http://127.0.0.1:{port}/")
+    first, second = pair_columns(config)
+    assert browser.find_element(By.ID, "text-label").get_attribute("textContent") == first
+    assert browser.find_element(By.ID, "text-pair-label").get_attribute("textContent") == second
+    # Only one text typed: the page asks for both before calling the endpoint.
+    browser.find_element(By.ID, "text").send_keys(SENTENCE)
+    browser.find_element(By.ID, "classify").click()
+    assert "Type both texts first" in browser.find_element(By.ID, "status").text
+    other = "배우들 연기가 아쉬웠다"
+    browser.find_element(By.ID, "text-pair").send_keys(other)
+    browser.find_element(By.ID, "classify").click()
+    labels = list(config.data.label_names)
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#scores .bar")) == len(labels)
+    )
+    bars = browser.find_elements(By.CSS_SELECTOR, "#scores .bar")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = {"inputs": {"text": SENTENCE, "text_pair": other}, "parameters": {"top_k": None}}
+    connection.request("POST", "/invocations", json.dumps(body).encode("utf-8"), {})
+    expected = json.loads(connection.getresponse().read())
+    shown = [(bar.get_attribute("data-label"), float(bar.get_attribute("data-score"))) for bar in bars]
+    assert [label for label, _ in shown] == [item["label"] for item in expected]
+    assert [score for _, score in shown] == pytest.approx([item["score"] for item in expected], abs=1e-6)
+    assert browser.find_element(By.ID, "predicted").get_attribute("textContent") == expected[0]["label"]
+
+
+def test_a_one_text_model_shows_no_second_box(browser, page_server):
+    from selenium.webdriver.common.by import By
+
+    _, port = page_server
+    browser.get(f"http://127.0.0.1:{port}/")
+    assert not browser.find_element(By.ID, "text-pair").is_displayed()
+    assert browser.find_element(By.ID, "text-label").get_attribute("textContent") == "Text to classify"

@@ -413,3 +413,62 @@ def test_the_container_scores_a_multi_label_model_as_the_toolkits_pipeline(multi
         assert_same(theirs, ours)
         reached = [item for item in theirs if item["score"] >= thresholds[item["label"]]]
         assert_same(reached, chosen)
+
+
+@pytest.fixture(scope="module")
+def pair_container(tmp_path_factory, config):
+    """A text-pair model (text_pair_columns in its config.json) answering pair payloads in the
+    toolkit, and the toolkit's own pipeline's scores of the same pairs."""
+    from test_serving_text_pairs import LONG, as_pairs, build_pair_model
+
+    model = build_pair_model(tmp_path_factory.mktemp("pair-model"), config)
+    texts = [text for text, _ in labelled_records(config, 20, offset=4000)]
+    # Plus a pair longer than the model's positions on each side (cut longest_first).
+    items = as_pairs([*zip(texts[::2], texts[1::2], strict=True), (LONG, texts[0]), (texts[1], LONG)])
+    jsonl = "".join(json.dumps({"inputs": item}, ensure_ascii=False) + "\n" for item in items)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([["inputs", "text_pair"], *([item["text"], item["text_pair"]] for item in items)])
+    requests = [
+        {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": items[0]})},
+        {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": items})},
+        {
+            "content_type": JSON,
+            "accept": JSON,
+            "body": json.dumps({"inputs": items, "parameters": {"top_k": None}}),
+        },
+        {"content_type": JSONL, "accept": JSONL, "body": jsonl},
+        {"content_type": CSV, "accept": CSV, "body": buffer.getvalue()},
+        {"content_type": JSON, "accept": JSON, "body": json.dumps({"inputs": texts[0]})},
+    ]
+    work = tmp_path_factory.mktemp("parity-pairs")
+    # The harness calls the pipeline without truncation: its reference scores are the short pairs'
+    # (the long ones are compared with the local handler, which cuts them as training does).
+    answers, pipeline_scores = run_in_toolkit(model, work, requests, items[:-2])
+    return model, requests, answers, pipeline_scores
+
+
+@needs_parity_python
+def test_the_container_answers_pairs_as_the_toolkits_pipeline_and_as_locally(pair_container):
+    model, requests, answers, pipeline_scores = pair_container
+    local = inference.model_fn(str(model))
+    for request, answer in zip(requests[:-1], answers[:-1], strict=True):
+        assert answer["status"] == 200, answer
+        assert_same_body(request["accept"], answer["body"], local_answer(local, request))
+    # Every label's score, best first, as the pipeline ranks them for each pair.
+    short = len(pipeline_scores)
+    assert_same(pipeline_scores, json.loads(answers[2]["body"])[:short])
+    best = [ranked[0] for ranked in pipeline_scores]
+    assert_same(best, json.loads(answers[1]["body"])[:short])
+    assert_same(best, [json.loads(line) for line in answers[3]["body"].splitlines()][:short])
+    # A single pair without top_k: one object, not a list, as the pipeline answers it.
+    assert_same(best[0], json.loads(answers[0]["body"]))
+    assert isinstance(json.loads(answers[0]["body"]), dict)
+
+
+@needs_parity_python
+def test_the_container_refuses_a_lone_text_for_a_pair_model(pair_container):
+    *_, answers, _ = pair_container
+    refusal = answers[-1]
+    assert refusal["status"] == 400
+    assert "this model reads text pairs" in refusal["body"] and '"text_pair"' in refusal["body"]

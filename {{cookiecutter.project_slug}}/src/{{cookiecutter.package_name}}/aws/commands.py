@@ -230,6 +230,10 @@ def register(subparsers: Any) -> None:
     invoke = commands.add_parser("invoke", help="classify texts with the endpoint")
     invoke.add_argument("texts", nargs="*", help="texts to classify")
     invoke.add_argument("--file", help="a .txt file (one text per line) or a data file")
+    invoke.add_argument(
+        "--text-pair",
+        help="the second text of a text pair, for a model trained on pairs (with one text argument)",
+    )
     invoke.add_argument("--endpoint-name")
     invoke.add_argument("--json", action="store_true", help="print the raw JSON answers")
     _aws_arguments(invoke)
@@ -518,14 +522,16 @@ def _invoke(args: argparse.Namespace) -> int:
     from .endpoints import default_endpoint_name, invoke, read_texts
 
     config = load_config(args.config)
-    texts = read_texts(args.texts, args.file, config)
+    texts = read_texts(args.texts, args.file, config, args.text_pair)
     aws = Aws(_settings(args, config))
     multi_label = config.data.task == "multi_label"
     answers = invoke(aws, args.endpoint_name or default_endpoint_name(config), texts, multi_label)
     if args.json:
         print(json.dumps(answers, ensure_ascii=False, indent=2))
         return 0
-    for text, answer in zip(texts, answers, strict=True):
+    for item, answer in zip(texts, answers, strict=True):
+        # A pair is shown as its two texts, tab-separated like the other fields.
+        text = item if isinstance(item, str) else f"{item['text']}\t{item['text_pair']}"
         if multi_label:  # the labels the model decides, and their scores, in the same order
             labels = config.data.label_delimiter.join(str(item.get("label")) for item in answer)
             scores = ",".join(f"{float(item.get('score', 0.0)):.4f}" for item in answer)

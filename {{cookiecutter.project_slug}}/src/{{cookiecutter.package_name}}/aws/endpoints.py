@@ -403,9 +403,22 @@ def _describe_endpoint(client: Any, endpoint_name: str) -> dict[str, Any] | None
         raise
 
 
-def read_texts(texts: Sequence[str], file: str | None, config: ProjectConfig) -> list[str]:
-    """Texts from the command line, or from a file: .txt (one per line) or a data table."""
-    found = list(texts)
+# What one input of a request is: a text, or a text pair {"text": ..., "text_pair": ...}.
+Item = str | dict[str, str]
+
+
+def read_texts(
+    texts: Sequence[str], file: str | None, config: ProjectConfig, text_pair: str | None = None
+) -> list[Item]:
+    """Texts from the command line, or from a file: .txt (one per line) or a data table (see
+    :func:`texts_from_table`). With ``text_pair``, the one text given and it as a pair. Whether
+    the endpoint's model reads texts or pairs is its to say: it refuses the other kind with a
+    reason."""
+    if text_pair is not None:
+        if len(texts) != 1 or file:
+            raise UsageError("--text-pair goes with exactly one text argument (and no --file)")
+        return [{"text": texts[0], "text_pair": text_pair}]
+    found: list[Item] = list(texts)
     if file:
         path = Path(file)
         if not path.is_file():
@@ -426,9 +439,10 @@ INVOKE_MAX_TEXTS = 256
 INVOKE_MAX_BYTES = 5 * 1024 * 1024
 
 
-def request_chunks(texts: Sequence[str]) -> Iterator[list[str]]:
-    """Consecutive runs of ``texts`` whose JSON request fits the limits (order kept)."""
-    chunk: list[str] = []
+def request_chunks(texts: Sequence[Item]) -> Iterator[list[Item]]:
+    """Consecutive runs of ``texts`` (texts or text pairs) whose JSON request fits the limits
+    (order kept)."""
+    chunk: list[Item] = []
     size = len(b'{"inputs": []}')
     for text in texts:
         cost = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) + 2
@@ -443,10 +457,10 @@ def request_chunks(texts: Sequence[str]) -> Iterator[list[str]]:
         yield chunk
 
 
-def invoke(aws: Aws, endpoint_name: str, texts: Sequence[str], multi_label: bool = False) -> list[Any]:
-    """Send texts as JSON requests of at most INVOKE_MAX_TEXTS texts; returns per text, in the
-    order of ``texts``, its {"label", "score"} or, for a ``multi_label`` model, the list of
-    those it decides (possibly empty)."""
+def invoke(aws: Aws, endpoint_name: str, texts: Sequence[Item], multi_label: bool = False) -> list[Any]:
+    """Send texts (or text pairs) as JSON requests of at most INVOKE_MAX_TEXTS; returns per
+    text, in the order of ``texts``, its {"label", "score"} or, for a ``multi_label`` model,
+    the list of those it decides (possibly empty)."""
     runtime = aws.client("sagemaker-runtime")
     answers: list[Any] = []
     for chunk in request_chunks(texts):
@@ -605,25 +619,36 @@ def delete_all(aws: Aws, slug: str) -> list[Removed]:
     return removed + _remove_unused(aws.client("sagemaker"), configs, models)
 
 
-def texts_from_table(path: Path, config: ProjectConfig) -> list[str]:
-    """The texts of a data file: its configured text column, else an ``inputs`` column."""
+def texts_from_table(path: Path, config: ProjectConfig) -> list[Item]:
+    """The inputs of a data file: text pairs where it has a text-pair project's two text
+    columns (or the container's CSV columns ``inputs`` and ``text_pair``), else the texts of its
+    configured text column (or an ``inputs`` column)."""
     table = read_table(path)
-    column = config.data.text_column if config.data.text_column in table.columns else "inputs"
-    if column not in table.columns:
+    data = config.data
+    choices = [["inputs"]]
+    if data.pair_column is not None:
+        choices = [list(data.text_columns), ["inputs", "text_pair"], [data.text_column], *choices]
+    else:
+        choices = [[data.text_column], *choices]
+    columns = next((c for c in choices if all(name in table.columns for name in c)), None)
+    if columns is None:
         raise DataFormatError(
-            f"{path}: no {config.data.text_column!r} (or 'inputs') column; has {', '.join(table.columns)}"
+            f"{path}: no {' and '.join(map(repr, data.text_columns))} (or 'inputs') column"
+            f"{'s' if data.pair_column else ''}; has {', '.join(table.columns)}"
         )
-    texts = []
+    texts: list[Item] = []
     for row in table.rows:
-        text = row.values[column]
-        if not isinstance(text, str):
-            raise DataFormatError(f"{path}: line {row.line}: {column!r} must hold text")
-        texts.append(text)
+        cells = [row.values[column] for column in columns]
+        for column, cell in zip(columns, cells, strict=True):
+            if not isinstance(cell, str):
+                raise DataFormatError(f"{path}: line {row.line}: {column!r} must hold text")
+        texts.append(cells[0] if len(cells) == 1 else {"text": cells[0], "text_pair": cells[1]})
     return texts
 
 
 def jsonl_for_transform(config: ProjectConfig, path: Path, destination: Path) -> Path:
-    """A local data file as JSON Lines request records ``{"inputs": text}``, one per line."""
+    """A local data file as JSON Lines request records ``{"inputs": text}`` (a text-pair
+    project's: ``{"inputs": {"text": ..., "text_pair": ...}}``), one per line."""
     write_jsonl(destination, ({"inputs": text} for text in texts_from_table(path, config)))
     return destination
 

@@ -82,10 +82,14 @@ def classify(
     max_length: int | None = None,
     progress: bool = True,
     description: str = "predict",
+    pairs: Sequence[str] | None = None,
 ) -> inference.Prediction:
-    """All label scores for every text, in input order, with a progress bar."""
-    chunks = list(classify_chunks(classifier, texts, max_length, progress, description))
-    request = inference.Request(list(texts), top_k=None, legacy=False, max_length=max_length)
+    """All label scores for every text (with ``pairs``: every text pair), in input order, with
+    a progress bar."""
+    chunks = list(classify_chunks(classifier, texts, max_length, progress, description, pairs))
+    request = inference.Request(
+        list(texts), None if pairs is None else list(pairs), top_k=None, legacy=False, max_length=max_length
+    )
     scores = [row for chunk in chunks for row in chunk.scores]
     truncated = sum(chunk.truncated for chunk in chunks)
     return inference.Prediction(request, list(classifier.labels), scores, classifier.scheme, truncated)
@@ -97,9 +101,10 @@ def classify_chunks(
     max_length: int | None = None,
     progress: bool = True,
     description: str = "predict",
+    pairs: Sequence[str] | None = None,
 ) -> Iterator[inference.Prediction]:
     """Label scores chunk by chunk (see ``CHUNK_BATCHES``), in input order, with a progress bar
-    whose rate and ETA are averages over the whole run so far."""
+    whose rate and ETA are averages over the whole run so far; ``pairs``: the second texts."""
     from tqdm.auto import tqdm
 
     size = max(classifier.batch_size, 1) * CHUNK_BATCHES
@@ -109,7 +114,12 @@ def classify_chunks(
         for start in range(0, len(texts), size):
             chunk = list(texts[start : start + size])
             request = inference.Request(
-                chunk, top_k=None, legacy=False, max_length=max_length, progress=bar.update
+                chunk,
+                None if pairs is None else list(pairs[start : start + size]),
+                top_k=None,
+                legacy=False,
+                max_length=max_length,
+                progress=bar.update,
             )
             yield inference.predict_fn(request, classifier)
 
@@ -145,6 +155,17 @@ class TextFile:
     source: Path
     table: Table
     texts: list[str]
+    # The second texts, when the rows are text pairs.
+    pairs: list[str] | None = None
+
+    def empty_lines(self) -> list[int]:
+        """Lines whose text (or a text of whose pair) is empty or blank."""
+        halves = [self.texts] if self.pairs is None else [self.texts, self.pairs]
+        return [
+            row.line
+            for row, *texts in zip(self.table.rows, *halves, strict=True)
+            if not all(text.strip() for text in texts)
+        ]
 
 
 @dataclass
@@ -155,8 +176,11 @@ class LabelledFile:
     examples: list[Example]
 
 
-def read_texts(input_path: str | os.PathLike[str], text_column: str) -> TextFile:
-    """Read a CSV/TSV/JSONL file (or the one inside a folder) and its texts.
+def read_texts(
+    input_path: str | os.PathLike[str], text_column: str, pair_column: str | None = None
+) -> TextFile:
+    """Read a CSV/TSV/JSONL file (or the one inside a folder) and its texts; with
+    ``pair_column``, each row's text pair (a model that reads pairs).
 
     A file without rows is an error rather than an output with only a header: there is nothing
     to predict, and an empty output would pass for a successful run in a pipeline."""
@@ -168,15 +192,19 @@ def read_texts(input_path: str | os.PathLike[str], text_column: str) -> TextFile
         what = "only a header line" if table.columns else "the file is empty"
         raise DataFormatError(f"{source}: no rows to predict ({what})")
     require_columns(table.columns, (text_column,), source, option="--text-column")
-    texts = []
+    if pair_column is not None:
+        require_columns(table.columns, (pair_column,), source, option="--text-pair-column")
+    columns = [text_column] if pair_column is None else [text_column, pair_column]
+    found: list[list[str]] = [[] for _ in columns]
     for row in table.rows:
-        text = row.values.get(text_column)
-        if not isinstance(text, str):
-            raise DataFormatError(
-                f"{source}: line {row.line}: column {text_column!r} must hold text, got {text!r}"
-            )
-        texts.append(text)
-    return TextFile(source, table, texts)
+        for column, texts in zip(columns, found, strict=True):
+            text = row.values.get(column)
+            if not isinstance(text, str):
+                raise DataFormatError(
+                    f"{source}: line {row.line}: column {column!r} must hold text, got {text!r}"
+                )
+            texts.append(text)
+    return TextFile(source, table, found[0], found[1] if pair_column is not None else None)
 
 
 def predict_texts(
@@ -199,7 +227,7 @@ def predict_texts(
     written = truncated = 0
     with open_records(output_path, [*data.table.columns, *added]) as write:
         try:
-            for prediction in classify_chunks(classifier, data.texts, max_length, progress):
+            for prediction in classify_chunks(classifier, data.texts, max_length, progress, pairs=data.pairs):
                 write(
                     [
                         {
@@ -220,8 +248,7 @@ def predict_texts(
                 rows[written - 1].line if written else "none",
             )
             raise
-    empty = [row.line for row, text in zip(rows, data.texts, strict=True) if not text.strip()]
-    return BatchReport(len(rows), empty, truncated, max_length or classifier.max_length)
+    return BatchReport(len(rows), data.empty_lines(), truncated, max_length or classifier.max_length)
 
 
 def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_format: str) -> LabelledFile:
@@ -229,7 +256,7 @@ def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_fo
 
     Empty texts are kept: they are scored like any other (an endpoint gets them too) and
     reported with their line numbers, where training skips them. Labels are read with the
-    project's label scheme ([data].task)."""
+    project's label scheme ([data].task); a text-pair project's rows are pairs."""
     source = resolve_data_file(data_path)
     examples = load_examples(
         source,
@@ -240,6 +267,7 @@ def read_labelled(data_path: str | os.PathLike[str], data: DataSection, label_fo
         label_format=label_format,
         scheme=data.label_scheme,
         label_layout=data.label_layout,
+        text_pair_column=data.pair_column,
     )
     if not examples:
         raise DataFormatError(f"{source}: no labelled rows to evaluate (only a header line)")
@@ -269,13 +297,21 @@ def evaluate_examples(
             f"the model was trained as {scheme.name} but config.toml's [data].task is "
             f"{section.label_scheme.name!r}; evaluate with the configuration the model was trained with"
         )
+    pair_column = section.pair_column
+    if bool(classifier.text_pair_columns) != (pair_column is not None):
+        reads = "text pairs" if classifier.text_pair_columns else "one text"
+        raise ModelLabelsError(
+            f"the model reads {reads} per example but config.toml's [data].task is "
+            f"{section.task!r}; evaluate with the configuration the model was trained with"
+        )
     examples = data.examples
     texts = [e.text for e in examples]
-    prediction = classify(classifier, texts, max_length, progress, "evaluate")
+    pairs = None if pair_column is None else [e.text_pair or "" for e in examples]
+    prediction = classify(classifier, texts, max_length, progress, "evaluate", pairs)
     predicted = scheme.predict(prediction.scores)
     metrics = scheme.compute_metrics([e.label for e in examples], predicted, label_names)
     metrics["data"] = str(data.source)
-    empty = [e.line for e in examples if not e.text.strip()]
+    empty = [e.line for e in examples if not all(text.strip() for text in e.texts)]
     report = BatchReport(len(texts), empty, prediction.truncated, max_length or classifier.max_length)
     metrics["empty_texts"] = len(report.empty_lines)
     metrics["empty_text_lines"] = report.empty_lines
@@ -293,12 +329,14 @@ def evaluate_examples(
         save_per_label_png(metrics["per_class"], label_names, out / "per_label.png")
     label_sets = isinstance(scheme, MultiLabel)
     true_column = "true_labels" if label_sets else "true_label"
-    columns = ["line", text_column, true_column, *prediction_columns(scheme, prediction.labels)]
+    # A pair's misclassified row shows both texts, under the project's column names.
+    text_columns = [text_column] if pair_column is None else [text_column, pair_column]
+    columns = ["line", *text_columns, true_column, *prediction_columns(scheme, prediction.labels)]
     wrong = []
     for i, e in enumerate(examples):
         if predicted[i] == e.label:
             continue
-        values = [e.line, e.text, scheme.decode(e.label, label_names), *prediction_values(prediction, i)]
+        values = [e.line, *e.texts, scheme.decode(e.label, label_names), *prediction_values(prediction, i)]
         wrong.append(
             (
                 mistake_confidence(scheme, prediction.scores[i], e.label),

@@ -93,6 +93,11 @@ def register(subparsers: Any) -> None:
         if parser in out_help:
             parser.add_argument("--out", type=Path, help=out_help[parser])
     predict.add_argument("--text-column", help="column with the texts (default: config [data])")
+    predict.add_argument(
+        "--text-pair-column",
+        help="column with the second texts, for a model trained on text pairs (default: config "
+        "[data].text_pair_column of a text-pair project, else the column the model was trained on)",
+    )
     _add_run_options(predict)
     _add_run_options(evaluate)
 
@@ -176,13 +181,51 @@ def run_predict(args: argparse.Namespace) -> int:
 
     config = _with_defaults(args)
     out = args.out or _default_output(args.file)
-    data = read_texts(args.file, args.text_column or config.data.text_column)
+    text_column, pair_column = _predict_columns(args, config)
+    data = read_texts(args.file, text_column, pair_column)
     classifier = _load_classifier(args, config)
     report = predict_texts(classifier, data, out, args.max_length, progress=not args.no_progress)
     print(f"wrote {report.rows} predictions to {out}")
     for note in report.notes():
         print(f"note: {note}")
     return 0
+
+
+def _predict_columns(args: argparse.Namespace, config: ProjectConfig) -> tuple[str, str | None]:
+    """The text column and, for a model trained on text pairs, the second text's column: the
+    options, else a text-pair project's [data] columns, else the columns the model records."""
+    recorded = _pair_columns(args.model)
+    if recorded is None:
+        if args.text_pair_column is not None:
+            raise UsageError(
+                f"predict: --text-pair-column {args.text_pair_column!r}: the model {args.model} reads "
+                "one text per row, not text pairs"
+            )
+        return args.text_column or config.data.text_column, None
+    project = config.data.text_columns if config.data.pair_column is not None else None
+    text_column = args.text_column or (project or recorded)[0]
+    return text_column, args.text_pair_column or (project or recorded)[1]
+
+
+def _pair_columns(model: Path) -> list[str] | None:
+    """The data columns a model trained on text pairs records in its config.json (None for a
+    model that reads one text), read without loading the model."""
+    try:
+        text = (model / "config.json").read_text("utf-8")
+    except OSError:
+        return None  # not a model folder: loading the model says so, after the data is checked
+    try:
+        recorded = json.loads(text).get("text_pair_columns")
+    except (ValueError, AttributeError) as error:
+        raise UsageError(f"predict: --model {model}: cannot read config.json: {error}") from None
+    if recorded is None:
+        return None
+    if not (isinstance(recorded, list) and len(recorded) == 2 and all(isinstance(c, str) for c in recorded)):
+        raise UsageError(
+            f"predict: --model {model}: config.json text_pair_columns must be two column names, "
+            f"got {recorded!r}"
+        )
+    return recorded
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

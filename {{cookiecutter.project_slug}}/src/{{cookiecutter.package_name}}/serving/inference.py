@@ -17,6 +17,16 @@ Requests:
                          are ignored)
   application/jsonlines  one record per line: {"inputs": "text"} (or a bare JSON string)
   text/plain             the whole body is one text
+A model trained on text pairs (``text_pair_columns`` in its config.json) reads pairs, in the
+text-classification pipeline's shape:
+  application/json       {"inputs": {"text": "a", "text_pair": "b"}} or a list of such objects
+  text/csv               a header with ``inputs`` and ``text_pair`` columns
+  application/jsonlines  one record per line: {"inputs": {"text": "a", "text_pair": "b"}}
+A pair is tokenised as training tokenises it (the tokenizer's pair template, ``longest_first``
+truncation). A pair sent to a one-text model, or a lone text to a pair model, is refused (400):
+the toolkit's own pipeline would score either, but as an input the model never saw in training.
+Without top_k a single pair's answer is the pipeline's: one ``{"label", "score"}`` object (a
+single text's is a list holding it).
 Parameters: ``top_k`` (int, or null for all labels), ``return_all_scores`` (legacy pipeline
 flag), ``truncation`` (default true) and ``max_length`` (tokens).
 Responses (Accept): application/json in the shape of the transformers text-classification
@@ -136,6 +146,9 @@ class Classifier:
     batch_size: int
     # How scores are computed and decided: the scheme the model was trained with.
     scheme: LabelScheme
+    # The data columns of a model trained on text pairs (config.json ``text_pair_columns``),
+    # None for a model that reads one text.
+    text_pair_columns: list[str] | None = None
 
 
 @dataclass
@@ -143,6 +156,8 @@ class Request:
     """A decoded request: texts plus the options that shape the prediction and the answer."""
 
     texts: list[str]
+    # The second text of each item when the request holds text pairs (else None).
+    pairs: list[str] | None = None
     top_k: int | None = 1
     # True when the client gave no top_k (pipeline "legacy" shape: a single dict per text).
     legacy: bool = True
@@ -205,7 +220,17 @@ def load_model(model_dir: str, quantize: str = "none") -> Classifier:
         labels,
         max_length,
     )
-    return Classifier(model, tokenizer, labels, device, max_length, BATCH_SIZE, for_model(config))
+    pair_columns = getattr(config, "text_pair_columns", None)
+    return Classifier(
+        model,
+        tokenizer,
+        labels,
+        device,
+        max_length,
+        BATCH_SIZE,
+        for_model(config),
+        [str(column) for column in pair_columns] if pair_columns else None,
+    )
 
 
 def _quantize_int8(model: Any) -> Any:
@@ -301,10 +326,16 @@ class Work:
                 f"parameters.max_length={self.max_length} exceeds the model's limit of "
                 f"{model.max_length} tokens"
             )
+        _check_shape(request, model)
         # Character length orders texts nearly as token length does, without tokenising first
-        # (capped where encode() cuts, so one huge text does not count as thousands of tokens).
+        # (capped where encode() cuts, so one huge text does not count as thousands of tokens);
+        # a pair counts both of its texts.
         window = self.max_length * CHARS_PER_TOKEN
         self._chars = [min(len(text), window) for text in request.texts]
+        if request.pairs is not None:
+            self._chars = [
+                chars + min(len(pair), window) for chars, pair in zip(self._chars, request.pairs, strict=True)
+            ]
         self._order = sorted(range(len(request.texts)), key=self._chars.__getitem__, reverse=True)
         self._mean_chars = sum(self._chars) / max(1, len(self._chars))
         self._next = 0
@@ -341,15 +372,19 @@ class Work:
             # only close to token order, and within a block the difference is made up.
             block = self._order[self._next : self._next + count * TOKENISED_AHEAD]
             self._next += len(block)
-            ids, too_long = encode(
-                self.model.tokenizer, [self.request.texts[i] for i in block], self.max_length
-            )
+            texts = [self.request.texts[i] for i in block]
+            if self.request.pairs is None:
+                ids, too_long = encode(self.model.tokenizer, texts, self.max_length)
+            else:
+                pairs = [self.request.pairs[i] for i in block]
+                ids, too_long = encode_pairs(self.model.tokenizer, texts, pairs, self.max_length)
             if too_long and not self.request.truncation:
                 first = block[too_long[0]]
+                item = "text" if self.request.pairs is None else "pair"
                 raise RequestError(
-                    f"text #{first} is longer than the limit of {self.max_length} tokens "
-                    f"({len(too_long)} such text(s) in this part of the request); send "
-                    "truncation=true or shorter texts"
+                    f"{item} #{first} is longer than the limit of {self.max_length} tokens "
+                    f"({len(too_long)} such {item}(s) in this part of the request); send "
+                    f"truncation=true or shorter {item}s"
                 )
             self.truncated += len(too_long)
             self._ready = sorted(
@@ -406,6 +441,111 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[
     return ids, sorted(too_long)
 
 
+class PairIds(list[int]):
+    """A text pair's token ids, with its token type ids (which ids are the second text's), for
+    models that read them: a list of ids like a single text's, so schedulers pass both alike."""
+
+    def __init__(self, ids: Sequence[int], types: Sequence[int]) -> None:
+        super().__init__(ids)
+        self.types = list(types)
+
+
+def encode_pairs(
+    tokenizer: Any, texts: Sequence[str], pairs: Sequence[str], max_length: int
+) -> tuple[list[list[int]], list[int]]:
+    """:func:`encode` for text pairs: the ids of ``texts[i]`` with ``pairs[i]`` as training
+    tokenises them (the pair template, ``longest_first`` truncation to ``max_length``), and the
+    positions of pairs that were longer.
+
+    Each text is cut by characters first, as in :func:`encode`. ``longest_first`` keeps at most
+    the tokens a text has, taking from the longer text first; so the ids of a cut text are those
+    of the whole text when the cut alone holds at least ``max_length`` tokens (more than truncation
+    keeps) and, when the other text is whole, more tokens than it (the longer one stays the
+    longer one). Otherwise the cut is widened once, as in :func:`encode`. When both texts are cut
+    the whole texts' order is unknown; both keep half of the limit, and only the odd token of an
+    odd limit may go to the other text than with the whole texts."""
+    ids: list[list[int]] = [[] for _ in texts]
+    too_long: set[int] = set()
+    cut: dict[int, tuple[str, str]] = {}
+    pending = list(range(len(texts)))
+    windows = (max_length * CHARS_PER_TOKEN, max_length * WIDE_WINDOW)
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    for window in windows:
+        final = window == windows[-1]
+        firsts = [_cut(texts[i], window) for i in pending]
+        seconds = [_cut(pairs[i], window) for i in pending]
+        first_counts = _token_counts(tokenizer, [text for text, _ in firsts])
+        second_counts = _token_counts(tokenizer, [text for text, _ in seconds])
+        retry = []
+        for position, i in enumerate(pending):
+            halves = [
+                (firsts[position], first_counts[position], texts[i]),
+                (seconds[position], second_counts[position], pairs[i]),
+            ]
+            was_cut = [(text, whole) for (text, whole), _, original in halves if text is not original]
+            cut[i] = (firsts[position][0], seconds[position][0])
+            if not was_cut:
+                if first_counts[position] + second_counts[position] + special > max_length:
+                    too_long.add(i)
+                continue
+            counts = [count for _, count, _ in halves]
+            exact = all(whole for _, whole in was_cut) and all(
+                count >= max_length for (text, _), count, original in halves if text is not original
+            )
+            if len(was_cut) == 1:
+                longer = 0 if halves[0][0][0] is not texts[i] else 1
+                exact = exact and counts[longer] > counts[1 - longer]
+            if exact or final:
+                too_long.add(i)
+            else:
+                retry.append(i)
+        pending = retry
+        if not pending:
+            break
+    order = list(cut)
+    encoded = _tokenize_pairs(tokenizer, [cut[i] for i in order], max_length)
+    for i, row in zip(order, encoded, strict=True):
+        ids[i] = row
+    return ids, sorted(too_long)
+
+
+def _token_counts(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Tokens per text, without special tokens and without truncation."""
+    if not texts:
+        return []
+    found = tokenizer(
+        texts,
+        add_special_tokens=False,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )["input_ids"]
+    return [len(row) for row in found]
+
+
+def _tokenize_pairs(tokenizer: Any, pairs: list[tuple[str, str]], max_length: int) -> list[list[int]]:
+    if not pairs:
+        return []
+    types = "token_type_ids" in tokenizer.model_input_names
+    encoded = tokenizer(
+        [text for text, _ in pairs],
+        [pair for _, pair in pairs],
+        truncation="longest_first",
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=types,
+        verbose=False,
+    )
+    if not types:
+        return list(encoded["input_ids"])
+    return [
+        PairIds(ids, row_types)
+        for ids, row_types in zip(encoded["input_ids"], encoded["token_type_ids"], strict=True)
+    ]
+
+
 def _cut(text: str, window: int) -> tuple[str, bool]:
     """``text`` itself when it fits in ``window`` characters, else its start ending at a space
     in the window's second half (True: whole words) or, without one, at the window (False)."""
@@ -437,9 +577,15 @@ def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[in
 def score_batch(model: Classifier, batch: Sequence[list[int]]) -> list[list[float]]:
     """Label scores for one sub-batch of token ids, padded to its longest row."""
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    ids, mask = _pad(list(batch), pad_id, model.tokenizer.padding_side == "left")
+    left = model.tokenizer.padding_side == "left"
+    ids, mask = _pad(list(batch), pad_id, left)
+    inputs = {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
+    if any(isinstance(row, PairIds) for row in batch):
+        # Token types tell a pair's second text apart (a single text's are all 0, the default).
+        types, _ = _pad([row.types if isinstance(row, PairIds) else [0] * len(row) for row in batch], 0, left)
+        inputs["token_type_ids"] = types.to(model.device)
     with torch.inference_mode():
-        logits = model.model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+        logits = model.model(**inputs).logits
         return model.scheme.probabilities(logits).cpu().tolist()
 
 
@@ -478,8 +624,14 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
         answers = [_ranked(row, labels, request) for row in prediction.scores]
     if media_type == JSONLINES:
         return "".join(json.dumps(answer, ensure_ascii=False) + "\n" for answer in answers)
-    if request.single and not label_set_answers and (request.legacy or request.all_scores_legacy):
-        # The pipeline wraps a single text's answer in a list when top_k was not given.
+    if (
+        request.single
+        and request.pairs is None
+        and not label_set_answers
+        and (request.legacy or request.all_scores_legacy)
+    ):
+        # The pipeline wraps a single text's answer (not a single pair's) in a list when top_k
+        # was not given.
         return json.dumps([answers[0]], ensure_ascii=False)
     if request.single:
         return json.dumps(answers[0], ensure_ascii=False)
@@ -558,6 +710,10 @@ def _loads(text: str, where: str = "") -> Any:
     raise RequestError(where + reason)
 
 
+PAIR_KEYS = ("text", "text_pair")
+PAIR_SHAPE = '{"text": "...", "text_pair": "..."}'
+
+
 def _from_json(text: str) -> Request:
     body = _loads(text)
     if not isinstance(body, dict) or "inputs" not in body:
@@ -566,13 +722,75 @@ def _from_json(text: str) -> Request:
     if unknown:
         raise RequestError(f'unknown JSON key(s) {unknown}; expected "inputs" and "parameters"')
     inputs = body["inputs"]
-    if isinstance(inputs, str):
-        texts, single = [inputs], True
+    if isinstance(inputs, str | dict):
+        items, single = [inputs], True
     elif isinstance(inputs, list):
-        texts, single = inputs, False
+        items, single = inputs, False
     else:
-        raise RequestError(f'"inputs" must be a string or a list of strings, got {type(inputs).__name__}')
-    return _request(texts, body.get("parameters"), single, '"inputs"')
+        raise RequestError(
+            f'"inputs" must be a string, a list of strings or text pairs {PAIR_SHAPE}, '
+            f"got {type(inputs).__name__}"
+        )
+    texts, pairs = _split_pairs(items, '"inputs"', single)
+    return _request(texts, body.get("parameters"), single, '"inputs"', pairs)
+
+
+def _split_pairs(items: list[Any], what: str, single: bool) -> tuple[list[Any], list[str] | None]:
+    """The first texts and (when the items are text pairs) the second ones. Items are all
+    strings or all pairs (see :func:`_pair`). Items that are neither are left for
+    :func:`_request` to name."""
+    first_pair = next((i for i, item in enumerate(items) if isinstance(item, dict)), None)
+    if first_pair is None:
+        return items, None
+    texts: list[Any] = []
+    pairs: list[str] = []
+    for number, item in enumerate(items):
+        where = what if single else f"{what} item #{number}"
+        if not isinstance(item, dict):
+            raise RequestError(
+                f"{where} is {type(item).__name__} but item #{first_pair} is a text pair; send every "
+                f"item as a pair {PAIR_SHAPE} or every item as a string"
+            )
+        text, pair = _pair(item, where)
+        texts.append(text)
+        pairs.append(pair)
+    return texts, pairs
+
+
+def _pair(item: dict[str, Any], where: str) -> tuple[str, str]:
+    """A text pair: an object with exactly "text" and "text_pair", both strings."""
+    unknown = sorted(set(item) - set(PAIR_KEYS))
+    if unknown:
+        raise RequestError(
+            f"{where}: unknown key(s) {reprlib.repr(unknown)} in a text pair; send {PAIR_SHAPE}"
+        )
+    missing = [key for key in PAIR_KEYS if key not in item]
+    if missing:
+        raise RequestError(
+            f"{where}: a text pair needs both {' and '.join(map(repr, PAIR_KEYS))}; "
+            f"missing {' and '.join(map(repr, missing))}"
+        )
+    for key in PAIR_KEYS:
+        if not isinstance(item[key], str):
+            raise RequestError(f'{where}: "{key}" must be a string, got {type(item[key]).__name__}')
+    return item["text"], item["text_pair"]
+
+
+def _check_shape(request: Request, model: Classifier) -> None:
+    """Refuse pairs for a one-text model and lone texts for a pair model, saying what to send."""
+    columns = model.text_pair_columns
+    if columns and request.pairs is None:
+        names = " and ".join(repr(column) for column in columns)
+        raise RequestError(
+            f"this model reads text pairs (trained on columns {names}); send each input as "
+            f'{PAIR_SHAPE}: JSON {{"inputs": {PAIR_SHAPE}}} or a list of them, JSON Lines '
+            f'{{"inputs": {PAIR_SHAPE}}} per line, CSV with "inputs" and "text_pair" columns'
+        )
+    if not columns and request.pairs is not None:
+        raise RequestError(
+            'this model reads one text per input, not text pairs; send {"inputs": "text"} or a '
+            'list of strings (CSV: an "inputs" column only)'
+        )
 
 
 def _from_csv(text: str) -> Request:
@@ -582,12 +800,16 @@ def _from_csv(text: str) -> Request:
         if not header or "inputs" not in [name.strip() for name in header]:
             raise RequestError(f"CSV body needs a header line with an 'inputs' column; got {header}")
         column = next(name for name in header if name.strip() == "inputs")
-        texts = [row[column] for row in reader]
+        # A "text_pair" column makes every row a text pair.
+        pair_column = next((name for name in header if name.strip() == "text_pair"), None)
+        rows = [(row[column], None if pair_column is None else row[pair_column]) for row in reader]
     except csv.Error as error:
         raise RequestError(f"malformed CSV at line {reader.line_num}: {error}") from None
-    if any(text is None for text in texts):
+    if any(text is None or (pair_column is not None and pair is None) for text, pair in rows):
         raise RequestError("malformed CSV: a row has fewer fields than the header")
-    return _request(texts, None, False, "CSV rows")
+    texts = [text for text, _ in rows]
+    pairs = None if pair_column is None else [str(pair) for _, pair in rows]
+    return _request(texts, None, False, "CSV rows", pairs)
 
 
 DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
@@ -595,6 +817,9 @@ DIFFERENT_PARAMETERS = "parameters differ from earlier lines"
 
 def _from_jsonlines(text: str) -> Request:
     texts: list[Any] = []
+    pairs: list[str] = []
+    # The line of the first record, and whether it is a text pair: every line must agree.
+    first: tuple[int, bool] | None = None
     parameters: Any = None
     # Records end at \n (or \r\n) only: str.splitlines would also split inside texts holding
     # U+2028, U+0085, form feeds and the like, which JSON strings may carry unescaped.
@@ -602,25 +827,45 @@ def _from_jsonlines(text: str) -> Request:
         if not line.strip():
             continue
         record = _loads(line, f"JSON Lines line {number}: ")
+        is_pair = False
         if isinstance(record, dict):
-            if not isinstance(record.get("inputs"), str):
-                raise RequestError(f'JSON Lines line {number}: "inputs" must be a string')
+            inputs = record.get("inputs")
+            if isinstance(inputs, dict):
+                item, pair = _pair(inputs, f'JSON Lines line {number}: "inputs"')
+                pairs.append(pair)
+                is_pair = True
+            elif isinstance(inputs, str):
+                item = inputs
+            else:
+                raise RequestError(
+                    f'JSON Lines line {number}: "inputs" must be a string or a text pair {PAIR_SHAPE}'
+                )
             line_parameters = record.get("parameters")
             # One forward pass serves all lines, so they must agree on the parameters.
             if texts and line_parameters != parameters:
                 raise RequestError(f"JSON Lines line {number}: {DIFFERENT_PARAMETERS}")
             parameters = line_parameters
-            texts.append(record["inputs"])
         elif isinstance(record, str):
             if texts and parameters is not None:
                 raise RequestError(f"JSON Lines line {number}: {DIFFERENT_PARAMETERS}")
-            texts.append(record)
+            item = record
         else:
             raise RequestError(f'JSON Lines line {number}: expected an object with "inputs" or a string')
-    return _request(texts, parameters, False, "JSON Lines records")
+        if first is None:
+            first = (number, is_pair)
+        elif first[1] != is_pair:
+            kinds = ("a text", "a text pair") if is_pair else ("a text pair", "a text")
+            raise RequestError(
+                f"JSON Lines line {number}: {kinds[1]}, but line {first[0]} is {kinds[0]}; send "
+                f"every line as a pair {PAIR_SHAPE} or every line as a text"
+            )
+        texts.append(item)
+    return _request(texts, parameters, False, "JSON Lines records", pairs if pairs else None)
 
 
-def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Request:
+def _request(
+    texts: list[Any], parameters: Any, single: bool, what: str, pairs: list[str] | None = None
+) -> Request:
     if not texts:
         raise RequestError(f"{what}: no texts to classify")
     if len(texts) > MAX_TEXTS:
@@ -628,13 +873,16 @@ def _request(texts: list[Any], parameters: Any, single: bool, what: str) -> Requ
     bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
     if bad is not None:
         raise RequestError(f"{what}: item #{bad} is {type(texts[bad]).__name__}, expected a string")
-    bad = next((i for i, text in enumerate(texts) if not _is_unicode(text)), None)
+    bad = next(
+        (i for i, text in enumerate(texts) if not _is_unicode(text) or not _is_unicode((pairs or texts)[i])),
+        None,
+    )
     if bad is not None:
         raise RequestError(
             f"{what}: item #{bad} holds a lone UTF-16 surrogate (an escape like \\ud800 without "
             "its pair), which is not text; encode the string as UTF-8"
         )
-    request = Request(list(texts), single=single)
+    request = Request(list(texts), pairs, single=single)
     # Values in messages go through reprlib.repr: a huge or deeply nested one is shortened.
     if parameters is None:
         return request

@@ -3,6 +3,8 @@
 For a multi-label model the page shows every decided label ("no label" when none) and marks
 each label's threshold on its bar: a label is decided when its score reaches its threshold, the
 rule the handlers apply (the thresholds come from the model's config.json, see ``render_page``).
+For a model trained on text pairs the page has two text boxes, labelled with the data columns
+the model was trained on, and sends ``{"text": ..., "text_pair": ...}``.
 
 Self-contained (no CDN, no build step), so it works offline and behind a firewall. It calls
 ``POST /invocations`` like any client, so what it shows is what the endpoint answers.
@@ -44,8 +46,12 @@ _PAGE = """<!doctype html>
 </head>
 <body>
 <h1>Text classifier</h1>
-<label for="text">Text to classify</label>
+<label for="text" id="text-label">Text to classify</label>
 <textarea id="text" autofocus></textarea>
+<div id="pair-box" hidden>
+<label for="text-pair" id="text-pair-label"></label>
+<textarea id="text-pair"></textarea>
+</div>
 <button id="classify" type="button">Classify</button>
 <p id="status" role="status"></p>
 <p id="predicted" aria-live="polite"></p>
@@ -60,6 +66,13 @@ const $ = (id) => document.getElementById(id);
 $("version").textContent = info.version;
 $("labels").textContent = info.labels.join(", ");
 $("max-length").textContent = String(info.max_length);
+// A pair model: one box per text, named as the columns the model was trained on.
+const pairColumns = info.pair_columns;
+if (pairColumns) {
+  $("text-label").textContent = pairColumns[0];
+  $("text-pair-label").textContent = pairColumns[1];
+  $("pair-box").hidden = false;
+}
 
 const element = (tag, className, text = "") =>
   Object.assign(document.createElement(tag), {className, textContent: text});
@@ -95,19 +108,21 @@ function show(answer) {
 
 async function classify() {
   const text = $("text").value;
+  const pair = $("text-pair").value;
   const status = $("status");
   status.className = "";
-  if (!text.trim()) {
-    status.textContent = "Type a text first.";
+  if (!text.trim() || (pairColumns && !pair.trim())) {
+    status.textContent = pairColumns ? "Type both texts first." : "Type a text first.";
     return;
   }
+  const inputs = pairColumns ? {text: text, text_pair: pair} : text;
   status.textContent = "Classifying...";
   $("classify").disabled = true;
   try {
     const response = await fetch("invocations", {
       method: "POST",
       headers: {"Content-Type": "application/json", "Accept": "application/json"},
-      body: JSON.stringify({inputs: text, parameters: {top_k: null}}),
+      body: JSON.stringify({inputs: inputs, parameters: {top_k: null}}),
     });
     const answer = await response.json();
     if (!response.ok) {
@@ -124,9 +139,11 @@ async function classify() {
 }
 
 $("classify").addEventListener("click", classify);
-$("text").addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) classify();
-});
+for (const box of [$("text"), $("text-pair")]) {
+  box.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) classify();
+  });
+}
 </script>
 </body>
 </html>
@@ -134,13 +151,24 @@ $("text").addEventListener("keydown", (event) => {
 
 
 def render_page(
-    labels: Sequence[str], version: str, max_length: int, thresholds: Sequence[float] | None = None
+    labels: Sequence[str],
+    version: str,
+    max_length: int,
+    thresholds: Sequence[float] | None = None,
+    pair_columns: Sequence[str] | None = None,
 ) -> bytes:
     """The page with the model's labels and version (escaped for a <script> element);
-    ``thresholds`` (per label, a multi-label model's) make it show the decided labels."""
+    ``thresholds`` (per label, a multi-label model's) make it show the decided labels;
+    ``pair_columns`` (a text-pair model's two data columns) give it a box per text."""
     by_label = None if thresholds is None else dict(zip(labels, thresholds, strict=True))
     info = json.dumps(
-        {"labels": list(labels), "version": version, "max_length": max_length, "thresholds": by_label},
+        {
+            "labels": list(labels),
+            "version": version,
+            "max_length": max_length,
+            "thresholds": by_label,
+            "pair_columns": list(pair_columns) if pair_columns else None,
+        },
         ensure_ascii=False,
     )
     # "</script>" or "<!--" inside a label must not end the element: escape the characters.

@@ -504,7 +504,9 @@ class InferenceServer:
             if isinstance(scheme, MultiLabel)
             else None
         )
-        page = render_page(classifier.labels, version, classifier.max_length, thresholds)
+        page = render_page(
+            classifier.labels, version, classifier.max_length, thresholds, classifier.text_pair_columns
+        )
         app = App(self.scheduler, options, options.max_body_bytes or inference.MAX_BODY_BYTES, page)
         config = uvicorn.Config(
             app,
