@@ -263,8 +263,9 @@ def tiny_model_dir(tmp_path_factory, config) -> Path:
 
 @pytest.fixture(scope="session")
 def project_model_dir(tmp_path_factory, config) -> Path:
-    """A tiny model recorded with this project's label scheme, as its training records one
-    (default thresholds for a multi-label project): what the project's evaluate accepts."""
+    """A tiny model recorded with this project's label scheme and text columns, as its training
+    records them (default thresholds for a multi-label project, both text columns for a text-pair
+    project): what the project's evaluate and predict accept."""
     from transformers import AutoConfig
 
     texts = [text for text, _ in labelled_records(config, len(_sample_rows()))]
@@ -275,6 +276,8 @@ def project_model_dir(tmp_path_factory, config) -> Path:
     model_config.problem_type = scheme.problem_type
     for key, value in scheme.model_config().items():
         setattr(model_config, key, value)
+    if config.data.pair_column:
+        model_config.text_pair_columns = list(config.data.text_columns)
     model_config.save_pretrained(folder)
     return folder
 

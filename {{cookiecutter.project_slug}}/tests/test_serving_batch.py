@@ -7,7 +7,7 @@ import json
 
 import pytest
 from conftest import labelled_records, write_labelled
-from test_serving_text_pairs import as_project_file, as_project_model
+from test_serving_text_pairs import as_project_file
 
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.data import io as io_module
@@ -19,12 +19,6 @@ def small_test_file(config, tmp_path_factory):
     """60 labelled rows in this project's columns (TSV with id, text, label)."""
     path = tmp_path_factory.mktemp("data") / "test.tsv"
     return as_project_file(write_labelled(path, config, labelled_records(config, 60, offset=4000)), config)
-
-
-@pytest.fixture(scope="module")
-def project_model_dir(project_model_dir, config, tmp_path_factory):
-    """A text-pair project's model records its columns, as training records them."""
-    return as_project_model(project_model_dir, config, tmp_path_factory.mktemp("project"))
 
 
 def score_columns(config):
@@ -291,12 +285,11 @@ def test_evaluate_a_multi_label_model_scores_label_sets(multi_label_model_dir, t
 
 def test_evaluate_lists_the_surest_multi_label_mistakes_first():
     from nsmc_sentiment_classifier.label_schemes.multi_label import MultiLabel
-    from nsmc_sentiment_classifier.serving.batch import mistake_confidence
 
     scheme = MultiLabel(thresholds=(0.5, 0.5, 0.5))
     # A wrong label's score, or one minus a missed label's score; the surest wrong decision counts.
-    assert mistake_confidence(scheme, [0.9, 0.2, 0.6], (2,)) == pytest.approx(0.9)
-    assert mistake_confidence(scheme, [0.1, 0.3, 0.6], (0, 1, 2)) == pytest.approx(0.9)
+    assert scheme.mistake_score([0.9, 0.2, 0.6], (2,)) == pytest.approx(0.9)
+    assert scheme.mistake_score([0.1, 0.3, 0.6], (0, 1, 2)) == pytest.approx(0.9)
 
 
 def test_evaluate_refuses_a_multi_label_model_for_a_single_label_project(

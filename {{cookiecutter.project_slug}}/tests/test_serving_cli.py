@@ -9,7 +9,7 @@ import json
 
 import pytest
 from conftest import labelled_records, write_labelled
-from test_serving_text_pairs import as_project_file, as_project_model
+from test_serving_text_pairs import as_project_file
 
 from nsmc_sentiment_classifier import cli
 from nsmc_sentiment_classifier.data import io as io_module
@@ -132,8 +132,8 @@ def test_evaluate_reports_empty_and_truncated_texts_instead_of_dropping_them(
     records[9] = ("끝까지 본 내 자신이 대견하다 " * 80, records[9][1])
     data = as_project_file(write_labelled(tmp_path / "test.tsv", config, records), config)  # header: line 1
     out = tmp_path / "report"
-    model = as_project_model(project_model_dir, config, tmp_path)
-    code = cli.main(["evaluate", str(data), "--model", str(model), "--out", str(out), "--no-progress"])
+    model = str(project_model_dir)
+    code = cli.main(["evaluate", str(data), "--model", model, "--out", str(out), "--no-progress"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))

@@ -92,21 +92,6 @@ def as_project_file(path: Path, config) -> Path:
     return path
 
 
-def as_project_model(folder: Path, config, scratch: Path) -> Path:
-    """conftest's project model as a text-pair project's training records it (its two text
-    columns in config.json), in ``scratch``; a one-text project's model is ``folder`` itself."""
-    import shutil
-
-    if config.data.pair_column is None:
-        return folder
-    copy = scratch / "pair-project-model"
-    shutil.copytree(folder, copy)
-    settings = json.loads((copy / "config.json").read_text("utf-8"))
-    settings["text_pair_columns"] = list(config.data.text_columns)
-    (copy / "config.json").write_text(json.dumps(settings, indent=2), "utf-8")
-    return copy
-
-
 @pytest.fixture(scope="session")
 def pair_model_dir(tmp_path_factory, config) -> Path:
     return build_pair_model(tmp_path_factory.mktemp("tiny-pair-model"), config)

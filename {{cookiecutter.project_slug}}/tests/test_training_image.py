@@ -24,7 +24,7 @@ import random
 import subprocess
 
 import pytest
-from conftest import PACKAGE, labelled_records, write_labelled
+from conftest import PACKAGE, labelled_records, pair_text, write_labelled
 
 if importlib.util.find_spec(f"{PACKAGE}.aws") is None:
     pytest.skip("generated without the sagemaker part: no training image to match", allow_module_level=True)
@@ -148,7 +148,8 @@ def test_entry_point_trains_under_the_training_image(
     # The model the image's transformers saved loads and predicts here.
     classifier = batch.load_classifier(model_dir)
     text, _ = labelled_records(config, 1, offset=100)[0]
-    prediction = batch.classify(classifier, [text], progress=False)
+    pairs = [pair_text(text)] if config.data.pair_column else None  # a text-pair project's model
+    prediction = batch.classify(classifier, [text], progress=False, pairs=pairs)
     assert list(prediction.labels) == list(config.data.label_names)
     assert prediction.scheme.name == config.data.label_scheme.name  # recorded in config.json
     [scores] = prediction.scores

@@ -15,8 +15,7 @@ from typing import Any
 from .. import label_schemes
 from ..config import LABEL_LAYOUTS
 from ..errors import DataFormatError
-from ..label_schemes.label_values import LabelError, UnknownLabelsError, label_key
-from ..label_schemes.multi_label import MultiLabel
+from ..label_schemes.label_values import LabelError, UnknownLabelsError
 from .io import Row, RowReader, find_data_files, missing_columns_message
 
 log = logging.getLogger(__name__)
@@ -111,13 +110,10 @@ def load_examples(
     require_columns(reader.columns, (*texts.columns, label_column), file, label_names, pair=texts.paired)
     kept: list[tuple[tuple[str, str | None], Any, int]] = []
     first_lines: dict[Any, int] = {}
-    # Single-label values are keyed as text ("1" and 1 are one value); a multi-label cell keeps
-    # its raw form (a JSON list as a tuple), which the scheme splits into label values itself.
-    key_of = label_schemes.cell_key if isinstance(scheme, MultiLabel) else label_key
     for row in texts.rows(reader, file, skip_empty):
         value = row.values.get(label_column)
         kept.append((texts.of(row), value, row.line))
-        first_lines.setdefault(key_of(value), row.line)
+        first_lines.setdefault(scheme.cell_key(value), row.line)
     for warning in reader.warnings:
         log.warning(warning)
     try:

@@ -22,7 +22,6 @@ from typing import Any
 from .. import label_schemes
 from ..errors import DataFormatError
 from ..label_schemes.label_values import LabelError, LabelMap, UnknownLabelsError, decide_format, label_key
-from ..label_schemes.multi_label import MultiLabel, cell_elements
 from .io import RowReader, missing_columns_message
 
 # Long lists of row numbers help nobody; the count is always exact.
@@ -180,8 +179,7 @@ def validate_file(
     labels per row and label co-occurrence; a text-pair report covers both text columns."""
     report = ValidationReport(str(path))
     scheme = scheme or label_schemes.get()
-    sets = isinstance(scheme, MultiLabel)
-    columns = sets and label_layout == "columns" and not unlabelled
+    columns = scheme.label_sets and label_layout == "columns" and not unlabelled
     texts = [text_column] if text_pair_column is None else [text_column, text_pair_column]
     required = [*texts] if unlabelled else [*texts, label_column]
     if columns:
@@ -224,7 +222,7 @@ def validate_file(
                     label_lines[key].append(row.line)
             elif not unlabelled:
                 value = row.values.get(label_column)
-                key = label_schemes.cell_key(value) if sets else label_key(value)
+                key = scheme.cell_key(value)
                 label_lines[key].append(row.line)
             values = [row.values.get(column) for column in texts]
             wrong = [column for column, value in zip(texts, values, strict=True) if not _is_text(value)]
@@ -269,7 +267,7 @@ def validate_file(
                 f"{len(lines)} row(s) with a label column that is not 0/1 (line {line}: {message})",
                 lines,
             )
-    elif sets and not unlabelled:
+    elif scheme.label_sets and not unlabelled:
         ids = _label_sets(label_lines, label_column, label_names, label_format, scheme, report)
     elif not unlabelled:
         ids = _label_ids(label_lines, label_column, label_names, label_format, report)
@@ -319,7 +317,7 @@ def validate_file(
             lines = [line for group in conflicting for line, _ in group]
             what = "pair" if pair else "text"
             report.add("warning", f"{len(conflicting)} {what}(s) appear with conflicting labels", lines)
-    if ids is not None and sets:
+    if ids is not None and scheme.label_sets:
         targets = [ids[key] for key, lines in label_lines.items() if key in ids for _ in lines]
         _label_set_stats(report, targets, label_names, scheme)
     elif ids is not None:
@@ -390,11 +388,10 @@ def _label_sets(
         return {key: read(key) for key in label_lines}
     except UnknownLabelsError as error:
         unknown = set(error.values)
-        delimiter = scheme.delimiter if isinstance(scheme, MultiLabel) else ""
         lines = sorted(
             line
             for key, cell_lines in label_lines.items()
-            if unknown & {label_key(value) for value in cell_elements(key, delimiter)}
+            if unknown & {label_key(value) for value in scheme.cell_values(key)}
             for line in cell_lines
         )
         report.add("error", f"column {label_column!r}: {error}", lines)

@@ -178,11 +178,6 @@ def for_project(task: str = DEFAULT, label_delimiter: str = multi_label.DEFAULT_
     return scheme
 
 
-def cell_key(raw: Any) -> Any:
-    """A raw label cell as a dict key (for ``label_reader``'s first lines): lists become tuples."""
-    return tuple(raw) if isinstance(raw, list) else raw
-
-
 def for_model(config: Any) -> LabelScheme:
     """The scheme a model's config (``transformers`` config object) was trained with, with the
     decision parameters it recorded. A model without the record (trained elsewhere, or before

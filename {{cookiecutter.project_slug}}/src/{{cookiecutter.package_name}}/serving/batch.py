@@ -17,7 +17,6 @@ from ..data.examples import Example, load_examples, require_columns, resolve_dat
 from ..data.io import Table, jsonl_line, read_table
 from ..errors import DataFormatError
 from ..label_schemes import LabelScheme
-from ..label_schemes.multi_label import MultiLabel
 from ..metrics import save_confusion_matrix_png, save_per_label_png
 from . import inference
 from .options import OUTPUT_SUFFIXES
@@ -127,7 +126,7 @@ def classify_chunks(
 def prediction_columns(scheme: LabelScheme, labels: Sequence[str]) -> list[str]:
     """The columns ``predict`` adds: the predicted label and its score, or for a multi-label
     model the decided labels; then every label's score."""
-    if isinstance(scheme, MultiLabel):
+    if scheme.label_sets:
         return ["predicted_labels", *inference.score_columns(labels)]
     return ["predicted_label", "score", *inference.score_columns(labels)]
 
@@ -138,7 +137,7 @@ def prediction_values(prediction: inference.Prediction, index: int, as_list: boo
     row, scheme = prediction.scores[index], prediction.scheme
     (chosen,) = scheme.predict([row])
     scores = [round(score, 6) for score in row]
-    if isinstance(scheme, MultiLabel):
+    if scheme.label_sets:
         decided = (
             scheme.label_list(chosen, prediction.labels)
             if as_list
@@ -327,8 +326,7 @@ def evaluate_examples(
         save_confusion_matrix_png(metrics["confusion_matrix"], label_names, out / "confusion_matrix.png")
     else:
         save_per_label_png(metrics["per_class"], label_names, out / "per_label.png")
-    label_sets = isinstance(scheme, MultiLabel)
-    true_column = "true_labels" if label_sets else "true_label"
+    true_column = "true_labels" if scheme.label_sets else "true_label"
     # A pair's misclassified row shows both texts, under the project's column names.
     text_columns = [text_column] if pair_column is None else [text_column, pair_column]
     columns = ["line", *text_columns, true_column, *prediction_columns(scheme, prediction.labels)]
@@ -339,7 +337,8 @@ def evaluate_examples(
         values = [e.line, *e.texts, scheme.decode(e.label, label_names), *prediction_values(prediction, i)]
         wrong.append(
             (
-                mistake_confidence(scheme, prediction.scores[i], e.label),
+                # Rounded as misclassified.csv shows scores: ties keep the input order.
+                round(scheme.mistake_score(prediction.scores[i], e.label), 6),
                 dict(zip(columns, values, strict=True)),
             )
         )
@@ -348,17 +347,6 @@ def evaluate_examples(
     with open_records(out / "misclassified.csv", columns) as write:
         write([record for _, record in wrong])
     return metrics
-
-
-def mistake_confidence(scheme: LabelScheme, scores: Sequence[float], target: Any) -> float:
-    """How sure the model was of a wrong prediction: the predicted label's score; for a
-    multi-label model, its surest wrong decision (a wrong label's score, or one minus a missed
-    label's score)."""
-    (chosen,) = scheme.predict([scores])
-    if not isinstance(scheme, MultiLabel):
-        return round(scores[chosen], 6)  # as misclassified.csv shows it: ties keep the input order
-    wrong = set(chosen) ^ set(target)
-    return max(scores[i] if i in chosen else 1 - scores[i] for i in wrong)
 
 
 def evaluation_summary(metrics: dict[str, Any]) -> str:

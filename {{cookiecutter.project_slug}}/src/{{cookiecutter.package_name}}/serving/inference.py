@@ -70,10 +70,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 try:
     from ..label_schemes import LabelScheme, for_model
-    from ..label_schemes.multi_label import MultiLabel
 except ImportError:  # code/inference.py in the container: a top-level module, schemes beside it
     from label_schemes import LabelScheme, for_model  # type: ignore[no-redef]
-    from label_schemes.multi_label import MultiLabel  # type: ignore[no-redef]
 
 logger = logging.getLogger(__name__)
 
@@ -594,7 +592,7 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
     media_type = response_type(accept)
     request = prediction.request
     scheme, labels = prediction.scheme, prediction.labels
-    label_sets = isinstance(scheme, MultiLabel)
+    label_sets = scheme.label_sets
     decided = scheme.predict(prediction.scores)
     if media_type == CSV:
         buffer = io.StringIO()

@@ -43,7 +43,6 @@ from typing import Any
 
 import uvicorn
 
-from ..label_schemes.multi_label import MultiLabel
 from . import inference
 from .options import ServerOptions
 from .page import render_page
@@ -499,11 +498,7 @@ class InferenceServer:
             classifier.batch_size = options.batch_size
         self.scheduler = Scheduler(classifier)
         scheme = classifier.scheme
-        thresholds = (
-            [scheme.threshold(i) for i in range(len(classifier.labels))]
-            if isinstance(scheme, MultiLabel)
-            else None
-        )
+        thresholds = scheme.decision_thresholds(len(classifier.labels))
         page = render_page(
             classifier.labels, version, classifier.max_length, thresholds, classifier.text_pair_columns
         )
