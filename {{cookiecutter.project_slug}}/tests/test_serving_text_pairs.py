@@ -40,8 +40,9 @@ def pair_section(config):
 
 
 def build_pair_model(folder: Path, config) -> Path:
-    """A tiny model recorded as training records a text-pair one: the project's labels and
-    label scheme, and ``text_pair_columns``. Its tokenizer gives the second text of a pair token
+    """A tiny model recorded as training records a text-pair one: the project's labels, the
+    text-pair task's label scheme (one label per pair, whatever the project's task), and
+    ``text_pair_columns``. Its tokenizer gives the second text of a pair token
     type 1, as BERT-style tokenizers do, so the tests see token types reach the model."""
     from tokenizers import Tokenizer, processors
     from transformers import AutoConfig
@@ -62,7 +63,7 @@ def build_pair_model(folder: Path, config) -> Path:
     settings["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
     settings_path.write_text(json.dumps(settings, indent=2), "utf-8")
     model_config = AutoConfig.from_pretrained(folder)
-    scheme = config.data.label_scheme
+    scheme = pair_section(config).label_scheme
     model_config.problem_type = scheme.problem_type
     for key, value in scheme.model_config().items():
         setattr(model_config, key, value)
