@@ -73,9 +73,8 @@ def preference_pairs(source: Path, pairs: int, seed: int = 13) -> list[tuple[str
     if min(len(texts) for texts in reviews.values()) < pairs:
         raise SystemExit(f"{source}: too few reviews for {pairs} pairs")
     rows = []
-    for index, (negative, positive) in enumerate(zip(reviews["0"], reviews["1"])):
-        if index == pairs:
-            break
+    chosen = zip(reviews["0"][:pairs], reviews["1"][:pairs], strict=True)
+    for index, (negative, positive) in enumerate(chosen):
         first = index % 2 == 0
         pair = (positive, negative) if first else (negative, positive)
         rows.append((*pair, PREFERENCE_LABELS[0 if first else 1]))
