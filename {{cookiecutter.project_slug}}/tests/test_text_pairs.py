@@ -271,10 +271,23 @@ def test_a_pair_project_trains_and_records_its_two_columns(
     assert params["task"] == "text_pair" and params["text_pair_column"] == second
 
 
-def test_a_one_text_model_records_no_pair_columns(tiny_model_dir, project_dir, config):
+@pytest.fixture
+def one_text_project(project_dir: Path, config: ProjectConfig) -> ProjectConfig:
+    """The scratch project's config as a one-text project (a text-pair project's as single-label,
+    its own labels kept; the generated one where it reads one text)."""
+    path = project_dir / "config.toml"
     if config.data.pair_column:
-        pytest.skip("this project reads text pairs (the pair tests cover it)")
-    run_dir = train_briefly(project_dir, config, tiny_model_dir, "--max_steps", "1", "--report_to", "none")
+        text = re.sub(r'(?m)^task = "text_pair"$', 'task = "single_label"', path.read_text("utf-8"))
+        path.write_text(text, "utf-8")
+    one_text = load_config(path)
+    assert one_text.data.pair_column is None
+    return one_text
+
+
+def test_a_one_text_model_records_no_pair_columns(tiny_model_dir, project_dir, one_text_project):
+    run_dir = train_briefly(
+        project_dir, one_text_project, tiny_model_dir, "--max_steps", "1", "--report_to", "none"
+    )
     assert "text_pair_columns" not in json.loads((run_dir / "model" / "config.json").read_text("utf-8"))
     card = (run_dir / "model" / "README.md").read_text("utf-8")
     assert "pairs of texts" not in card and "| text columns |" not in card and '"text_pair":' not in card
