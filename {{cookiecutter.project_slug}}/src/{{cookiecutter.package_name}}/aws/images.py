@@ -162,11 +162,32 @@ def processor_for(instance_type: str) -> str:
     return "gpu" if family.startswith(("p", "g")) else "cpu"
 
 
+def image_regions(versions: Versions, scope: str) -> list[str]:
+    """The regions the SDK's image table has the ``scope`` image of ``versions`` in."""
+    frameworks = _framework_table()[scope]["versions"].get(versions.transformers, {})
+    details = frameworks.get(f"pytorch{versions.pytorch}", {})
+    return sorted(details.get("registries", {})) if isinstance(details, dict) else []
+
+
+def check_region(versions: Versions, scope: str, region: str) -> None:
+    """Raise UsageError, one line naming the regions that have it, when the ``scope`` image of
+    ``versions`` is not published in ``region`` (the SDK's own error is a traceback)."""
+    regions = image_regions(versions, scope)
+    if region not in regions:
+        raise UsageError(
+            f"no Hugging Face {scope} image for {versions.describe()} in region {region!r}; the "
+            f"SageMaker SDK's image table has it in {', '.join(regions)}. Choose one of those with "
+            "--region (or region in [sagemaker] of config.toml), or upgrade the sagemaker package "
+            "if the region is new"
+        )
+
+
 def image_uri(versions: Versions, scope: str, region: str, instance_type: str) -> str:
     """The ECR URI of the Hugging Face ``scope`` image (validated first)."""
     from sagemaker.core import image_uris
 
     check_versions(versions, scope, processor_for(instance_type))
+    check_region(versions, scope, region)
     return image_uris.retrieve(
         "huggingface",
         region=region,
