@@ -206,6 +206,32 @@ def test_deploy_refuses_bad_input_before_creating_anything(moto_url, cli, model_
         ),
         (["--job", "no-such-job"], "training job 'no-such-job' in ap-northeast-2: Could not find"),
         (["--model-package", "my-model-v2"], "expected a versioned model package ARN"),
+        # Names and limits the API would refuse only after a model and an upload were made.
+        (
+            ["--model-data", str(model_archive), "--endpoint-name", "my_endpoint"],
+            "--endpoint-name 'my_endpoint' is not a valid SageMaker EndpointName (pattern "
+            "[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}): letters, digits and hyphens, starting and ending "
+            "with a letter or digit, 63 characters at most; e.g. 'my-endpoint'",
+        ),
+        (
+            ["--model-data", str(model_archive), "--endpoint-name", "e" * 70],
+            f"--endpoint-name {'e' * 70!r} is not a valid SageMaker EndpointName (70 characters, over 63)",
+        ),
+        (
+            ["--model-data", str(model_archive), "--endpoint-name", "trailing-hyphen-"],
+            "e.g. 'trailing-hyphen'",
+        ),
+        (
+            [
+                "--model-data",
+                str(model_archive),
+                "--serverless-memory",
+                "2048",
+                "--serverless-concurrency",
+                "500",
+            ],
+            "--serverless-concurrency 500: SageMaker takes 1 to 200 (ServerlessMaxConcurrency)",
+        ),
     ]
     for args, message in cases:
         code = cli.main(["sagemaker", "deploy", "--role", aws_moto.FAKE_ROLE, *args])

@@ -25,7 +25,7 @@ from ..errors import UsageError
 from ..training.entry_points import entry_points
 from .images import Versions, below_floor, check_instance_type, image_uri, supported_versions
 from .jobs import JobInfo, LogReader, describe_job, stop_job, wait_for_job
-from .session import Aws, AwsSettings, project_tags, resolve_settings
+from .session import Aws, AwsSettings, check_api_value, project_tags, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -436,6 +436,10 @@ def _deploy(args: argparse.Namespace) -> int:
     )
     if args.instance_count < 1:
         raise UsageError("--instance-count must be at least 1")
+    if args.endpoint_name:
+        check_api_value(args.endpoint_name, "EndpointName", "--endpoint-name")
+    if args.serverless_memory:
+        check_api_value(args.serverless_concurrency, "ServerlessMaxConcurrency", "--serverless-concurrency")
     scaling = parse_autoscaling(args.autoscale, args.target_invocations) if args.autoscale else None
     check_autoscaling(
         scaling,

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -107,6 +107,37 @@ def resource_name(base: str, suffix: str = "", max_length: int = 63) -> str:
     if suffix:
         clean = clean[: max_length - len(suffix) - 1].rstrip("-") + "-" + suffix
     return clean[:max_length].rstrip("-")
+
+
+@cache
+def _api_rules(shape: str) -> dict[str, Any]:
+    """botocore's SageMaker service model's limits for ``shape`` (pattern, min, max)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return dict(model.shape_for(shape).metadata)
+
+
+def check_api_value(value: str | int, shape: str, option: str) -> None:
+    """Raise UsageError, before anything is created, when ``value`` breaks the SageMaker API's
+    own rules for ``shape`` (its pattern, length or range in botocore's service model): such a
+    value would only fail at AWS, after a model and an upload were made."""
+    rules = _api_rules(shape)
+    if isinstance(value, int):
+        low, high = rules.get("min"), rules.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise UsageError(f"{option} {value}: SageMaker takes {bounds} ({shape})")
+        return
+    pattern, longest = rules.get("pattern"), rules.get("max")
+    too_long = longest is not None and len(value) > longest
+    if too_long or not value or (pattern and not re.fullmatch(pattern, value)):
+        why = f"{len(value)} characters, over {longest}" if too_long else f"pattern {pattern}"
+        raise UsageError(
+            f"{option} {value!r} is not a valid SageMaker {shape} ({why}): letters, digits and "
+            f"hyphens, starting and ending with a letter or digit, {longest} characters at most; "
+            f"e.g. {resource_name(value, max_length=longest or 63)!r}"
+        )
 
 
 # Tag keys on every resource this project creates; `list` and `delete --all` select by them.
