@@ -237,6 +237,13 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
         ),
         (["--role", aws_moto.FAKE_ROLE, "--hp", "epochz=3"], "--hp epochz: not a training option"),
         (
+            # V100s: the default training image's CUDA 13 build has no kernels for them.
+            ["--role", aws_moto.FAKE_ROLE, "--instance-type", "ml.p3.2xlarge"],
+            "ml.p3.2xlarge has NVIDIA V100 GPUs (Volta, compute capability 7.0); the image "
+            "huggingface-pytorch-training:2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04 is built "
+            "with CUDA 13.0, whose PyTorch has no kernels below 7.5. Choose ml.g5.2xlarge (A10G)",
+        ),
+        (
             # A region the SDK's image table has no Hugging Face image in (it raised a traceback).
             ["--role", aws_moto.FAKE_ROLE, "--region", "eu-central-2", "--dry-run"],
             "in region 'eu-central-2'; the SageMaker SDK's image table has it in af-south-1, ap-east-1,",
@@ -249,6 +256,35 @@ def test_invalid_settings_fail_before_anything_is_created(moto_url, prepared, cl
     assert code == 2
     assert message in err and "Traceback" not in err
     _nothing_created()
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "cuda", "refused"),
+    [
+        ("ml.p3.2xlarge", "cu130", True),  # V100, Volta 7.0 < 7.5
+        ("ml.p3dn.24xlarge", "cu130", True),
+        ("ml.g3s.xlarge", "cu130", True),  # M60, Maxwell 5.2
+        ("ml.p2.xlarge", "cu124", True),  # K80, Kepler 3.7 < 5.0 (CUDA 12)
+        ("ml.p3.2xlarge", "cu124", False),  # CUDA 12 still builds for Volta
+        ("ml.g4dn.xlarge", "cu130", False),  # T4, Turing 7.5
+        ("ml.g5.2xlarge", "cu130", False),
+        ("ml.p5.48xlarge", "cu130", False),
+        ("ml.m5.xlarge", "cu130", False),  # no GPU: not this check's business
+        ("local_gpu", "cu130", False),
+        ("ml.p3.2xlarge", "", False),  # a CPU image names no CUDA
+    ],
+)
+def test_a_gpu_the_images_cuda_has_no_kernels_for_is_refused(instance_type, cuda, refused):
+    from nsmc_sentiment_classifier.aws.images import check_gpu_generation
+    from nsmc_sentiment_classifier.errors import UsageError
+
+    uri = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-training:2.9.0-gpu-py312"
+    uri += f"-{cuda}-ubuntu22.04" if cuda else "-ubuntu22.04"
+    if refused:
+        with pytest.raises(UsageError, match=rf"^{re.escape(instance_type)} has NVIDIA \S+ GPUs"):
+            check_gpu_generation(instance_type, uri)
+    else:
+        check_gpu_generation(instance_type, uri)
 
 
 def test_missing_region_fails_clearly(

@@ -182,21 +182,75 @@ def check_region(versions: Versions, scope: str, region: str) -> None:
         )
 
 
+# The NVIDIA GPU of each SageMaker instance family: (GPU, architecture, compute capability).
+GPUS = {
+    "p2": ("NVIDIA K80", "Kepler", (3, 7)),
+    "g3": ("NVIDIA M60", "Maxwell", (5, 2)),
+    "g3s": ("NVIDIA M60", "Maxwell", (5, 2)),
+    "p3": ("NVIDIA V100", "Volta", (7, 0)),
+    "p3dn": ("NVIDIA V100", "Volta", (7, 0)),
+    "g4dn": ("NVIDIA T4", "Turing", (7, 5)),
+    "g5": ("NVIDIA A10G", "Ampere", (8, 6)),
+    "p4d": ("NVIDIA A100", "Ampere", (8, 0)),
+    "p4de": ("NVIDIA A100", "Ampere", (8, 0)),
+    "g6": ("NVIDIA L4", "Ada Lovelace", (8, 9)),
+    "g6e": ("NVIDIA L40S", "Ada Lovelace", (8, 9)),
+    "p5": ("NVIDIA H100", "Hopper", (9, 0)),
+    "p5e": ("NVIDIA H200", "Hopper", (9, 0)),
+    "p5en": ("NVIDIA H200", "Hopper", (9, 0)),
+    "p6": ("NVIDIA B200", "Blackwell", (10, 0)),
+}
+# The oldest compute capability PyTorch's builds for each CUDA major version have kernels for:
+# CUDA 12 dropped Kepler, CUDA 13 dropped Maxwell, Pascal and Volta.
+OLDEST_GPU = {11: (3, 5), 12: (5, 0), 13: (7, 5)}
+NEWER_GPUS = "ml.g5.2xlarge (A10G), ml.g6.2xlarge (L4), ml.g4dn.2xlarge (T4) or ml.p4d.24xlarge (A100)"
+
+
+def image_cuda(uri: str) -> tuple[int, int] | None:
+    """The CUDA version a Hugging Face DLC URI names (``...-cu130-...`` -> (13, 0)), or None."""
+    match = re.search(r"-cu(\d{2,3})(?:-|$)", uri)
+    return (int(match[1][:-1]), int(match[1][-1])) if match else None
+
+
+def check_gpu_generation(instance_type: str, uri: str) -> None:
+    """Raise UsageError, one line naming instance types that work, when the image's CUDA build
+    has no kernels for the instance's GPU: the job would start, be billed, and fail with "no
+    kernel image is available for execution on the device"."""
+    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
+    cuda = image_cuda(uri)
+    if family not in GPUS or cuda is None or cuda[0] not in OLDEST_GPU:
+        return
+    gpu, architecture, capability = GPUS[family]
+    oldest = OLDEST_GPU[cuda[0]]
+    if capability < oldest:
+        raise UsageError(
+            f"{instance_type} has {gpu} GPUs ({architecture}, compute capability "
+            f"{capability[0]}.{capability[1]}); the image {uri.rsplit('/', 1)[-1]} is built with CUDA "
+            f"{cuda[0]}.{cuda[1]}, whose PyTorch has no kernels below {oldest[0]}.{oldest[1]}. Choose "
+            f"{NEWER_GPUS}, or image versions built with an older CUDA (`sagemaker images`)"
+        )
+
+
 def image_uri(versions: Versions, scope: str, region: str, instance_type: str) -> str:
-    """The ECR URI of the Hugging Face ``scope`` image (validated first)."""
+    """The ECR URI of the Hugging Face ``scope`` image (validated first: versions, region, and
+    that the image's CUDA build runs on the instance's GPU)."""
     from sagemaker.core import image_uris
 
     check_versions(versions, scope, processor_for(instance_type))
     check_region(versions, scope, region)
-    return image_uris.retrieve(
-        "huggingface",
-        region=region,
-        version=versions.transformers,
-        base_framework_version=f"pytorch{versions.pytorch}",
-        py_version=versions.py,
-        instance_type=instance_type,
-        image_scope=scope,
+    uri = str(
+        image_uris.retrieve(
+            "huggingface",
+            region=region,
+            version=versions.transformers,
+            base_framework_version=f"pytorch{versions.pytorch}",
+            py_version=versions.py,
+            instance_type=instance_type,
+            image_scope=scope,
+        )
     )
+    check_gpu_generation(instance_type, uri)
+    return uri
 
 
 _IMAGE_TAG = re.compile(
