@@ -97,6 +97,14 @@ def _add_missing_operations() -> None:
 
     SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
 
+    def stop_transform_job(self):
+        name = json.loads(self.body)["TransformJobName"]
+        job = sagemaker_backends[self.current_account][self.region].transform_jobs[name]
+        job.transform_job_status = "Stopping"
+        return "{}"
+
+    SageMakerResponse.stop_transform_job = stop_transform_job  # type: ignore[attr-defined]
+
     # moto drops a training job's Environment; AWS keeps and describes it.
     create, describe = SageMakerResponse.create_training_job, SageMakerResponse.describe_training_job
 
@@ -176,6 +184,18 @@ def set_training_job_status(name: str, region: str, status: str) -> None:
         if name in jobs:
             jobs[name].training_job_status = status
             jobs[name].secondary_status = status
+            return
+    raise KeyError(name)
+
+
+def set_transform_job_status(name: str, region: str, status: str) -> None:
+    """moto completes transform jobs at once; a test that needs a running one sets it here."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    for backend in sagemaker_backends.values():
+        jobs = backend[region].transform_jobs
+        if name in jobs:
+            jobs[name].transform_job_status = status
             return
     raise KeyError(name)
 

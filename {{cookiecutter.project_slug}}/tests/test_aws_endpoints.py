@@ -7,6 +7,7 @@ check what is created, sent and removed. tests/test_serving_*.py cover the handl
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -348,9 +349,29 @@ def test_batch_transform_without_waiting_keeps_model_until_delete_all(
         "Environment"
     ]
     assert int(environment["INFERENCE_MAX_TEXTS"]) > 4096
+
+    # A --no-wait job bills while it runs: `stop` stops it, and so does `delete --all`.
+    name = job["TransformJobName"]
+    sm = aws_moto.client("sagemaker", REGION)
+    aws_moto.set_transform_job_status(name, REGION, "InProgress")
+    assert cli.main(["sagemaker", "stop", name]) == 0
+    assert f"transform job {name}: Stopping" in capsys.readouterr().out
+    assert sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] == "Stopping"
+    aws_moto.set_transform_job_status(name, REGION, "InProgress")
     assert cli.main(["sagemaker", "delete", "--all"]) == 0
-    assert f"deleted model: {model}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"stopped transform job: {name} (Stopping; billed until it ends)" in out
+    assert sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] == "Stopping"
+    assert f"deleted model: {model}" in out
     assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
+    # What it leaves is listed with the commands that remove it.
+    assert "left in place (remove what you no longer need):" in out
+    assert re.search(rf"aws s3 rm --recursive s3://\S+/{re.escape(config.project.slug)}/", out)
+    assert "delete-model-package-group --model-package-group-name" in out
+    # A job that ended is left as it is.
+    aws_moto.set_transform_job_status(name, REGION, "Completed")
+    assert cli.main(["sagemaker", "stop", name]) == 0
+    assert f"transform job {name}: Completed" in capsys.readouterr().out
 
 
 def test_serverless_deploy_uses_cpu_image_and_no_instances(moto_url, cli, config, model_archive, capsys):

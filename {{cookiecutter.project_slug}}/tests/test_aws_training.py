@@ -578,6 +578,16 @@ def test_describe_logs_and_stop_a_job_in_its_own_region(moto_url, prepared, cli,
     aws_moto.set_training_job_status(name, REGION, "InProgress")
     assert cli.main(["sagemaker", "stop", name]) == 0
     assert f"training job {name}: Stopping" in capsys.readouterr().out
+    # `delete --all` stops the project's running jobs (they bill), and says what it leaves.
+    aws_moto.set_training_job_status(name, REGION, "InProgress")
+    assert cli.main(["sagemaker", "delete", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert f"stopped training job: {name} (Stopping; billed until it ends)" in out
+    assert (
+        aws_moto.client("sagemaker", REGION).describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+        == "Stopping"
+    )
+    assert "training and transform job records: SageMaker keeps them" in out
     assert _jobs()[0]["TrainingJobStatus"] == "Stopping"
     assert cli.main(["sagemaker", "describe", "no-such-job"]) == 2
     assert "training job 'no-such-job'" in capsys.readouterr().err

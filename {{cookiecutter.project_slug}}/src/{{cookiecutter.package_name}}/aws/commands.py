@@ -24,8 +24,8 @@ from ..config import ProjectConfig, load_config
 from ..errors import UsageError
 from ..training.entry_points import entry_points
 from .images import Versions, below_floor, check_instance_type, image_uri, supported_versions
-from .jobs import JobInfo, LogReader, describe_job, stop_job, wait_for_job
-from .session import Aws, AwsSettings, check_api_value, project_tags, resolve_settings
+from .jobs import JobInfo, LogReader, describe_job, stop_any_job, wait_for_job
+from .session import Aws, AwsSettings, check_api_value, project_tags, resolve_settings, resource_name
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def register(subparsers: Any) -> None:
     for verb, text in (
         ("describe", "status, inputs, checkpoints, model and metrics of a training job"),
         ("logs", "a training job's CloudWatch log lines (--follow: until it ends)"),
-        ("stop", "stop a running training job"),
+        ("stop", "stop a running training or batch transform job"),
     ):
         job_parser = commands.add_parser(verb, help=text)
         job_parser.add_argument("job", help="training job name (= run id, printed at launch)")
@@ -263,7 +263,9 @@ def register(subparsers: Any) -> None:
     target = delete.add_mutually_exclusive_group()
     target.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
     target.add_argument(
-        "--all", action="store_true", help="every endpoint, endpoint config and model of this project"
+        "--all",
+        action="store_true",
+        help="stop this project's running jobs, delete every endpoint, endpoint config and model of it",
     )
     _aws_arguments(delete)
     delete.set_defaults(handler=_delete)
@@ -403,8 +405,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _stop(args: argparse.Namespace) -> int:
-    status = stop_job(Aws(_settings(args, load_config(args.config))), args.job)
-    print(f"training job {args.job}: {status}")
+    kind, status = stop_any_job(Aws(_settings(args, load_config(args.config))), args.job)
+    print(f"{kind} {args.job}: {status}")
     return 0
 
 
@@ -610,19 +612,50 @@ def _list(args: argparse.Namespace) -> int:
 
 @_aws_command
 def _delete(args: argparse.Namespace) -> int:
-    from .endpoints import default_endpoint_name, delete, delete_all
+    from .endpoints import default_endpoint_name, delete, delete_all, list_resources, stop_running_jobs
 
     config = load_config(args.config)
     aws = Aws(_settings(args, config))
-    if args.all:
-        removed = delete_all(aws, config.project.slug)
-    else:
+    if not args.all:
         removed = delete(aws, args.endpoint_name or default_endpoint_name(config))
+        for item in removed:
+            print(f"deleted {item.kind}: {item.name}")
+        if not removed:
+            print("nothing to delete")
+        return 0
+    for item in stop_running_jobs(aws, list_resources(aws, config.project.slug)):
+        print(f"stopped {item.kind}: {item.name} (Stopping; billed until it ends)")
+    removed = delete_all(aws, config.project.slug)
     for item in removed:
         print(f"deleted {item.kind}: {item.name}")
     if not removed:
-        print("nothing to delete")
+        print("no endpoint, endpoint config or model to delete")
+    print(_left_in_place(config, aws.settings))
     return 0
+
+
+def _left_in_place(config: ProjectConfig, settings: AwsSettings) -> str:
+    """What `delete --all` does not remove (none of it billed by SageMaker, S3 storage aside),
+    with the commands that remove it."""
+    from .jobs import LOG_GROUP
+    from .registry import group_name
+
+    # The SDK's default bucket is named after the region and the account (not looked up here).
+    where = f"s3://{settings.bucket or f'sagemaker-{settings.region}-<ACCOUNT_ID>'}"
+    prefixes = sorted({config.project.slug, resource_name(config.project.slug)})
+    lines = ["left in place (remove what you no longer need):"]
+    for prefix in prefixes:
+        lines.append(f"  S3 data, models and checkpoints: aws s3 rm --recursive {where}/{prefix}/")
+    group = group_name(config)
+    lines += [
+        f"  model registry group {group} (the approval record): aws sagemaker list-model-packages "
+        f"--model-package-group-name {group}, then delete-model-package for each and "
+        f"delete-model-package-group --model-package-group-name {group}",
+        f"  job logs in CloudWatch: aws logs describe-log-streams --log-group-name {LOG_GROUP} "
+        "--log-stream-name-prefix <job>, and /aws/sagemaker/TransformJobs",
+        "  training and transform job records: SageMaker keeps them (not billed; they cannot be deleted)",
+    ]
+    return "\n".join(lines)
 
 
 @_aws_command

@@ -605,9 +605,26 @@ def list_resources(aws: Aws, slug: str) -> Listing:
     )
 
 
+def stop_running_jobs(aws: Aws, listing: Listing) -> list[Removed]:
+    """Stop this project's training and transform jobs that still run (a job launched with
+    --no-wait bills until it ends); their records stay, as SageMaker keeps every job's."""
+    from .jobs import TERMINAL, stop_job, stop_transform_job
+
+    stopped = []
+    for kind, jobs, stop in (
+        ("training job", listing.training_jobs, stop_job),
+        ("transform job", listing.transform_jobs, stop_transform_job),
+    ):
+        for job in jobs:
+            if job["status"] not in (*TERMINAL, "Stopping"):
+                stop(aws, job["name"])
+                stopped.append(Removed(kind, job["name"]))
+    return stopped
+
+
 def delete_all(aws: Aws, slug: str) -> list[Removed]:
-    """Every endpoint, endpoint config and model tagged as this project's (training and
-    transform jobs are records, not billed resources, and stay)."""
+    """Every endpoint, endpoint config and model tagged as this project's. Running jobs are
+    the caller's to stop first (stop_running_jobs); the records of jobs stay."""
     removed: list[Removed] = []
     listing = list_resources(aws, slug)
     for endpoint in listing.endpoints:

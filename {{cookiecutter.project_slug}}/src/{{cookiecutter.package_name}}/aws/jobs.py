@@ -1,4 +1,4 @@
-"""Training jobs after launch: describe, stream logs, wait, stop.
+"""Training jobs after launch: describe, stream logs, wait, stop (transform jobs too).
 
 Every call goes through the project's own session for the configured region (never the default
 credential chain's region), so logs come from where the job runs.
@@ -141,3 +141,42 @@ def stop_job(aws: Aws, job_name: str) -> str:
         return status
     aws.client("sagemaker").stop_training_job(TrainingJobName=job_name)
     return "Stopping"
+
+
+def stop_transform_job(aws: Aws, job_name: str) -> str:
+    """Ask SageMaker to stop a running batch transform job (billed while it runs); one that
+    already ended is left as it is."""
+    client = aws.client("sagemaker")
+    try:
+        status = str(client.describe_transform_job(TransformJobName=job_name)["TransformJobStatus"])
+    except client.exceptions.ClientError as error:
+        raise UsageError(
+            f"transform job {job_name!r} in {aws.settings.region}: {error_message(error)}"
+        ) from None
+    if status in TERMINAL or status == "Stopping":
+        return status
+    client.stop_transform_job(TransformJobName=job_name)
+    return "Stopping"
+
+
+def _is_transform_job(aws: Aws, job_name: str) -> bool:
+    """Whether ``job_name`` names a transform job rather than a training job (a training job
+    wins where both exist; neither: the training job's error is raised by the caller)."""
+    client = aws.client("sagemaker")
+    try:
+        client.describe_training_job(TrainingJobName=job_name)
+        return False
+    except client.exceptions.ClientError:
+        pass
+    try:
+        client.describe_transform_job(TransformJobName=job_name)
+        return True
+    except client.exceptions.ClientError:
+        return False
+
+
+def stop_any_job(aws: Aws, job_name: str) -> tuple[str, str]:
+    """Stop the training or batch transform job ``job_name``: (its kind, its status)."""
+    if _is_transform_job(aws, job_name):
+        return "transform job", stop_transform_job(aws, job_name)
+    return "training job", stop_job(aws, job_name)
