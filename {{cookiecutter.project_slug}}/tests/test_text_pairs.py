@@ -264,7 +264,9 @@ def test_a_pair_project_trains_and_records_its_two_columns(
     assert 'classifier({"text": "first text", "text_pair": "second text"}, truncation=True)' in card
     assert 'tokenizer(texts, text_pairs, truncation="longest_first"' in card
     assert "reading each pair as one text (the two texts joined by a separator token)" in card
-    assert "| train | 16 |" in card  # the dev subset: half of the 32 training rows
+    # The dev subset: half of the 32 training rows, stratified (a row more or less with more labels).
+    labels = [label for _, label in labelled_records(pair_project, 32)]
+    assert f"| train | {len(dev_subset(labels, 0.5, pair_project.options.seed))} |" in card
 
     record = json.loads((run_dir / "run.json").read_text("utf-8"))
     params = MlflowClient(tracking_uri=store).get_run(record["mlflow_run_id"]).data.params

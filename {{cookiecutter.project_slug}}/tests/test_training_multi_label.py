@@ -126,9 +126,18 @@ def test_a_multi_label_run_tunes_thresholds_and_scores_with_them(
     rows = read_jsonl(project_dir / "channels" / "validation" / "validation.jsonl")
     batch = tokenizer([row[config.data.text_column] for row in rows], padding=True, return_tensors="pt")
     with torch.inference_mode():
-        predicted = scheme.predict(scheme.probabilities(model(**batch).logits))
-    again = scheme.compute_metrics(targets["validation"], predicted, NAMES)
-    assert again["micro_f1"] == pytest.approx(metrics["micro_f1"], abs=1e-6)
+        probabilities = scheme.probabilities(model(**batch).logits)
+    again = scheme.compute_metrics(targets["validation"], scheme.predict(probabilities), NAMES)
+    # A score within float noise of its threshold (a freshly trained tiny model's scores lie close
+    # together) may be decided either way by another forward pass (other batch shapes, other
+    # thread counts); each such decision moves micro-F1 by at most 3 / (labels the rows hold).
+    on_edge = sum(abs(p - t) < 1e-5 for row in probabilities for p, t in zip(row, thresholds, strict=True))
+    held = sum(len(target) for target in targets["validation"])
+    assert abs(again["micro_f1"] - metrics["micro_f1"]) <= 3 * on_edge / held + 1e-6, (
+        on_edge,
+        again,
+        metrics,
+    )
 
     # The best model is picked on micro-F1 (higher is better).
     results = json.loads((run_dir / "train_results.json").read_text("utf-8"))
