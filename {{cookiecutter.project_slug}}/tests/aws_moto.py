@@ -129,6 +129,12 @@ def _add_missing_operations() -> None:
     def update_endpoint(self):
         # As AWS does once the new fleet is up: the endpoint serves the new config.
         endpoint = self.sagemaker_backend.endpoints[self._get_param("EndpointName")]
+        if ROLL_BACK_UPDATES:
+            # As AWS does when the new fleet fails: InService again, on the old config.
+            endpoint.failure_reason = (
+                "The primary container for production variant AllTraffic did not pass the ping health check."
+            )
+            return ActionResult({"EndpointArn": endpoint.arn})
         config = self.sagemaker_backend.describe_endpoint_config(self._get_param("EndpointConfigName"))
         endpoint.endpoint_config_name = config["EndpointConfigName"]
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
@@ -173,6 +179,8 @@ CALLS: list[str] = []
 INVOKED: list[dict] = []
 # While non-empty, every transform job describes itself as Failed.
 FAIL_TRANSFORM_JOBS: list[bool] = []
+# While non-empty, every endpoint update is rolled back (the endpoint keeps its old config).
+ROLL_BACK_UPDATES: list[bool] = []
 
 
 def set_training_job_status(name: str, region: str, status: str) -> None:

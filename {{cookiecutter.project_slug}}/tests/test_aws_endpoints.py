@@ -569,6 +569,32 @@ def test_deploy_update_swaps_the_model_without_downtime(moto_url, cli, config, m
         assert _tags(arn) == {"project": config.project.slug}
 
 
+def test_a_rolled_back_update_is_reported_and_its_new_resources_removed(
+    moto_url, cli, config, model_archive, capsys
+):
+    endpoint = f"{config.project.slug}-endpoint"
+    assert _deploy(cli, model_archive) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    before = aws_moto.sagemaker_leftovers(REGION)
+    old_config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    capsys.readouterr()
+    time.sleep(1)  # a new second: new resource names
+    aws_moto.ROLL_BACK_UPDATES.append(True)
+    try:
+        code = _deploy(cli, model_archive, "--update")
+    finally:
+        aws_moto.ROLL_BACK_UPDATES.clear()
+    captured = capsys.readouterr()
+    # It said "InService (updated)" and kept both configs and models.
+    assert code == 2, captured.out + captured.err
+    assert "(updated)" not in captured.out
+    rolled_back = f"the update of endpoint {endpoint} was rolled back: it still runs endpoint config"
+    assert f"{rolled_back} {old_config}" in captured.err
+    assert "did not pass the ping health check" in captured.err
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == old_config
+    assert aws_moto.sagemaker_leftovers(REGION) == before, "the old ones kept, the new ones removed"
+
+
 def test_delete_all_finds_the_project_by_tags(moto_url, cli, config, model_archive, capsys):
     # Any endpoint name: tags, not names, say whose a resource is.
     assert _deploy(cli, model_archive, "--endpoint-name", "renamed-by-the-team") == 0

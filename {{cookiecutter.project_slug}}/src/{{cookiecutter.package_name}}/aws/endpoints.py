@@ -347,10 +347,21 @@ def deploy(
         )
         if wait:
             endpoint.wait_for_status("InService")
+        endpoint.refresh()
+        if update and wait and endpoint.endpoint_config_name != name:
+            # SageMaker rolled the update back: InService, but on the old config. Say so, and
+            # remove the new config and model (nothing serves them).
+            reason = getattr(endpoint, "failure_reason", None) or "no reason given"
+            raise UsageError(
+                f"the update of endpoint {endpoint_name} was rolled back: it still runs endpoint "
+                f"config {endpoint.endpoint_config_name}, not {name} ({reason}); the new model and "
+                "config are removed. `sagemaker logs` does not cover endpoints: see CloudWatch log "
+                f"group /aws/sagemaker/Endpoints/{endpoint_name}"
+            )
         if autoscaling:
             scaling = enable_autoscaling(aws, endpoint_name, autoscaling)
             created.append(lambda: _disable_autoscaling(aws, endpoint_name))
-        endpoint.refresh()
+            endpoint.refresh()
     except BaseException:
         for remove in reversed(created):
             try:
