@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +23,27 @@ def toml(value: object) -> str:
     the one control character JSON leaves raw, is escaped too.
     """
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _project_module(relative: str) -> object:
+    """A module of the project template, loaded from its file (it imports nothing of the package)."""
+    name = "_template_" + relative.replace("/", "_").removesuffix(".py")
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}" / "src"
+        path = path / "{{cookiecutter.package_name}}" / relative
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@simple_filter
+def aws_name_prefix(slug: object) -> str:
+    """What every SageMaker and S3 name of the project starts with: the generated project's own
+    ``aws.names.name_prefix``, so the policies and commands in its docs name what it creates."""
+    return str(_project_module("aws/names.py").name_prefix(str(slug)))  # type: ignore[attr-defined]
 
 
 # Hangul Jamo, CJK symbols to ideographs, Hangul syllables, compatibility ideographs, full-width.

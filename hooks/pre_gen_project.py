@@ -96,7 +96,18 @@ def user_path(value: str) -> Path:
     return Path(base) / path
 
 
+# The generated tests import the package by name and keep 40 characters of slack for it under
+# the line length (tests/test_scenarios.py bakes a name this long and lints it).
+PACKAGE_MAX_LENGTH = 65
+
+
 def check_identifier(key: str, value: str, problems: list[str]) -> None:
+    if len(value) > PACKAGE_MAX_LENGTH:
+        problems.append(
+            f"{key}={value!r}: {len(value)} characters, over {PACKAGE_MAX_LENGTH}; answer a shorter "
+            f"{key} (the project name and slug may stay long)"
+        )
+        return
     if not PACKAGE_RE.match(value):
         problems.append(
             f"{key}={value!r}: must be a valid lowercase Python identifier "

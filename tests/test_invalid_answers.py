@@ -18,6 +18,7 @@ CASES = {
     "slug-uppercase": ({"project_slug": "My Project"}, "project_slug='My Project'"),
     "package-invalid": ({"package_name": "my-pkg"}, "package_name='my-pkg': must be a valid"),
     "package-keyword": ({"package_name": "class"}, "is a Python keyword"),
+    "package-too-long": ({"package_name": "p" * 66}, "66 characters, over 65; answer a shorter package_name"),
     "package-stdlib": ({"package_name": "json"}, "would shadow the module 'json'"),
     "package-test": ({"package_name": "test"}, "would shadow the module 'test'"),
     "package-torch": ({"package_name": "torch"}, "would shadow the module 'torch'"),

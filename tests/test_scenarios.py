@@ -73,7 +73,8 @@ def korean_cp949_csv(folder: Path) -> dict[str, Any]:
         for number, row in enumerate(rows[:1500], start=1):
             writer.writerow([number, row["document"], ["부정", "긍정"][int(row["label"])]])
     return {
-        "project_name": "영화 리뷰 감성 분류",
+        # Slugified to 65 characters: every AWS name must fit the API and the generated policies.
+        "project_name": "영화 리뷰 감성 분류 모델 학습과 배포 프로젝트",
         "dataset": str(path),
         "text_column": "리뷰",
         "label_column": "평가",
@@ -237,7 +238,7 @@ SCENARIOS = {
     # Also the one trained and queried through the CLI, with a local base model folder.
     "korean-cp949": Scenario(
         korean_cp949_csv,
-        "yeonghwa_ribyu_gamseong_bunryu",
+        "yeonghwa_ribyu_gamseong_bunryu_model_hagseubgwa_baepo_peurojegteu",
         config={"label_names": ["부정", "긍정"]},
         local_session=True,
     ),

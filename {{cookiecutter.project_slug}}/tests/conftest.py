@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 import nsmc_sentiment_classifier as package
-from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, ProjectConfig, load_config
+from nsmc_sentiment_classifier.config import (
+    CONFIG_ENV_VAR,
+    ProjectConfig,
+    load_config,
+)
 from nsmc_sentiment_classifier.data import download, io, sources
 
 PACKAGE = package.__name__
@@ -290,7 +294,10 @@ def live_server():
     import threading
     import time
 
-    from nsmc_sentiment_classifier.serving.server import ServerOptions, make_server
+    from nsmc_sentiment_classifier.serving.server import (
+        ServerOptions,
+        make_server,
+    )
 
     running = []
 

@@ -17,11 +17,15 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
 
+from nsmc_sentiment_classifier.aws.names import (  # noqa: E402
+    ProjectNames,
+)
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
 REGION = load_config().sagemaker.region
+NAMES = ProjectNames.of(load_config().project.slug)
 INFERENCE_IMAGE = (
     f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"
     "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04"
@@ -50,7 +54,7 @@ def model_archive(pkg, tiny_model_dir, tmp_path_factory):
 
 
 def test_deploy_invoke_delete_leaves_nothing(moto_url, cli, config, model_archive, capsys, tmp_path):
-    endpoint = f"{config.project.slug}-endpoint"
+    endpoint = NAMES.default_endpoint
     code = cli.main(["sagemaker", "deploy", "--model-data", str(model_archive), "--role", aws_moto.FAKE_ROLE])
     captured = capsys.readouterr()
     out = captured.out
@@ -366,7 +370,7 @@ def test_batch_transform_without_waiting_keeps_model_until_delete_all(
     assert aws_moto.sagemaker_leftovers(REGION) == {"endpoints": [], "endpoint_configs": [], "models": []}
     # What it leaves is listed with the commands that remove it.
     assert "left in place (remove what you no longer need):" in out
-    assert re.search(rf"aws s3 rm --recursive s3://\S+/{re.escape(config.project.slug)}/", out)
+    assert re.search(rf"aws s3 rm --recursive s3://\S+/{re.escape(NAMES.prefix)}/", out)
     assert "delete-model-package-group --model-package-group-name" in out
     # A job that ended is left as it is.
     aws_moto.set_transform_job_status(name, REGION, "Completed")
@@ -386,12 +390,12 @@ def test_serverless_deploy_uses_cpu_image_and_no_instances(moto_url, cli, config
             "--serverless-memory",
             "2048",
             "--endpoint-name",
-            f"{config.project.slug}-serverless",
+            f"{NAMES.prefix}-serverless",
         ]
     )
     assert code == 0, capsys.readouterr()
     sm = aws_moto.client("sagemaker", REGION)
-    name = sm.describe_endpoint(EndpointName=f"{config.project.slug}-serverless")["EndpointConfigName"]
+    name = sm.describe_endpoint(EndpointName=f"{NAMES.prefix}-serverless")["EndpointConfigName"]
     [variant] = sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant
@@ -404,7 +408,7 @@ def test_serverless_deploy_uses_cpu_image_and_no_instances(moto_url, cli, config
 def test_autoscaling_is_registered_and_removed_with_the_endpoint(
     moto_url, cli, config, model_archive, capsys
 ):
-    endpoint = f"{config.project.slug}-endpoint"
+    endpoint = NAMES.default_endpoint
     resource = f"endpoint/{endpoint}/variant/AllTraffic"
     code = cli.main(
         [
@@ -480,8 +484,14 @@ def test_the_default_inference_image_is_the_tested_pair_and_others_are_flagged(c
     import dataclasses
     import logging
 
-    from nsmc_sentiment_classifier.aws.endpoints import inference_versions
-    from nsmc_sentiment_classifier.aws.images import TESTED_INFERENCE, Versions, check_versions
+    from nsmc_sentiment_classifier.aws.endpoints import (
+        inference_versions,
+    )
+    from nsmc_sentiment_classifier.aws.images import (
+        TESTED_INFERENCE,
+        Versions,
+        check_versions,
+    )
     from nsmc_sentiment_classifier.errors import UsageError
 
     # The pair the container-parity test runs (serving/container.py) has a CPU and a GPU image.
@@ -521,7 +531,7 @@ def _deploy(cli, archive, *args: str) -> int:
 
 
 def test_deploy_update_swaps_the_model_without_downtime(moto_url, cli, config, model_archive, capsys):
-    endpoint = f"{config.project.slug}-endpoint"
+    endpoint = NAMES.default_endpoint
     assert _deploy(cli, model_archive, "--update") == 2
     assert f"endpoint {endpoint} does not exist; deploy it without --update" in capsys.readouterr().err
     assert _deploy(cli, model_archive) == 0
@@ -572,7 +582,7 @@ def test_deploy_update_swaps_the_model_without_downtime(moto_url, cli, config, m
 def test_a_rolled_back_update_is_reported_and_its_new_resources_removed(
     moto_url, cli, config, model_archive, capsys
 ):
-    endpoint = f"{config.project.slug}-endpoint"
+    endpoint = NAMES.default_endpoint
     assert _deploy(cli, model_archive) == 0
     sm = aws_moto.client("sagemaker", REGION)
     before = aws_moto.sagemaker_leftovers(REGION)
@@ -607,7 +617,7 @@ def test_delete_all_finds_the_project_by_tags(moto_url, cli, config, model_archi
     [job] = sm.list_transform_jobs()["TransformJobSummaries"]
     assert _tags(job["TransformJobArn"]) == {"project": config.project.slug}
     # Another team's model with a name like ours is not this project's.
-    foreign = f"{config.project.slug}-endpoint-foreign"
+    foreign = f"{NAMES.default_endpoint}-foreign"
     sm.create_model(
         ModelName=foreign,
         PrimaryContainer={"Image": INFERENCE_IMAGE},
@@ -699,7 +709,7 @@ def test_register_approve_and_deploy_a_registered_version(
     assert f"model package {arn}: PendingManualApproval" in captured.out
     sm = aws_moto.client("sagemaker", REGION)
     package = sm.describe_model_package(ModelPackageName=arn)
-    assert package["ModelPackageGroupName"] == config.project.slug
+    assert package["ModelPackageGroupName"] == NAMES.model_package_group
     assert package["InferenceSpecification"]["Containers"][0]["Image"] == INFERENCE_IMAGE
     assert package["CustomerMetadataProperties"]["metric.accuracy"] == "0.875"
 
@@ -713,7 +723,7 @@ def test_register_approve_and_deploy_a_registered_version(
     code = cli.main(deploy)
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
-    endpoint = sm.describe_endpoint(EndpointName=f"{config.project.slug}-endpoint")
+    endpoint = sm.describe_endpoint(EndpointName=NAMES.default_endpoint)
     [variant] = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
         "ProductionVariants"
     ]
@@ -732,7 +742,10 @@ def test_images_marks_versions_too_old_for_the_project(cli, capsys):
 
 def test_invoke_keeps_every_label_a_multi_label_endpoint_decides(moto_url, cli, config, model_archive):
     from nsmc_sentiment_classifier.aws import endpoints
-    from nsmc_sentiment_classifier.aws.session import Aws, resolve_settings
+    from nsmc_sentiment_classifier.aws.session import (
+        Aws,
+        resolve_settings,
+    )
 
     assert _deploy(cli, model_archive) == 0
     # A multi-label model answers each text with the labels it decides: several, one or none.

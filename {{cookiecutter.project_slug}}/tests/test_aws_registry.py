@@ -17,12 +17,16 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 import aws_moto  # noqa: E402
 
+from nsmc_sentiment_classifier.aws.names import (  # noqa: E402
+    ProjectNames,
+)
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
 from nsmc_sentiment_classifier.errors import UsageError  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
 REGION = load_config().sagemaker.region
+NAMES = ProjectNames.of(load_config().project.slug)
 INFERENCE_IMAGE = (
     f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"
     "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04"
@@ -46,7 +50,10 @@ def registry():
 @pytest.fixture
 def aws(moto_url, config):
     """The project's session on moto, recording the model-package requests as sent."""
-    from nsmc_sentiment_classifier.aws.session import Aws, resolve_settings
+    from nsmc_sentiment_classifier.aws.session import (
+        Aws,
+        resolve_settings,
+    )
 
     session = Aws(resolve_settings(config, role=aws_moto.FAKE_ROLE))
     session.sent = []  # type: ignore[attr-defined]
@@ -71,7 +78,9 @@ def model_archive(pkg, tiny_model_dir, tmp_path_factory):
 @pytest.fixture
 def source(aws, config, model_archive):
     """The local archive uploaded the way deploy --model-data uploads it."""
-    from nsmc_sentiment_classifier.aws.endpoints import materialise_model_source
+    from nsmc_sentiment_classifier.aws.endpoints import (
+        materialise_model_source,
+    )
 
     return materialise_model_source(config, aws, "local", str(model_archive))
 
@@ -82,14 +91,17 @@ def _read_s3(uri: str) -> bytes:
 
 
 def test_register_records_image_metrics_provenance_and_tags(registry, aws, config, source, model_archive):
-    from nsmc_sentiment_classifier.aws.images import TESTED_INFERENCE, TESTED_TOOLKIT
+    from nsmc_sentiment_classifier.aws.images import (
+        TESTED_INFERENCE,
+        TESTED_TOOLKIT,
+    )
 
     metrics = {"eval_accuracy": 0.91, "eval_f1": 0.9, "eval_loss": 0.25}
     registered = registry.register(
         config, aws, source, metrics=metrics, metrics_uri=None, tags=TAGS, run_id="run-7"
     )
     group = registry.group_name(config)
-    assert group == config.project.slug
+    assert group == NAMES.model_package_group
     assert (registered.group, registered.version, registered.status) == (group, 1, "PendingManualApproval")
     assert registered.image == INFERENCE_IMAGE
     assert registered.model_data == source.model_data
@@ -127,7 +139,7 @@ def test_register_records_image_metrics_provenance_and_tags(registry, aws, confi
     statistics = described["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
     assert statistics["S3Uri"] == registered.metrics_uri
-    assert statistics["S3Uri"].startswith(f"s3://{aws.bucket}/{config.project.slug}/registry/")
+    assert statistics["S3Uri"].startswith(f"{NAMES.s3_prefix(aws.bucket)}/registry/")
     assert json.loads(_read_s3(statistics["S3Uri"])) == metrics
 
     group_arn = sm.describe_model_package_group(ModelPackageGroupName=group)["ModelPackageGroupArn"]
@@ -219,7 +231,7 @@ def test_latest_approved_and_arns_must_be_approved(registry, aws, config, source
     # No group yet, then only pending versions: both name the approval command.
     for waiting in ("none pending", "1 pending, newest "):
         message = refused("latest-approved")
-        assert f"no Approved version in model package group {config.project.slug}" in message
+        assert f"no Approved version in model package group {NAMES.model_package_group}" in message
         assert waiting in message
         assert "aws sagemaker update-model-package" in message
         assert "--model-approval-status Approved" in message

@@ -20,12 +20,18 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 import aws_moto  # noqa: E402
 from conftest import labelled_records, write_labelled  # noqa: E402
 
+from nsmc_sentiment_classifier.aws.names import (  # noqa: E402
+    ProjectNames,
+)
 from nsmc_sentiment_classifier.config import load_config  # noqa: E402
-from nsmc_sentiment_classifier.training.modeling import looks_like_path  # noqa: E402
+from nsmc_sentiment_classifier.training.modeling import (  # noqa: E402
+    looks_like_path,
+)
 
 pytestmark = pytest.mark.engine
 
 REGION = load_config().sagemaker.region
+NAMES = ProjectNames.of(load_config().project.slug)
 
 
 @pytest.fixture
@@ -118,26 +124,26 @@ def test_hosted_job_description(moto_url, prepared, cli, pkg, config, capsys):
     assert hps["batch_size"] == str(config.options.batch_size)
     assert all(isinstance(value, str) for value in hps.values())
 
-    slug = config.project.slug
+    prefix = NAMES.s3_prefix(aws_moto.BUCKET)
     run_id = summary["TrainingJobName"]
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
     assert {"train", "validation", "test", "code", "sm_drivers"} <= set(channels)
     # One run id names the job, its data prefix and its checkpoints, all printed at launch.
-    assert run_id.startswith(f"{slug}-")
+    assert run_id.startswith(f"{NAMES.training_job_base}-")
     for split in ("train", "validation", "test"):
-        assert channels[split] == f"s3://{aws_moto.BUCKET}/{slug}/{run_id}/input/{split}"
+        assert channels[split] == f"{prefix}/{run_id}/input/{split}"
         assert f"input {split}: {channels[split]}" in out
-    assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{aws_moto.BUCKET}/{slug}/output"
-    assert job["CheckpointConfig"]["S3Uri"] == f"s3://{aws_moto.BUCKET}/{slug}/{run_id}/checkpoints"
+    assert job["OutputDataConfig"]["S3OutputPath"] == NAMES.training_output(aws_moto.BUCKET)
+    assert job["CheckpointConfig"]["S3Uri"] == f"{prefix}/{run_id}/checkpoints"
     assert f"checkpoints: {job['CheckpointConfig']['S3Uri']}" in out
     assert f"run id {run_id}" in out
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
-    assert tags == {"project": slug, "run-id": run_id}
+    assert tags == {"project": config.project.slug, "run-id": run_id}
     if looks_like_path(config.options.model_name_or_path):
         # A local folder (the tiny model, see `prepared`) goes up and is mounted as a channel.
         assert "model_name_or_path" not in hps
-        assert channels["base_model"].startswith(f"s3://{aws_moto.BUCKET}/{slug}/base-models/")
+        assert channels["base_model"].startswith(f"{prefix}/base-models/")
     else:
         # A hub id goes to the job as it is.
         assert hps["model_name_or_path"] == config.options.model_name_or_path
@@ -275,7 +281,9 @@ def test_invalid_settings_fail_before_anything_is_created(moto_url, prepared, cl
     ],
 )
 def test_a_gpu_the_images_cuda_has_no_kernels_for_is_refused(instance_type, cuda, refused):
-    from nsmc_sentiment_classifier.aws.images import check_gpu_generation
+    from nsmc_sentiment_classifier.aws.images import (
+        check_gpu_generation,
+    )
     from nsmc_sentiment_classifier.errors import UsageError
 
     uri = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-training:2.9.0-gpu-py312"
@@ -309,7 +317,9 @@ def test_local_mode_up_to_docker(moto_url, prepared, cli, pkg, capsys):
     assert plan["channels"]["train"] == str(prepared / "train")
 
     from nsmc_sentiment_classifier.aws import training
-    from nsmc_sentiment_classifier.errors import UsageError as cli_error
+    from nsmc_sentiment_classifier.errors import (
+        UsageError as cli_error,
+    )
 
     try:
         training.check_docker()
@@ -453,8 +463,7 @@ def test_local_base_model_is_uploaded_once_and_mounted_as_a_channel(
     plan = json.loads(capsys.readouterr().out)
     assert code == 0
     channel = plan["channels"]["base_model"]
-    slug = config.project.slug
-    assert channel.startswith(f"s3://{aws_moto.BUCKET}/{slug}/base-models/")
+    assert channel.startswith(f"{NAMES.s3_prefix(aws_moto.BUCKET)}/base-models/")
     assert "model_name_or_path" not in plan["hyperparameters"]
     assert str(tiny_model_dir) not in json.dumps(plan["channels"])
     _nothing_created()

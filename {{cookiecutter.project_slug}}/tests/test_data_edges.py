@@ -10,7 +10,9 @@ import time
 import pytest
 
 from nsmc_sentiment_classifier.data import examples, io, validate
-from nsmc_sentiment_classifier.label_schemes import label_values as labels
+from nsmc_sentiment_classifier.label_schemes import (
+    label_values as labels,
+)
 
 # Characters str.splitlines() treats as line ends although they are no line ends in a data file.
 LINE_BREAKS_INSIDE_TEXT = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"]

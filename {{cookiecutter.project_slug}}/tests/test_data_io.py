@@ -7,7 +7,9 @@ import json
 import pytest
 
 from nsmc_sentiment_classifier.data import examples, io
-from nsmc_sentiment_classifier.label_schemes import label_values as labels
+from nsmc_sentiment_classifier.label_schemes import (
+    label_values as labels,
+)
 
 
 def test_csv_quoted_fields_crlf_and_line_numbers(tmp_path):

@@ -11,7 +11,14 @@ import statistics
 import pytest
 
 from nsmc_sentiment_classifier import label_schemes
-from nsmc_sentiment_classifier.data import examples, io, prepare, stratify, subset, validate
+from nsmc_sentiment_classifier.data import (
+    examples,
+    io,
+    prepare,
+    stratify,
+    subset,
+    validate,
+)
 from nsmc_sentiment_classifier.errors import DataFormatError
 
 NAMES = ("hate", "offensive", "gender", "others")

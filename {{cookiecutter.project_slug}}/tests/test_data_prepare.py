@@ -10,7 +10,13 @@ from collections import Counter
 import pytest
 from conftest import label_cells, text_cells
 
-from nsmc_sentiment_classifier.data import io, prepare, sources, subset, validate
+from nsmc_sentiment_classifier.data import (
+    io,
+    prepare,
+    sources,
+    subset,
+    validate,
+)
 
 # These tests read one label per text, whatever task the project was generated for.
 SINGLE_LABEL = {"task": "single_label", "label_layout": "column"}

@@ -17,7 +17,11 @@ import torch
 from conftest import label_value
 
 from nsmc_sentiment_classifier import label_schemes
-from nsmc_sentiment_classifier.label_schemes import label_values, multi_label, single_label
+from nsmc_sentiment_classifier.label_schemes import (
+    label_values,
+    multi_label,
+    single_label,
+)
 
 SCHEMES = sorted(label_schemes.SCHEMES)
 SINGLE = label_schemes.get("single_label")

@@ -26,11 +26,13 @@ from torch.utils.data import Sampler
 from transformers import TrainingArguments
 
 from nsmc_sentiment_classifier.serving import server
-from nsmc_sentiment_classifier.training import transformers_internals as internals
+from nsmc_sentiment_classifier.training import (
+    transformers_internals as internals,
+)
 
 pytestmark = pytest.mark.engine
 
-ADAPTER = "src/nsmc_sentiment_classifier/training/transformers_internals.py"
+ADAPTER = f"src/{internals.__name__.split('.')[0]}/training/transformers_internals.py"
 SERVER = "src/nsmc_sentiment_classifier/serving/server.py"
 
 

@@ -16,8 +16,14 @@ import pytest
 from conftest import PACKAGE
 
 from nsmc_sentiment_classifier.errors import UsageError
-from nsmc_sentiment_classifier.options import BY_NAME, OPTIONS, TrainOptions
-from nsmc_sentiment_classifier.training import options as options_module
+from nsmc_sentiment_classifier.options import (
+    BY_NAME,
+    OPTIONS,
+    TrainOptions,
+)
+from nsmc_sentiment_classifier.training import (
+    options as options_module,
+)
 from nsmc_sentiment_classifier.training.pipeline import make_schedule
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,9 @@ from conftest import PACKAGE, labelled_records, write_labelled
 
 import nsmc_sentiment_classifier
 from nsmc_sentiment_classifier.options import TrainOptions
-from nsmc_sentiment_classifier.training import options as options_module
+from nsmc_sentiment_classifier.training import (
+    options as options_module,
+)
 from nsmc_sentiment_classifier.training import runs
 
 MARKER = "loop_state.json"
@@ -310,7 +312,9 @@ def test_adding_a_training_option_is_one_definition(project_dir, tmp_path):
 
 
 def test_report_to_is_checked_before_anything_loads():
-    from nsmc_sentiment_classifier.training.pipeline import trainer_integrations
+    from nsmc_sentiment_classifier.training.pipeline import (
+        trainer_integrations,
+    )
 
     assert trainer_integrations("mlflow", "train_torch") == []
     assert trainer_integrations("none", "train_hf") == []
@@ -326,7 +330,9 @@ def test_report_to_is_checked_before_anything_loads():
 def test_tracking_in_a_sagemaker_job_needs_a_server(prepared, project_dir, monkeypatch):
     """Without a tracking server a hosted job tracks nothing (a store in the container would be
     lost with it); locally the default store is the project's mlruns/."""
-    from nsmc_sentiment_classifier.training.pipeline import open_tracker
+    from nsmc_sentiment_classifier.training.pipeline import (
+        open_tracker,
+    )
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     options = prepared()

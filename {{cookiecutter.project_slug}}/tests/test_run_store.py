@@ -19,7 +19,9 @@ import pytest
 from conftest import PACKAGE
 
 from nsmc_sentiment_classifier.options import TrainOptions
-from nsmc_sentiment_classifier.training import options as options_module
+from nsmc_sentiment_classifier.training import (
+    options as options_module,
+)
 from nsmc_sentiment_classifier.training import runs
 from nsmc_sentiment_classifier.training.runs import RunPlan
 

@@ -284,7 +284,9 @@ def test_evaluate_a_multi_label_model_scores_label_sets(multi_label_model_dir, t
 
 
 def test_evaluate_lists_the_surest_multi_label_mistakes_first():
-    from nsmc_sentiment_classifier.label_schemes.multi_label import MultiLabel
+    from nsmc_sentiment_classifier.label_schemes.multi_label import (
+        MultiLabel,
+    )
 
     scheme = MultiLabel(thresholds=(0.5, 0.5, 0.5))
     # A wrong label's score, or one minus a missed label's score; the surest wrong decision counts.

@@ -21,7 +21,12 @@ from pathlib import Path
 import pytest
 from conftest import labelled_records
 
-from nsmc_sentiment_classifier.serving import batch, container, inference, package
+from nsmc_sentiment_classifier.serving import (
+    batch,
+    container,
+    inference,
+    package,
+)
 
 pytestmark = pytest.mark.engine
 

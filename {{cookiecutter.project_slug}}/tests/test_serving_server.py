@@ -253,7 +253,9 @@ def test_unparseable_http_gets_400_and_the_server_keeps_serving(server):
 def test_an_unexpected_error_is_a_500_with_a_reference_and_no_details(caplog):
     """A bug inside the server answers 500 with a reference to look up in the server log; the
     exception's type and message (paths, internals) go to the log only."""
-    from nsmc_sentiment_classifier.serving.options import ServerOptions
+    from nsmc_sentiment_classifier.serving.options import (
+        ServerOptions,
+    )
     from nsmc_sentiment_classifier.serving.server import App
 
     class BrokenScheduler:

@@ -17,9 +17,15 @@ import pytest
 from conftest import label_cells, labelled_records, read_jsonl, text_cells, train_briefly, write_labelled
 
 from nsmc_sentiment_classifier import baseline
-from nsmc_sentiment_classifier.config import ProjectConfig, load_config
+from nsmc_sentiment_classifier.config import (
+    ProjectConfig,
+    load_config,
+)
 from nsmc_sentiment_classifier.data import io, prepare, validate
-from nsmc_sentiment_classifier.data.examples import Example, load_examples
+from nsmc_sentiment_classifier.data.examples import (
+    Example,
+    load_examples,
+)
 from nsmc_sentiment_classifier.data.subset import dev_subset
 
 # The second text's column where the project was generated for another task.

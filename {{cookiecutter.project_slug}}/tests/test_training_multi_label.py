@@ -14,7 +14,11 @@ from conftest import build_tiny_model, labelled_records, read_jsonl
 
 from nsmc_sentiment_classifier import cli, label_schemes
 from nsmc_sentiment_classifier.data import io
-from nsmc_sentiment_classifier.training import model_card, options, pipeline
+from nsmc_sentiment_classifier.training import (
+    model_card,
+    options,
+    pipeline,
+)
 
 NAMES = ["hate", "gender", "spam"]
 MULTI = label_schemes.get("multi_label")
@@ -225,7 +229,10 @@ def test_the_multi_label_model_card_shows_thresholds_rows_without_label_and_its_
 
 
 def test_mlflow_gets_the_label_counts_and_thresholds():
-    from nsmc_sentiment_classifier.training.data import RunData, TokenizedSplit
+    from nsmc_sentiment_classifier.training.data import (
+        RunData,
+        TokenizedSplit,
+    )
 
     def split(name: str, targets: list) -> TokenizedSplit:
         return TokenizedSplit(name, [{"input_ids": [1]} for _ in targets], targets)

@@ -19,8 +19,16 @@ from conftest import PACKAGE, labelled_records, write_labelled
 from nsmc_sentiment_classifier import label_schemes
 from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR
 from nsmc_sentiment_classifier.data.examples import Example
-from nsmc_sentiment_classifier.training import modeling, options, pipeline
-from nsmc_sentiment_classifier.training.data import RunData, make_collator, tokenize
+from nsmc_sentiment_classifier.training import (
+    modeling,
+    options,
+    pipeline,
+)
+from nsmc_sentiment_classifier.training.data import (
+    RunData,
+    make_collator,
+    tokenize,
+)
 from nsmc_sentiment_classifier.training.runtime import Runtime
 
 pytestmark = pytest.mark.engine

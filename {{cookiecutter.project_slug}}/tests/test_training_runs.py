@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 from conftest import PACKAGE, class_marker, labelled_records, read_jsonl, targets_of, write_labelled
 
-from nsmc_sentiment_classifier.config import CONFIG_ENV_VAR, load_config
+from nsmc_sentiment_classifier.config import (
+    CONFIG_ENV_VAR,
+    load_config,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 

@@ -11,8 +11,16 @@ import pytest
 
 from nsmc_sentiment_classifier import label_schemes
 from nsmc_sentiment_classifier import metrics as metrics_module
-from nsmc_sentiment_classifier.options import parse_bool, parse_float, parse_int
-from nsmc_sentiment_classifier.training import artifacts, checkpoints, options
+from nsmc_sentiment_classifier.options import (
+    parse_bool,
+    parse_float,
+    parse_int,
+)
+from nsmc_sentiment_classifier.training import (
+    artifacts,
+    checkpoints,
+    options,
+)
 from nsmc_sentiment_classifier.training import data as training_data
 
 
@@ -253,7 +261,9 @@ def test_training_arguments_refuse_a_keyword_transformers_lacks(monkeypatch):
 def test_weight_decay_spares_biases_and_normalisation_weights():
     from transformers import BertConfig, BertForSequenceClassification
 
-    from nsmc_sentiment_classifier.training.train_torch import parameter_groups
+    from nsmc_sentiment_classifier.training.train_torch import (
+        parameter_groups,
+    )
 
     config = BertConfig(
         vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16

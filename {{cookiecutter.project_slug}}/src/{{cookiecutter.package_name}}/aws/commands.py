@@ -25,7 +25,8 @@ from ..errors import UsageError
 from ..training.entry_points import entry_points
 from .images import Versions, below_floor, check_instance_type, image_uri, supported_versions
 from .jobs import JobInfo, LogReader, describe_job, stop_any_job, wait_for_job
-from .session import Aws, AwsSettings, check_api_value, project_tags, resolve_settings, resource_name
+from .names import ProjectNames
+from .session import Aws, AwsSettings, check_api_value, project_tags, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +338,7 @@ def _train(args: argparse.Namespace) -> int:
                 assert settings is not None
                 bucket = settings.bucket or f"sagemaker-{settings.region}-<account>"
                 digest = folder_digest(Path(plan.base_model_dir))[:16]
-                source = f"s3://{bucket}/{plan.base_job_name}/base-models/{digest}"
+                source = ProjectNames.of(config.project.slug).base_models(bucket, digest)
                 summary["base_model_upload"] = (
                     f"{plan.base_model_dir} -> {source} (uploaded once, reused while unchanged)"
                 )
@@ -418,12 +419,31 @@ def _source(args: argparse.Namespace, config: ProjectConfig) -> tuple[str, str]:
     )
 
 
+def _endpoint_name(args: argparse.Namespace, config: ProjectConfig) -> str:
+    """The endpoint to deploy, checked against the API's rules before anything is created; one
+    named outside the project's prefix is allowed with a warning (the documented policy denies it)."""
+    from .endpoints import default_endpoint_name
+
+    name = args.endpoint_name or default_endpoint_name(config)
+    given = "--endpoint-name" if args.endpoint_name else "config.toml [sagemaker] endpoint_name"
+    check_api_value(name, "EndpointName", given)
+    names = ProjectNames.of(config.project.slug)
+    if not names.owns(name):
+        log.warning(
+            "endpoint %s does not start with %s-: the caller policy in docs/sagemaker.md (2.3) grants "
+            "only names that do; add arn:aws:sagemaker:<REGION>:<ACCOUNT_ID>:endpoint/%s to it",
+            name,
+            names.prefix,
+            name,
+        )
+    return name
+
+
 @_aws_command
 def _deploy(args: argparse.Namespace) -> int:
     from .endpoints import (
         check_autoscaling,
         check_update,
-        default_endpoint_name,
         deploy,
         materialise_model_source,
         parse_autoscaling,
@@ -438,8 +458,7 @@ def _deploy(args: argparse.Namespace) -> int:
     )
     if args.instance_count < 1:
         raise UsageError("--instance-count must be at least 1")
-    if args.endpoint_name:
-        check_api_value(args.endpoint_name, "EndpointName", "--endpoint-name")
+    endpoint_name = _endpoint_name(args, config)
     if args.serverless_memory:
         check_api_value(args.serverless_concurrency, "ServerlessMaxConcurrency", "--serverless-concurrency")
     scaling = parse_autoscaling(args.autoscale, args.target_invocations) if args.autoscale else None
@@ -450,7 +469,6 @@ def _deploy(args: argparse.Namespace) -> int:
         instance_count=args.instance_count,
     )
     aws = Aws(settings)
-    endpoint_name = args.endpoint_name or default_endpoint_name(config)
     aws.preflight("serving")
     check_update(aws, endpoint_name, update=args.update, wait=not args.no_wait)  # before any upload
     source = materialise_model_source(config, aws, kind, value)
@@ -617,7 +635,9 @@ def _delete(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     aws = Aws(_settings(args, config))
     if not args.all:
-        removed = delete(aws, args.endpoint_name or default_endpoint_name(config))
+        removed = delete(
+            aws, ProjectNames.of(config.project.slug), args.endpoint_name or default_endpoint_name(config)
+        )
         for item in removed:
             print(f"deleted {item.kind}: {item.name}")
         if not removed:
@@ -641,11 +661,11 @@ def _left_in_place(config: ProjectConfig, settings: AwsSettings) -> str:
     from .registry import group_name
 
     # The SDK's default bucket is named after the region and the account (not looked up here).
-    where = f"s3://{settings.bucket or f'sagemaker-{settings.region}-<ACCOUNT_ID>'}"
-    prefixes = sorted({config.project.slug, resource_name(config.project.slug)})
+    where = ProjectNames.of(config.project.slug).s3_prefix(
+        settings.bucket or f"sagemaker-{settings.region}-<ACCOUNT_ID>"
+    )
     lines = ["left in place (remove what you no longer need):"]
-    for prefix in prefixes:
-        lines.append(f"  S3 data, models and checkpoints: aws s3 rm --recursive {where}/{prefix}/")
+    lines.append(f"  S3 data, models and checkpoints: aws s3 rm --recursive {where}/")
     group = group_name(config)
     lines += [
         f"  model registry group {group} (the approval record): aws sagemaker list-model-packages "

@@ -28,8 +28,9 @@ from .images import (
     versions_from_image,
 )
 from .jobs import describe_job
+from .names import ProjectNames, timestamp
 from .registry import ModelSource, Removed, check_package_ref, resolve_model_package
-from .session import PROJECT_TAG, Aws, paged, project_tags, resource_name, split_s3_uri, timestamp
+from .session import PROJECT_TAG, Aws, paged, project_tags, split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ SERVERLESS_IMAGE_INSTANCE = "ml.m5.xlarge"
 
 
 def default_endpoint_name(config: ProjectConfig) -> str:
-    # "-endpoint" keeps the <endpoint>- prefix that delete sweeps apart from batch-job models.
-    return resource_name(config.sagemaker.endpoint_name or f"{config.project.slug}-endpoint")
+    # "-endpoint" keeps the models that delete sweeps apart from batch-job models.
+    return config.sagemaker.endpoint_name or ProjectNames.of(config.project.slug).default_endpoint
 
 
 def check_model_archive(path: Path) -> None:
@@ -105,7 +106,7 @@ def materialise_model_source(config: ProjectConfig, aws: Aws, kind: str, value: 
 
 
 def _upload_model(config: ProjectConfig, aws: Aws, archive: Path) -> str:
-    return aws.upload(archive, f"s3://{aws.bucket}/{resource_name(config.project.slug)}/models/{timestamp()}")
+    return aws.upload(archive, ProjectNames.of(config.project.slug).models(aws.bucket, timestamp()))
 
 
 def _with_handler(config: ProjectConfig, aws: Aws, source: ModelSource) -> ModelSource:
@@ -302,7 +303,7 @@ def deploy(
     image = source.image or image_uri(
         inference_versions(config), "inference", aws.settings.region, lookup_type
     )
-    name = resource_name(endpoint_name, timestamp())
+    name = ProjectNames.of(config.project.slug).model(endpoint_name, timestamp())
     client = aws.client("sagemaker")
     tags = project_tags(config, source.run_id)
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
@@ -491,7 +492,7 @@ def invoke(aws: Aws, endpoint_name: str, texts: Sequence[Item], multi_label: boo
     return answers
 
 
-def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
+def delete(aws: Aws, names: ProjectNames, endpoint_name: str) -> list[Removed]:
     """Remove the endpoint, its endpoint config and models, and leftovers named after it."""
     client = aws.client("sagemaker")
     removed: list[Removed] = []
@@ -502,17 +503,17 @@ def delete(aws: Aws, endpoint_name: str) -> list[Removed]:
         removed += _disable_autoscaling(aws, endpoint_name)
         client.delete_endpoint(EndpointName=endpoint_name)
         removed.append(Removed("endpoint", endpoint_name))
-    # Leftovers of failed or replaced deployments follow the <endpoint>-<timestamp> naming.
-    prefix = f"{endpoint_name}-"
+    # Leftovers of failed or replaced deployments are named as its models and configs are.
+    base = names.endpoint_models(endpoint_name)
     configs |= {
         c["EndpointConfigName"]
-        for c in paged(client, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name)
-        if c["EndpointConfigName"].startswith(prefix)
+        for c in paged(client, "list_endpoint_configs", "EndpointConfigs", NameContains=base)
+        if c["EndpointConfigName"].startswith(f"{base}-")
     }
     models = {
         m["ModelName"]
-        for m in paged(client, "list_models", "Models", NameContains=endpoint_name)
-        if m["ModelName"].startswith(prefix)
+        for m in paged(client, "list_models", "Models", NameContains=base)
+        if m["ModelName"].startswith(f"{base}-")
     }
     return removed + _remove_unused(client, configs, models, exclude=endpoint_name)
 
@@ -639,7 +640,7 @@ def delete_all(aws: Aws, slug: str) -> list[Removed]:
     removed: list[Removed] = []
     listing = list_resources(aws, slug)
     for endpoint in listing.endpoints:
-        removed += delete(aws, endpoint["name"])
+        removed += delete(aws, ProjectNames.of(slug), endpoint["name"])
     # A deployment's model and endpoint config share one name: compare kind and name.
     gone = {(r.kind, r.name) for r in removed}
     configs = [name for name in listing.endpoint_configs if ("endpoint config", name) not in gone]
@@ -718,12 +719,11 @@ def batch_transform(
     image = source.image or image_uri(
         inference_versions(config), "inference", aws.settings.region, instance_type
     )
-    base = resource_name(config.project.slug, max_length=40)
-    job_name = resource_name(f"{base}-batch", timestamp())
-    prefix = f"s3://{aws.bucket}/{base}/batch/{job_name}"
+    names = ProjectNames.of(config.project.slug)
+    job_name = names.batch_job(timestamp())
     if not input_uri.startswith("s3://"):
-        input_uri = aws.upload(Path(input_uri), f"{prefix}/input")
-    output_uri = (output_uri or f"{prefix}/output").rstrip("/")
+        input_uri = aws.upload(Path(input_uri), names.batch_input(aws.bucket, job_name))
+    output_uri = (output_uri or names.batch_output(aws.bucket, job_name)).rstrip("/")
     # A MultiRecord request holds as many lines as fit in the payload: far more texts than the
     # real-time limit allows, and more work than the 60 s real-time deadline.
     tags = project_tags(config, source.run_id)

@@ -33,7 +33,8 @@ from .images import (
     versions_from_image,
 )
 from .jobs import describe_job
-from .session import Aws, error_message, paged, resource_name, split_s3_uri, timestamp
+from .names import ProjectNames, timestamp
+from .session import Aws, error_message, paged, split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def check_package_ref(ref: str) -> str:
 
 def group_name(config: ProjectConfig) -> str:
     """One group per project, so its versions sit together and ``latest-approved`` has a scope."""
-    return resource_name(config.project.slug)
+    return ProjectNames.of(config.project.slug).model_package_group
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,10 @@ def delete_group(aws: Aws, group: str) -> list[Removed]:
 def _upload_metrics(config: ProjectConfig, aws: Aws, metrics: Mapping[str, float]) -> str:
     """The metrics JSON under ``<project>/registry/`` in the project's bucket, one folder per
     registration so a version's evidence is never overwritten by a later one."""
-    key = f"{resource_name(config.project.slug)}/registry/{timestamp()}-{uuid.uuid4().hex[:8]}/metrics.json"
+    uri = ProjectNames.of(config.project.slug).registry_metrics(
+        aws.bucket, f"{timestamp()}-{uuid.uuid4().hex[:8]}"
+    )
+    key = split_s3_uri(uri)[1]
     # JSON has no NaN or infinity: those are written as strings rather than as invalid JSON.
     numbers = {str(k): float(v) if math.isfinite(v) else str(float(v)) for k, v in metrics.items()}
     body = json.dumps(numbers, indent=2) + "\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -19,6 +18,7 @@ from typing import Any
 
 from ..config import ProjectConfig
 from ..errors import UsageError
+from .names import resource_name
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +93,6 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
         raise UsageError(f"{uri!r} is not an s3:// URI")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
-
-
-def timestamp() -> str:
-    """A sortable UTC suffix for names of jobs, models and run prefixes."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-
-
-def resource_name(base: str, suffix: str = "", max_length: int = 63) -> str:
-    """A SageMaker resource name (letters, digits, hyphens; 63 characters at most)."""
-    clean = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-") or "project"
-    clean = re.sub(r"-{2,}", "-", clean)
-    if suffix:
-        clean = clean[: max_length - len(suffix) - 1].rstrip("-") + "-" + suffix
-    return clean[:max_length].rstrip("-")
 
 
 @cache

@@ -50,7 +50,8 @@ from .images import (
     processor_for,
 )
 from .jobs import JobInfo, describe_job, wait_for_job
-from .session import Aws, AwsSettings, project_tags, resource_name, timestamp
+from .names import ProjectNames, timestamp
+from .session import Aws, AwsSettings, project_tags
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +179,13 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def upload_base_model(aws: Aws, folder: Path, project_prefix: str) -> str:
+def upload_base_model(aws: Aws, folder: Path, names: ProjectNames) -> str:
     """Upload a base model folder once, under its content digest; reuse an earlier upload of
     the same files (the marker object is written last, so a broken upload is redone)."""
     from botocore.exceptions import ClientError
 
     digest = folder_digest(folder)
-    uri = f"{project_prefix}/base-models/{digest[:16]}"
+    uri = names.base_models(aws.bucket, digest[:16])
     bucket, key = uri[len("s3://") :].split("/", 1)
     s3 = aws.client("s3")
     try:
@@ -300,7 +301,7 @@ def plan_training(
         versions=versions,
         hyperparameters=hyperparameters,
         channels=resolved,
-        base_job_name=resource_name(config.project.slug, max_length=38),
+        base_job_name=ProjectNames.of(config.project.slug).training_job_base,
         use_spot=use_spot,
         max_run_seconds=max_run,
         max_wait_seconds=max_wait,
@@ -411,10 +412,10 @@ def launch_sagemaker(
         options: dict[str, Any] = {}
         channels = dict(plan.channels)
         if hosted:
-            prefix = f"s3://{aws.bucket}/{plan.base_job_name}"
+            names = ProjectNames.of(config.project.slug)
             if plan.base_model_dir:
-                channels[BASE_MODEL_CHANNEL] = upload_base_model(aws, Path(plan.base_model_dir), prefix)
-            output_path = plan.output_path or f"{prefix}/output"
+                channels[BASE_MODEL_CHANNEL] = upload_base_model(aws, Path(plan.base_model_dir), names)
+            output_path = plan.output_path or names.training_output(aws.bucket)
             environment["MODEL_OUTPUT_S3_PATH"] = output_path
             options.update(
                 sagemaker_session=aws.sagemaker_session,
