@@ -77,16 +77,48 @@ def _add_missing_operations() -> None:
     from moto.sagemaker.responses import SageMakerResponse
 
     def simulate_principal_policy(self):
+        # A role created in moto with inline policies is evaluated as IAM would (the documented
+        # least-privilege role, tests/iam_policies.py); other role ARNs are allowed everything.
+        import iam_policies
+        from moto.iam.models import iam_backends
+
         source = self._get_param("PolicySourceArn")
         actions = self._get_param("ActionNames", [])
-        decision = "implicitDeny" if NO_PERMISSIONS in source else "allowed"
-        results = [
-            {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": decision}
-            for action in actions
-        ]
+        resources = self._get_param("ResourceArns", []) or ["*"]
+        try:
+            role = iam_backends[self.current_account]["global"].get_role(source.rsplit("/", 1)[-1])
+            policies = [json.loads(document) for document in role.policies.values()]
+        except Exception:  # not a role moto holds
+            policies = []
+        results = []
+        for action in actions:
+            for resource in resources:
+                if NO_PERMISSIONS in source:
+                    allowed = False
+                elif policies:
+                    request = iam_policies.Request(action, resource)
+                    allowed = any(iam_policies.allows(policy, request) for policy in policies)
+                else:
+                    allowed = True
+                decision = "allowed" if allowed else "implicitDeny"
+                results.append(
+                    {"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": decision}
+                )
         return ActionResult({"EvaluationResults": results, "IsTruncated": False})
 
     IamResponse.simulate_principal_policy = simulate_principal_policy  # type: ignore[attr-defined]
+
+    def describe_mlflow_tracking_server(self):
+        from moto.sagemaker.exceptions import ResourceNotFound
+
+        name = self._get_param("TrackingServerName")
+        if name not in MLFLOW_SERVERS:
+            raise ResourceNotFound(f"Tracking server {name} does not exist")
+        arn = f"arn:aws:sagemaker:{self.region}:{self.current_account}:mlflow-tracking-server/{name}"
+        server = {"TrackingServerName": name, "TrackingServerArn": arn, "IsActive": "Active"}
+        return ActionResult({**server, **MLFLOW_SERVERS[name]})
+
+    SageMakerResponse.describe_mlflow_tracking_server = describe_mlflow_tracking_server  # type: ignore[attr-defined]
 
     def stop_training_job(self):
         name = json.loads(self.body)["TrainingJobName"]
@@ -117,6 +149,12 @@ def _add_missing_operations() -> None:
         return result
 
     def describe_training_job(self):
+        from moto.core.exceptions import JsonRESTError
+
+        if self._get_param("TrainingJobName") in DENIED_JOBS:
+            raise JsonRESTError(
+                "AccessDeniedException", "not authorized to perform sagemaker:DescribeTrainingJob"
+            )
         result = describe(self)
         job = self.sagemaker_backend.training_jobs[self._get_param("TrainingJobName")]
         if getattr(job, "environment", None):
@@ -128,7 +166,12 @@ def _add_missing_operations() -> None:
 
     def update_endpoint(self):
         # As AWS does once the new fleet is up: the endpoint serves the new config.
+        UPDATE_REQUESTS.append(json.loads(self.body))  # moto ignores DeploymentConfig
         endpoint = self.sagemaker_backend.endpoints[self._get_param("EndpointName")]
+        if FAIL_UPDATES:
+            from moto.sagemaker.exceptions import ValidationError
+
+            raise ValidationError(message="Cannot update in-progress endpoint (test double)")
         if ROLL_BACK_UPDATES:
             # As AWS does when the new fleet fails: InService again, on the old config.
             endpoint.failure_reason = (
@@ -173,14 +216,39 @@ def _add_missing_operations() -> None:
 
     SageMakerResponse.describe_transform_job = describe_transform_job  # type: ignore[method-assign]
 
+    from moto.applicationautoscaling.exceptions import AWSValidationException
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+
+    put_scaling_policy = ApplicationAutoScalingResponse.put_scaling_policy
+
+    def failing_put_scaling_policy(self):
+        if FAIL_SCALING_POLICIES:
+            # As AWS answers a caller without the service-linked role's permissions.
+            raise AWSValidationException(
+                "Failed to set up scaling policy: not authorized to create the service-linked role"
+            )
+        return put_scaling_policy(self)
+
+    ApplicationAutoScalingResponse.put_scaling_policy = failing_put_scaling_policy  # type: ignore[method-assign]
+
 
 CALLS: list[str] = []
+# Job names whose DescribeTrainingJob is answered AccessDeniedException (as for a caller without it).
+DENIED_JOBS: set[str] = set()
+# SageMaker managed MLflow tracking servers by name: {"MlflowVersion": ..., "ArtifactStoreUri": ...}.
+MLFLOW_SERVERS: dict[str, dict[str, str]] = {}
 # Bodies of InvokeEndpoint requests, in order.
 INVOKED: list[dict] = []
 # While non-empty, every transform job describes itself as Failed.
 FAIL_TRANSFORM_JOBS: list[bool] = []
 # While non-empty, every endpoint update is rolled back (the endpoint keeps its old config).
 ROLL_BACK_UPDATES: list[bool] = []
+# Bodies of UpdateEndpoint requests, in order (DeploymentConfig included).
+UPDATE_REQUESTS: list[dict] = []
+# While non-empty, every UpdateEndpoint request is refused (the endpoint stays as it is).
+FAIL_UPDATES: list[bool] = []
+# While non-empty, every PutScalingPolicy fails (a target registers, its policy does not).
+FAIL_SCALING_POLICIES: list[bool] = []
 
 
 def set_training_job_status(name: str, region: str, status: str) -> None:
@@ -236,6 +304,12 @@ def activate(monkeypatch: Any, tmp_path: Any) -> str:
     CALLS.clear()
     INVOKED.clear()
     FAIL_TRANSFORM_JOBS.clear()
+    MLFLOW_SERVERS.clear()
+    DENIED_JOBS.clear()
+    ROLL_BACK_UPDATES.clear()
+    UPDATE_REQUESTS.clear()
+    FAIL_SCALING_POLICIES.clear()
+    FAIL_UPDATES.clear()
     for name in (
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",

@@ -796,3 +796,297 @@ def test_a_pair_projects_data_file_is_sent_as_pairs(config, tmp_path):
         DataFormatError, match=f"pairs.csv: no '{first}' and '{second}' \\(or 'inputs'\\) columns; has other"
     ):
         endpoints.read_texts([], str(table), pair_config)
+
+
+def _error_line(err: str) -> str:
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    return line
+
+
+def _scaling_state() -> list[tuple[str, int, int, float]]:
+    """(resource, min, max, target value of each policy) of every SageMaker scaling target."""
+    scaling = aws_moto.client("application-autoscaling", REGION)
+    policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    return [
+        (
+            target["ResourceId"],
+            target["MinCapacity"],
+            target["MaxCapacity"],
+            *(
+                p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
+                for p in policies
+                if p["ResourceId"] == target["ResourceId"]
+            ),
+        )
+        for target in scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    ]
+
+
+def _serving(sm, endpoint: str) -> tuple[str, dict]:
+    """The endpoint's config name and its production variant."""
+    config_name = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    return config_name, variant
+
+
+def test_autoscaling_failure_after_the_switch_keeps_the_config_the_endpoint_runs(
+    moto_url, cli, model_archive, capsys
+):
+    endpoint = NAMES.default_endpoint
+    assert _deploy(cli, model_archive) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    old_config, old_variant = _serving(sm, endpoint)
+    capsys.readouterr()
+    time.sleep(1)  # a new second: new resource names
+    aws_moto.FAIL_SCALING_POLICIES.append(True)
+    code = _deploy(cli, model_archive, "--update", "--autoscale", "1:3")
+    err = capsys.readouterr().err
+    assert code == 2
+    new_config, variant = _serving(sm, endpoint)
+    assert new_config != old_config
+    line = _error_line(err)
+    assert f"endpoint {endpoint} is InService on endpoint config {new_config} WITHOUT autoscaling" in line
+    assert "not authorized to create the service-linked role" in line
+    assert f"--update --endpoint-name {endpoint} --autoscale 1:3" in line
+    assert f"sagemaker delete --endpoint-name {endpoint}" in line
+    # What the endpoint runs stays; the old config and model go, as after any update.
+    leftovers = aws_moto.sagemaker_leftovers(REGION)
+    assert leftovers["endpoint_configs"] == [new_config]
+    assert leftovers["models"] == [variant["ModelName"]] != [old_variant["ModelName"]]
+    # No target without its policy passes for autoscaling.
+    assert _scaling_state() == []
+
+
+def test_autoscaling_failure_on_a_new_endpoint_keeps_the_endpoint(moto_url, cli, model_archive, capsys):
+    endpoint = NAMES.default_endpoint
+    aws_moto.FAIL_SCALING_POLICIES.append(True)
+    code = _deploy(cli, model_archive, "--autoscale", "1:3")
+    err = capsys.readouterr().err
+    assert code == 2
+    sm = aws_moto.client("sagemaker", REGION)
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+    config_name, variant = _serving(sm, endpoint)
+    assert aws_moto.sagemaker_leftovers(REGION) == {
+        "endpoints": [endpoint],
+        "endpoint_configs": [config_name],
+        "models": [variant["ModelName"]],
+    }
+    assert f"endpoint {endpoint} is InService on endpoint config {config_name} WITHOUT autoscaling" in (
+        _error_line(err)
+    )
+    assert _scaling_state() == []
+
+
+def test_a_failed_or_rolled_back_update_restores_the_scaling_settings(
+    moto_url, cli, config, model_archive, capsys
+):
+    endpoint = NAMES.default_endpoint
+    resource = f"endpoint/{endpoint}/variant/AllTraffic"
+    assert _deploy(cli, model_archive, "--autoscale", "1:3", "--target-invocations", "50") == 0
+    assert _scaling_state() == [(resource, 1, 3, 50.0)]
+    before = aws_moto.sagemaker_leftovers(REGION)
+    capsys.readouterr()
+    for switch, message in (
+        (aws_moto.ROLL_BACK_UPDATES, "was rolled back"),
+        (aws_moto.FAIL_UPDATES, "Cannot update in-progress endpoint"),
+    ):
+        time.sleep(1)  # a new second: new resource names
+        switch.append(True)
+        try:
+            code = _deploy(cli, model_archive, "--update")
+        finally:
+            switch.clear()
+        err = capsys.readouterr().err
+        assert code == 2
+        assert message in _error_line(err)
+        assert _scaling_state() == [(resource, 1, 3, 50.0)], message
+        if switch is aws_moto.ROLL_BACK_UPDATES:
+            assert "its autoscaling (1-3 instances) is restored" in _error_line(err)
+        assert aws_moto.sagemaker_leftovers(REGION) == before
+
+
+def test_update_keeps_the_fleet_size_variant_properties_and_scaling(
+    moto_url, cli, config, model_archive, capsys
+):
+    endpoint = NAMES.default_endpoint
+    resource = f"endpoint/{endpoint}/variant/AllTraffic"
+    instance_type = config.sagemaker.inference_instance_type
+    args = ("--autoscale", "1:4", "--target-invocations", "50", "--instance-count", "2")
+    assert _deploy(cli, model_archive, *args) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    _, deployed = _serving(sm, endpoint)
+    # Tuned by hand since (as a team would in the console): 3 instances, a bigger volume...
+    tuned = {
+        "VolumeSizeInGB": 64,
+        "ModelDataDownloadTimeoutInSeconds": 900,
+        "ContainerStartupHealthCheckTimeoutInSeconds": 600,
+        "RoutingConfig": {"RoutingStrategy": "RANDOM"},
+    }
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{endpoint}-tuned",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": deployed["ModelName"],
+                "InstanceType": instance_type,
+                "InitialInstanceCount": 3,
+                **tuned,
+            }
+        ],
+    )
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-tuned")
+    capsys.readouterr()
+    time.sleep(1)  # a new second: new resource names
+
+    code = _deploy(cli, model_archive, "--update")
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    config_name, variant = _serving(sm, endpoint)
+    assert variant["InitialInstanceCount"] == 3
+    assert {key: variant.get(key) for key in tuned} == tuned
+    assert _scaling_state() == [(resource, 1, 4, 50.0)]
+    assert f"autoscaling: {resource} (1-4 instances)" in captured.out
+    # The config it ran (hand-made) is unused now and goes, as after any update.
+    configs = aws_moto.sagemaker_leftovers(REGION)["endpoint_configs"]
+    assert config_name in configs and f"{endpoint}-tuned" not in configs
+
+    # On another instance type, only the properties that hold for any type are kept; an
+    # explicit count wins.
+    time.sleep(1)
+    code = _deploy(cli, model_archive, "--update", "--instance-type", "ml.m5.xlarge", "--instance-count", "2")
+    assert code == 0, capsys.readouterr()
+    _, variant = _serving(sm, endpoint)
+    assert variant["InitialInstanceCount"] == 2 and "VolumeSizeInGB" not in variant
+    assert variant["ModelDataDownloadTimeoutInSeconds"] == 900
+
+
+def test_update_traffic_shifting_and_rollback_alarms(moto_url, cli, config, model_archive, capsys):
+    endpoint = NAMES.default_endpoint
+    serverless = f"{NAMES.prefix}-serverless"
+    assert _deploy(cli, model_archive) == 0
+    assert _deploy(cli, model_archive, "--serverless-memory", "2048", "--endpoint-name", serverless) == 0
+    before = aws_moto.sagemaker_leftovers(REGION)
+    capsys.readouterr()
+    refused = [
+        (["--traffic", "canary:10"], "--traffic: these say how --update replaces the fleet"),
+        (["--update", "--traffic", "halfway"], "--traffic expects all-at-once, canary:PERCENT or linear"),
+        (["--update", "--traffic", "linear:100"], "PERCENT of the new fleet must be 1 to 99"),
+        (["--update", "--traffic-wait", "4000"], "--traffic-wait 4000: SageMaker takes 0 to 3600"),
+        (["--update", "--max-update-time", "60"], "--max-update-time 60: SageMaker takes 600 to 28800"),
+        (
+            ["--update", "--traffic", "linear:25", "--traffic-wait", "600", "--max-update-time", "1800"],
+            "--max-update-time 1800 must exceed the update's waits (2400 s",
+        ),
+        (
+            ["--update", *[f"--rollback-alarm=a{i}" for i in range(11)]],
+            "SageMaker takes at most 10 alarms",
+        ),
+        (
+            ["--update", "--serverless-memory", "2048", "--traffic", "canary:10"],
+            "serverless endpoints do not support blue/green traffic shifting or rollback alarms; "
+            "drop --traffic",
+        ),
+        (
+            ["--update", "--endpoint-name", serverless, "--rollback-alarm", "errors"],
+            f"endpoint {serverless} is serverless",
+        ),
+        (["--update", "--rollback-alarm", "no-such-alarm"], "--rollback-alarm no-such-alarm: no such"),
+    ]
+    for args, message in refused:
+        assert _deploy(cli, model_archive, *args) == 2, args
+        assert message in _error_line(capsys.readouterr().err), args
+    assert aws_moto.sagemaker_leftovers(REGION) == before
+    assert aws_moto.UPDATE_REQUESTS == []
+
+    aws_moto.client("cloudwatch", REGION).put_metric_alarm(
+        AlarmName="endpoint-5xx",
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Dimensions=[
+            {"Name": "EndpointName", "Value": endpoint},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    time.sleep(1)  # a new second: new resource names
+    args = ["--traffic", "canary:10", "--rollback-alarm", "endpoint-5xx", "--max-update-time", "3600"]
+    code = _deploy(cli, model_archive, "--update", *args, "--termination-wait", "120")
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert aws_moto.UPDATE_REQUESTS[-1]["DeploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 300,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+            },
+            "TerminationWaitInSeconds": 120,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "endpoint-5xx"}]},
+    }
+    assert "rollout: canary 10%, 300 s bake, rollback on endpoint-5xx" in captured.out
+
+    # Without options: all at once, no bake (SageMaker's own default, sent explicitly).
+    time.sleep(1)
+    assert _deploy(cli, model_archive, "--update") == 0
+    assert aws_moto.UPDATE_REQUESTS[-1]["DeploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+            "TerminationWaitInSeconds": 0,
+        }
+    }
+    # A serverless endpoint's update carries none.
+    time.sleep(1)
+    assert (
+        _deploy(cli, model_archive, "--update", "--endpoint-name", serverless, "--serverless-memory", "2048")
+        == 0
+    )
+    assert "DeploymentConfig" not in aws_moto.UPDATE_REQUESTS[-1]
+
+
+def _approved_package(cli, model_archive, capsys) -> str:
+    code = cli.main(["sagemaker", "register", "--model-data", str(model_archive)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    arn = captured.out.split()[2].rstrip(":")
+    aws_moto.client("sagemaker", REGION).update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved"
+    )
+    return arn
+
+
+def test_cpu_targets_of_a_registered_version_get_its_cpu_image(moto_url, cli, model_archive, capsys):
+    arn = _approved_package(cli, model_archive, capsys)
+    sm = aws_moto.client("sagemaker", REGION)
+    registered = sm.describe_model_package(ModelPackageName=arn)["InferenceSpecification"]["Containers"][0]
+    assert registered["Image"] == INFERENCE_IMAGE  # the GPU build
+    cpu_image = "huggingface-pytorch-inference:2.6.0-transformers4.51.3-cpu-py312"
+    source = ["--model-package", "latest-approved", "--role", aws_moto.FAKE_ROLE]
+
+    serverless = f"{NAMES.prefix}-serverless"
+    args = ["sagemaker", "deploy", *source, "--serverless-memory", "2048", "--endpoint-name", serverless]
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    _, variant = _serving(sm, serverless)
+    model = sm.describe_model(ModelName=variant["ModelName"])
+    assert cpu_image in model["PrimaryContainer"]["Image"]
+    assert model["PrimaryContainer"]["ModelDataUrl"] == registered["ModelDataUrl"]
+    assert _tags(model["ModelArn"])["model-package"] == arn
+
+    s3 = aws_moto.client("s3", REGION)
+    s3.create_bucket(Bucket="inputs", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="inputs", Key="texts.jsonl", Body=b'{"inputs": "good"}\n')
+    batch = ["sagemaker", "batch-transform", *source, "--input", "s3://inputs/texts.jsonl"]
+    code = cli.main([*batch, "--instance-type", "ml.c5.xlarge", "--no-wait"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    [job] = sm.list_transform_jobs()["TransformJobSummaries"]
+    model_name = sm.describe_transform_job(TransformJobName=job["TransformJobName"])["ModelName"]
+    container = sm.describe_model(ModelName=model_name)["PrimaryContainer"]
+    assert cpu_image in container["Image"] and container["ModelDataUrl"] == registered["ModelDataUrl"]

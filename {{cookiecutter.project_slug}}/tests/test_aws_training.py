@@ -503,6 +503,7 @@ def test_local_base_model_is_uploaded_once_and_mounted_as_a_channel(
 def test_hosted_job_logs_to_a_managed_mlflow_server(moto_url, prepared, cli, config, capsys):
     _bucket()
     arn = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/team"
+    aws_moto.MLFLOW_SERVERS["team"] = {"MlflowVersion": "3.0.1", "ArtifactStoreUri": "s3://team-mlflow/a"}
     assert _hosted(cli, "--mlflow", arn) == 0
     out = capsys.readouterr().out
     [job] = _jobs()
@@ -516,6 +517,25 @@ def test_hosted_job_logs_to_a_managed_mlflow_server(moto_url, prepared, cli, con
     key = code_uri.split(f"s3://{aws_moto.BUCKET}/", 1)[1] + "/requirements.txt"
     body = aws_moto.client("s3", REGION).get_object(Bucket=aws_moto.BUCKET, Key=key)["Body"].read().decode()
     assert "sagemaker-mlflow" in body
+    # The client of the server's version family, not the newest one the project allows.
+    mlflow = [line for line in body.splitlines() if line.startswith(("mlflow-skinny", "mlflow"))]
+    assert mlflow == ["mlflow-skinny>=3.0,<3.1"]
+
+
+def test_a_managed_mlflow_server_of_another_major_version_is_refused(moto_url, prepared, cli, config, capsys):
+    _bucket()
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/old"
+    aws_moto.MLFLOW_SERVERS["old"] = {"MlflowVersion": "2.16.2", "ArtifactStoreUri": "s3://team-mlflow/a"}
+    assert _hosted(cli, "--mlflow", arn) == 2
+    err = capsys.readouterr().err
+    assert "MLflow tracking server old runs MLflow 2.16.2, which this project's MLflow client" in err
+    assert _jobs() == []
+    # An unknown server is one line too, before anything is created.
+    missing = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/missing"
+    assert _hosted(cli, "--mlflow", missing) == 2
+    assert "MLflow tracking server " + missing in capsys.readouterr().err
+    assert _jobs() == []
+    assert aws_moto.client("s3", REGION).list_objects_v2(Bucket=aws_moto.BUCKET)["KeyCount"] == 0
 
 
 def test_a_role_that_fails_the_permission_check_stops_before_any_upload(
@@ -644,3 +664,11 @@ def test_the_job_name_comes_from_the_sdks_public_output_uri():
     # A new layout in a later SDK fails the launch loudly, naming the SDK version.
     with pytest.raises(UsageError, match=r"sagemaker \d+\.\d+.*ModelTrainer.output_data"):
         training.launched_job_name("s3://bucket/proj-20260301120000.tar.gz")
+
+
+def test_stop_reports_a_denied_describe_instead_of_guessing_the_job_kind(moto_url, cli, capsys):
+    # Only "not found" means "not a training job": access denied is the answer the user needs.
+    aws_moto.DENIED_JOBS.add("someone-elses-job")
+    assert cli.main(["sagemaker", "stop", "someone-elses-job"]) != 0
+    err = capsys.readouterr().err
+    assert "AccessDenied" in err and "DescribeTrainingJob" in err

@@ -182,7 +182,11 @@ def register(subparsers: Any) -> None:
     _model_source_arguments(deploy)
     deploy.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
     deploy.add_argument("--instance-type", help="default: config inference_instance_type")
-    deploy.add_argument("--instance-count", type=int, default=1)
+    deploy.add_argument(
+        "--instance-count",
+        type=int,
+        help="instances (default: 1; with --update: the endpoint's current count)",
+    )
     deploy.add_argument(
         "--serverless-memory",
         type=int,
@@ -206,6 +210,39 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="swap the existing endpoint to this model with no downtime (new endpoint config, "
         "UpdateEndpoint, then the old config and model are removed)",
+    )
+    rollout = deploy.add_argument_group("--update traffic shifting (blue/green; not serverless)")
+    rollout.add_argument(
+        "--traffic",
+        metavar="all-at-once|canary:PERCENT|linear:PERCENT",
+        help="how traffic moves to the new fleet (default: all-at-once); both fleets are billed "
+        "until the shift and its bake time end",
+    )
+    rollout.add_argument(
+        "--traffic-wait",
+        type=int,
+        metavar="SECONDS",
+        help="bake time after each shift, while the rollback alarms are watched (default: 300 with "
+        "canary/linear or alarms, else 0)",
+    )
+    rollout.add_argument(
+        "--termination-wait",
+        type=int,
+        metavar="SECONDS",
+        help="keep the old fleet this long after the last shift (default: 0)",
+    )
+    rollout.add_argument(
+        "--max-update-time",
+        type=int,
+        metavar="SECONDS",
+        help="the whole update's limit, 600-28800 (default: SageMaker's)",
+    )
+    rollout.add_argument(
+        "--rollback-alarm",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="CloudWatch alarm that rolls the update back while it is in alarm (repeatable, up to 10)",
     )
     _aws_arguments(deploy)
     deploy.set_defaults(handler=_deploy)
@@ -441,14 +478,9 @@ def _endpoint_name(args: argparse.Namespace, config: ProjectConfig) -> str:
 
 @_aws_command
 def _deploy(args: argparse.Namespace) -> int:
-    from .endpoints import (
-        check_autoscaling,
-        check_update,
-        deploy,
-        materialise_model_source,
-        parse_autoscaling,
-        plan_deploy,
-    )
+    from .autoscaling import check_autoscaling, parse_autoscaling
+    from .endpoints import check_update, deploy, materialise_model_source, plan_deploy
+    from .rollout import check_rollout_alarms, plan_rollout
 
     config = load_config(args.config)
     settings = _settings(args, config, need_role=True)
@@ -456,8 +488,10 @@ def _deploy(args: argparse.Namespace) -> int:
     instance_type = plan_deploy(
         config, instance_type=args.instance_type, serverless_memory_mb=args.serverless_memory
     )
-    if args.instance_count < 1:
+    if args.instance_count is not None and args.instance_count < 1:
         raise UsageError("--instance-count must be at least 1")
+    # None on --update: the endpoint's current count (an autoscaled fleet keeps its size).
+    instance_count = 1 if args.instance_count is None and not args.update else args.instance_count
     endpoint_name = _endpoint_name(args, config)
     if args.serverless_memory:
         check_api_value(args.serverless_concurrency, "ServerlessMaxConcurrency", "--serverless-concurrency")
@@ -466,11 +500,22 @@ def _deploy(args: argparse.Namespace) -> int:
         scaling,
         serverless=bool(args.serverless_memory),
         wait=not args.no_wait,
-        instance_count=args.instance_count,
+        instance_count=instance_count,
+    )
+    rollout = plan_rollout(
+        args.traffic,
+        wait_seconds=args.traffic_wait,
+        termination_wait_seconds=args.termination_wait,
+        max_seconds=args.max_update_time,
+        alarms=args.rollback_alarm,
+        update=args.update,
+        serverless=bool(args.serverless_memory),
     )
     aws = Aws(settings)
     aws.preflight("serving")
-    check_update(aws, endpoint_name, update=args.update, wait=not args.no_wait)  # before any upload
+    # Before any upload:
+    check_update(aws, endpoint_name, update=args.update, wait=not args.no_wait, rollout=rollout)
+    check_rollout_alarms(aws, rollout)
     source = materialise_model_source(config, aws, kind, value)
     result = deploy(
         config,
@@ -478,16 +523,19 @@ def _deploy(args: argparse.Namespace) -> int:
         source,
         endpoint_name=endpoint_name,
         instance_type=instance_type,
-        instance_count=args.instance_count,
+        instance_count=instance_count,
         serverless_memory_mb=args.serverless_memory,
         serverless_max_concurrency=args.serverless_concurrency,
         autoscaling=scaling,
         wait=not args.no_wait,
         update=args.update,
+        rollout=rollout,
     )
     print(f"endpoint {result.endpoint_name}: {result.status}{' (updated)' if args.update else ''}")
-    if result.autoscaling and scaling is not None:
-        print(f"  autoscaling: {result.autoscaling} ({scaling.minimum}-{scaling.maximum} instances)")
+    if result.autoscaling:
+        print(f"  autoscaling: {result.autoscaling}")
+    if result.rollout:
+        print(f"  rollout: {result.rollout}")
     print(f"  endpoint config: {result.endpoint_config_name}")
     print(f"  model: {result.model_name} ({result.model_data})")
     print(f"  image: {result.image}")

@@ -19,17 +19,28 @@ from typing import Any
 from ..config import ProjectConfig
 from ..data.io import read_table, write_jsonl
 from ..errors import DataFormatError, UsageError
+from .autoscaling import (
+    Autoscaling,
+    ScalingSettings,
+    aws_message,
+    disable_autoscaling,
+    enable_autoscaling,
+    read_autoscaling,
+    restore_autoscaling,
+)
 from .images import (
     Versions,
     check_instance_type,
     container_environment,
+    image_for_instance,
     image_uri,
     inference_versions,
     versions_from_image,
 )
 from .jobs import describe_job
-from .names import ProjectNames, timestamp
+from .names import VARIANT, ProjectNames, timestamp
 from .registry import ModelSource, Removed, check_package_ref, resolve_model_package
+from .rollout import Rollout
 from .session import PROJECT_TAG, Aws, paged, project_tags, split_s3_uri
 
 log = logging.getLogger(__name__)
@@ -142,94 +153,7 @@ class Deployment:
     model_data: str
     status: str = ""
     autoscaling: str = ""
-
-
-@dataclass(frozen=True)
-class Autoscaling:
-    """Target tracking on invocations per instance, between ``minimum`` and ``maximum``."""
-
-    minimum: int
-    maximum: int
-    invocations_per_instance: int = 100
-
-
-VARIANT = "AllTraffic"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-
-
-def _scaling_target(endpoint_name: str) -> dict[str, str]:
-    """The endpoint's variant as Application Auto Scaling names it."""
-    return {
-        "ServiceNamespace": "sagemaker",
-        "ResourceId": f"endpoint/{endpoint_name}/variant/{VARIANT}",
-        "ScalableDimension": SCALABLE_DIMENSION,
-    }
-
-
-def parse_autoscaling(text: str, invocations: int) -> Autoscaling:
-    """``MIN:MAX`` instances, e.g. ``1:4``."""
-    low, sep, high = text.partition(":")
-    try:
-        minimum, maximum = int(low), int(high)
-    except ValueError:
-        raise UsageError(f"--autoscale expects MIN:MAX instance counts, got {text!r}") from None
-    if not sep or minimum < 1 or maximum < minimum:
-        raise UsageError(f"--autoscale needs 1 <= MIN <= MAX, got {text!r}")
-    if invocations < 1:
-        raise UsageError("--target-invocations must be at least 1")
-    return Autoscaling(minimum, maximum, invocations)
-
-
-def check_autoscaling(
-    scaling: Autoscaling | None, *, serverless: bool, wait: bool, instance_count: int
-) -> None:
-    if scaling is None:
-        return
-    if serverless or not wait:
-        raise UsageError(
-            "--autoscale needs an instance endpoint and waiting for InService "
-            "(no --serverless-memory, no --no-wait)"
-        )
-    if not scaling.minimum <= instance_count <= scaling.maximum:
-        raise UsageError(
-            f"--instance-count {instance_count} is outside --autoscale {scaling.minimum}:{scaling.maximum}"
-        )
-
-
-def enable_autoscaling(aws: Aws, endpoint_name: str, scaling: Autoscaling) -> str:
-    """Register the variant with Application Auto Scaling (endpoint must be InService)."""
-    client = aws.client("application-autoscaling")
-    target = _scaling_target(endpoint_name)
-    client.register_scalable_target(**target, MinCapacity=scaling.minimum, MaxCapacity=scaling.maximum)
-    client.put_scaling_policy(
-        **target,
-        PolicyName=f"{endpoint_name}-invocations",
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": float(scaling.invocations_per_instance),
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-            },
-            # Scale out quickly, scale in cautiously (instances take minutes to start).
-            "ScaleOutCooldown": 60,
-            "ScaleInCooldown": 300,
-        },
-    )
-    return target["ResourceId"]
-
-
-def _disable_autoscaling(aws: Aws, endpoint_name: str) -> list[Removed]:
-    client = aws.client("application-autoscaling")
-    target = _scaling_target(endpoint_name)
-    resource = target["ResourceId"]
-    found = client.describe_scalable_targets(
-        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
-    )["ScalableTargets"]
-    if not found:
-        return []
-    # Deregistering the target also deletes its scaling policies.
-    client.deregister_scalable_target(**target)
-    return [Removed("autoscaling target", resource)]
+    rollout: str = ""  # how --update shifted traffic
 
 
 def create_model(
@@ -245,9 +169,12 @@ def create_model(
 
     A registered version runs as its package (PrimaryContainer ModelPackageName), so the model's
     lineage leads back to the approved version and its image and model data cannot drift from it.
+    Where ``image`` is given and not the package's (the CPU build of its GPU image, for a CPU
+    target), the package's model data runs in ``image`` and a ``model-package`` tag names the
+    version.
     """
     container: dict[str, Any]
-    if source.package_arn:
+    if source.package_arn and image in ("", source.image):
         container = {"ModelPackageName": source.package_arn}
         if environment:
             container["Environment"] = environment
@@ -257,11 +184,21 @@ def create_model(
             "ModelDataUrl": source.model_data,
             "Environment": {**container_environment(aws.settings.region), **(environment or {})},
         }
+        if source.package_arn:
+            tags = [*tags, {"Key": "model-package", "Value": source.package_arn}]
     client = aws.client("sagemaker")
     client.create_model(
         ModelName=name, PrimaryContainer=container, ExecutionRoleArn=aws.settings.role, Tags=tags
     )
     return lambda: client.delete_model(ModelName=name)
+
+
+def inference_image(config: ProjectConfig, aws: Aws, source: ModelSource, instance_type: str) -> str:
+    """The image to serve ``source`` on ``instance_type``: a registered version's own image, built
+    for the instance's processor; else the configured inference image."""
+    if source.image:
+        return image_for_instance(source.image, aws.settings.region, instance_type)
+    return image_uri(inference_versions(config), "inference", aws.settings.region, instance_type)
 
 
 def plan_deploy(config: ProjectConfig, *, instance_type: str | None, serverless_memory_mb: int | None) -> str:
@@ -275,6 +212,63 @@ def plan_deploy(config: ProjectConfig, *, instance_type: str | None, serverless_
     return instance_type
 
 
+# Variant properties that deploy does not set, kept across --update: those that hold whatever
+# the instance type, and those chosen for one instance type (kept while it stays the same).
+KEPT_VARIANT_PROPERTIES = (
+    "ModelDataDownloadTimeoutInSeconds",
+    "ContainerStartupHealthCheckTimeoutInSeconds",
+    "VariantInstanceProvisionTimeoutInSeconds",
+    "RoutingConfig",
+    "EnableSSMAccess",
+    "CoreDumpConfig",
+)
+KEPT_FOR_SAME_INSTANCE_TYPE = (
+    "VolumeSizeInGB",
+    "InferenceAmiVersion",
+    "ManagedInstanceScaling",
+    "CapacityReservationConfig",
+    "AcceleratorPartitionLayouts",
+)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What an endpoint runs before --update: its config, that config's production variant and
+    the variant's current instance count (0 for a serverless variant)."""
+
+    config_name: str
+    variant: dict[str, Any]
+    instance_count: int
+
+    @property
+    def serverless(self) -> bool:
+        return "ServerlessConfig" in self.variant
+
+    def kept_properties(self, instance_type: str) -> dict[str, Any]:
+        """The old variant's properties the new instance variant inherits."""
+        if self.serverless:
+            return {}
+        names: tuple[str, ...] = KEPT_VARIANT_PROPERTIES
+        if self.variant.get("InstanceType") == instance_type:
+            names += KEPT_FOR_SAME_INSTANCE_TYPE
+        return {name: self.variant[name] for name in names if name in self.variant}
+
+
+def read_serving(client: Any, endpoint_name: str) -> Serving:
+    described = client.describe_endpoint(EndpointName=endpoint_name)
+    config_name = described["EndpointConfigName"]
+    variants = client.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    variant = next((v for v in variants if v["VariantName"] == VARIANT), variants[0])
+    summary: dict[str, Any] = next(
+        (v for v in described.get("ProductionVariants", []) if v["VariantName"] == variant["VariantName"]),
+        {},
+    )
+    count = summary.get("CurrentInstanceCount", summary.get("DesiredInstanceCount"))
+    if count is None:
+        count = variant.get("InitialInstanceCount", 0)
+    return Serving(config_name, dict(variant), int(count))
+
+
 def deploy(
     config: ProjectConfig,
     aws: Aws,
@@ -282,30 +276,39 @@ def deploy(
     *,
     endpoint_name: str,
     instance_type: str,
-    instance_count: int = 1,
+    instance_count: int | None = None,
     serverless_memory_mb: int | None = None,
     serverless_max_concurrency: int = 5,
     autoscaling: Autoscaling | None = None,
     wait: bool = True,
     update: bool = False,
+    rollout: Rollout | None = None,
 ) -> Deployment:
     """Model -> endpoint config -> endpoint (-> autoscaling); removes what it made if a later
-    step fails. The caller has run check_autoscaling and check_update (before any upload).
+    step fails, but never a config or model that an endpoint runs. The caller has run
+    check_autoscaling, check_update and check_rollout_alarms (before any upload).
 
     ``update`` swaps an existing endpoint to the new model without downtime: SageMaker keeps
-    serving the old fleet until the new one is InService (UpdateEndpoint); only then are the old
-    endpoint config and model removed. If the update fails, SageMaker rolls back to the old
-    config, and the new model and config are removed.
+    serving the old fleet until the new one is InService (UpdateEndpoint, shifting traffic as
+    ``rollout`` says); only then are the old endpoint config and model removed. The new variant
+    keeps the old one's instance count (unless ``instance_count`` is given) and the properties
+    deploy does not set, and the old scaling settings come back unless ``autoscaling`` replaces
+    them. If the update fails or SageMaker rolls it back, the new model and config are removed and
+    the old scaling settings restored.
+
+    Once the endpoint serves the new config it stays: if autoscaling cannot be registered then,
+    UsageError says that it serves without, and how to add it.
     """
     from sagemaker.core.resources import Endpoint
 
     lookup_type = SERVERLESS_IMAGE_INSTANCE if serverless_memory_mb else instance_type
-    image = source.image or image_uri(
-        inference_versions(config), "inference", aws.settings.region, lookup_type
-    )
+    image = inference_image(config, aws, source, lookup_type)
     name = ProjectNames.of(config.project.slug).model(endpoint_name, timestamp())
     client = aws.client("sagemaker")
     tags = project_tags(config, source.run_id)
+    serving = read_serving(client, endpoint_name) if update else None
+    # Read before the target is deregistered, to put it back after the switch or a rollback.
+    old_scaling = read_autoscaling(aws, endpoint_name) if update else None
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
     if serverless_memory_mb:
         variant["ServerlessConfig"] = {
@@ -313,22 +316,35 @@ def deploy(
             "MaxConcurrency": serverless_max_concurrency,
         }
     else:
-        variant.update(
-            InstanceType=instance_type, InitialInstanceCount=instance_count, InitialVariantWeight=1.0
-        )
-    old_config = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"] if update else ""
+        count = instance_count or (serving.instance_count if serving else 0) or 1
+        bounds = autoscaling or old_scaling
+        if instance_count is None and bounds is not None:
+            count = min(max(count, bounds.minimum), bounds.maximum)
+        if serving is not None:
+            variant.update(serving.kept_properties(instance_type))
+        variant.update(InstanceType=instance_type, InitialInstanceCount=count, InitialVariantWeight=1.0)
+    # Blue/green options do not apply to serverless endpoints (check_update refused them).
+    if serving is None or serving.serverless or serverless_memory_mb:
+        rollout = None
+    elif rollout is None:
+        rollout = Rollout()
     created: list[Callable[[], Any]] = []  # how to remove each resource made so far
-    scaling = ""
+    deregistered = False
     try:
-        created.append(create_model(aws, name, image, source, tags))
+        create_model(aws, name, image, source, tags)
+        # A guarded removal: should the endpoint run the new config after all (interrupted
+        # after the switch), neither it nor its model is deleted.
+        created.append(lambda: _remove_unused(client, configs=[name], models=[name]))
         # boto3 here: sagemaker-core 2.27 sends ServerlessConfig.MemorySizeInMb (wrong case),
         # which the API rejects.
         client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant], Tags=tags)
-        created.append(lambda: client.delete_endpoint_config(EndpointConfigName=name))
         if update:
-            # Scaling targets pin the variant's instance count; the new config brings its own.
-            _disable_autoscaling(aws, endpoint_name)
-            client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+            # A scaling target pins the variant: UpdateEndpoint refuses a variant in use by it.
+            deregistered = bool(disable_autoscaling(aws, endpoint_name))
+            request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
+            if rollout is not None:
+                request["DeploymentConfig"] = rollout.request()
+            client.update_endpoint(**request)
             endpoint = Endpoint.get(endpoint_name=endpoint_name, session=aws.boto, region=aws.settings.region)
         else:
             endpoint = Endpoint.create(
@@ -353,28 +369,55 @@ def deploy(
             # SageMaker rolled the update back: InService, but on the old config. Say so, and
             # remove the new config and model (nothing serves them).
             reason = getattr(endpoint, "failure_reason", None) or "no reason given"
+            restored = restore_autoscaling(aws, endpoint_name, old_scaling) if deregistered else ""
+            restored = f"; {restored}" if restored else ""
+            deregistered = False
             raise UsageError(
                 f"the update of endpoint {endpoint_name} was rolled back: it still runs endpoint "
                 f"config {endpoint.endpoint_config_name}, not {name} ({reason}); the new model and "
-                "config are removed. `sagemaker logs` does not cover endpoints: see CloudWatch log "
-                f"group /aws/sagemaker/Endpoints/{endpoint_name}"
+                f"config are removed{restored}. `sagemaker logs` does not cover endpoints: see "
+                f"CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name}"
             )
-        if autoscaling:
-            scaling = enable_autoscaling(aws, endpoint_name, autoscaling)
-            created.append(lambda: _disable_autoscaling(aws, endpoint_name))
-            endpoint.refresh()
     except BaseException:
+        if deregistered and old_scaling is not None:
+            outcome = restore_autoscaling(aws, endpoint_name, old_scaling)
+            log.warning("endpoint %s: %s", endpoint_name, outcome)
         for remove in reversed(created):
             try:
                 remove()
             except Exception as error:  # report, but keep the original failure
                 log.warning("could not clean up after a failed deploy: %s", error)
         raise
-    if update and endpoint.endpoint_config_name == name:
-        _remove_unused(client, configs=[old_config])
-    return Deployment(
-        endpoint_name, name, name, image, source.model_data, str(endpoint.endpoint_status), scaling
+    if serving is not None:
+        # The endpoint serves the new config: the old one and its model are unused now.
+        _remove_unused(client, configs=[serving.config_name])
+    result = Deployment(
+        endpoint_name,
+        name,
+        name,
+        image,
+        source.model_data,
+        str(endpoint.endpoint_status),
+        rollout=rollout.describe() if rollout else "",
     )
+    scaling = ScalingSettings.of(endpoint_name, autoscaling) if autoscaling else old_scaling
+    if scaling is not None and serverless_memory_mb:
+        log.warning("endpoint %s is serverless now: its instance autoscaling is dropped", endpoint_name)
+        scaling = None
+    if scaling is not None:
+        try:
+            resource = enable_autoscaling(aws, endpoint_name, scaling)
+        except Exception as error:
+            # The endpoint works and bills: keep it, and say exactly what it lacks.
+            raise UsageError(
+                f"endpoint {endpoint_name} is InService on endpoint config {name} WITHOUT "
+                f"autoscaling: registering {scaling.describe()} failed ({aws_message(error)}); add "
+                f"it with `sagemaker deploy <same model> --update --endpoint-name {endpoint_name} "
+                f"--autoscale {scaling.minimum}:{scaling.maximum}`, or remove the endpoint with "
+                f"`sagemaker delete --endpoint-name {endpoint_name}`"
+            ) from error
+        result.autoscaling = f"{resource} ({scaling.describe()})"
+    return result
 
 
 def _tag_shape(tag: dict[str, str]) -> dict[str, str]:
@@ -382,9 +425,12 @@ def _tag_shape(tag: dict[str, str]) -> dict[str, str]:
     return {"key": tag["Key"], "value": tag["Value"]}
 
 
-def check_update(aws: Aws, endpoint_name: str, *, update: bool, wait: bool) -> None:
+def check_update(
+    aws: Aws, endpoint_name: str, *, update: bool, wait: bool, rollout: Rollout | None = None
+) -> None:
     """Before uploading anything: a new deployment needs a free name, an update an endpoint
-    that is InService (and waiting, since the old model goes only once the new one serves)."""
+    that is InService (and waiting, since the old model goes only once the new one serves),
+    and traffic options an endpoint that is not serverless."""
     described = _describe_endpoint(aws.client("sagemaker"), endpoint_name)
     if not update:
         if described:
@@ -403,6 +449,12 @@ def check_update(aws: Aws, endpoint_name: str, *, update: bool, wait: bool) -> N
     status = described["EndpointStatus"]
     if status != "InService":
         raise UsageError(f"endpoint {endpoint_name} is {status}; it can be updated once it is InService")
+    serverless = any("CurrentServerlessConfig" in v for v in described.get("ProductionVariants", []))
+    if rollout is not None and rollout.options and serverless:
+        raise UsageError(
+            f"endpoint {endpoint_name} is serverless: serverless endpoints do not support blue/green "
+            f"traffic shifting or rollback alarms; drop {', '.join(rollout.options)}"
+        )
 
 
 def _describe_endpoint(client: Any, endpoint_name: str) -> dict[str, Any] | None:
@@ -500,7 +552,7 @@ def delete(aws: Aws, names: ProjectNames, endpoint_name: str) -> list[Removed]:
     described = _describe_endpoint(client, endpoint_name)
     if described:
         configs.add(described["EndpointConfigName"])
-        removed += _disable_autoscaling(aws, endpoint_name)
+        removed += disable_autoscaling(aws, endpoint_name)
         client.delete_endpoint(EndpointName=endpoint_name)
         removed.append(Removed("endpoint", endpoint_name))
     # Leftovers of failed or replaced deployments are named as its models and configs are.
@@ -716,9 +768,7 @@ def batch_transform(
     """
     from sagemaker.core.resources import TransformJob
 
-    image = source.image or image_uri(
-        inference_versions(config), "inference", aws.settings.region, instance_type
-    )
+    image = inference_image(config, aws, source, instance_type)
     names = ProjectNames.of(config.project.slug)
     job_name = names.batch_job(timestamp())
     if not input_uri.startswith("s3://"):

@@ -266,6 +266,18 @@ def versions_from_image(uri: str) -> Versions | None:
     return Versions(match["transformers"], match["pytorch"], match["py"])
 
 
+def image_for_instance(uri: str, region: str, instance_type: str) -> str:
+    """``uri``, or the Hugging Face inference image of the same versions built for
+    ``instance_type``'s processor when ``uri`` is a DLC for the other one: a registered GPU image
+    would not run on a serverless endpoint (CPU only) and wastes a CPU instance's disk and memory.
+    A URI that is not a Hugging Face DLC is returned as it is."""
+    versions = versions_from_image(uri)
+    built_for = re.search(r"-(cpu|gpu)-py", uri)
+    if versions is None or built_for is None or built_for[1] == processor_for(instance_type):
+        return uri
+    return image_uri(versions, "inference", region, instance_type)
+
+
 @cache
 def _instance_enum(shape: str) -> tuple[str, ...]:
     import botocore.session

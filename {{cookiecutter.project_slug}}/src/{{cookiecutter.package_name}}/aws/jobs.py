@@ -166,13 +166,24 @@ def _is_transform_job(aws: Aws, job_name: str) -> bool:
     try:
         client.describe_training_job(TrainingJobName=job_name)
         return False
-    except client.exceptions.ClientError:
-        pass
+    except client.exceptions.ClientError as error:
+        _raise_unless_not_found(error)
     try:
         client.describe_transform_job(TransformJobName=job_name)
         return True
-    except client.exceptions.ClientError:
+    except client.exceptions.ClientError as error:
+        _raise_unless_not_found(error)
         return False
+
+
+# How SageMaker answers a Describe call for a job that does not exist. Anything else (access
+# denied, throttling) is the real answer and must reach the user, not read as "not this kind".
+_NOT_FOUND_CODES = ("ValidationException", "ResourceNotFound")
+
+
+def _raise_unless_not_found(error: Any) -> None:
+    if error.response.get("Error", {}).get("Code") not in _NOT_FOUND_CODES:
+        raise error
 
 
 def stop_any_job(aws: Aws, job_name: str) -> tuple[str, str]:

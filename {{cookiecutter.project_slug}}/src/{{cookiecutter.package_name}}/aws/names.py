@@ -19,6 +19,8 @@ PREFIX_LENGTH = 38
 # The API's longest name (training jobs, models, endpoint configs, endpoints, transform jobs).
 NAME_LENGTH = 63
 _STAMP = "%Y%m%d-%H%M%S"
+# The one production variant of every endpoint (what autoscaling targets).
+VARIANT = "AllTraffic"
 
 
 def resource_name(base: str, suffix: str = "", max_length: int = NAME_LENGTH) -> str:

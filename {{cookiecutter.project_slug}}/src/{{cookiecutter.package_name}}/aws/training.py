@@ -51,7 +51,7 @@ from .images import (
 )
 from .jobs import JobInfo, describe_job, wait_for_job
 from .names import ProjectNames, timestamp
-from .session import Aws, AwsSettings, project_tags
+from .session import Aws, AwsSettings, error_message, project_tags
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The DLC ships these (built for its CUDA); reinstalling them from PyPI would break the image.
 PROVIDED_BY_DLC = {"torch", "transformers"}
 MLFLOW_PLUGIN = "sagemaker-mlflow>=0.1,<1"
+# The distributions that provide the MLflow client (the project depends on the first).
+MLFLOW_CLIENTS = ("mlflow-skinny", "mlflow")
 # The channel the entry point reads the base model from (training/options.py).
 BASE_MODEL_CHANNEL = BASE_MODEL_ENV.removeprefix("SM_CHANNEL_").lower()
 UPLOAD_MARKER = "_upload-complete.json"
@@ -315,6 +317,44 @@ def plan_training(
     )
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower()
+
+
+def mlflow_client_pin(aws: Aws, tracking_arn: str, requirements: Iterable[str]) -> str:
+    """The MLflow client requirement for a job that logs to a SageMaker managed MLflow server:
+    the server's version family (``mlflow-skinny>=3.0,<3.1`` for 3.0.x), not the newest client,
+    whose REST calls a server of an older minor version may not know. A server of another major
+    version than the project's MLflow requirement allows is refused before anything is created."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    client = aws.client("sagemaker")
+    kind, _, name = tracking_arn.rsplit(":", 1)[-1].partition("/")
+    try:
+        if kind == "mlflow-app":
+            described = client.describe_mlflow_app(Arn=tracking_arn)
+        else:
+            described = client.describe_mlflow_tracking_server(TrackingServerName=name)
+    except client.exceptions.ClientError as error:
+        raise UsageError(f"MLflow tracking server {tracking_arn}: {error_message(error)}") from None
+    version = str(described.get("MlflowVersion") or "")
+    try:
+        major, minor = Version(version).release[:2]
+    except (InvalidVersion, ValueError):
+        raise UsageError(f"MLflow tracking server {name}: unexpected MLflow version {version!r}") from None
+    project = next((r for r in requirements if _requirement_name(r) in MLFLOW_CLIENTS), "")
+    specifier = SpecifierSet(re.sub(r"^[\w.-]+(\[[^]]*\])?", "", project).split(";")[0].strip())
+    if project and not any(specifier.contains(f"{major}.{later}") for later in range(minor, minor + 100)):
+        raise UsageError(
+            f"MLflow tracking server {name} runs MLflow {version}, which this project's MLflow client "
+            f"({project}) does not support: create a tracking server with a version it supports "
+            "(`aws sagemaker create-mlflow-tracking-server --mlflow-version ...`), or pass --mlflow "
+            "an http(s) MLflow server"
+        )
+    return f"mlflow-skinny>={major}.{minor},<{major}.{minor + 1}"
+
+
 def _requirements(config: ProjectConfig) -> list[str]:
     """This project's runtime dependencies minus what the DLC provides."""
     try:
@@ -329,14 +369,16 @@ def _requirements(config: ProjectConfig) -> list[str]:
     for requirement in requires:
         if "extra ==" in requirement:
             continue
-        name = re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower()
-        if name not in PROVIDED_BY_DLC:
+        if _requirement_name(requirement) not in PROVIDED_BY_DLC:
             kept.append(requirement)
     return kept
 
 
-def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -> Path:
-    """Write the job's source folder: package copy, effective config, requirements, launcher."""
+def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path, mlflow_pin: str = "") -> Path:
+    """Write the job's source folder: package copy, effective config, requirements, launcher.
+
+    ``mlflow_pin`` replaces the project's MLflow requirement (see :func:`mlflow_client_pin`).
+    """
     package_dir = Path(__file__).resolve().parents[1]
     target = destination / PACKAGE
     shutil.copytree(
@@ -348,6 +390,8 @@ def stage_source(config: ProjectConfig, plan: TrainingPlan, destination: Path) -
     # The job must train with the configuration this launch was validated against.
     shutil.copyfile(config.path, target / "config.toml")
     requirements = _requirements(config)
+    if mlflow_pin:
+        requirements = [r for r in requirements if _requirement_name(r) not in MLFLOW_CLIENTS] + [mlflow_pin]
     if plan.tracking_uri.startswith("arn:"):
         # Signs MLflow requests to a SageMaker managed tracking server.
         requirements.append(MLFLOW_PLUGIN)
@@ -407,8 +451,12 @@ def launch_sagemaker(
 
     hosted = plan.mode == "hosted"
     environment = {"MLFLOW_TRACKING_URI": plan.tracking_uri} if plan.tracking_uri else {}
+    pin = ""
+    if hosted and plan.tracking_uri.startswith("arn:"):
+        pin = mlflow_client_pin(aws, plan.tracking_uri, _requirements(config))
+        log.info("MLflow client of the job: %s (the tracking server's version family)", pin)
     with tempfile.TemporaryDirectory(prefix="sm-source-") as staging:
-        source_dir = stage_source(config, plan, Path(staging) / "code")
+        source_dir = stage_source(config, plan, Path(staging) / "code", pin)
         options: dict[str, Any] = {}
         channels = dict(plan.channels)
         if hosted:
