@@ -123,3 +123,27 @@ def test_typed_answers_are_not_rendered(out):
     config = tomllib.loads((project / "config.toml").read_text(encoding="utf-8"))
     assert config["project"]["name"] == typed
     assert typed in (project / "README.md").read_text(encoding="utf-8")
+
+
+def test_generated_tests_leave_room_for_the_longest_package_name():
+    """The hook renames the package in tests/ and benchmarks/ (they import it by name) and accepts
+    names up to PACKAGE_MAX_LENGTH: every line naming it must still fit the line length then, or a
+    team with a long project name gets a red lint job. tests/test_scenarios.py bakes such a name
+    and lints it; this finds the line at once."""
+    import re
+
+    from conftest import REPO, TEMPLATE_DIR
+
+    hook = (REPO / "hooks" / "pre_gen_project.py").read_text(encoding="utf-8")
+    longest = int(re.search(r"^PACKAGE_MAX_LENGTH = (\d+)$", hook, re.M)[1])
+    template = "nsmc_sentiment_classifier"
+    room = 110 - (longest - len(template))
+    too_long = []
+    for folder in ("tests", "benchmarks"):
+        for path in sorted((TEMPLATE_DIR / folder).glob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                # ruff neither measures nor moves a trailing pragma comment (noqa, type).
+                code = re.sub(r"\s+# (noqa|type:).*$", "", line)
+                if template in line and len(code) > room:
+                    too_long.append(f"{folder}/{path.name}:{number} ({len(code)} > {room})")
+    assert too_long == [], "write these as `from ... import (` one name per line, with a trailing comma"

@@ -172,6 +172,14 @@ def _add_missing_operations() -> None:
             from moto.sagemaker.exceptions import ValidationError
 
             raise ValidationError(message="Cannot update in-progress endpoint (test double)")
+        if HOLD_UPDATES:
+            # An update still in progress: the endpoint runs the old config and is moving to the
+            # new one (PendingDeploymentSummary); the caller's next describe is denied, as when
+            # its credentials expire during a long bake.
+            endpoint.endpoint_status = "Updating"
+            endpoint.pending_config = self._get_param("EndpointConfigName")
+            DENY_NEXT_DESCRIBE.append(endpoint.endpoint_name)
+            return ActionResult({"EndpointArn": endpoint.arn})
         if ROLL_BACK_UPDATES:
             # As AWS does when the new fleet fails: InService again, on the old config.
             endpoint.failure_reason = (
@@ -184,6 +192,26 @@ def _add_missing_operations() -> None:
         return ActionResult({"EndpointArn": endpoint.arn})
 
     SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+
+    describe_endpoint = SageMakerResponse.describe_endpoint
+
+    def describe_endpoint_with_pending(self):
+        from moto.core.exceptions import JsonRESTError
+
+        name = self._get_param("EndpointName")
+        if name in DENY_NEXT_DESCRIBE:
+            DENY_NEXT_DESCRIBE.remove(name)
+            raise JsonRESTError(
+                "AccessDeniedException", "The security token included in the request is expired"
+            )
+        result = describe_endpoint(self)
+        endpoint = self.sagemaker_backend.endpoints.get(name)
+        pending = getattr(endpoint, "pending_config", None)
+        if pending:
+            result.result["PendingDeploymentSummary"] = {"EndpointConfigName": pending}  # type: ignore[index]
+        return result
+
+    SageMakerResponse.describe_endpoint = describe_endpoint_with_pending  # type: ignore[method-assign]
 
     # Every SageMaker action in the order it reached the server (tests assert sequences).
     call_action = SageMakerResponse.call_action
@@ -247,6 +275,10 @@ ROLL_BACK_UPDATES: list[bool] = []
 UPDATE_REQUESTS: list[dict] = []
 # While non-empty, every UpdateEndpoint request is refused (the endpoint stays as it is).
 FAIL_UPDATES: list[bool] = []
+# While non-empty, an update stays in progress (Updating, with a PendingDeploymentSummary).
+HOLD_UPDATES: list[bool] = []
+# Endpoints whose next DescribeEndpoint is denied (once).
+DENY_NEXT_DESCRIBE: list[str] = []
 # While non-empty, every PutScalingPolicy fails (a target registers, its policy does not).
 FAIL_SCALING_POLICIES: list[bool] = []
 
@@ -308,6 +340,8 @@ def activate(monkeypatch: Any, tmp_path: Any) -> str:
     DENIED_JOBS.clear()
     ROLL_BACK_UPDATES.clear()
     UPDATE_REQUESTS.clear()
+    HOLD_UPDATES.clear()
+    DENY_NEXT_DESCRIBE.clear()
     FAIL_SCALING_POLICIES.clear()
     FAIL_UPDATES.clear()
     for name in (

@@ -16,7 +16,6 @@ without its permission being decided in the docs.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -67,27 +66,38 @@ def _listed(value: str | list[str]) -> list[str]:
 
 
 def _matches(patterns: Iterable[str], value: str, *, case: bool) -> bool:
-    # IAM wildcards: * any run of characters, ? one; ARNs compare case-sensitively, actions not.
+    # IAM wildcards: * any run of characters, ? one, everything else literal (fnmatch's [...]
+    # classes are not IAM's); ARNs compare case-sensitively, actions not.
     for pattern in patterns:
-        expression = fnmatch.translate(pattern if case else pattern.lower())
-        if re.match(expression, value if case else value.lower()):
+        expression = "".join(
+            ".*" if char == "*" else "." if char == "?" else re.escape(char)
+            for char in (pattern if case else pattern.lower())
+        )
+        if re.fullmatch(expression, value if case else value.lower(), re.S):
             return True
     return False
 
 
+# The condition operators the docs' policies use. Each needs the key in the request: a missing key
+# fails them, which is IAM's rule for these (not for Null, ...IfExists or the negated ones, which
+# are refused here rather than evaluated wrongly).
+_OPERATORS = ("StringEquals", "StringLike", "ArnLike", "ArnEquals")
+
+
 def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    keys = {key.lower(): value for key, value in context.items()}  # condition keys ignore case
     for operator, tests in condition.items():
+        if operator not in _OPERATORS:
+            raise NotImplementedError(f"condition operator {operator}: teach tests/iam_policies.py")
         for key, wanted in tests.items():
-            if key not in context:
-                return False  # a key the request lacks fails the operators used here
+            if key.lower() not in keys:
+                return False
             options = _listed(wanted)
-            actual = context[key]
+            actual = keys[key.lower()]
             if operator == "StringEquals" and actual not in options:
                 return False
-            if operator in ("StringLike", "ArnLike") and not _matches(options, actual, case=True):
+            if operator != "StringEquals" and not _matches(options, actual, case=True):
                 return False
-            if operator not in ("StringEquals", "StringLike", "ArnLike"):
-                raise NotImplementedError(f"condition operator {operator}")
     return True
 
 
@@ -255,15 +265,32 @@ def caller_requests(service: str, operation: str, params: Mapping[str, Any], reg
         role = params.get("RoleName") or params["PolicySourceArn"].rsplit("/", 1)[-1]
         return [Request(f"iam:{operation}", f"arn:aws:iam::{ACCOUNT}:role/{role}")]
     if service == "application-autoscaling":
+        # Application Auto Scaling acts with the caller's permissions too (its "permissions
+        # required" list): on the endpoint, on CloudWatch alarms, and the service-linked role.
         requests = [Request(f"application-autoscaling:{operation}", "*")]
+        why = f"application-autoscaling:{operation}"
         if operation == "RegisterScalableTarget":
-            # Application Auto Scaling acts on the endpoint with the caller's permissions.
             endpoint = params["ResourceId"].split("/")[1]
             arn = _arn(region, "endpoint", endpoint)
             requests += [
-                Request(f"sagemaker:{action}", arn, why="autoscaling")
+                Request(f"sagemaker:{action}", arn, why=why)
                 for action in ("DescribeEndpoint", "UpdateEndpointWeightsAndCapacities")
             ]
+            linked = "sagemaker.application-autoscaling.amazonaws.com"
+            requests.append(
+                Request(
+                    "iam:CreateServiceLinkedRole",
+                    f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{linked}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                    {"iam:AWSServiceName": linked},
+                    why=f"{why}, first target of the account",
+                )
+            )
+        if operation == "PutScalingPolicy":
+            requests += [
+                Request(f"cloudwatch:{a}", "*", why=why) for a in ("DescribeAlarms", "PutMetricAlarm")
+            ]
+        if operation in ("DeleteScalingPolicy", "DeregisterScalableTarget"):
+            requests += [Request(f"cloudwatch:{a}", "*", why=why) for a in ("DescribeAlarms", "DeleteAlarms")]
         return requests
     if service == "cloudwatch" and operation in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms"):
         return [Request(f"cloudwatch:{operation}", "*")]

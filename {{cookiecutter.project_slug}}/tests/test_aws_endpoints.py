@@ -847,7 +847,14 @@ def test_autoscaling_failure_after_the_switch_keeps_the_config_the_endpoint_runs
     line = _error_line(err)
     assert f"endpoint {endpoint} is InService on endpoint config {new_config} WITHOUT autoscaling" in line
     assert "not authorized to create the service-linked role" in line
-    assert f"--update --endpoint-name {endpoint} --autoscale 1:3" in line
+    # What puts it back, exactly: the AWS CLI's own commands, not a whole new deployment.
+    resource = f"endpoint/{endpoint}/variant/AllTraffic"
+    assert (
+        f"`aws application-autoscaling register-scalable-target --service-namespace sagemaker "
+        f"--resource-id {resource} --scalable-dimension sagemaker:variant:DesiredInstanceCount "
+        "--min-capacity 1 --max-capacity 3`"
+    ) in line
+    assert "put-scaling-policy" in line and "--policy-type TargetTrackingScaling" in line
     assert f"sagemaker delete --endpoint-name {endpoint}" in line
     # What the endpoint runs stays; the old config and model go, as after any update.
     leftovers = aws_moto.sagemaker_leftovers(REGION)
@@ -878,7 +885,7 @@ def test_autoscaling_failure_on_a_new_endpoint_keeps_the_endpoint(moto_url, cli,
 
 
 def test_a_failed_or_rolled_back_update_restores_the_scaling_settings(
-    moto_url, cli, config, model_archive, capsys
+    moto_url, cli, config, model_archive, capsys, caplog
 ):
     endpoint = NAMES.default_endpoint
     resource = f"endpoint/{endpoint}/variant/AllTraffic"
@@ -886,14 +893,20 @@ def test_a_failed_or_rolled_back_update_restores_the_scaling_settings(
     assert _scaling_state() == [(resource, 1, 3, 50.0)]
     before = aws_moto.sagemaker_leftovers(REGION)
     capsys.readouterr()
-    for switch, message in (
-        (aws_moto.ROLL_BACK_UPDATES, "was rolled back"),
-        (aws_moto.FAIL_UPDATES, "Cannot update in-progress endpoint"),
+    # Another instance type: the target is deregistered for the update, so it must come back.
+    # The same type: the target stays (and scales the old fleet) throughout.
+    for switch, message, other_type in (
+        (aws_moto.ROLL_BACK_UPDATES, "was rolled back", True),
+        (aws_moto.FAIL_UPDATES, "Cannot update in-progress endpoint", True),
+        (aws_moto.ROLL_BACK_UPDATES, "was rolled back", False),
     ):
         time.sleep(1)  # a new second: new resource names
+        caplog.clear()
         switch.append(True)
         try:
-            code = _deploy(cli, model_archive, "--update")
+            code = _deploy(
+                cli, model_archive, "--update", *(["--instance-type", "ml.m5.xlarge"] if other_type else [])
+            )
         finally:
             switch.clear()
         err = capsys.readouterr().err
@@ -901,7 +914,10 @@ def test_a_failed_or_rolled_back_update_restores_the_scaling_settings(
         assert message in _error_line(err)
         assert _scaling_state() == [(resource, 1, 3, 50.0)], message
         if switch is aws_moto.ROLL_BACK_UPDATES:
-            assert "its autoscaling (1-3 instances) is restored" in _error_line(err)
+            assert ("its autoscaling (1-3 instances) is restored" in _error_line(err)) is other_type
+        if other_type:
+            # Logged before the switch, for a process stopped meanwhile.
+            assert "put it back with: `aws application-autoscaling register-scalable-target" in caplog.text
         assert aws_moto.sagemaker_leftovers(REGION) == before
 
 
@@ -945,7 +961,7 @@ def test_update_keeps_the_fleet_size_variant_properties_and_scaling(
     assert variant["InitialInstanceCount"] == 3
     assert {key: variant.get(key) for key in tuned} == tuned
     assert _scaling_state() == [(resource, 1, 4, 50.0)]
-    assert f"autoscaling: {resource} (1-4 instances)" in captured.out
+    assert f"autoscaling: {resource} (1-4 instances, kept)" in captured.out
     # The config it ran (hand-made) is unused now and goes, as after any update.
     configs = aws_moto.sagemaker_leftovers(REGION)["endpoint_configs"]
     assert config_name in configs and f"{endpoint}-tuned" not in configs
@@ -958,6 +974,8 @@ def test_update_keeps_the_fleet_size_variant_properties_and_scaling(
     _, variant = _serving(sm, endpoint)
     assert variant["InitialInstanceCount"] == 2 and "VolumeSizeInGB" not in variant
     assert variant["ModelDataDownloadTimeoutInSeconds"] == 900
+    # Deregistered for the change of type, registered again on the new fleet.
+    assert _scaling_state() == [(resource, 1, 4, 50.0)]
 
 
 def test_update_traffic_shifting_and_rollback_alarms(moto_url, cli, config, model_archive, capsys):
@@ -970,7 +988,9 @@ def test_update_traffic_shifting_and_rollback_alarms(moto_url, cli, config, mode
     refused = [
         (["--traffic", "canary:10"], "--traffic: these say how --update replaces the fleet"),
         (["--update", "--traffic", "halfway"], "--traffic expects all-at-once, canary:PERCENT or linear"),
-        (["--update", "--traffic", "linear:100"], "PERCENT of the new fleet must be 1 to 99"),
+        (["--update", "--traffic", "linear:100"], "a linear step is 10 to 50 percent of the fleet"),
+        (["--update", "--traffic", "linear:5"], "a linear step is 10 to 50 percent of the fleet"),
+        (["--update", "--traffic", "canary:60"], "a canary step is 1 to 50 percent of the fleet"),
         (["--update", "--traffic-wait", "4000"], "--traffic-wait 4000: SageMaker takes 0 to 3600"),
         (["--update", "--max-update-time", "60"], "--max-update-time 60: SageMaker takes 600 to 28800"),
         (
@@ -1031,15 +1051,11 @@ def test_update_traffic_shifting_and_rollback_alarms(moto_url, cli, config, mode
     }
     assert "rollout: canary 10%, 300 s bake, rollback on endpoint-5xx" in captured.out
 
-    # Without options: all at once, no bake (SageMaker's own default, sent explicitly).
+    # Without options: none sent, so SageMaker's own default applies (and endpoints that take
+    # no deployment guardrails are not refused for a config nobody asked for).
     time.sleep(1)
     assert _deploy(cli, model_archive, "--update") == 0
-    assert aws_moto.UPDATE_REQUESTS[-1]["DeploymentConfig"] == {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
-            "TerminationWaitInSeconds": 0,
-        }
-    }
+    assert "DeploymentConfig" not in aws_moto.UPDATE_REQUESTS[-1]
     # A serverless endpoint's update carries none.
     time.sleep(1)
     assert (
@@ -1090,3 +1106,25 @@ def test_cpu_targets_of_a_registered_version_get_its_cpu_image(moto_url, cli, mo
     model_name = sm.describe_transform_job(TransformJobName=job["TransformJobName"])["ModelName"]
     container = sm.describe_model(ModelName=model_name)["PrimaryContainer"]
     assert cpu_image in container["Image"] and container["ModelDataUrl"] == registered["ModelDataUrl"]
+
+
+def test_a_failure_while_an_update_runs_keeps_the_config_it_is_moving_to(
+    moto_url, cli, model_archive, capsys
+):
+    """The wait fails (here: credentials expire) while SageMaker is still updating: the new
+    config and model are what the endpoint is moving to, so the clean-up must leave them."""
+    endpoint = NAMES.default_endpoint
+    assert _deploy(cli, model_archive) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    old_config, old_variant = _serving(sm, endpoint)
+    capsys.readouterr()
+    time.sleep(1)  # a new second: new resource names
+    aws_moto.HOLD_UPDATES.append(True)
+    code = _deploy(cli, model_archive, "--update")
+    err = capsys.readouterr().err
+    assert code != 0 and "expired" in err
+    pending = sm.describe_endpoint(EndpointName=endpoint)["PendingDeploymentSummary"]["EndpointConfigName"]
+    [new_variant] = sm.describe_endpoint_config(EndpointConfigName=pending)["ProductionVariants"]
+    leftovers = aws_moto.sagemaker_leftovers(REGION)
+    assert sorted(leftovers["endpoint_configs"]) == sorted([old_config, pending])
+    assert sorted(leftovers["models"]) == sorted([old_variant["ModelName"], new_variant["ModelName"]])

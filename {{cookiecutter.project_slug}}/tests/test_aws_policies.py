@@ -72,6 +72,23 @@ def test_the_evaluator_follows_iam():
     assert allows(policy, Request("iam:PassRole", "arn:aws:iam::1:role/r", passed))
     assert not allows(policy, Request("iam:PassRole", "arn:aws:iam::1:role/r"))
     assert not allows(policy, Request("iam:PassRole", "arn:aws:iam::1:role/r", {"iam:PassedToService": "x"}))
+    literal = {
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/[ab]"}]
+    }
+    assert not allows(literal, Request("s3:GetObject", "arn:aws:s3:::b/a"))  # [ is not a class
+    assert allows(literal, Request("s3:GetObject", "arn:aws:s3:::b/[ab]"))
+    negated = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"aws:RequestedRegion": "eu-west-1"}},
+            }
+        ]
+    }
+    with pytest.raises(NotImplementedError, match="StringNotEquals"):
+        allows(negated, Request("s3:GetObject", "arn:aws:s3:::b/k"))
     with pytest.raises(AssertionError, match="no IAM mapping for s3:PutBucketPolicy"):
         caller_requests("s3", "PutBucketPolicy", {"Bucket": "b"}, REGION)
 
@@ -140,7 +157,7 @@ def _walkthrough(cli, capsys, tiny_model_dir: Path, tmp_path: Path, config, role
         Bucket=aws_moto.BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     tracking = f"arn:aws:sagemaker:{REGION}:{iam_policies.ACCOUNT}:mlflow-tracking-server/{TRACKING_SERVER}"
-    aws_moto.MLFLOW_SERVERS[TRACKING_SERVER] = {"MlflowVersion": "3.0.1", "ArtifactStoreUri": ARTIFACT_STORE}
+    aws_moto.MLFLOW_SERVERS[TRACKING_SERVER] = {"MlflowVersion": "3.4.2", "ArtifactStoreUri": ARTIFACT_STORE}
     out = _run(cli, capsys, "train", *role, "--no-wait", "--mlflow", tracking)
     job = next(line.split()[2] for line in out.splitlines() if line.startswith("training job "))
     _run(cli, capsys, "describe", job)

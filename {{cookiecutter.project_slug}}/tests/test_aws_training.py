@@ -286,8 +286,8 @@ def test_a_gpu_the_images_cuda_has_no_kernels_for_is_refused(instance_type, cuda
     )
     from nsmc_sentiment_classifier.errors import UsageError
 
-    uri = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-training:2.9.0-gpu-py312"
-    uri += f"-{cuda}-ubuntu22.04" if cuda else "-ubuntu22.04"
+    uri = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-training:2.9.0-transformers5.3.0"
+    uri += f"-gpu-py312-{cuda}-ubuntu22.04" if cuda else "-cpu-py312-ubuntu22.04"
     if refused:
         with pytest.raises(UsageError, match=rf"^{re.escape(instance_type)} has NVIDIA \S+ GPUs"):
             check_gpu_generation(instance_type, uri)
@@ -503,7 +503,7 @@ def test_local_base_model_is_uploaded_once_and_mounted_as_a_channel(
 def test_hosted_job_logs_to_a_managed_mlflow_server(moto_url, prepared, cli, config, capsys):
     _bucket()
     arn = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/team"
-    aws_moto.MLFLOW_SERVERS["team"] = {"MlflowVersion": "3.0.1", "ArtifactStoreUri": "s3://team-mlflow/a"}
+    aws_moto.MLFLOW_SERVERS["team"] = {"MlflowVersion": "3.4.2", "ArtifactStoreUri": "s3://team-mlflow/a"}
     assert _hosted(cli, "--mlflow", arn) == 0
     out = capsys.readouterr().out
     [job] = _jobs()
@@ -519,7 +519,7 @@ def test_hosted_job_logs_to_a_managed_mlflow_server(moto_url, prepared, cli, con
     assert "sagemaker-mlflow" in body
     # The client of the server's version family, not the newest one the project allows.
     mlflow = [line for line in body.splitlines() if line.startswith(("mlflow-skinny", "mlflow"))]
-    assert mlflow == ["mlflow-skinny>=3.0,<3.1"]
+    assert mlflow == ["mlflow-skinny>=3.4,<3.5"]
 
 
 def test_a_managed_mlflow_server_of_another_major_version_is_refused(moto_url, prepared, cli, config, capsys):
@@ -529,6 +529,11 @@ def test_a_managed_mlflow_server_of_another_major_version_is_refused(moto_url, p
     assert _hosted(cli, "--mlflow", arn) == 2
     err = capsys.readouterr().err
     assert "MLflow tracking server old runs MLflow 2.16.2, which this project's MLflow client" in err
+    assert _jobs() == []
+    # Same major version, below the project's floor: a client this project never ran with.
+    aws_moto.MLFLOW_SERVERS["old"]["MlflowVersion"] = "3.0.1"
+    assert _hosted(cli, "--mlflow", arn) == 2
+    assert "runs MLflow 3.0.1, which this project's MLflow client" in capsys.readouterr().err
     assert _jobs() == []
     # An unknown server is one line too, before anything is created.
     missing = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/missing"
@@ -672,3 +677,26 @@ def test_stop_reports_a_denied_describe_instead_of_guessing_the_job_kind(moto_ur
     assert cli.main(["sagemaker", "stop", "someone-elses-job"]) != 0
     err = capsys.readouterr().err
     assert "AccessDenied" in err and "DescribeTrainingJob" in err
+
+
+def test_image_tags_are_read_in_one_place():
+    from nsmc_sentiment_classifier.aws.images import (
+        Versions,
+        parse_image,
+    )
+
+    registry = f"763104351884.dkr.ecr.{REGION}.amazonaws.com"
+    training = parse_image(
+        f"{registry}/huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu-py312-cu130-ubuntu22.04"
+    )
+    assert training is not None
+    assert (training.versions, training.processor, training.cuda) == (
+        Versions("4.56.2", "2.8.0", "py312"),
+        "gpu",
+        (13, 0),
+    )
+    cpu = parse_image(
+        f"{registry}/huggingface-pytorch-inference:2.6.0-transformers4.51.3-cpu-py312-ubuntu22.04"
+    )
+    assert cpu is not None and cpu.processor == "cpu" and cpu.cuda is None
+    assert parse_image("123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-own-image:latest") is None

@@ -6,7 +6,10 @@ puts back afterwards (or after a rollback), and what ``delete`` removes.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import shlex
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,6 +20,15 @@ from .registry import Removed
 from .session import Aws, error_message, paged
 
 log = logging.getLogger(__name__)
+
+
+def _cli_option(member: str) -> str:
+    """An API member as the AWS CLI spells its option: PolicyName -> policy-name."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", member).lower()
+
+
+def _cli_value(value: Any) -> str:
+    return shlex.quote(json.dumps(value) if isinstance(value, dict | list) else str(value))
 
 
 @dataclass(frozen=True)
@@ -31,11 +43,15 @@ class Autoscaling:
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
+def scaling_resource(endpoint_name: str) -> str:
+    """The endpoint's variant as Application Auto Scaling names it (its ResourceId)."""
+    return f"endpoint/{endpoint_name}/variant/{VARIANT}"
+
+
 def _scaling_target(endpoint_name: str) -> dict[str, str]:
-    """The endpoint's variant as Application Auto Scaling names it."""
     return {
         "ServiceNamespace": "sagemaker",
-        "ResourceId": f"endpoint/{endpoint_name}/variant/{VARIANT}",
+        "ResourceId": scaling_resource(endpoint_name),
         "ScalableDimension": SCALABLE_DIMENSION,
     }
 
@@ -83,6 +99,22 @@ class ScalingSettings:
 
     def describe(self) -> str:
         return f"{self.minimum}-{self.maximum} instances"
+
+    def commands(self, endpoint_name: str) -> str:
+        """The AWS CLI commands that register these settings again, exactly (policies included):
+        what a user runs when the commands here could not."""
+        target = (
+            f"--service-namespace sagemaker --resource-id {scaling_resource(endpoint_name)} "
+            f"--scalable-dimension {SCALABLE_DIMENSION}"
+        )
+        lines = [
+            f"`aws application-autoscaling register-scalable-target {target} "
+            f"--min-capacity {self.minimum} --max-capacity {self.maximum}`"
+        ]
+        for policy in self.policies:
+            options = " ".join(f"--{_cli_option(key)} {_cli_value(value)}" for key, value in policy.items())
+            lines.append(f"`aws application-autoscaling put-scaling-policy {target} {options}`")
+        return " then ".join(lines)
 
     @classmethod
     def of(cls, endpoint_name: str, scaling: Autoscaling) -> ScalingSettings:
@@ -177,8 +209,7 @@ def restore_autoscaling(aws: Aws, endpoint_name: str, scaling: ScalingSettings |
     except Exception as error:
         return (
             f"its autoscaling ({scaling.describe()}) could not be restored ({aws_message(error)}): "
-            f"add it with `sagemaker deploy <same model> --update --endpoint-name {endpoint_name} "
-            f"--autoscale {scaling.minimum}:{scaling.maximum}`"
+            f"add it with {scaling.commands(endpoint_name)}"
         )
     return f"its autoscaling ({scaling.describe()}) is restored"
 

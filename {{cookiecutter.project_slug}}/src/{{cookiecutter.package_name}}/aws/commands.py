@@ -468,10 +468,11 @@ def _endpoint_name(args: argparse.Namespace, config: ProjectConfig) -> str:
     if not names.owns(name):
         log.warning(
             "endpoint %s does not start with %s-: the caller policy in docs/sagemaker.md (2.3) grants "
-            "only names that do; add arn:aws:sagemaker:<REGION>:<ACCOUNT_ID>:endpoint/%s to it",
+            "only names that do; add arn:aws:sagemaker:<REGION>:<ACCOUNT_ID>:endpoint/%s to it "
+            "(SageMaker writes names into ARNs in lower case)",
             name,
             names.prefix,
-            name,
+            name.lower(),
         )
     return name
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,6 +28,7 @@ from .autoscaling import (
     enable_autoscaling,
     read_autoscaling,
     restore_autoscaling,
+    scaling_resource,
 )
 from .images import (
     Versions,
@@ -41,7 +43,7 @@ from .jobs import describe_job
 from .names import VARIANT, ProjectNames, timestamp
 from .registry import ModelSource, Removed, check_package_ref, resolve_model_package
 from .rollout import Rollout
-from .session import PROJECT_TAG, Aws, paged, project_tags, split_s3_uri
+from .session import PROJECT_TAG, Aws, is_not_found, paged, project_tags, split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -328,8 +330,19 @@ def deploy(
         rollout = None
     elif rollout is None:
         rollout = Rollout()
+    # Application Auto Scaling refuses an update that changes the instance type of a variant it
+    # scales; any other update keeps the target, and the fleet scales on throughout the update.
+    must_deregister = (
+        old_scaling is not None
+        and serving is not None
+        and (
+            serving.serverless
+            or bool(serverless_memory_mb)
+            or serving.variant.get("InstanceType") != instance_type
+        )
+    )
     created: list[Callable[[], Any]] = []  # how to remove each resource made so far
-    deregistered = False
+    deregistered = switching = False
     try:
         create_model(aws, name, image, source, tags)
         # A guarded removal: should the endpoint run the new config after all (interrupted
@@ -339,12 +352,21 @@ def deploy(
         # which the API rejects.
         client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant], Tags=tags)
         if update:
-            # A scaling target pins the variant: UpdateEndpoint refuses a variant in use by it.
-            deregistered = bool(disable_autoscaling(aws, endpoint_name))
+            if must_deregister:
+                assert old_scaling is not None
+                log.warning(
+                    "endpoint %s: its autoscaling is removed for the change of instance type and put "
+                    "back once the update ends; should this process be stopped first, put it back with: %s",
+                    endpoint_name,
+                    old_scaling.commands(endpoint_name),
+                )
+                deregistered = bool(disable_autoscaling(aws, endpoint_name))
             request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
-            if rollout is not None:
+            if rollout is not None and rollout.options:
+                # Only what was asked for: without options SageMaker's own default applies.
                 request["DeploymentConfig"] = rollout.request()
             client.update_endpoint(**request)
+            switching = True
             endpoint = Endpoint.get(endpoint_name=endpoint_name, session=aws.boto, region=aws.settings.region)
         else:
             endpoint = Endpoint.create(
@@ -378,7 +400,17 @@ def deploy(
                 f"config are removed{restored}. `sagemaker logs` does not cover endpoints: see "
                 f"CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name}"
             )
-    except BaseException:
+    except BaseException as error:
+        if switching and not isinstance(error, UsageError):
+            # Interrupted while SageMaker updates: the update goes on without us. The guarded
+            # removal below keeps the new config and model while the endpoint may switch to them.
+            log.warning(
+                "endpoint %s is still being updated to endpoint config %s in SageMaker; follow it with "
+                "`aws sagemaker describe-endpoint --endpoint-name %s`",
+                endpoint_name,
+                name,
+                endpoint_name,
+            )
         if deregistered and old_scaling is not None:
             outcome = restore_autoscaling(aws, endpoint_name, old_scaling)
             log.warning("endpoint %s: %s", endpoint_name, outcome)
@@ -388,9 +420,6 @@ def deploy(
             except Exception as error:  # report, but keep the original failure
                 log.warning("could not clean up after a failed deploy: %s", error)
         raise
-    if serving is not None:
-        # The endpoint serves the new config: the old one and its model are unused now.
-        _remove_unused(client, configs=[serving.config_name])
     result = Deployment(
         endpoint_name,
         name,
@@ -404,19 +433,36 @@ def deploy(
     if scaling is not None and serverless_memory_mb:
         log.warning("endpoint %s is serverless now: its instance autoscaling is dropped", endpoint_name)
         scaling = None
-    if scaling is not None:
+    failure: Exception | None = None
+    if scaling is not None and (deregistered or autoscaling or not update):
         try:
-            resource = enable_autoscaling(aws, endpoint_name, scaling)
+            result.autoscaling = f"{enable_autoscaling(aws, endpoint_name, scaling)} ({scaling.describe()})"
         except Exception as error:
-            # The endpoint works and bills: keep it, and say exactly what it lacks.
-            raise UsageError(
-                f"endpoint {endpoint_name} is InService on endpoint config {name} WITHOUT "
-                f"autoscaling: registering {scaling.describe()} failed ({aws_message(error)}); add "
-                f"it with `sagemaker deploy <same model> --update --endpoint-name {endpoint_name} "
-                f"--autoscale {scaling.minimum}:{scaling.maximum}`, or remove the endpoint with "
-                f"`sagemaker delete --endpoint-name {endpoint_name}`"
-            ) from error
-        result.autoscaling = f"{resource} ({scaling.describe()})"
+            failure = error
+    elif scaling is not None:
+        result.autoscaling = f"{scaling_resource(endpoint_name)} ({scaling.describe()}, kept)"
+    if serving is not None:
+        # The endpoint serves the new config: the old one and its model are unused now. Failing
+        # to remove them loses nothing; say so and go on.
+        try:
+            _remove_unused(client, configs=[serving.config_name])
+        except Exception as error:
+            log.warning(
+                "endpoint %s: the old endpoint config %s could not be removed (%s); `sagemaker delete "
+                "--all` removes it later",
+                endpoint_name,
+                serving.config_name,
+                aws_message(error),
+            )
+    if failure is not None:
+        assert scaling is not None
+        # The endpoint works and bills: keep it, and say exactly what it lacks.
+        raise UsageError(
+            f"endpoint {endpoint_name} is InService on endpoint config {name} WITHOUT autoscaling: "
+            f"registering {scaling.describe()} failed ({aws_message(failure)}); add it with "
+            f"{scaling.commands(endpoint_name)}, or remove the endpoint with `sagemaker delete "
+            f"--endpoint-name {endpoint_name}`"
+        ) from failure
     return result
 
 
@@ -462,7 +508,7 @@ def _describe_endpoint(client: Any, endpoint_name: str) -> dict[str, Any] | None
     try:
         return dict(client.describe_endpoint(EndpointName=endpoint_name))
     except client.exceptions.ClientError as error:
-        if "Could not find" in str(error) or "ValidationException" in str(error):
+        if is_not_found(error):
             return None
         raise
 
@@ -555,17 +601,19 @@ def delete(aws: Aws, names: ProjectNames, endpoint_name: str) -> list[Removed]:
         removed += disable_autoscaling(aws, endpoint_name)
         client.delete_endpoint(EndpointName=endpoint_name)
         removed.append(Removed("endpoint", endpoint_name))
-    # Leftovers of failed or replaced deployments are named as its models and configs are.
+    # Leftovers of failed or replaced deployments are named as its models and configs are:
+    # <base>-<timestamp> exactly (not another endpoint's <base>-blue-<timestamp>).
     base = names.endpoint_models(endpoint_name)
+    own = re.compile(rf"{re.escape(base)}-\d{{8}}-\d{{6}}")
     configs |= {
         c["EndpointConfigName"]
         for c in paged(client, "list_endpoint_configs", "EndpointConfigs", NameContains=base)
-        if c["EndpointConfigName"].startswith(f"{base}-")
+        if own.fullmatch(c["EndpointConfigName"])
     }
     models = {
         m["ModelName"]
         for m in paged(client, "list_models", "Models", NameContains=base)
-        if m["ModelName"].startswith(f"{base}-")
+        if own.fullmatch(m["ModelName"])
     }
     return removed + _remove_unused(client, configs, models, exclude=endpoint_name)
 
@@ -597,25 +645,30 @@ def _remove_unused(
 
 
 def _configs_in_use(client: Any, exclude: str) -> set[str]:
+    """The configs endpoints run, and the ones an update in progress is moving them to (its
+    PendingDeploymentSummary): neither may be deleted, whatever the caller is cleaning up."""
     names = set()
     for endpoint in paged(client, "list_endpoints", "Endpoints"):
         if endpoint["EndpointName"] == exclude or endpoint.get("EndpointStatus") == "Deleting":
             continue
-        try:
-            described = client.describe_endpoint(EndpointName=endpoint["EndpointName"])
-        except client.exceptions.ClientError:
+        described = _describe_endpoint(client, endpoint["EndpointName"])
+        if described is None:
             continue  # deleted meanwhile
         names.add(described["EndpointConfigName"])
+        pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if pending:
+            names.add(pending)
     return names
 
 
 def _served_models(client: Any, config_name: str) -> set[str] | None:
-    """The models an endpoint config names; None when it cannot be read (deleted meanwhile, or
-    another team's config this caller may not read: its models are not ours anyway)."""
+    """The models an endpoint config names; None when it was deleted meanwhile. A config that
+    cannot be read for another reason raises: its models might be ones we were about to delete."""
     try:
         described = client.describe_endpoint_config(EndpointConfigName=config_name)
     except client.exceptions.ClientError as error:
-        log.debug("endpoint config %s: %s", config_name, error)
+        if not is_not_found(error):
+            raise
         return None
     return {v["ModelName"] for v in described.get("ProductionVariants", [])}
 

@@ -206,18 +206,13 @@ OLDEST_GPU = {11: (3, 5), 12: (5, 0), 13: (7, 5)}
 NEWER_GPUS = "ml.g5.2xlarge (A10G), ml.g6.2xlarge (L4), ml.g4dn.2xlarge (T4) or ml.p4d.24xlarge (A100)"
 
 
-def image_cuda(uri: str) -> tuple[int, int] | None:
-    """The CUDA version a Hugging Face DLC URI names (``...-cu130-...`` -> (13, 0)), or None."""
-    match = re.search(r"-cu(\d{2,3})(?:-|$)", uri)
-    return (int(match[1][:-1]), int(match[1][-1])) if match else None
-
-
 def check_gpu_generation(instance_type: str, uri: str) -> None:
     """Raise UsageError, one line naming instance types that work, when the image's CUDA build
     has no kernels for the instance's GPU: the job would start, be billed, and fail with "no
     kernel image is available for execution on the device"."""
     family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
-    cuda = image_cuda(uri)
+    tag = parse_image(uri)
+    cuda = tag.cuda if tag else None
     if family not in GPUS or cuda is None or cuda[0] not in OLDEST_GPU:
         return
     gpu, architecture, capability = GPUS[family]
@@ -253,17 +248,39 @@ def image_uri(versions: Versions, scope: str, region: str, instance_type: str) -
     return uri
 
 
+# A Hugging Face DLC tag: 2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04 (CPU: no -cuNNN).
 _IMAGE_TAG = re.compile(
-    r":(?P<pytorch>[\d.]+)-transformers(?P<transformers>[\d.]+)-(?:cpu|gpu)-(?P<py>py\d+)"
+    r":(?P<pytorch>[\d.]+)-transformers(?P<transformers>[\d.]+)-(?P<processor>cpu|gpu)-(?P<py>py\d+)"
+    r"(?:-cu(?P<cuda>\d{2,3})(?=-|$))?"
 )
+
+
+@dataclass(frozen=True)
+class ImageTag:
+    """What a Hugging Face DLC URI's tag says: versions, processor, CUDA build (GPU images)."""
+
+    versions: Versions
+    processor: str  # cpu or gpu
+    cuda: tuple[int, int] | None  # cu130 -> (13, 0)
+
+
+def parse_image(uri: str) -> ImageTag | None:
+    """The tag of a Hugging Face DLC URI, or None for another image."""
+    match = _IMAGE_TAG.search(uri)
+    if not match:
+        return None
+    cuda = match["cuda"]
+    return ImageTag(
+        Versions(match["transformers"], match["pytorch"], match["py"]),
+        match["processor"],
+        (int(cuda[:-1]), int(cuda[-1])) if cuda else None,
+    )
 
 
 def versions_from_image(uri: str) -> Versions | None:
     """Read the versions back from a Hugging Face DLC URI (e.g. a finished training job's)."""
-    match = _IMAGE_TAG.search(uri)
-    if not match:
-        return None
-    return Versions(match["transformers"], match["pytorch"], match["py"])
+    tag = parse_image(uri)
+    return tag.versions if tag else None
 
 
 def image_for_instance(uri: str, region: str, instance_type: str) -> str:
@@ -271,11 +288,10 @@ def image_for_instance(uri: str, region: str, instance_type: str) -> str:
     ``instance_type``'s processor when ``uri`` is a DLC for the other one: a registered GPU image
     would not run on a serverless endpoint (CPU only) and wastes a CPU instance's disk and memory.
     A URI that is not a Hugging Face DLC is returned as it is."""
-    versions = versions_from_image(uri)
-    built_for = re.search(r"-(cpu|gpu)-py", uri)
-    if versions is None or built_for is None or built_for[1] == processor_for(instance_type):
+    tag = parse_image(uri)
+    if tag is None or tag.processor == processor_for(instance_type):
         return uri
-    return image_uri(versions, "inference", region, instance_type)
+    return image_uri(tag.versions, "inference", region, instance_type)
 
 
 @cache

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from .session import Aws, error_message
+from .session import Aws, error_message, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -167,23 +167,15 @@ def _is_transform_job(aws: Aws, job_name: str) -> bool:
         client.describe_training_job(TrainingJobName=job_name)
         return False
     except client.exceptions.ClientError as error:
-        _raise_unless_not_found(error)
+        if not is_not_found(error):
+            raise
     try:
         client.describe_transform_job(TransformJobName=job_name)
         return True
     except client.exceptions.ClientError as error:
-        _raise_unless_not_found(error)
+        if not is_not_found(error):
+            raise
         return False
-
-
-# How SageMaker answers a Describe call for a job that does not exist. Anything else (access
-# denied, throttling) is the real answer and must reach the user, not read as "not this kind".
-_NOT_FOUND_CODES = ("ValidationException", "ResourceNotFound")
-
-
-def _raise_unless_not_found(error: Any) -> None:
-    if error.response.get("Error", {}).get("Code") not in _NOT_FOUND_CODES:
-        raise error
 
 
 def stop_any_job(aws: Aws, job_name: str) -> tuple[str, str]:

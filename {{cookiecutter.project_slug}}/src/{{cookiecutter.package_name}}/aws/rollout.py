@@ -54,6 +54,7 @@ class Rollout:
         return steps * self.wait_seconds + self.termination_wait_seconds
 
 
+STEP_PERCENT = {"canary": (1, 50), "linear": (10, 50)}
 # With alarms or a partial shift, a bake time is what lets the alarms see the new fleet's errors
 # before all traffic (or the old fleet) is gone; without them, waiting only doubles the bill.
 DEFAULT_BAKE_SECONDS = 300
@@ -100,9 +101,11 @@ def plan_rollout(
     step = 0
     if percent:
         step = int(percent) if percent.isdigit() else -1
-        if not 1 <= step <= 99:
-            raise UsageError(f"--traffic {traffic}: PERCENT of the new fleet must be 1 to 99")
-        check_api_value(step, "CapacitySizeValue", "--traffic PERCENT")
+        # SageMaker's limits (TrafficRoutingConfig in its API reference): a canary is at most half
+        # the fleet, a linear step 10-50% of it.
+        low, high = STEP_PERCENT[kind]
+        if not low <= step <= high:
+            raise UsageError(f"--traffic {traffic}: a {kind} step is {low} to {high} percent of the fleet")
     if wait_seconds is None:
         wait_seconds = DEFAULT_BAKE_SECONDS if (step or alarms) else 0
     check_api_value(wait_seconds, "WaitIntervalInSeconds", "--traffic-wait")

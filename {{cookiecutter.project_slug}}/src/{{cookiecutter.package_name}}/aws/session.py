@@ -81,6 +81,19 @@ def error_message(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Message", error))
 
 
+def is_not_found(error: Any) -> bool:
+    """Whether a botocore ClientError says the resource does not exist (SageMaker answers a
+    Describe of a missing resource with a ValidationException "Could not find ..."). Anything
+    else (access denied, throttling) is an answer the caller must not read as "gone"."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    message = error_message(error).lower()
+    if code in ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity"):
+        return True
+    return code == "ValidationException" and any(
+        phrase in message for phrase in ("could not find", "not found", "does not exist")
+    )
+
+
 def paged(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item under ``key`` of a boto3 list operation, over all its pages."""
     for page in client.get_paginator(operation).paginate(**kwargs):

@@ -324,8 +324,9 @@ def _requirement_name(requirement: str) -> str:
 def mlflow_client_pin(aws: Aws, tracking_arn: str, requirements: Iterable[str]) -> str:
     """The MLflow client requirement for a job that logs to a SageMaker managed MLflow server:
     the server's version family (``mlflow-skinny>=3.0,<3.1`` for 3.0.x), not the newest client,
-    whose REST calls a server of an older minor version may not know. A server of another major
-    version than the project's MLflow requirement allows is refused before anything is created."""
+    whose REST calls a server of an older minor version may not know. A server whose version
+    family the project's MLflow requirement excludes (another major version, or a minor below its
+    floor, whose client this project was never run with) is refused before anything is created."""
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
 
@@ -345,7 +346,7 @@ def mlflow_client_pin(aws: Aws, tracking_arn: str, requirements: Iterable[str]) 
         raise UsageError(f"MLflow tracking server {name}: unexpected MLflow version {version!r}") from None
     project = next((r for r in requirements if _requirement_name(r) in MLFLOW_CLIENTS), "")
     specifier = SpecifierSet(re.sub(r"^[\w.-]+(\[[^]]*\])?", "", project).split(";")[0].strip())
-    if project and not any(specifier.contains(f"{major}.{later}") for later in range(minor, minor + 100)):
+    if project and not any(specifier.contains(f"{major}.{minor}.{patch}") for patch in range(100)):
         raise UsageError(
             f"MLflow tracking server {name} runs MLflow {version}, which this project's MLflow client "
             f"({project}) does not support: create a tracking server with a version it supports "
