@@ -180,7 +180,10 @@ def register(subparsers: Any) -> None:
 
     deploy = commands.add_parser("deploy", help="deploy a model as a real-time endpoint")
     _model_source_arguments(deploy)
-    deploy.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
+    deploy.add_argument(
+        "--endpoint-name",
+        help="default: config endpoint_name or <prefix>-endpoint (prefix: the slug, 38 characters at most)",
+    )
     deploy.add_argument("--instance-type", help="default: config inference_instance_type")
     deploy.add_argument(
         "--instance-count",
@@ -299,7 +302,10 @@ def register(subparsers: Any) -> None:
 
     delete = commands.add_parser("delete", help="delete an endpoint with its config and model")
     target = delete.add_mutually_exclusive_group()
-    target.add_argument("--endpoint-name", help="default: config endpoint_name or <slug>-endpoint")
+    target.add_argument(
+        "--endpoint-name",
+        help="default: config endpoint_name or <prefix>-endpoint (prefix: the slug, 38 characters at most)",
+    )
     target.add_argument(
         "--all",
         action="store_true",
