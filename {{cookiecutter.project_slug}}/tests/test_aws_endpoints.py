@@ -829,15 +829,21 @@ def _serving(sm, endpoint: str) -> tuple[str, dict]:
     return config_name, variant
 
 
+def _deployed_once(cli, model_archive, capsys):
+    """The default endpoint, deployed; its config and variant, and a new second for new names."""
+    assert _deploy(cli, model_archive) == 0
+    sm = aws_moto.client("sagemaker", REGION)
+    old_config, old_variant = _serving(sm, NAMES.default_endpoint)
+    capsys.readouterr()
+    time.sleep(1)  # a new second: new resource names
+    return sm, old_config, old_variant
+
+
 def test_autoscaling_failure_after_the_switch_keeps_the_config_the_endpoint_runs(
     moto_url, cli, model_archive, capsys
 ):
     endpoint = NAMES.default_endpoint
-    assert _deploy(cli, model_archive) == 0
-    sm = aws_moto.client("sagemaker", REGION)
-    old_config, old_variant = _serving(sm, endpoint)
-    capsys.readouterr()
-    time.sleep(1)  # a new second: new resource names
+    sm, old_config, old_variant = _deployed_once(cli, model_archive, capsys)
     aws_moto.FAIL_SCALING_POLICIES.append(True)
     code = _deploy(cli, model_archive, "--update", "--autoscale", "1:3")
     err = capsys.readouterr().err
@@ -1114,11 +1120,7 @@ def test_a_failure_while_an_update_runs_keeps_the_config_it_is_moving_to(
     """The wait fails (here: credentials expire) while SageMaker is still updating: the new
     config and model are what the endpoint is moving to, so the clean-up must leave them."""
     endpoint = NAMES.default_endpoint
-    assert _deploy(cli, model_archive) == 0
-    sm = aws_moto.client("sagemaker", REGION)
-    old_config, old_variant = _serving(sm, endpoint)
-    capsys.readouterr()
-    time.sleep(1)  # a new second: new resource names
+    sm, old_config, old_variant = _deployed_once(cli, model_archive, capsys)
     aws_moto.HOLD_UPDATES.append(True)
     code = _deploy(cli, model_archive, "--update")
     err = capsys.readouterr().err
