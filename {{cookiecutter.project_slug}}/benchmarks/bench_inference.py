@@ -1,15 +1,18 @@
-"""Inference benchmark: batch prediction vs ``transformers.pipeline``, and int8 vs fp32.
+"""Inference benchmark: every engine's texts/s and accuracy, and batch prediction vs ``pipeline``.
 
-Same machine, same run, same texts and batch size for every method. The int8 part loads the
-model a second time with dynamic int8 quantization of its linear layers (``--quantize int8``)
-and, when the file has labels, reports the accuracy of both against them. Example (full NSMC
-test file via `data download`):
+Same machine, same run, same texts and batch size for every method. Engines: torch (fp32),
+and, when ``export`` has run on the model folder, onnx (ONNX Runtime fp32) and onnx-int8; each
+is timed in alternation with the others (best of --repeats runs), scored against the file's
+labels, and compared with torch label by label. int8's batch independence is checked too: the
+first --alone texts scored one at a time and inside the batches. Then the project's batch
+prediction with the default engine (what ``predict`` uses) against
+``transformers.pipeline("text-classification")`` on the torch model. Example (full NSMC test
+file via `data download`, a trained and exported model):
 
-    python benchmarks/bench_inference.py --model path/to/model --data ratings_test.txt --limit 3000
+    python benchmarks/bench_inference.py --model path/to/model --data ratings_test.txt --limit 5000
 
-Any saved sequence-classification model folder works; a base model without a classification
-head (loaded with a fresh 2-label head) is fine for speed figures. The server has its own
-benchmark: benchmarks/bench_server.py.
+Accuracy figures need a trained model: a fresh classification head scores near chance, where
+agreement between engines means little. The server has its own benchmark: bench_server.py.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each batch method")
     parser.add_argument(
-        "--label-column", default="label", help="gold label ids for the int8 accuracy check (if present)"
+        "--label-column", default="label", help="gold label ids for the accuracy figures (if present)"
+    )
+    parser.add_argument(
+        "--alone", type=int, default=300, help="texts scored one at a time for the batch-independence check"
     )
     parser.add_argument(
         "--threads", type=int, help="torch threads for the batch runs and the server (default: torch's)"
@@ -64,7 +70,11 @@ def main() -> None:
     print(f"{len(texts)} texts from {args.data}; model {args.model}")
     print(results["machine"])
 
+    results["engines"] = compare_engines(args, texts, gold)
     classifier = batch.load_classifier(args.model, args.batch_size)
+    reference = batch.load_classifier(args.model, args.batch_size, engine="torch")
+    results["default_engine"] = classifier.engine
+    print(f"\nbatch prediction (default engine: {classifier.engine}) vs pipeline (torch)")
     padding = padding_stats(classifier, texts, args.batch_size)
     results["padding"] = padding
     print(
@@ -73,7 +83,7 @@ def main() -> None:
         f"{padding['input_order']} in input-order batches"
     )
     ours_run = lambda items: batch.classify(classifier, items, progress=False)  # noqa: E731
-    pipe_run = pipeline_runner(classifier, args.batch_size)
+    pipe_run = pipeline_runner(reference, args.batch_size)
     ours_rates, pipe_rates, ours_cpu, pipe_cpu = [], [], [], []
     # Alternate the two and keep each one's best run: other load on the machine only ever
     # slows a run down, so the best run is the least disturbed one. CPU seconds of this
@@ -107,8 +117,6 @@ def main() -> None:
         f"per CPU-second   : {max(ours_cpu):.1f} vs {max(pipe_cpu):.1f} texts = "
         f"{max(ours_cpu) / max(pipe_cpu):.2f}x"
     )
-
-    results["int8"] = int8_vs_fp32(args, classifier, ours, texts, gold)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), "utf-8")
 
@@ -167,44 +175,82 @@ def pipeline_runner(classifier, batch_size: int):
     return lambda items: pipe(items, batch_size=batch_size, truncation=True, max_length=classifier.max_length)
 
 
-def int8_vs_fp32(args: argparse.Namespace, fp32, fp32_prediction, texts: list[str], gold: list) -> dict:
-    """Speed and accuracy of the int8-quantized model against the fp32 one, same texts."""
-    from nsmc_sentiment_classifier.serving import batch
+def compare_engines(args: argparse.Namespace, texts: list[str], gold: list) -> dict:
+    """Speed, accuracy and agreement with torch of every engine the model folder has."""
+    from nsmc_sentiment_classifier.serving import batch, inference
 
-    int8 = batch.load_classifier(args.model, args.batch_size, quantize="int8")
-    runners = {
-        "fp32": lambda items: batch.classify(fp32, items, progress=False),
-        "int8": lambda items: batch.classify(int8, items, progress=False),
-    }
-    rates: dict[str, list[float]] = {"fp32": [], "int8": []}
-    outputs = {"fp32": fp32_prediction, "int8": None}
+    engines = [
+        "torch",
+        *(name for name, file in inference.ONNX_FILES.items() if (args.model / file).is_file()),
+    ]
+    if len(engines) == 1:
+        print("no ONNX files in the model folder (run `export`): torch only")
+    loaded = {name: batch.load_classifier(args.model, args.batch_size, engine=name) for name in engines}
+    rates: dict[str, list[float]] = {name: [] for name in engines}
+    outputs: dict = {}
     for _ in range(args.repeats):  # alternated; the best run of each is the least disturbed
-        for name, run in runners.items():
-            rate, _, outputs[name] = time_batch(run, texts, args.batch_size)
+        for name, classifier in loaded.items():
+            rate, _, outputs[name] = time_batch(
+                lambda items, c=classifier: batch.classify(c, items, progress=False), texts, args.batch_size
+            )
             rates[name].append(rate)
     predicted = {name: [row.index(max(row)) for row in output.scores] for name, output in outputs.items()}
-    figures: dict = {
-        "fp32_texts_per_s": rates["fp32"],
-        "int8_texts_per_s": rates["int8"],
-        "speedup_best": max(rates["int8"]) / max(rates["fp32"]),
-        "same_label": sum(a == b for a, b in zip(predicted["fp32"], predicted["int8"], strict=True))
-        / len(texts),
-    }
-    print(f"fp32             : {max(rates['fp32']):8.1f} texts/s")
-    print(f"int8             : {max(rates['int8']):8.1f} texts/s = {figures['speedup_best']:.2f}x fp32")
-    print(f"int8 vs fp32     : same label for {100 * figures['same_label']:.2f}% of texts")
     labelled = [(i, int(label)) for i, label in enumerate(gold) if str(label).strip().lstrip("-").isdigit()]
-    if labelled:
-        for name in ("fp32", "int8"):
-            hits = sum(predicted[name][i] == label for i, label in labelled)
-            figures[f"{name}_accuracy"] = hits / len(labelled)
-        figures["accuracy_difference_points"] = 100 * (figures["int8_accuracy"] - figures["fp32_accuracy"])
-        figures["labelled_texts"] = len(labelled)
+    figures: dict = {}
+    base = max(rates["torch"])
+    print(f"{'engine':<10} {'texts/s':>8} {'vs torch':>8} {'accuracy':>8} {'points':>7} {'same label':>10}")
+    for name in engines:
+        row: dict = {
+            "texts_per_s": rates[name],
+            "speedup_best": max(rates[name]) / base,
+            "same_label_as_torch": sum(
+                a == b for a, b in zip(predicted[name], predicted["torch"], strict=True)
+            )
+            / len(texts),
+            "max_score_difference": max(
+                abs(a - b)
+                for mine, theirs in zip(outputs[name].scores, outputs["torch"].scores, strict=True)
+                for a, b in zip(mine, theirs, strict=True)
+            ),
+        }
+        if labelled:
+            row["accuracy"] = sum(predicted[name][i] == label for i, label in labelled) / len(labelled)
+            row["accuracy_difference_points"] = 100 * (
+                row["accuracy"] - figures.get("torch", row)["accuracy"]
+            )
+        figures[name] = row
+        accuracy = (
+            f"{row['accuracy']:8.4f} {row['accuracy_difference_points']:+7.2f}" if labelled else " " * 16
+        )
         print(
-            f"accuracy         : fp32 {figures['fp32_accuracy']:.4f}, int8 {figures['int8_accuracy']:.4f} "
-            f"({figures['accuracy_difference_points']:+.2f} points) on {len(labelled)} labelled texts"
+            f"{name:<10} {max(rates[name]):8.1f} {row['speedup_best']:7.2f}x {accuracy} "
+            f"{100 * row['same_label_as_torch']:9.2f}%   (max |dscore| {row['max_score_difference']:.2g})"
+        )
+    if labelled:
+        print(f"accuracy on {len(labelled)} labelled texts")
+    for name in engines[1:]:
+        figures[name]["alone_vs_batched"] = alone_vs_batched(loaded[name], texts[: args.alone], outputs[name])
+        found = figures[name]["alone_vs_batched"]
+        print(
+            f"{name}: {found['texts']} texts scored alone vs in batches of {args.batch_size}: "
+            f"{found['label_changes']} label changes, max |dscore| {found['max_score_difference']:.2g}"
         )
     return figures
+
+
+def alone_vs_batched(classifier, texts: list[str], batched) -> dict:
+    """Scores of each text in a forward pass of its own against those it got inside a batch."""
+    from nsmc_sentiment_classifier.serving import batch
+
+    alone = [batch.classify(classifier, [text], progress=False).scores[0] for text in texts]
+    pairs = list(zip(alone, batched.scores[: len(texts)], strict=True))
+    return {
+        "texts": len(texts),
+        "label_changes": sum(a.index(max(a)) != b.index(max(b)) for a, b in pairs),
+        "max_score_difference": max(
+            (abs(x - y) for a, b in pairs for x, y in zip(a, b, strict=True)), default=0.0
+        ),
+    }
 
 
 def machine() -> str:

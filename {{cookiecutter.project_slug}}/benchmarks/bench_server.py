@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64, help="clients in the mixed load")
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of the mixed load")
     parser.add_argument("--warm-up", type=float, default=10.0, help="seconds of the same load before it")
-    parser.add_argument("--quantize", choices=("none", "int8"), default="none")
+    parser.add_argument(
+        "--engine", choices=("auto", "torch", "onnx", "onnx-int8"), help="serve's --engine (default: its own)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     sys.path.insert(0, str(SRC))
@@ -56,7 +58,7 @@ def main() -> None:
 
     table = io_module.read_table(args.data, limit=max(args.big, 2000))
     texts = [str(row.values[args.text_column]) for row in table.rows]
-    results: dict = {"machine": machine(), "quantize": args.quantize}
+    results: dict = {"machine": machine(), "engine": args.engine}
     print(results["machine"])
     process, port = start_server(args)
     try:
@@ -93,8 +95,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
     }
     command = [sys.executable, "-m", PACKAGE, "serve", "--model", str(args.model), "--port", "0"]
     command += ["--max-body-bytes", str(MAX_BODY)]
-    if args.quantize != "none":  # so that it also runs against servers older than the flag
-        command += ["--quantize", args.quantize]
+    if args.engine:  # so that it also runs against servers older than the flag
+        command += ["--engine", args.engine]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert process.stdout is not None
     deadline = time.monotonic() + 120

@@ -286,6 +286,31 @@ def project_model_dir(tmp_path_factory, config) -> Path:
     return folder
 
 
+def labelled_examples(config: ProjectConfig, count: int, offset: int = 0) -> list:
+    """:func:`labelled_records` as the project reads labelled rows (``Example``: its scheme's
+    targets, and a text-pair project's second texts)."""
+    from nsmc_sentiment_classifier.data.examples import Example
+
+    records = labelled_records(config, count, offset)
+    targets = targets_of(config, [label for _, label in records])
+    return [
+        Example(text, target, line, pair_text(text) if config.data.pair_column else None)
+        for line, ((text, _), target) in enumerate(zip(records, targets, strict=True), start=2)
+    ]
+
+
+@pytest.fixture(scope="session")
+def exported_model_dir(tmp_path_factory, project_model_dir, config) -> Path:
+    """:func:`project_model_dir` after ``export``: model.onnx, model.int8.onnx, engines.json."""
+    from nsmc_sentiment_classifier.serving.export import export_model
+
+    folder = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(project_model_dir, folder)
+    examples = labelled_examples(config, 72)
+    export_model(folder, examples[:40], examples[40:], config.data.label_names, progress=False)
+    return folder
+
+
 @pytest.fixture
 def live_server():
     """Start ``serve``'s server in this process (its scheduler can be inspected) on a free

@@ -267,25 +267,14 @@ def test_hostile_json_is_a_request_error(body, content_type, reason):
         inference.input_fn(body, content_type)
 
 
-def test_int8_quantization_keeps_the_labels_and_quantizes_linear_layers(tiny_model_dir, classifier):
-    quantized = inference.load_model(str(tiny_model_dir), quantize="int8")
-    assert _quantized_linear_layers(quantized) > 0
-    assert quantized.labels == classifier.labels
-    scores = inference.predict_fn(inference.Request(TEXTS), quantized).scores
-    assert all(sum(row) == pytest.approx(1.0, abs=1e-4) for row in scores)
-    with pytest.raises(ValueError, match="quantize must be one of"):
-        inference.load_model(str(tiny_model_dir), quantize="int4")
-
-
-def test_the_container_reads_int8_from_its_environment(tiny_model_dir, monkeypatch):
-    monkeypatch.setenv("INFERENCE_QUANTIZE", "int8")
-    loaded = inference.model_fn(str(tiny_model_dir))
-    assert _quantized_linear_layers(loaded) > 0
-
-
-def _quantized_linear_layers(classifier) -> int:
-    # Dynamic quantization swaps nn.Linear for torch.ao.nn.quantized.dynamic.Linear.
-    return sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in classifier.model.modules())
+def test_an_unknown_engine_is_refused_and_the_container_reads_its_engine(tiny_model_dir, monkeypatch):
+    with pytest.raises(ValueError, match="engine must be one of auto, torch, onnx, onnx-int8"):
+        inference.load_model(str(tiny_model_dir), engine="int8")
+    monkeypatch.setenv("INFERENCE_ENGINE", "onnx")
+    with pytest.raises(inference.EngineError, match="model.onnx not found.*export"):
+        inference.model_fn(str(tiny_model_dir))
+    monkeypatch.setenv("INFERENCE_ENGINE", "auto")
+    assert inference.model_fn(str(tiny_model_dir)).engine == "torch", "never exported: torch"
 
 
 def test_long_texts_come_in_smaller_sub_batches_of_even_cost(classifier):

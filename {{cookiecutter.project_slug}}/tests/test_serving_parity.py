@@ -14,6 +14,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -189,6 +190,17 @@ def parity_environment(home):
     return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "OMP_NUM_THREADS": "1", **CONTAINER_LIMITS}
 
 
+def parity_output(script, home):
+    """What ``script`` prints under the parity virtualenv's Python."""
+    return subprocess.run(
+        [PARITY_PYTHON, "-c", script],
+        env=parity_environment(home),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def test_the_documents_name_the_default_inference_image():
     """README (and with SageMaker, config.toml and docs/sagemaker.md) state the pair of
     serving/container.py."""
@@ -212,13 +224,7 @@ def test_the_parity_environment_runs_the_default_inference_image(tmp_path):
         "import importlib.metadata as m, transformers; "
         "print(transformers.__version__, m.version('sagemaker-huggingface-inference-toolkit'))"
     )
-    found = subprocess.run(
-        [PARITY_PYTHON, "-c", script],
-        env=parity_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    found = parity_output(script, tmp_path).split()
     default = [container.CONTAINER_TRANSFORMERS, container.CONTAINER_TOOLKIT]
     assert found == default, (
         f"PARITY_PYTHON runs transformers {found[0]} with inference toolkit {found[1]}, but the "
@@ -477,3 +483,54 @@ def test_the_container_refuses_a_lone_text_for_a_pair_model(pair_container):
     refusal = answers[-1]
     assert refusal["status"] == 400
     assert "this model reads text pairs" in refusal["body"] and '"text_pair"' in refusal["body"]
+
+
+@pytest.fixture(scope="module")
+def onnx_container(exported_model_dir, tmp_path_factory, texts):
+    """An exported model whose engines.json chooses int8, answered in the toolkit."""
+    work = tmp_path_factory.mktemp("parity-onnx")
+    model = work / "model"
+    shutil.copytree(exported_model_dir, model)
+    record = json.loads((model / inference.ENGINES_FILE).read_text("utf-8"))
+    (model / inference.ENGINES_FILE).write_text(json.dumps({**record, "default": "onnx-int8"}), "utf-8")
+    requests = [
+        {
+            "content_type": JSON,
+            "accept": JSON,
+            "body": json.dumps({"inputs": texts, "parameters": {"top_k": None}}),
+        },
+        {"content_type": JSON, "accept": None, "body": json.dumps({"inputs": texts[0]})},
+        {"content_type": CSV, "accept": CSV, "body": csv_body(texts)},
+        {
+            "content_type": JSONL,
+            "accept": JSONL,
+            "body": "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in texts),
+        },
+    ]
+    return model, requests, run_in_toolkit(model, work, requests)
+
+
+@needs_parity_python
+def test_the_container_serves_an_exported_model_with_onnx_runtime(onnx_container, tmp_path):
+    """model_fn's default (auto) follows engines.json in the container too: ONNX Runtime, from
+    the archive's code/requirements.txt (the parity venv has that version), answering as locally."""
+    model, requests, answers = onnx_container
+    found = parity_output("import onnxruntime; print(onnxruntime.__version__)", tmp_path).strip()
+    assert found == container.CONTAINER_ONNXRUNTIME, "rebuild the parity venv: .ci/parity-env.sh"
+    int8 = inference.load_model(str(model))
+    assert int8.engine == "onnx-int8"
+    for request, answer in zip(requests, answers, strict=True):
+        assert answer["status"] == 200, answer
+        assert_same_body(request["accept"] or JSON, answer["body"], local_answer(int8, request))
+    # Scores are int8's, not PyTorch's: closer to the local int8 engine than to torch.
+    torch_model = inference.load_model(str(model), engine="torch")
+    ranked = [{item["label"]: item["score"] for item in row} for row in json.loads(answers[0]["body"])]
+    mine = [
+        {item["label"]: item["score"] for item in row} for row in json.loads(local_answer(int8, requests[0]))
+    ]
+    fp32 = [
+        {item["label"]: item["score"] for item in row}
+        for row in json.loads(local_answer(torch_model, requests[0]))
+    ]
+    off = lambda a, b: max(abs(x[k] - y[k]) for x, y in zip(a, b, strict=True) for k in x)  # noqa: E731
+    assert off(ranked, mine) <= 1e-6 < off(ranked, fp32)

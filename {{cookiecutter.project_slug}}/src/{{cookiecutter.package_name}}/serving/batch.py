@@ -15,7 +15,7 @@ from typing import Any
 from ..config import DataSection
 from ..data.examples import Example, load_examples, require_columns, resolve_data_file
 from ..data.io import Table, jsonl_line, read_table
-from ..errors import DataFormatError
+from ..errors import DataFormatError, UsageError
 from ..label_schemes import LabelScheme
 from ..metrics import save_confusion_matrix_png, save_per_label_png
 from . import inference
@@ -60,7 +60,7 @@ class BatchReport:
 
 
 def load_classifier(
-    model_dir: str | os.PathLike[str], batch_size: int | None = None, quantize: str = "none"
+    model_dir: str | os.PathLike[str], batch_size: int | None = None, engine: str = "auto"
 ) -> inference.Classifier:
     """``model_fn`` on a local folder, with a clear error when it is not a model folder."""
     folder = Path(model_dir)
@@ -69,7 +69,10 @@ def load_classifier(
             f"{folder}: not a model folder (no config.json); train first or pass --model with "
             "the folder training wrote"
         )
-    classifier = inference.load_model(str(folder), quantize=quantize)
+    try:
+        classifier = inference.load_model(str(folder), engine=engine)
+    except inference.EngineError as error:
+        raise UsageError(str(error)) from None
     if batch_size:
         classifier.batch_size = batch_size
     return classifier

@@ -1,4 +1,4 @@
-"""Commands ``predict``, ``evaluate``, ``serve`` and ``package``.
+"""Commands ``predict``, ``evaluate``, ``serve``, ``export`` and ``package``.
 
 torch and transformers are imported only once the options have been checked: importing them
 takes seconds to half a minute, and a mistyped option should not wait for that.
@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,8 @@ from ..training.runs import LATEST_FILE, latest_model_dir
 from .options import (
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_TIME_BUDGET,
+    ENGINES,
     OUTPUT_SUFFIXES,
-    QUANTIZE_MODES,
     ServerOptions,
 )
 
@@ -73,6 +74,29 @@ def register(subparsers: Any) -> None:
     serve = subparsers.add_parser(
         "serve", help="HTTP server with the SageMaker contract (GET /ping, POST /invocations)"
     )
+    export = subparsers.add_parser(
+        "export",
+        help="write ONNX models (fp32, int8) next to the weights and choose the CPU engine from "
+        "figures measured here",
+    )
+    export.add_argument(
+        "--check",
+        type=Path,
+        help="labelled file or folder every engine is measured on (default: the prepared validation split)",
+    )
+    export.add_argument(
+        "--calibration",
+        type=Path,
+        help="labelled file or folder whose texts fix the int8 activation scales (default: the "
+        "prepared train split)",
+    )
+    export.add_argument(
+        "--check-rows",
+        type=int,
+        default=2000,
+        help="measure on at most this many rows of --check (default: %(default)s)",
+    )
+    export.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     package = subparsers.add_parser(
         "package", help="build model.tar.gz for the Hugging Face inference container"
     )
@@ -86,6 +110,7 @@ def register(subparsers: Any) -> None:
         (predict, run_predict),
         (evaluate, run_evaluate),
         (serve, run_serve),
+        (export, run_export),
         (package, run_package),
     ):
         parser.set_defaults(handler=handler)
@@ -129,7 +154,7 @@ def register(subparsers: Any) -> None:
         help="seconds the requests in flight get to finish after SIGTERM or Ctrl-C; the rest get "
         "503 (default: %(default)s)",
     )
-    _add_quantize_option(serve, os.environ.get("INFERENCE_QUANTIZE", "none"), "INFERENCE_QUANTIZE or none")
+    _add_engine_option(serve, os.environ.get("INFERENCE_ENGINE", "auto"), "INFERENCE_ENGINE or auto")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -141,17 +166,18 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="truncate texts to this many tokens (default: the model's tokenizer limit)",
     )
-    _add_quantize_option(parser, "none", "none")
+    _add_engine_option(parser, "auto", "auto")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _add_quantize_option(parser: argparse.ArgumentParser, default: str, shown_default: str) -> None:
+def _add_engine_option(parser: argparse.ArgumentParser, default: str, shown_default: str) -> None:
     parser.add_argument(
-        "--quantize",
-        choices=QUANTIZE_MODES,
+        "--engine",
+        choices=ENGINES,
         default=default,
-        help="int8: dynamic int8 quantization of the linear layers on CPU, faster with a small "
-        f"accuracy cost (see BENCHMARKS.md) (default: {shown_default})",
+        help="what runs the model: torch, onnx (ONNX Runtime, same scores within 1e-4) or onnx-int8 "
+        "(faster, a little less exact), both written by `export`; auto: torch on a GPU, on CPU "
+        f"the engine export measured as fastest within its accuracy bound (default: {shown_default})",
     )
 
 
@@ -291,7 +317,7 @@ def _load_classifier(args: argparse.Namespace, config: ProjectConfig) -> inferen
     """The model for predict/evaluate, with --max-length checked against its token limit."""
     from .batch import load_classifier
 
-    classifier = load_classifier(args.model, args.batch_size or config.options.eval_batch_size, args.quantize)
+    classifier = load_classifier(args.model, args.batch_size or config.options.eval_batch_size, args.engine)
     if args.max_length is not None and args.max_length > classifier.max_length:
         raise UsageError(
             f"{args.group}: --max-length {args.max_length} exceeds the model's limit of "
@@ -310,14 +336,87 @@ def run_serve(args: argparse.Namespace) -> int:
         problems.insert(0, f"{args.model}: not a model folder (no config.json); train first or pass --model")
     if problems:
         raise UsageError("serve: " + "; ".join(problems))
+    from .inference import EngineError
     from .server import make_server
 
     try:
         server = make_server(args.model, options)
+    except EngineError as error:
+        raise UsageError(f"serve: {error}") from None
     except OSError as error:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     server.serve()
     return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.check_rows < 1:
+        raise UsageError(f"export: --check-rows must be a positive number of rows, got {args.check_rows}")
+    config = _with_defaults(args)
+    if not (args.model / "config.json").is_file():
+        raise UsageError(f"export: --model {args.model}: not a model folder (no config.json)")
+    from .export import ExportError, export_model, require_export_packages
+    from .inference import EngineError
+
+    try:
+        require_export_packages()
+    except ExportError as error:
+        raise UsageError(f"export: {error}") from None
+    from ..data.commands import is_prepared
+    from .batch import read_labelled
+
+    data = config.data
+    paths = {}
+    for option, split in (("check", "validation"), ("calibration", "train")):
+        path = getattr(args, option) or Path(data.prepared_dir) / split
+        if not path.exists():
+            raise UsageError(
+                f"export: {path}: no such file or folder; run `data prepare` first or pass --{option}"
+            )
+        paths[option] = path
+    check, calibration = (
+        read_labelled(path, data, "ids" if is_prepared(path, data.prepared_dir) else data.label_format)
+        for path in paths.values()
+    )
+    # A seeded sample spreads the calibration texts over the whole file, not its first rows.
+    texts = list(calibration.examples)
+    random.Random(config.options.seed).shuffle(texts)
+
+    try:
+        record = export_model(
+            args.model,
+            check.examples[: args.check_rows],
+            texts,
+            data.label_names,
+            progress=not args.no_progress,
+        )
+    except (ExportError, EngineError) as error:
+        raise UsageError(f"export: {error}") from None
+    print(engine_table(record))
+    print(
+        f"wrote model.onnx, model.int8.onnx and engines.json to {args.model}; default engine on CPU: "
+        f"{record['default']}"
+    )
+    return 0
+
+
+def engine_table(record: dict[str, Any]) -> str:
+    """engines.json as the lines ``export`` prints."""
+    metric = record["metric"]
+    lines = [
+        f"{record['check_texts']} check texts, {record['machine']['threads']} thread(s), "
+        f"{record['machine']['cpu']}",
+        f"{'engine':<10} {metric:>9} {'vs torch':>9} {'same label':>10} {'texts/s':>9} {'speed':>6}",
+    ]
+    torch_row = record["engines"][0]
+    for row in record["engines"]:
+        lines.append(
+            f"{row['engine']:<10} {row['metric']:>9.4f} {row['metric'] - torch_row['metric']:>+9.4f} "
+            f"{row['agreement']:>10.2%} {row['texts_per_second']:>9.1f} "
+            f"{row['texts_per_second'] / torch_row['texts_per_second']:>5.2f}x"
+            + (f"  ({row['variant']})" if row.get("variant") else "")
+        )
+    return "\n".join(lines)
 
 
 def run_package(args: argparse.Namespace) -> int:

@@ -7,3 +7,6 @@
 # (toolkit 2.6.0 does not import under transformers 5), so none of them can be tested here.
 CONTAINER_TRANSFORMERS, CONTAINER_PYTORCH, CONTAINER_PYTHON = "4.51.3", "2.6.0", "py312"
 CONTAINER_TOOLKIT = "2.6.0"
+# ONNX Runtime for the onnx engines: model.tar.gz's code/requirements.txt names this version when
+# the model was exported (the container pip-installs it at start-up), and the parity test runs it.
+CONTAINER_ONNXRUNTIME = "1.32.0"

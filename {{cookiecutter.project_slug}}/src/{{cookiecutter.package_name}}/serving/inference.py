@@ -47,8 +47,12 @@ Limits (environment variables): INFERENCE_MAX_TEXTS (texts per request, default 
 INFERENCE_MAX_BODY_BYTES (default 6 MiB, SageMaker's real-time payload limit),
 INFERENCE_BATCH_SIZE (texts per forward pass, default 32), INFERENCE_MAX_LENGTH (default token
 limit; otherwise the tokenizer's, capped by the model's position embeddings).
-INFERENCE_QUANTIZE=int8 runs the linear layers with dynamic int8 quantization on CPU (faster, a
-little less exact; measured in BENCHMARKS.md); ignored with a warning on GPU.
+INFERENCE_ENGINE chooses what runs the model: ``torch`` (PyTorch, the saved weights), ``onnx``
+(ONNX Runtime on CPU, ``model.onnx``: the same scores within 1e-4), ``onnx-int8`` (ONNX Runtime,
+``model.int8.onnx``: int8 weights and activations, faster, a little less exact) or ``auto``
+(default): on a GPU machine torch, on CPU the engine ``export`` measured as the fastest within its
+accuracy bound (``engines.json``), torch when the model was never exported. The ONNX files and
+engines.json are written by the project's ``export`` command next to the weights.
 """
 
 from __future__ import annotations
@@ -59,14 +63,13 @@ import json
 import logging
 import os
 import reprlib
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 try:
     from ..label_schemes import LabelScheme, for_model
@@ -84,7 +87,10 @@ JSONLINES_TYPES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "a
 REQUEST_TYPES = (JSON, CSV, JSONLINES, TEXT)
 RESPONSE_TYPES = (JSON, JSONLINES, CSV)
 PARAMETERS = ("top_k", "return_all_scores", "truncation", "max_length")
-QUANTIZE_MODES = ("none", "int8")
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
+# Written by the project's export command next to the weights (and packaged with them).
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+ENGINES_FILE = "engines.json"
 # Texts are cut to this many characters per allowed token before tokenising (at a space), so a
 # huge text costs no more than a long one; a cut that yields too few tokens is widened once to
 # WIDE_WINDOW, beyond which a text is cut regardless (it is longer than any model limit).
@@ -119,6 +125,10 @@ class RequestError(ValueError):
     status = 400
 
 
+class EngineError(RuntimeError):
+    """The chosen engine cannot run this model here (runtime not installed, file missing)."""
+
+
 class UnsupportedContentType(RequestError):
     status = 415
 
@@ -135,6 +145,7 @@ class PayloadTooLarge(RequestError):
 class Classifier:
     """What ``model_fn`` returns: the model with everything needed to run and label it."""
 
+    # A transformers model (engine "torch") or an onnxruntime.InferenceSession.
     model: Any
     tokenizer: Any
     labels: list[str]
@@ -147,6 +158,8 @@ class Classifier:
     # The data columns of a model trained on text pairs (config.json ``text_pair_columns``),
     # None for a model that reads one text.
     text_pair_columns: list[str] | None = None
+    # What runs the model: "torch", "onnx" or "onnx-int8" (never "auto": resolved at load).
+    engine: str = "torch"
 
 
 @dataclass
@@ -182,26 +195,27 @@ class Prediction:
 
 def model_fn(model_dir: str) -> Classifier:
     """Load the fine-tuned model and tokenizer from a folder (weights must be safetensors)."""
-    return load_model(model_dir, quantize=os.environ.get("INFERENCE_QUANTIZE", "none"))
+    return load_model(model_dir, engine=os.environ.get("INFERENCE_ENGINE", "auto"))
 
 
-def load_model(model_dir: str, quantize: str = "none") -> Classifier:
-    """``model_fn`` with its options as arguments (``quantize``: "none" or "int8")."""
-    quantize = (quantize or "none").strip().lower()
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
+def load_model(model_dir: str, engine: str = "auto") -> Classifier:
+    """``model_fn`` with its options as arguments (``engine``: one of :data:`ENGINES`)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    engine = resolve_engine(model_dir, engine, device)
     tokenizer = _load_tokenizer(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, use_safetensors=True, trust_remote_code=False
-    )
-    model.eval()
-    if quantize == "int8" and device.type != "cpu":
-        logger.warning("int8 quantization runs on CPU only; serving unquantized on %s", device)
-    elif quantize == "int8":
-        model = _quantize_int8(model)
-    model.to(device)
-    config = model.config
+    model: Any
+    if engine == "torch":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, use_safetensors=True, trust_remote_code=False
+        )
+        model.eval()
+        model.to(device)
+        config = model.config
+    else:
+        # ONNX Runtime's CPU build: a GPU, when there is one, stays unused (logged below).
+        device = torch.device("cpu")
+        model = onnx_session(os.path.join(model_dir, ONNX_FILES[engine]), engine)
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     positions = getattr(config, "max_position_embeddings", None)
     if isinstance(positions, int) and config.model_type in ("roberta", "xlm-roberta"):
@@ -211,10 +225,10 @@ def load_model(model_dir: str, quantize: str = "none") -> Classifier:
     model_limit = min(value for value in limits if isinstance(value, int) and 0 < value < 1_000_000)
     max_length = min(_env_int("INFERENCE_MAX_LENGTH", model_limit), model_limit)
     logger.info(
-        "loaded %s on %s%s: labels %s, max_length %d",
+        "loaded %s on %s with engine %s: labels %s, max_length %d",
         model_dir,
         device,
-        " (int8)" if quantize == "int8" and device.type == "cpu" else "",
+        engine,
         labels,
         max_length,
     )
@@ -228,30 +242,64 @@ def load_model(model_dir: str, quantize: str = "none") -> Classifier:
         BATCH_SIZE,
         for_model(config),
         [str(column) for column in pair_columns] if pair_columns else None,
+        engine,
     )
 
 
-def _quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantization of the linear layers (weights int8, activations per batch),
-    except the down-projections (more inputs than outputs: a feed-forward block's second layer,
-    the classifier's last one), which stay in float."""
-    # The down-projections read the activation function's long-tailed outputs, which one int8
-    # scale per batch represents badly: quantizing them too cost 0.8 accuracy points on NSMC
-    # (multilingual-E5-small), keeping them in float 0.1 (BENCHMARKS.md).
-    # torch.ao's eager API is the one that exists in every torch the containers ship (2.6 and
-    # newer) without extra packages, and is fast on CPU without compilation; newer torch marks
-    # it deprecated in favour of torchao, which the inference image does not have.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+def resolve_engine(model_dir: str, engine: str, device: torch.device) -> str:
+    """The engine that runs the model: ``engine`` itself, or for "auto" torch on a GPU and on CPU
+    the default ``export`` chose (engines.json; torch for a model never exported)."""
+    engine = (engine or "auto").strip().lower()
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "auto":
+        if engine != "torch" and device.type != "cpu":
+            logger.warning(
+                "engine %s runs on the CPU (ONNX Runtime's CPU build); %s stays unused", engine, device
+            )
+        return engine
+    if device.type != "cpu":
+        return "torch"
+    path = os.path.join(model_dir, ENGINES_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            chosen = json.load(handle).get("default")
+    except FileNotFoundError:
+        return "torch"
+    except (OSError, ValueError, AttributeError) as error:
+        raise EngineError(f"{path}: cannot read the engine export chose: {error}") from None
+    if chosen not in ONNX_FILES and chosen != "torch":
+        raise EngineError(f"{path}: default engine {chosen!r} is not one of torch, {', '.join(ONNX_FILES)}")
+    return str(chosen)
 
-        layers = {
-            name: default_dynamic_qconfig
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features
-        }
-        return quantize_dynamic(model, layers, dtype=torch.qint8)
+
+def with_onnx(classifier: Classifier, path: str | os.PathLike[str], engine: str) -> Classifier:
+    """``classifier`` run by the ONNX model at ``path`` (same tokenizer, labels and limits)."""
+    return replace(
+        classifier, model=onnx_session(str(path), engine), engine=engine, device=torch.device("cpu")
+    )
+
+
+def onnx_session(path: str, engine: str) -> Any:
+    """An ONNX Runtime CPU session for ``path``, using as many threads as torch would."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EngineError(
+            f"engine {engine} needs ONNX Runtime, which is not installed: pip install onnxruntime "
+            "(or choose the torch engine)"
+        ) from None
+    if not os.path.isfile(path):
+        raise EngineError(
+            f"{path} not found: engine {engine} runs the ONNX model that the project's export "
+            "command writes next to the weights (or choose the torch engine)"
+        )
+    options = onnxruntime.SessionOptions()
+    # Same thread count as torch (OMP_NUM_THREADS, torch.set_num_threads), so that both engines
+    # share a machine alike; ONNX Runtime would otherwise take every core.
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def _load_tokenizer(model_dir: str) -> Any:
@@ -574,17 +622,33 @@ def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[in
 
 def score_batch(model: Classifier, batch: Sequence[list[int]]) -> list[list[float]]:
     """Label scores for one sub-batch of token ids, padded to its longest row."""
-    pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    left = model.tokenizer.padding_side == "left"
-    ids, mask = _pad(list(batch), pad_id, left)
-    inputs = {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
-    if any(isinstance(row, PairIds) for row in batch):
-        # Token types tell a pair's second text apart (a single text's are all 0, the default).
-        types, _ = _pad([row.types if isinstance(row, PairIds) else [0] * len(row) for row in batch], 0, left)
-        inputs["token_type_ids"] = types.to(model.device)
+    inputs = model_inputs(model, batch)
+    if model.engine != "torch":
+        (logits,) = model.model.run(["logits"], {name: tensor.numpy() for name, tensor in inputs.items()})
+        return model.scheme.probabilities(torch.from_numpy(logits)).tolist()
+    inputs = {name: tensor.to(model.device) for name, tensor in inputs.items()}
     with torch.inference_mode():
         logits = model.model(**inputs).logits
         return model.scheme.probabilities(logits).cpu().tolist()
+
+
+def model_inputs(model: Classifier, batch: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+    """The model's inputs for a sub-batch of token ids (on the CPU), padded to its longest row.
+    An ONNX model gets exactly the inputs its graph declares."""
+    pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    left = model.tokenizer.padding_side == "left"
+    ids, mask = _pad(list(batch), pad_id, left)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if any(isinstance(row, PairIds) for row in batch):
+        # Token types tell a pair's second text apart (a single text's are all 0, the default).
+        types, _ = _pad([row.types if isinstance(row, PairIds) else [0] * len(row) for row in batch], 0, left)
+        inputs["token_type_ids"] = types
+    if model.engine == "torch":
+        return inputs
+    names = [node.name for node in model.model.get_inputs()]
+    if "token_type_ids" in names and "token_type_ids" not in inputs:
+        inputs["token_type_ids"] = torch.zeros_like(ids)
+    return {name: inputs[name] for name in names}
 
 
 def output_fn(prediction: Prediction, accept: str | None) -> str:

@@ -2,14 +2,14 @@
 
 Importing those takes seconds to half a minute, so a mistyped option must be reported from
 here, a module that imports nothing heavy. The handlers (``inference.py``) keep their own copy
-of ``QUANTIZE_MODES``: the container imports that file on its own.
+of ``ENGINES``: the container imports that file on its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-QUANTIZE_MODES = ("none", "int8")
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 # What predict can write, by extension (batch.open_records).
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
 # SageMaker ends an invocation after 60 s; answering before that lets the client see why.
@@ -28,7 +28,7 @@ class ServerOptions:
     batch_size: int | None = None
     time_budget: float = DEFAULT_TIME_BUDGET
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
-    quantize: str = "none"
+    engine: str = "auto"
 
     def problems(self) -> list[str]:
         """Everything wrong with these options, so that a bad server never starts."""
@@ -43,6 +43,6 @@ class ServerOptions:
             found.append(f"time budget must be 0-{LONGEST_WAIT:g} seconds, got {self.time_budget:g}")
         if not 0 <= self.shutdown_grace <= LONGEST_WAIT:
             found.append(f"shutdown grace must be 0-{LONGEST_WAIT:g} seconds, got {self.shutdown_grace:g}")
-        if self.quantize not in QUANTIZE_MODES:
-            found.append(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.quantize!r}")
+        if self.engine not in ENGINES:
+            found.append(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         return found

@@ -3,12 +3,14 @@
 Layout the container expects: model files (config, safetensors weights, tokenizer files) at the
 root of the archive, the handlers as ``code/inference.py`` (with the label schemes it imports as
 ``code/label_schemes/``) and ``code/requirements.txt``, which the container pip-installs at
-start-up.
+start-up: ONNX Runtime when the model was exported (``export`` wrote model.onnx,
+model.int8.onnx and engines.json next to the weights; they go in with them).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 import tempfile
@@ -17,21 +19,23 @@ from pathlib import Path
 
 from .. import label_schemes
 from . import inference
+from .container import CONTAINER_ONNXRUNTIME
 
 # Model and tokenizer files are JSON, safetensors, vocabularies (txt), sentencepiece or
 # tiktoken files. Pickles (pytorch_model.bin, optimizer.pt, training_args.bin) never go in:
 # loading them can run code, and the handlers load safetensors only.
-MODEL_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
+MODEL_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken", ".onnx")
 # Training state that can sit next to a model but is no use to the endpoint.
 SKIPPED_FILES = ("trainer_state.json", "training_args.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model")
 # Everything inference.py imports ships with the container (torch, transformers, safetensors)
 # or in the archive (code/label_schemes/).
 REQUIREMENTS = """\
-# Installed with pip when the inference container starts. code/inference.py needs only
-# torch and transformers, which the Hugging Face inference container already has; add
-# packages here only if you extend the handlers.
+# Installed with pip when the inference container starts. code/inference.py needs torch and
+# transformers, which the Hugging Face inference container already has, and ONNX Runtime when
+# the model was exported; add packages here only if you extend the handlers.
 """
+ONNXRUNTIME_REQUIREMENT = f"onnxruntime=={CONTAINER_ONNXRUNTIME}\n"
 SCHEMES_FOLDER = "code/label_schemes"
 
 
@@ -71,6 +75,17 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
             f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
             "save the tokenizer into the model folder with tokenizer.save_pretrained(folder)"
         )
+    engines = folder / inference.ENGINES_FILE
+    if engines.name in names:
+        try:
+            default = json.loads(engines.read_text(encoding="utf-8"))["default"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise PackageError(f"{engines}: unreadable ({error}); run export again") from None
+        needed = inference.ONNX_FILES.get(default)
+        if needed is not None and needed not in names:
+            raise PackageError(
+                f"{engines}: the default engine {default} needs {needed}, which is missing; run export again"
+            )
     return files
 
 
@@ -90,7 +105,8 @@ def build_model_archive(model_dir: str | os.PathLike[str], output: str | os.Path
             archive.add(Path(inference.__file__), arcname="code/inference.py", filter=_normalise)
             for module in sorted(Path(label_schemes.__file__).parent.glob("*.py")):
                 archive.add(module, arcname=f"{SCHEMES_FOLDER}/{module.name}", filter=_normalise)
-            data = REQUIREMENTS.encode("utf-8")
+            onnx = any(path.suffix == ".onnx" for path in files)
+            data = (REQUIREMENTS + (ONNXRUNTIME_REQUIREMENT if onnx else "")).encode("utf-8")
             info = _normalise(tarfile.TarInfo("code/requirements.txt"))
             info.size, info.mtime = len(data), int(time.time())
             archive.addfile(info, io.BytesIO(data))
@@ -111,6 +127,12 @@ def check_model_archive(path: str | os.PathLike[str]) -> list[str]:
             names = [member.name for member in members]
             handler = archive.extractfile("code/inference.py") if "code/inference.py" in names else None
             handler_source = handler.read() if handler is not None else b""
+            requirements = (
+                archive.extractfile("code/requirements.txt") if "code/requirements.txt" in names else None
+            )
+            requirements_text = (
+                requirements.read().decode("utf-8", "replace") if requirements is not None else ""
+            )
     except (tarfile.TarError, OSError) as error:
         raise PackageError(f"{path}: not a readable .tar.gz archive: {error}") from error
     problems = []
@@ -138,6 +160,9 @@ def check_model_archive(path: str | os.PathLike[str]) -> list[str]:
             compile(handler_source, "code/inference.py", "exec")
         except SyntaxError as error:
             problems.append(f"code/inference.py does not compile: {error}")
+    onnx = sorted(n for n in root if n.endswith(".onnx"))
+    if onnx and "onnxruntime" not in requirements_text:
+        problems.append(f"{', '.join(onnx)} inside but code/requirements.txt does not install onnxruntime")
     if problems:
         raise PackageError(f"{path}: bad model archive: {'; '.join(problems)}")
     return names

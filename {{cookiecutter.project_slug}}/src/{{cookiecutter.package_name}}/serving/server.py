@@ -558,7 +558,7 @@ def make_server(model_dir: str | Path, options: ServerOptions | None = None) -> 
         raise ValueError("; ".join(problems))
     listener = _bind(options.host, options.port)
     try:
-        classifier = inference.load_model(str(model_dir), quantize=options.quantize)
+        classifier = inference.load_model(str(model_dir), engine=options.engine)
     except BaseException:
         listener.close()
         raise
