@@ -306,8 +306,7 @@ def exported_model_dir(tmp_path_factory, project_model_dir, config) -> Path:
 
     folder = tmp_path_factory.mktemp("exported") / "model"
     shutil.copytree(project_model_dir, folder)
-    examples = labelled_examples(config, 72)
-    export_model(folder, examples[:40], examples[40:], config.data.label_names, progress=False)
+    export_model(folder, labelled_examples(config, 40), config.data.label_names, progress=False)
     return folder
 
 

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import os
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,12 +82,6 @@ def register(subparsers: Any) -> None:
         "--check",
         type=Path,
         help="labelled file or folder every engine is measured on (default: the prepared validation split)",
-    )
-    export.add_argument(
-        "--calibration",
-        type=Path,
-        help="labelled file or folder whose texts fix the int8 activation scales (default: the "
-        "prepared train split)",
     )
     export.add_argument(
         "--check-rows",
@@ -366,27 +359,14 @@ def run_export(args: argparse.Namespace) -> int:
     from .batch import read_labelled
 
     data = config.data
-    paths = {}
-    for option, split in (("check", "validation"), ("calibration", "train")):
-        path = getattr(args, option) or Path(data.prepared_dir) / split
-        if not path.exists():
-            raise UsageError(
-                f"export: {path}: no such file or folder; run `data prepare` first or pass --{option}"
-            )
-        paths[option] = path
-    check, calibration = (
-        read_labelled(path, data, "ids" if is_prepared(path, data.prepared_dir) else data.label_format)
-        for path in paths.values()
-    )
-    # A seeded sample spreads the calibration texts over the whole file, not its first rows.
-    texts = list(calibration.examples)
-    random.Random(config.options.seed).shuffle(texts)
-
+    path = args.check or Path(data.prepared_dir) / "validation"
+    if not path.exists():
+        raise UsageError(f"export: {path}: no such file or folder; run `data prepare` first or pass --check")
+    check = read_labelled(path, data, "ids" if is_prepared(path, data.prepared_dir) else data.label_format)
     try:
         record = export_model(
             args.model,
             check.examples[: args.check_rows],
-            texts,
             data.label_names,
             progress=not args.no_progress,
         )

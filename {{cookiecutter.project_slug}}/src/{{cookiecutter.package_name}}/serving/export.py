@@ -4,12 +4,9 @@ Writes into the model folder (``package`` puts them in model.tar.gz with the wei
   model.onnx       the fp32 graph with dynamic batch and sequence axes (``torch.onnx.export``);
                    its scores must match PyTorch's within :data:`PARITY` on the check texts, or
                    the export fails and writes nothing
-  model.int8.onnx  int8 weights (one scale per output channel) and int8 activations whose scales
-                   were fixed on calibration texts (ONNX Runtime static quantization, QDQ). Fixed
-                   scales make a text's scores independent of the other texts in its forward pass,
-                   so the server's request merging cannot change anyone's answer (dynamic
-                   quantization takes one activation scale per batch: it was 2.3x faster but changed
-                   the label of 12-18 texts in 300 between alone and in a batch of 64)
+  model.int8.onnx  int8 matrix products (ONNX Runtime dynamic quantization: weights with one
+                   scale per output channel, activations with one scale per forward pass, which
+                   the onnx engines make one text's: see inference.OnnxModel)
   engines.json     every engine's metric and texts/s on the check texts, measured on this machine
                    in one run, and ``default``: the fastest engine whose metric is within
                    :data:`ACCURACY_BOUND` of PyTorch's, which ``--engine auto`` (the default) serves
@@ -17,19 +14,19 @@ Writes into the model folder (``package`` puts them in model.tar.gz with the wei
 Which layers stay in float is decided by the same measurement: every matrix product is quantized
 first; when that loses more than the bound, the down-projections (more inputs than outputs: a
 feed-forward block's second layer, the classifier's last layer) stay in float and it is measured
-again. The check texts are labelled (the validation split by default); the calibration texts are
-training texts, never the check texts.
+again. The check texts are labelled: the validation split by default.
+Static quantization (activation scales fixed on calibration texts) was measured too and is not
+used: on NSMC it lost 1-1.5 accuracy points with every matrix product quantized (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +46,6 @@ PARITY = 1e-4
 # How much of the metric (accuracy for single-label, micro-F1 for multi-label) an engine may
 # lose against PyTorch fp32 and still be the default: half a point.
 ACCURACY_BOUND = 0.005
-# int8: the most a text's label score may differ between forward passes of other batches (its
-# own alone, or beside any other texts, padded to any width). Tested; BENCHMARKS.md measures it.
-BATCH_INDEPENDENCE = 1e-6
-CALIBRATION_TEXTS = 512
 # (name, keep the down-projections in float) in the order tried: fastest first.
 INT8_VARIANTS = (("all matrix products", False), ("down-projections in float", True))
 # Needed to export and quantize; serving needs only onnxruntime.
@@ -80,14 +73,11 @@ class EngineFigures:
 def export_model(
     model_dir: str | os.PathLike[str],
     check: Sequence[Example],
-    calibration: Sequence[Example],
     label_names: Sequence[str],
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write model.onnx, model.int8.onnx and engines.json into ``model_dir``; return engines.json.
-
-    ``check``: labelled examples every engine is measured on; ``calibration``: examples whose
-    texts fix the int8 activation scales (their labels are not used)."""
+    ``check``: the labelled examples every engine is measured on."""
     require_export_packages()
     folder = Path(model_dir)
     reference = inference.load_model(str(folder), engine="torch")
@@ -101,7 +91,7 @@ def export_model(
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
         work = Path(scratch)
         fp32 = work / inference.ONNX_FILES["onnx"]
-        _export_fp32(reference, _first_batch(reference, calibration or check), fp32)
+        _export_fp32(reference, _first_batch(reference, check), fp32)
         torch_scores, torch_figures = _measure(reference, check, gold, metric, None, progress)
         figures = [torch_figures]
         onnx = inference.with_onnx(reference, fp32, "onnx")
@@ -114,7 +104,7 @@ def export_model(
         figures.append(found)
         int8 = work / inference.ONNX_FILES["onnx-int8"]
         for variant, keep_down in INT8_VARIANTS:
-            _quantize(fp32, int8, reference, calibration or check, keep_down, work)
+            _quantize(fp32, int8, keep_down, work)
             quantized = inference.with_onnx(reference, int8, "onnx-int8")
             _, found = _measure(quantized, check, gold, metric, torch_scores, progress)
             found.variant = variant
@@ -142,7 +132,6 @@ def export_model(
         "metric": metric,
         "accuracy_bound": ACCURACY_BOUND,
         "check_texts": len(check),
-        "calibration_texts": min(len(calibration), CALIBRATION_TEXTS) if calibration else len(check),
         "machine": machine(),
         "engines": [asdict(found) for found in figures],
     }
@@ -222,89 +211,46 @@ def _export_fp32(classifier: inference.Classifier, sample: list[list[int]], path
         raise ExportError(f"torch.onnx.export failed for {type(model).__name__}: {error}") from error
 
 
-class _Calibration:
-    """Feeds for ONNX Runtime's calibration: the calibration texts in padded sub-batches."""
-
-    def __init__(
-        self, classifier: inference.Classifier, examples: Sequence[Example], names: list[str]
-    ) -> None:
-        # The histogram calibrators also need every batch to have the same number of rows.
-        size = classifier.batch_size
-        count = min(len(examples), CALIBRATION_TEXTS)
-        chosen = list(examples[: count - count % size if count >= size else count])
-        pairs = None if classifier.text_pair_columns is None else [e.text_pair or "" for e in chosen]
-        work = inference.Work(inference.Request([e.text for e in chosen], pairs), classifier)
-        self._feeds: Iterator[dict[str, np.ndarray]] = iter(self._all(work, classifier, names))
-
-    @staticmethod
-    def _all(
-        work: inference.Work, classifier: inference.Classifier, names: list[str]
-    ) -> list[dict[str, Any]]:
-        batches = []
-        while work.remaining:
-            _, ids = work.take(classifier.batch_size)
-            inputs = inference.model_inputs(classifier, ids)
-            inputs.setdefault("token_type_ids", torch.zeros_like(inputs["input_ids"]))
-            batches.append(inputs)
-        # ONNX Runtime's histogram calibrators stack every batch's activations into one array,
-        # so all batches must have one width: padding, masked as at serving time.
-        width = max(batch["input_ids"].shape[1] for batch in batches)
-        pad_id = classifier.tokenizer.pad_token_id or 0
-        padding = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
-        return [
-            {
-                name: torch.nn.functional.pad(
-                    batch[name], (0, width - batch[name].shape[1]), value=padding[name]
-                ).numpy()
-                for name in names
-            }
-            for batch in batches
-        ]
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
-
-
-def _quantize(
-    fp32: Path,
-    out: Path,
-    classifier: inference.Classifier,
-    calibration: Sequence[Example],
-    keep_down_projections: bool,
-    work: Path,
-) -> None:
+def _quantize(fp32: Path, out: Path, keep_down_projections: bool, work: Path) -> None:
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = work / "prepared.onnx"
     # Constant folding and shape inference first, as ONNX Runtime recommends before quantizing;
     # the symbolic shape pass does not know every op the exporter emits, and is not needed here.
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    graph = onnx.load(str(prepared))
-    weights = {tensor.name: tuple(tensor.dims) for tensor in graph.graph.initializer}
     kept = []
     if keep_down_projections:
-        for node in graph.graph.node:
+        graph = onnx.load(str(prepared)).graph
+        weights = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
+        for node in graph.node:
             shape = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) > 1 else None
             if shape is not None and len(shape) == 2 and shape[0] > shape[1]:
                 kept.append(node.name)
-    names = [node.name for node in graph.graph.input]
-    calibration_data = _Calibration(classifier, calibration, names)
-    quantize_static(
-        str(prepared),
-        str(out),
-        calibration_data,
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        activation_type=QuantType.QUInt8,
-        calibrate_method=getattr(CalibrationMethod, os.environ.get("X_CALIB", "Percentile")),
-        nodes_to_exclude=kept,
-        extra_options=json.loads(os.environ.get("X_EXTRA", '{"CalibPercentile": 99.999}')),
-    )
+    # The quantizer logs a line per tensor through the root logger: not for the user's console.
+    root = logging.getLogger()
+    quiet = _DropRootRecords()
+    root.addFilter(quiet)
+    try:
+        quantize_dynamic(
+            str(prepared),
+            str(out),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=kept,
+        )
+    finally:
+        root.removeFilter(quiet)
     prepared.unlink()
+
+
+class _DropRootRecords(logging.Filter):
+    """Drops the records logged on the root logger itself (``logging.info(...)``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "root"
 
 
 def _measure(

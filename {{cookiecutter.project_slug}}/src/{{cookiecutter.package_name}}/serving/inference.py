@@ -49,10 +49,13 @@ INFERENCE_BATCH_SIZE (texts per forward pass, default 32), INFERENCE_MAX_LENGTH 
 limit; otherwise the tokenizer's, capped by the model's position embeddings).
 INFERENCE_ENGINE chooses what runs the model: ``torch`` (PyTorch, the saved weights), ``onnx``
 (ONNX Runtime on CPU, ``model.onnx``: the same scores within 1e-4), ``onnx-int8`` (ONNX Runtime,
-``model.int8.onnx``: int8 weights and activations, faster, a little less exact) or ``auto``
+``model.int8.onnx``: int8 matrix products, faster, a little less exact) or ``auto``
 (default): on a GPU machine torch, on CPU the engine ``export`` measured as the fastest within its
 accuracy bound (``engines.json``), torch when the model was never exported. The ONNX files and
-engines.json are written by the project's ``export`` command next to the weights.
+engines.json are written by the project's ``export`` command next to the weights. ONNX Runtime
+scores every text in a forward pass of its own (no padding), several at a time on as many threads
+as torch uses, so a text's scores never depend on the other texts of a request or of the server's
+merged batches (int8 quantizes activations with one scale per forward pass: per text).
 """
 
 from __future__ import annotations
@@ -64,9 +67,11 @@ import logging
 import os
 import reprlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 import transformers
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -145,7 +150,7 @@ class PayloadTooLarge(RequestError):
 class Classifier:
     """What ``model_fn`` returns: the model with everything needed to run and label it."""
 
-    # A transformers model (engine "torch") or an onnxruntime.InferenceSession.
+    # A transformers model (engine "torch") or an :class:`OnnxModel`.
     model: Any
     tokenizer: Any
     labels: list[str]
@@ -214,7 +219,7 @@ def load_model(model_dir: str, engine: str = "auto") -> Classifier:
     else:
         # ONNX Runtime's CPU build: a GPU, when there is one, stays unused (logged below).
         device = torch.device("cpu")
-        model = onnx_session(os.path.join(model_dir, ONNX_FILES[engine]), engine)
+        model = OnnxModel(os.path.join(model_dir, ONNX_FILES[engine]), engine)
         config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     positions = getattr(config, "max_position_embeddings", None)
@@ -275,31 +280,54 @@ def resolve_engine(model_dir: str, engine: str, device: torch.device) -> str:
 
 def with_onnx(classifier: Classifier, path: str | os.PathLike[str], engine: str) -> Classifier:
     """``classifier`` run by the ONNX model at ``path`` (same tokenizer, labels and limits)."""
-    return replace(
-        classifier, model=onnx_session(str(path), engine), engine=engine, device=torch.device("cpu")
-    )
+    return replace(classifier, model=OnnxModel(str(path), engine), engine=engine, device=torch.device("cpu"))
 
 
-def onnx_session(path: str, engine: str) -> Any:
-    """An ONNX Runtime CPU session for ``path``, using as many threads as torch would."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise EngineError(
-            f"engine {engine} needs ONNX Runtime, which is not installed: pip install onnxruntime "
-            "(or choose the torch engine)"
-        ) from None
-    if not os.path.isfile(path):
-        raise EngineError(
-            f"{path} not found: engine {engine} runs the ONNX model that the project's export "
-            "command writes next to the weights (or choose the torch engine)"
-        )
-    options = onnxruntime.SessionOptions()
-    # Same thread count as torch (OMP_NUM_THREADS, torch.set_num_threads), so that both engines
-    # share a machine alike; ONNX Runtime would otherwise take every core.
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+class OnnxModel:
+    """An ONNX Runtime CPU session that scores each text in a forward pass of its own, on a pool
+    of as many threads as torch would use (OMP_NUM_THREADS, torch.set_num_threads), one text per
+    thread at a time. No padding is computed, and a text's scores never depend on which texts
+    share a request: int8's dynamic quantization takes one activation scale per forward pass,
+    which is then one text's (over a padded batch it was every text's, and labels changed)."""
+
+    def __init__(self, path: str, engine: str) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise EngineError(
+                f"engine {engine} needs ONNX Runtime, which is not installed: pip install onnxruntime "
+                "(or choose the torch engine)"
+            ) from None
+        if not os.path.isfile(path):
+            raise EngineError(
+                f"{path} not found: engine {engine} runs the ONNX model that the project's export "
+                "command writes next to the weights (or choose the torch engine)"
+            )
+        options = onnxruntime.SessionOptions()
+        # One thread per forward pass: one text's matrices are too small to split well, and
+        # texts side by side keep every core busy (measured in BENCHMARKS.md).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.inputs = [node.name for node in self.session.get_inputs()]
+        threads = torch.get_num_threads()
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="onnx") if threads > 1 else None
+
+    def logits(self, batch: Sequence[list[int]]) -> np.ndarray:
+        """The logits of each row of token ids, each computed alone (rows in, rows out)."""
+        rows = self._pool.map(self._one, batch) if self._pool is not None else map(self._one, batch)
+        return np.stack(list(rows))
+
+    def _one(self, ids: list[int]) -> np.ndarray:
+        tokens = np.asarray([ids], dtype=np.int64)
+        types = ids.types if isinstance(ids, PairIds) else [0] * len(ids)
+        feeds = {
+            "input_ids": tokens,
+            "attention_mask": np.ones_like(tokens),
+            "token_type_ids": np.asarray([types], dtype=np.int64),
+        }
+        (logits,) = self.session.run(["logits"], {name: feeds[name] for name in self.inputs})
+        return np.asarray(logits[0])
 
 
 def _load_tokenizer(model_dir: str) -> Any:
@@ -622,19 +650,18 @@ def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[in
 
 def score_batch(model: Classifier, batch: Sequence[list[int]]) -> list[list[float]]:
     """Label scores for one sub-batch of token ids, padded to its longest row."""
-    inputs = model_inputs(model, batch)
     if model.engine != "torch":
-        (logits,) = model.model.run(["logits"], {name: tensor.numpy() for name, tensor in inputs.items()})
-        return model.scheme.probabilities(torch.from_numpy(logits)).tolist()
-    inputs = {name: tensor.to(model.device) for name, tensor in inputs.items()}
+        logits = torch.from_numpy(model.model.logits(batch))
+        return model.scheme.probabilities(logits).tolist()
+    inputs = {name: tensor.to(model.device) for name, tensor in model_inputs(model, batch).items()}
     with torch.inference_mode():
         logits = model.model(**inputs).logits
         return model.scheme.probabilities(logits).cpu().tolist()
 
 
 def model_inputs(model: Classifier, batch: Sequence[list[int]]) -> dict[str, torch.Tensor]:
-    """The model's inputs for a sub-batch of token ids (on the CPU), padded to its longest row.
-    An ONNX model gets exactly the inputs its graph declares."""
+    """The PyTorch model's inputs for a sub-batch of token ids (on the CPU), padded to its
+    longest row."""
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     left = model.tokenizer.padding_side == "left"
     ids, mask = _pad(list(batch), pad_id, left)
@@ -643,12 +670,7 @@ def model_inputs(model: Classifier, batch: Sequence[list[int]]) -> dict[str, tor
         # Token types tell a pair's second text apart (a single text's are all 0, the default).
         types, _ = _pad([row.types if isinstance(row, PairIds) else [0] * len(row) for row in batch], 0, left)
         inputs["token_type_ids"] = types
-    if model.engine == "torch":
-        return inputs
-    names = [node.name for node in model.model.get_inputs()]
-    if "token_type_ids" in names and "token_type_ids" not in inputs:
-        inputs["token_type_ids"] = torch.zeros_like(ids)
-    return {name: inputs[name] for name in names}
+    return inputs
 
 
 def output_fn(prediction: Prediction, accept: str | None) -> str:
