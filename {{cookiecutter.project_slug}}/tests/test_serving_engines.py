@@ -157,3 +157,40 @@ def test_the_archive_installs_onnxruntime_and_refuses_a_missing_default(exported
 def test_batch_prediction_uses_the_chosen_engine(exported_model_dir):
     for engine in ("torch", "onnx", "onnx-int8"):
         assert batch.load_classifier(exported_model_dir, 4, engine=engine).engine == engine
+
+
+def test_no_deprecated_quantization_api():
+    """torch.ao.quantization (torch's eager dynamic quantization) is deprecated in torch 2.13."""
+    from pathlib import Path
+
+    sources = Path(inference.__file__).parents[1].rglob("*.py")
+    assert not [path.name for path in sources if "torch.ao" in path.read_text("utf-8")]
+
+
+@pytest.mark.engine
+def test_the_server_merges_concurrent_requests_without_changing_int8_answers(
+    live_server, exported_model_dir, engines, config, texts
+):
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, port = live_server(exported_model_dir, engine="onnx-int8", batch_size=8)
+    int8 = engines["onnx-int8"]
+    expected = {text: inference.predict_fn(request(config, [text]), int8).scores[0] for text in texts}
+
+    def ask(chunk):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        items = [{"text": t, "text_pair": pair_text(t)} for t in chunk] if config.data.pair_column else chunk
+        body = json.dumps({"inputs": items, "parameters": {"top_k": None}})
+        connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        assert answer.status == 200
+        rows = json.loads(answer.read())
+        connection.close()
+        return [sorted(row, key=lambda item: int8.labels.index(item["label"])) for row in rows]
+
+    chunks = [texts[i : i + 5] for i in range(0, len(texts), 5)] * 2
+    with ThreadPoolExecutor(8) as pool:
+        for chunk, rows in zip(chunks, pool.map(ask, chunks), strict=True):
+            for text, row in zip(chunk, rows, strict=True):
+                assert [item["score"] for item in row] == pytest.approx(expected[text], abs=1e-6)
