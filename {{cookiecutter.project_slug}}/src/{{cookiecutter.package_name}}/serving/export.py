@@ -95,7 +95,7 @@ def export_model(
         torch_scores, torch_figures = _measure(reference, check, gold, metric, None, progress)
         figures = [torch_figures]
         onnx = inference.with_onnx(reference, fp32, "onnx")
-        scores, found = _measure(onnx, check, gold, metric, torch_scores, progress)
+        _, found = _measure(onnx, check, gold, metric, torch_scores, progress)
         if found.max_score_difference > PARITY:
             raise ExportError(
                 f"the ONNX model's scores differ from PyTorch's by up to {found.max_score_difference:.2g} "
