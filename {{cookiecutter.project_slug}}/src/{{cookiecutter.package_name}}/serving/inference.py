@@ -2,8 +2,9 @@
 
 This file is copied as ``code/inference.py`` into ``model.tar.gz``, the label schemes beside it
 as ``code/label_schemes/``; the container's inference toolkit imports it on its own, so it must
-import nothing else of the project (standard library, torch, transformers and the label schemes
-only) and work with the container's transformers 4.51 as well as 5.x.
+import nothing else of the project (standard library, numpy, torch, transformers, the label
+schemes, and onnxruntime for the onnx engines, which code/requirements.txt installs) and work with
+the container's transformers 4.51 as well as 5.x.
 
 The toolkit calls ``model_fn(model_dir)`` once, then per request
 ``output_fn(predict_fn(input_fn(body, content_type), model), accept)``. It counts each handler's
